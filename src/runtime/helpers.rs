@@ -77,12 +77,7 @@ fn helper_loop(rx: &Mutex<Receiver<Task>>) {
         };
         let Ok(task) = task else { return };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(task)) {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            log::error!("a helper task panicked: {what}");
+            log::error!("a helper task panicked: {}", super::pool::panic_message(&*panic));
         }
     }
 }

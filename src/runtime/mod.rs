@@ -1,3 +1,35 @@
 //! The job runtime: cooperative jobs polled by a pool on one worker thread.
+//!
+//! This is dclua's foundation, inherited from pyDClib: every network activity
+//! — a hub session, a transfer, a Lua coroutine — is a [`Job`] that does its
+//! work a slice at a time. A [`JobPool`] owns the jobs and polls the ready
+//! ones; the [`Worker`] is the one networking thread that waits in
+//! `mio::Poll` and runs the pool.
+//!
+//! | piece | owns | must not |
+//! |---|---|---|
+//! | [`Job`], [`Step`] | the contract (`poll`, `is_alive`, `stop`) | block |
+//! | [`JobPool`], [`Context`], [`Runtime`] | jobs, wake reasons, timers, tokens | do I/O |
+//! | [`Worker`], [`WorkerHandle`] | the thread, `mio::Poll`, the inbox | know any protocol |
+//! | [`Connection`], [`Listener`], [`UdpSocket`] | one socket, its buffers and framing | interpret bytes |
+//! | [`helpers::HelperPool`] | CPU-heavy work off the worker | touch jobs |
+//!
+//! A job is polled when one of its wake reasons occurs — readiness of a source
+//! it registered, one of its timers, a message or helper result for it, or its
+//! own request to run again — and never otherwise: an idle process uses no CPU.
+//! Read `docs/RUNTIME.md` for the invariants in one place.
 
+mod conn;
 pub mod helpers;
+mod job;
+mod net;
+mod pool;
+mod timer;
+mod worker;
+
+pub use conn::{ConnError, Connection, Framing, ReadStatus, READ_BUDGET};
+pub use job::{FnJob, Job, JobId, Step};
+pub use net::{Listener, UdpSocket, LISTEN_BACKLOG};
+pub use pool::{Context, IoEvent, JobPool, Message, Runtime, TaskDone, TaskId};
+pub use timer::TimerId;
+pub use worker::{Worker, WorkerConfig, WorkerGone, WorkerHandle};

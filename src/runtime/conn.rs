@@ -1,0 +1,612 @@
+//! [`Connection`]: a buffered, non-blocking TCP connection for jobs.
+//!
+//! It owns one socket, its framing and its buffers. It never interprets what it
+//! carries: hub and peer sessions parse the frames it hands out.
+//!
+//! - **Framing**: delimited (`|` for NMDC, `\n` for ADC) with a maximum frame
+//!   size — a peer that sends a longer frame gets its connection failed with
+//!   [`ConnError::FrameTooLarge`], so memory stays bounded — or raw bytes for
+//!   transfers. The mode can change mid-stream (after `$ADCSND`, say): bytes
+//!   already buffered are handed out first.
+//! - **Reading** follows mio's edge-triggered idiom: read until `WouldBlock`,
+//!   but never more than a byte budget per call, so one fast peer cannot
+//!   starve the others; [`Connection::has_more`] then tells the job to ask for
+//!   a repoll.
+//! - **Writing** goes through a queue with a cursor; write interest is
+//!   registered only while output is pending. [`Connection::queued`] is the
+//!   back-pressure signal.
+//! - **Memory**: an idle connection holds no buffer at all; buffers are
+//!   allocated while bytes are in flight and freed when they drain.
+//! - **Close**: [`Connection::close`] flushes what is queued, then shuts the
+//!   write side down. Dropping the connection deregisters it and frees its
+//!   token.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+
+use memchr::memchr;
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+
+use super::{Context, IoEvent, JobId, Runtime};
+
+/// Bytes read from the socket per [`Connection::read_frames`] or
+/// [`Connection::read_raw`] call at most, for fairness between jobs.
+pub const READ_BUDGET: usize = 1 << 20;
+
+/// Size of one read from the socket into the connection's buffer.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How a connection cuts its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Frames end with `delim`; a frame longer than `max_frame` bytes fails
+    /// the connection.
+    Delimited {
+        /// The delimiter byte (`b'|'` or `b'\n'`), not part of the frame.
+        delim: u8,
+        /// The longest acceptable frame, in bytes.
+        max_frame: usize,
+    },
+    /// No framing: bytes as they come ([`Connection::read_raw`]).
+    Raw,
+}
+
+impl Framing {
+    /// NMDC framing: `|`, with the given maximum frame size.
+    pub fn nmdc(max_frame: usize) -> Framing {
+        Framing::Delimited { delim: b'|', max_frame }
+    }
+
+    /// ADC framing: `\n`, with the given maximum frame size.
+    pub fn adc(max_frame: usize) -> Framing {
+        Framing::Delimited { delim: b'\n', max_frame }
+    }
+}
+
+/// Why a connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    /// Connecting failed.
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        /// Where we tried to connect.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The peer sent a frame over the limit; the connection was closed.
+    #[error("the peer sent a frame longer than {max} bytes without a delimiter; connection closed")]
+    FrameTooLarge {
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// Reading or writing failed.
+    #[error("{op} failed: {source}")]
+    Io {
+        /// "reading" or "writing".
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The connection is closed; nothing more can be sent.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// What a read call saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadStatus {
+    /// Frames handed to the callback (delimited mode) or bytes read (raw mode).
+    pub count: usize,
+    /// The peer closed its side: no more input will come.
+    pub eof: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Connecting,
+    Open,
+    /// Flush the queue, then shut down the write side.
+    Closing,
+    Closed,
+}
+
+/// Buffers of a connection with bytes in flight; absent when idle.
+#[derive(Debug, Default)]
+struct Buffers {
+    /// Received bytes not handed out yet are `rbuf[rpos..]`.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    /// Queued output; the front chunk is written from `wpos` on.
+    wq: VecDeque<Vec<u8>>,
+    wpos: usize,
+    /// Bytes queued and not yet written.
+    queued: usize,
+}
+
+impl Buffers {
+    fn is_idle(&self) -> bool {
+        self.rpos >= self.rbuf.len() && self.wq.is_empty()
+    }
+}
+
+/// A buffered non-blocking TCP connection owned by a job; see the module docs.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    rt: Runtime,
+    token: Token,
+    framing: Framing,
+    state: State,
+    /// The socket may have more input: set by readable events, cleared by
+    /// `WouldBlock`.
+    readable: bool,
+    /// The socket accepts output: cleared by `WouldBlock`, set by writable
+    /// events.
+    writable: bool,
+    /// WRITABLE is part of the registered interest.
+    write_interest: bool,
+    eof: bool,
+    bufs: Option<Box<Buffers>>,
+}
+
+impl Connection {
+    /// Starts connecting to `addr` for job `owner`. Completion is reported by
+    /// the first [`read_frames`](Connection::read_frames) / `flush` after the
+    /// socket becomes writable; output sent meanwhile is queued.
+    pub fn connect(
+        rt: &Runtime,
+        owner: JobId,
+        addr: SocketAddr,
+        framing: Framing,
+    ) -> Result<Connection, ConnError> {
+        let mut stream =
+            TcpStream::connect(addr).map_err(|source| ConnError::Connect { addr, source })?;
+        let token = rt
+            .register(owner, &mut stream, Interest::READABLE | Interest::WRITABLE)
+            .map_err(|source| ConnError::Connect { addr, source })?;
+        Ok(Connection {
+            stream,
+            rt: rt.clone(),
+            token,
+            framing,
+            state: State::Connecting,
+            readable: false,
+            writable: false,
+            write_interest: true,
+            eof: false,
+            bufs: None,
+        })
+    }
+
+    /// Wraps an accepted (already connected) stream for job `owner`.
+    pub fn accepted(
+        rt: &Runtime,
+        owner: JobId,
+        mut stream: TcpStream,
+        framing: Framing,
+    ) -> io::Result<Connection> {
+        let token = rt.register(owner, &mut stream, Interest::READABLE)?;
+        Ok(Connection {
+            stream,
+            rt: rt.clone(),
+            token,
+            framing,
+            state: State::Open,
+            // An accepted socket may already hold data whose edge was before
+            // registration: try reading once.
+            readable: true,
+            writable: true,
+            write_interest: false,
+            eof: false,
+            bufs: None,
+        })
+    }
+
+    /// The token its events carry.
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// Hands this connection's events to another job.
+    pub fn set_owner(&self, owner: JobId) {
+        self.rt.retarget(self.token, owner);
+    }
+
+    /// The framing in force.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Changes the framing; buffered bytes are interpreted with the new one.
+    pub fn set_framing(&mut self, framing: Framing) {
+        self.framing = framing;
+    }
+
+    /// The remote address, once connected.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.stream.peer_addr().ok()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.stream.local_addr().ok()
+    }
+
+    /// Whether the TCP handshake has completed.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.state, State::Open | State::Closing)
+    }
+
+    /// Whether the connection is closed (by us, or failed).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether the peer has closed its side.
+    pub fn is_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Bytes queued for writing and not yet accepted by the kernel.
+    pub fn queued(&self) -> usize {
+        self.bufs.as_ref().map_or(0, |b| b.queued)
+    }
+
+    /// Whether more input may be waiting (a read stopped at its budget): the
+    /// job should [`Context::repoll`].
+    pub fn has_more(&self) -> bool {
+        if self.state == State::Closed || self.state == State::Connecting {
+            return false;
+        }
+        let buffered = match self.framing {
+            Framing::Raw => self.bufs.as_ref().is_some_and(|b| b.rpos < b.rbuf.len()),
+            Framing::Delimited { delim, .. } => self.has_buffered_frame(delim),
+        };
+        (self.readable && !self.eof) || buffered
+    }
+
+    /// Takes the readiness events for this connection from the job's context.
+    /// Call it at the start of each poll.
+    pub fn absorb(&mut self, cx: &Context<'_>) {
+        for ev in cx.io_events() {
+            self.handle_event(ev);
+        }
+    }
+
+    /// Applies one readiness event (ignored if it is for another token).
+    pub fn handle_event(&mut self, ev: &IoEvent) {
+        if ev.token != self.token {
+            return;
+        }
+        if ev.is_readable() {
+            self.readable = true;
+        }
+        if ev.is_writable() {
+            self.writable = true;
+        }
+    }
+
+    /// Finishes a pending connect once the socket reported writable.
+    fn check_connected(&mut self) -> Result<bool, ConnError> {
+        if self.state != State::Connecting {
+            return Ok(true);
+        }
+        if !self.writable && !self.readable {
+            return Ok(false);
+        }
+        let addr = self.stream.peer_addr();
+        if let Ok(Some(e)) | Err(e) = self.stream.take_error() {
+            return Err(self.fail_connect(e));
+        }
+        match addr {
+            Ok(_) => {
+                self.state = State::Open;
+                self.writable = true;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                // Spurious wake-up before the handshake finished.
+                self.writable = false;
+                self.readable = false;
+                Ok(false)
+            }
+            Err(e) => Err(self.fail_connect(e)),
+        }
+    }
+
+    fn fail_connect(&mut self, source: io::Error) -> ConnError {
+        self.state = State::Closed;
+        let addr = self.stream.peer_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+        ConnError::Connect { addr, source }
+    }
+
+    /// Reads what is available (up to [`READ_BUDGET`] bytes) and calls `on_frame`
+    /// for each complete frame, at most `max_frames` times. The frame excludes
+    /// its delimiter and is only valid during the call.
+    ///
+    /// Stops early when the framing is switched to raw from inside the callback
+    /// (impossible by borrow rules) or the frame limit is hit; call again
+    /// while [`has_more`](Connection::has_more) or frames remain buffered.
+    pub fn read_frames(
+        &mut self,
+        max_frames: usize,
+        mut on_frame: impl FnMut(&[u8]),
+    ) -> Result<ReadStatus, ConnError> {
+        let mut status = ReadStatus::default();
+        if !self.check_connected()? {
+            return Ok(status);
+        }
+        let Framing::Delimited { delim, max_frame } = self.framing else {
+            return Ok(status);
+        };
+        let mut budget = READ_BUDGET;
+        loop {
+            // Hand out the complete frames already buffered.
+            if let Some(b) = self.bufs.as_deref_mut() {
+                while status.count < max_frames {
+                    let pending = &b.rbuf[b.rpos..];
+                    let Some(end) = memchr(delim, pending) else { break };
+                    if end > max_frame {
+                        return Err(self.fail(ConnError::FrameTooLarge { max: max_frame }));
+                    }
+                    on_frame(&pending[..end]);
+                    b.rpos += end + 1;
+                    status.count += 1;
+                }
+                if b.rbuf.len() - b.rpos > max_frame {
+                    return Err(self.fail(ConnError::FrameTooLarge { max: max_frame }));
+                }
+            }
+            if status.count >= max_frames || budget == 0 || !self.readable || self.eof {
+                break;
+            }
+            let n = self.fill(budget)?;
+            budget = budget.saturating_sub(n);
+            if n == 0 && !self.eof && !self.readable {
+                break;
+            }
+        }
+        status.eof = self.eof && !self.has_buffered_frame(delim);
+        self.compact();
+        Ok(status)
+    }
+
+    fn has_buffered_frame(&self, delim: u8) -> bool {
+        self.bufs.as_ref().is_some_and(|b| memchr(delim, &b.rbuf[b.rpos..]).is_some())
+    }
+
+    /// Reads up to `budget` bytes into the buffer with one or more `read`s;
+    /// returns bytes read. Sets `eof` on end of stream and clears `readable`
+    /// on `WouldBlock`.
+    fn fill(&mut self, budget: usize) -> Result<usize, ConnError> {
+        let b = self.bufs.get_or_insert_with(Default::default);
+        if b.rpos > 0 && b.rpos == b.rbuf.len() {
+            b.rbuf.clear();
+            b.rpos = 0;
+        }
+        let want = READ_CHUNK.min(budget.max(1));
+        let len = b.rbuf.len();
+        b.rbuf.resize(len + want, 0);
+        let result = loop {
+            match self.stream.read(&mut b.rbuf[len..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match result {
+            Ok(0) => {
+                b.rbuf.truncate(len);
+                self.eof = true;
+                self.readable = false;
+                Ok(0)
+            }
+            Ok(n) => {
+                b.rbuf.truncate(len + n);
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                b.rbuf.truncate(len);
+                self.readable = false;
+                Ok(0)
+            }
+            Err(e) => {
+                b.rbuf.truncate(len);
+                Err(self.fail(ConnError::Io { op: "reading", source: e }))
+            }
+        }
+    }
+
+    /// Raw mode: copies available bytes into `dst` (buffered bytes first, then
+    /// straight from the socket, no copy through the buffer). Returns bytes
+    /// copied; `Ok(0)` with [`is_eof`](Connection::is_eof) means end of
+    /// stream, `Ok(0)` otherwise means nothing available now.
+    pub fn read_raw(&mut self, dst: &mut [u8]) -> Result<usize, ConnError> {
+        if dst.is_empty() || !self.check_connected()? {
+            return Ok(0);
+        }
+        if let Some(b) = self.bufs.as_deref_mut() {
+            let avail = b.rbuf.len() - b.rpos;
+            if avail > 0 {
+                let n = avail.min(dst.len());
+                dst[..n].copy_from_slice(&b.rbuf[b.rpos..b.rpos + n]);
+                b.rpos += n;
+                self.compact();
+                return Ok(n);
+            }
+        }
+        if !self.readable || self.eof {
+            return Ok(0);
+        }
+        loop {
+            match self.stream.read(dst) {
+                Ok(0) => {
+                    self.eof = true;
+                    self.readable = false;
+                    return Ok(0);
+                }
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Ok(0);
+                }
+                Err(e) => return Err(self.fail(ConnError::Io { op: "reading", source: e })),
+            }
+        }
+    }
+
+    /// Queues bytes and writes as much as the socket takes now.
+    pub fn send(&mut self, data: impl Into<Vec<u8>>) -> Result<(), ConnError> {
+        if matches!(self.state, State::Closing | State::Closed) {
+            return Err(ConnError::Closed);
+        }
+        let data = data.into();
+        if data.is_empty() {
+            return Ok(());
+        }
+        let b = self.bufs.get_or_insert_with(Default::default);
+        b.queued += data.len();
+        b.wq.push_back(data);
+        self.flush().map(|_| ())
+    }
+
+    /// Writes `data` straight to the socket if nothing is queued, without
+    /// copying; returns how many bytes the kernel took (0 when it would block,
+    /// in which case write interest is armed). For bulk transfers.
+    pub fn write_now(&mut self, data: &[u8]) -> Result<usize, ConnError> {
+        if matches!(self.state, State::Closing | State::Closed) {
+            return Err(ConnError::Closed);
+        }
+        if self.queued() > 0 || !self.check_connected()? {
+            return Ok(0);
+        }
+        if !self.writable {
+            return Ok(0);
+        }
+        loop {
+            match self.stream.write(data) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    self.set_write_interest(true)?;
+                    return Ok(0);
+                }
+                Err(e) => return Err(self.fail(ConnError::Io { op: "writing", source: e })),
+            }
+        }
+    }
+
+    /// Whether the socket can take output now (raw senders poll this).
+    pub fn is_writable(&self) -> bool {
+        self.writable && self.is_connected()
+    }
+
+    /// Writes queued output until it is drained or the socket would block.
+    /// Returns whether the queue is now empty. Arms write interest while
+    /// output remains, disarms it when drained, and completes a pending
+    /// [`close`](Connection::close).
+    pub fn flush(&mut self) -> Result<bool, ConnError> {
+        if !self.check_connected()? {
+            return Ok(false);
+        }
+        while self.writable {
+            let Some(b) = self.bufs.as_deref_mut() else { break };
+            let Some(front) = b.wq.front() else { break };
+            match self.stream.write(&front[b.wpos..]) {
+                Ok(n) => {
+                    b.wpos += n;
+                    b.queued -= n;
+                    if b.wpos == front.len() {
+                        b.wq.pop_front();
+                        b.wpos = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) => return Err(self.fail(ConnError::Io { op: "writing", source: e })),
+            }
+        }
+        let drained = self.queued() == 0;
+        if drained && self.state == State::Closing {
+            let _ = self.stream.shutdown(Shutdown::Write);
+            self.state = State::Closed;
+        }
+        if self.state != State::Closed {
+            self.set_write_interest(!drained)?;
+        }
+        self.compact();
+        Ok(drained)
+    }
+
+    /// Closes gracefully: queued output is flushed first (by later `flush`
+    /// calls if the socket is full), then the write side is shut down.
+    pub fn close(&mut self) {
+        match self.state {
+            State::Closed | State::Closing => {}
+            State::Connecting => {
+                let _ = self.stream.shutdown(Shutdown::Both);
+                self.state = State::Closed;
+            }
+            State::Open => {
+                self.state = State::Closing;
+                if self.flush().is_err() {
+                    self.state = State::Closed;
+                }
+            }
+        }
+    }
+
+    /// Closes at once, dropping queued output.
+    pub fn abort(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+        self.state = State::Closed;
+        self.bufs = None;
+    }
+
+    fn set_write_interest(&mut self, on: bool) -> Result<(), ConnError> {
+        if self.write_interest == on {
+            return Ok(());
+        }
+        let interest = if on { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+        self.rt
+            .reregister(&mut self.stream, self.token, interest)
+            .map_err(|source| ConnError::Io { op: "changing write interest", source })?;
+        self.write_interest = on;
+        Ok(())
+    }
+
+    fn fail(&mut self, err: ConnError) -> ConnError {
+        let _ = self.stream.shutdown(Shutdown::Both);
+        self.state = State::Closed;
+        self.bufs = None;
+        err
+    }
+
+    /// Moves unconsumed input to the front and frees idle buffers.
+    fn compact(&mut self) {
+        let Some(b) = self.bufs.as_deref_mut() else { return };
+        if b.is_idle() {
+            self.bufs = None;
+            return;
+        }
+        if b.rpos > 0 {
+            b.rbuf.drain(..b.rpos);
+            b.rpos = 0;
+        }
+        // Don't keep a large read buffer around for a small partial frame.
+        if b.rbuf.capacity() > 4 * READ_CHUNK && b.rbuf.len() < READ_CHUNK {
+            b.rbuf.shrink_to(READ_CHUNK);
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.rt.deregister(&mut self.stream, self.token);
+    }
+}
+
