@@ -323,13 +323,13 @@ impl Connection {
         ConnError::Connect { addr, source }
     }
 
-    /// Reads what is available (up to [`READ_BUDGET`] bytes) and calls `on_frame`
-    /// for each complete frame, at most `max_frames` times. The frame excludes
-    /// its delimiter and is only valid during the call.
+    /// Writes pending output, then reads what is available (up to
+    /// [`READ_BUDGET`] bytes) and calls `on_frame` for each complete frame, at
+    /// most `max_frames` times. The frame excludes its delimiter and is only
+    /// valid during the call.
     ///
-    /// Stops early when the framing is switched to raw from inside the callback
-    /// (impossible by borrow rules) or the frame limit is hit; call again
-    /// while [`has_more`](Connection::has_more) or frames remain buffered.
+    /// When the frame limit or the byte budget stops it, input may remain:
+    /// call again in the next poll while [`has_more`](Connection::has_more).
     pub fn read_frames(
         &mut self,
         max_frames: usize,
@@ -338,6 +338,11 @@ impl Connection {
         let mut status = ReadStatus::default();
         if !self.check_connected()? {
             return Ok(status);
+        }
+        // Output queued while connecting, or left over when the socket was
+        // full, goes out as soon as the socket takes it.
+        if self.queued() > 0 && self.writable {
+            self.flush()?;
         }
         let Framing::Delimited { delim, max_frame } = self.framing else {
             return Ok(status);

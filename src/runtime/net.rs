@@ -39,7 +39,17 @@ impl Listener {
         socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         socket.listen(LISTEN_BACKLOG)?;
-        let mut listener = TcpListener::from_std(socket.into());
+        Listener::from_std(rt, owner, socket.into())
+    }
+
+    /// Takes over a bound, listening std socket (made non-blocking here).
+    pub fn from_std(
+        rt: &Runtime,
+        owner: JobId,
+        listener: std::net::TcpListener,
+    ) -> io::Result<Listener> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
         let token = rt.register(owner, &mut listener, Interest::READABLE)?;
         Ok(Listener { listener, rt: rt.clone(), token, ready: true })
     }

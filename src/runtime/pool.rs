@@ -221,8 +221,26 @@ impl Runtime {
         self.spawn_boxed(Box::new(job))
     }
 
+    /// Adds a job built by `make`, which receives the job's id first, so the
+    /// job can register sockets or arm timers for itself as it is built.
+    ///
+    /// Safe for I/O: the job is in the pool before the worker next waits in
+    /// `mio::Poll`, so no event for a source it registered can be missed.
+    pub fn spawn_with<J: Job>(&self, make: impl FnOnce(JobId) -> J) -> JobId {
+        let id = self.reserve();
+        let job = make(id);
+        self.state().added.push((id, Box::new(job)));
+        id
+    }
+
     /// Adds a boxed job; it is first polled in the next pass.
     pub fn spawn_boxed(&self, job: Box<dyn Job>) -> JobId {
+        let id = self.reserve();
+        self.state().added.push((id, job));
+        id
+    }
+
+    fn reserve(&self) -> JobId {
         let mut st = self.state();
         let index = match st.free_slots.pop() {
             Some(i) => i,
@@ -233,9 +251,7 @@ impl Runtime {
             }
         };
         st.taken[index as usize] = true;
-        let id = JobId::new(index, st.generations[index as usize]);
-        st.added.push((id, job));
-        id
+        JobId::new(index, st.generations[index as usize])
     }
 
     /// Asks a job to stop (see [`Job::stop`]). Unknown or finished ids are

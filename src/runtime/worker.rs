@@ -201,13 +201,15 @@ impl WorkerHandle {
     }
 
     /// Builds a job on the worker thread (jobs need not be `Send`) and adds it.
+    /// `make` gets the runtime and the new job's id (see
+    /// [`Runtime::spawn_with`]).
     pub fn spawn<J: Job>(
         &self,
-        make: impl FnOnce(&Runtime) -> J + Send + 'static,
+        make: impl FnOnce(&Runtime, JobId) -> J + Send + 'static,
     ) -> Result<JobId, WorkerGone> {
         self.call(move |pool| {
-            let job = make(pool.runtime());
-            pool.spawn(job)
+            let rt = pool.runtime().clone();
+            rt.spawn_with(|id| make(&rt, id))
         })
     }
 

@@ -1,0 +1,4 @@
+//! Shared helpers of the integration tests and benchmarks.
+#![allow(dead_code)]
+
+pub mod loopback;
