@@ -138,7 +138,11 @@ pub struct Connection {
     stream: TcpStream,
     rt: Runtime,
     token: Token,
-    framing: Framing,
+    /// The framing, packed: `max_frame` is kept as u32 (frames over 4 GiB make
+    /// no sense) so an idle connection stays small.
+    max_frame: u32,
+    delim: u8,
+    raw: bool,
     state: State,
     /// The socket may have more input: set by readable events, cleared by
     /// `WouldBlock`.
@@ -167,18 +171,22 @@ impl Connection {
         let token = rt
             .register(owner, &mut stream, Interest::READABLE | Interest::WRITABLE)
             .map_err(|source| ConnError::Connect { addr, source })?;
-        Ok(Connection {
+        let mut conn = Connection {
             stream,
             rt: rt.clone(),
             token,
-            framing,
+            max_frame: 0,
+            delim: 0,
+            raw: true,
             state: State::Connecting,
             readable: false,
             writable: false,
             write_interest: true,
             eof: false,
             bufs: None,
-        })
+        };
+        conn.set_framing(framing);
+        Ok(conn)
     }
 
     /// Wraps an accepted (already connected) stream for job `owner`.
@@ -189,11 +197,13 @@ impl Connection {
         framing: Framing,
     ) -> io::Result<Connection> {
         let token = rt.register(owner, &mut stream, Interest::READABLE)?;
-        Ok(Connection {
+        let mut conn = Connection {
             stream,
             rt: rt.clone(),
             token,
-            framing,
+            max_frame: 0,
+            delim: 0,
+            raw: true,
             state: State::Open,
             // An accepted socket may already hold data whose edge was before
             // registration: try reading once.
@@ -202,7 +212,9 @@ impl Connection {
             write_interest: false,
             eof: false,
             bufs: None,
-        })
+        };
+        conn.set_framing(framing);
+        Ok(conn)
     }
 
     /// The token its events carry.
@@ -217,12 +229,23 @@ impl Connection {
 
     /// The framing in force.
     pub fn framing(&self) -> Framing {
-        self.framing
+        if self.raw {
+            Framing::Raw
+        } else {
+            Framing::Delimited { delim: self.delim, max_frame: self.max_frame as usize }
+        }
     }
 
     /// Changes the framing; buffered bytes are interpreted with the new one.
     pub fn set_framing(&mut self, framing: Framing) {
-        self.framing = framing;
+        match framing {
+            Framing::Raw => self.raw = true,
+            Framing::Delimited { delim, max_frame } => {
+                self.raw = false;
+                self.delim = delim;
+                self.max_frame = max_frame.min(u32::MAX as usize) as u32;
+            }
+        }
     }
 
     /// The remote address, once connected.
@@ -261,7 +284,7 @@ impl Connection {
         if self.state == State::Closed || self.state == State::Connecting {
             return false;
         }
-        let buffered = match self.framing {
+        let buffered = match self.framing() {
             Framing::Raw => self.bufs.as_ref().is_some_and(|b| b.rpos < b.rbuf.len()),
             Framing::Delimited { delim, .. } => self.has_buffered_frame(delim),
         };
@@ -344,7 +367,7 @@ impl Connection {
         if self.queued() > 0 && self.writable {
             self.flush()?;
         }
-        let Framing::Delimited { delim, max_frame } = self.framing else {
+        let Framing::Delimited { delim, max_frame } = self.framing() else {
             return Ok(status);
         };
         let mut budget = READ_BUDGET;

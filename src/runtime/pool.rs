@@ -159,6 +159,10 @@ impl RemoteLink {
     }
 }
 
+/// Marks a free slot of the token table (no job has this id: its generation
+/// would have to reach `u32::MAX` on slot `u32::MAX`).
+const FREE_TOKEN: u64 = u64::MAX;
+
 /// The mutable state shared by the pool and every [`Runtime`] handle.
 struct State {
     /// Generation of each slot; a [`JobId`] is live iff its generation matches.
@@ -171,8 +175,9 @@ struct State {
     mail: Vec<(JobId, Message)>,
     wakes: Vec<JobId>,
     timers: Timers,
-    /// Owner job of each registered token; `None` for free tokens.
-    tokens: Vec<Option<JobId>>,
+    /// Owner job of each registered token; [`FREE_TOKEN`] for free tokens
+    /// (a bare u64 rather than `Option<JobId>`: 8 bytes per connection).
+    tokens: Vec<u64>,
     free_tokens: Vec<usize>,
     next_task: u64,
 }
@@ -329,11 +334,11 @@ impl Runtime {
             let mut st = self.state();
             match st.free_tokens.pop() {
                 Some(t) => {
-                    st.tokens[t] = Some(owner);
+                    st.tokens[t] = owner.0;
                     Token(t)
                 }
                 None => {
-                    st.tokens.push(Some(owner));
+                    st.tokens.push(owner.0);
                     Token(st.tokens.len() - 1)
                 }
             }
@@ -369,8 +374,8 @@ impl Runtime {
     pub fn retarget(&self, token: Token, owner: JobId) {
         let mut st = self.state();
         if let Some(slot) = st.tokens.get_mut(token.0) {
-            if slot.is_some() {
-                *slot = Some(owner);
+            if *slot != FREE_TOKEN {
+                *slot = owner.0;
             }
         }
     }
@@ -378,7 +383,8 @@ impl Runtime {
     fn release_token(&self, token: Token) {
         let mut st = self.state();
         if let Some(slot) = st.tokens.get_mut(token.0) {
-            if slot.take().is_some() {
+            if *slot != FREE_TOKEN {
+                *slot = FREE_TOKEN;
                 st.free_tokens.push(token.0);
             }
         }
@@ -682,8 +688,8 @@ impl JobPool {
 
     /// Routes an I/O event to the job that owns its token.
     pub(crate) fn dispatch_io(&mut self, ev: IoEvent) {
-        let owner = self.rt.state().tokens.get(ev.token.0).copied().flatten();
-        if let Some(id) = owner {
+        let owner = self.rt.state().tokens.get(ev.token.0).copied().filter(|&o| o != FREE_TOKEN);
+        if let Some(id) = owner.map(JobId) {
             if let Some(e) = self.entry_mut(id) {
                 e.wake.io.push(ev);
                 let i = id.index();

@@ -125,7 +125,7 @@ impl BulkReceiver {
             std: Some(std),
             listener: None,
             conn: None,
-            buf: vec![0; 256 * 1024],
+            buf: vec![0; 1 << 20],
             received: 0,
             crc: flate2::Crc::new(),
             report,
