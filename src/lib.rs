@@ -1,8 +1,26 @@
 //! dclua: a Direct Connect (NMDC and ADC) client programmable in Lua.
 //!
-//! Every network activity runs as a cooperative [`runtime::Job`] polled by a
-//! [`runtime::JobPool`] on one worker thread; Lua coroutines are jobs of the
-//! same pool. See `docs/ARCHITECTURE.md` for the map.
+//! # Brief overview
+//!
+//! Every network activity runs as a cooperative [`runtime::Job`]: a hub
+//! session, a transfer, a Lua coroutine. A [`runtime::JobPool`] owns the jobs
+//! and polls those that have something to do; the [`runtime::Worker`] is the
+//! one networking thread that waits in `mio::Poll` and runs the pool. CPU-heavy
+//! work (hashing, file lists) goes to [`runtime::helpers::HelperPool`].
+//!
+//! Layers, from the bottom (dependencies run downward only):
+//!
+//! | module | owns | must not |
+//! |---|---|---|
+//! | [`proto`] | pure codecs: NMDC, ADC, TTH | do I/O or read clocks |
+//! | [`runtime`] | jobs, the pool, the worker, timers, sockets | know any protocol |
+//! | [`cli`], [`app`], [`logging`] | the process: command line, signals, logs | hold protocol state |
+//!
+//! `docs/ARCHITECTURE.md` is the map; `docs/RUNTIME.md` lists the runtime's
+//! invariants.
 
+pub mod app;
+pub mod cli;
+pub mod logging;
 pub mod proto;
 pub mod runtime;

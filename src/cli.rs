@@ -1,0 +1,87 @@
+//! The command line: global options and subcommands (clap).
+//!
+//! This module only describes and parses; [`crate::app`] acts on the result.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// dclua: a Direct Connect client programmable in Lua.
+///
+/// Without a command, dclua starts the client: on a terminal with an
+/// interactive Lua console; with standard input not a terminal, it reads Lua
+/// chunks from it and prints their results.
+#[derive(Debug, Parser)]
+#[command(name = "dclua", version, about, long_about)]
+pub struct Cli {
+    /// The configuration script (default: config.lua in the XDG config
+    /// folder; without one, an embedded default is used).
+    #[arg(short, long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Where dclua keeps its state: hash store, history, certificates
+    /// (default: the XDG data folder).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Log level (overrides the configuration).
+    #[arg(short, long, global = true, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+
+    /// What to do (default: start the client).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Log levels, from quietest to noisiest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Nothing.
+    Off,
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// Normal operation (default).
+    Info,
+    /// Details for diagnosing problems.
+    Debug,
+    /// Every protocol line.
+    Trace,
+}
+
+impl From<LogLevel> for log::LevelFilter {
+    fn from(l: LogLevel) -> log::LevelFilter {
+        match l {
+            LogLevel::Off => log::LevelFilter::Off,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_parse() {
+        let cli = Cli::try_parse_from(["dclua", "--log-level", "debug", "-c", "x.lua"]).unwrap();
+        assert_eq!(cli.log_level, Some(LogLevel::Debug));
+        assert_eq!(cli.config, Some(PathBuf::from("x.lua")));
+        assert!(Cli::try_parse_from(["dclua", "--log-level", "loud"]).is_err());
+    }
+}
