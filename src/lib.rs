@@ -4,5 +4,6 @@
 //! [`runtime::JobPool`] on one worker thread; Lua coroutines are jobs of the
 //! same pool. See `docs/ARCHITECTURE.md` for the map.
 
+pub mod config;
 pub mod proto;
 pub mod runtime;
