@@ -14,6 +14,7 @@
 //! |---|---|---|
 //! | [`proto`] | pure codecs: NMDC, ADC, TTH | do I/O or read clocks |
 //! | [`runtime`] | jobs, the pool, the worker, timers, sockets | know any protocol |
+//! | [`config`] | the configuration script and its typed, validated result | start anything |
 //! | [`cli`], [`app`], [`logging`] | the process: command line, signals, logs | hold protocol state |
 //!
 //! `docs/ARCHITECTURE.md` is the map; `docs/RUNTIME.md` lists the runtime's
@@ -21,6 +22,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod logging;
 pub mod proto;
 pub mod runtime;

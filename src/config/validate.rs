@@ -1,0 +1,901 @@
+//! Checks what a configuration script set against the settings table and
+//! builds the typed [`Config`].
+//!
+//! Every value is checked by the [`Kind`] its entry declares; unset settings
+//! take the entry's default (a Lua literal, checked the same way). Problems
+//! name the file, the line (see `locate.rs`) and the setting path
+//! (`hubs[2].password`), and suggest the name probably meant. Nothing is
+//! rejected silently and checking goes on after a problem, so one run reports
+//! them all. The checked values go through serde (`LuaSerdeExt::from_value`)
+//! into [`Config`]. This module runs no script code and does no I/O.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+
+use mlua::{Lua, LuaSerdeExt, Table, Value};
+
+use super::load::{Assignment, Origin, Run};
+use super::locate::{Seg, SourceIndex};
+use super::paths::expand_path;
+use super::settings::{self, DefaultValue, Kind, Record, Setting, HUB, SETTINGS, SHARE};
+use super::{Config, ConfigError, Problem};
+
+/// Jaro-Winkler similarity from which a known name is suggested.
+const SUGGESTION_THRESHOLD: f64 = 0.8;
+
+/// The longest text quoted back in a message.
+const QUOTE_MAX: usize = 60;
+
+/// Charset labels offered as suggestions for a misspelt `charset`.
+const COMMON_CHARSETS: &[&str] = &[
+    "utf-8",
+    "cp1250",
+    "cp1251",
+    "cp1252",
+    "cp1253",
+    "cp1254",
+    "cp1257",
+    "iso-8859-1",
+    "iso-8859-2",
+    "iso-8859-5",
+    "iso-8859-15",
+    "koi8-r",
+    "koi8-u",
+    "gbk",
+    "gb18030",
+    "big5",
+    "shift_jis",
+    "euc-jp",
+    "euc-kr",
+];
+
+/// Checks a finished run of the script named `file` (whose text is `text`)
+/// and builds the configuration. Relative paths are resolved against
+/// `base_dir` when given.
+pub(crate) fn validate(
+    run: Run,
+    file: &str,
+    text: &[u8],
+    base_dir: Option<&Path>,
+) -> Result<Config, ConfigError> {
+    let Run { lua, assignments, problems } = run;
+    let mut checker =
+        Checker { lua: &lua, file, index: SourceIndex::new(text), base_dir, problems };
+    let out = checker.check_all(&assignments);
+    let mut problems = checker.problems;
+    if !problems.is_empty() {
+        // In line order; problems without a line last, in the table's order.
+        problems.sort_by_key(|p| (p.line.is_none(), p.line));
+        return Err(ConfigError::Invalid(problems));
+    }
+    let out = out.ok_or_else(|| internal(file, "checking failed without a message"))?;
+    let mut config: Config = lua.from_value(Value::Table(out)).map_err(|e| {
+        internal(file, &format!("the checked settings do not fit the Config type: {e}"))
+    })?;
+    config.resolve_paths(base_dir);
+    Ok(config)
+}
+
+fn internal(file: &str, message: &str) -> ConfigError {
+    ConfigError::Invalid(vec![Problem {
+        file: file.to_string(),
+        line: None,
+        message: format!("internal error: {message}"),
+    }])
+}
+
+/// Where a value sits: its top-level setting, how that was given (`None` for
+/// a default), and the path below it.
+#[derive(Debug, Clone)]
+struct Place {
+    key: String,
+    origin: Option<Origin>,
+    path: Vec<Seg>,
+}
+
+impl Place {
+    fn child(&self, seg: Seg) -> Place {
+        let mut path = self.path.clone();
+        path.push(seg);
+        Place { key: self.key.clone(), origin: self.origin, path }
+    }
+
+    /// `hubs[2].password`.
+    fn label(&self) -> String {
+        let mut label = self.key.clone();
+        for seg in &self.path {
+            match seg {
+                Seg::Field(name) => {
+                    label.push('.');
+                    label.push_str(name);
+                }
+                Seg::Index(i) => label.push_str(&format!("[{i}]")),
+            }
+        }
+        label
+    }
+}
+
+struct Checker<'a> {
+    lua: &'a Lua,
+    file: &'a str,
+    index: SourceIndex,
+    base_dir: Option<&'a Path>,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn line(&self, place: &Place) -> Option<usize> {
+        match place.origin? {
+            Origin::Global(Some(end)) => {
+                self.index.line_of(&place.key, Some(end), &place.path).or(Some(end))
+            }
+            Origin::Global(None) => None,
+            Origin::Returned => self.index.line_of(&place.key, None, &place.path),
+        }
+    }
+
+    /// Records `message` about `place`, prefixed by its label.
+    fn problem(&mut self, place: &Place, message: &str) {
+        let message = format!("{}: {message}", place.label());
+        self.problem_at(place, message);
+    }
+
+    fn problem_at(&mut self, place: &Place, message: String) {
+        let line = self.line(place);
+        self.problems.push(Problem { file: self.file.to_string(), line, message });
+    }
+
+    fn mismatch(&mut self, kind: Kind, value: &Value, place: &Place) {
+        let message = format!("expected {}, got {}", kind.describe(), describe_value(value));
+        self.problem(place, &message);
+    }
+
+    fn lua_error(&mut self, place: &Place, err: &mlua::Error) {
+        let message = format!("internal error while checking: {err}");
+        self.problem(place, &message);
+    }
+
+    /// Checks every assignment and fills defaults; returns the table for serde.
+    fn check_all(&mut self, assignments: &[Assignment]) -> Option<Table> {
+        let out = match self.lua.create_table() {
+            Ok(out) => out,
+            Err(e) => {
+                let place = top_place("config", None);
+                self.lua_error(&place, &e);
+                return None;
+            }
+        };
+        let given: HashMap<&str, &Assignment> =
+            assignments.iter().map(|a| (a.name.as_str(), a)).collect();
+        for assignment in assignments {
+            if settings::find(&assignment.name).is_none() {
+                self.unknown_setting(assignment);
+            }
+        }
+        let mut places: HashMap<&'static str, Place> = HashMap::new();
+        for setting in SETTINGS {
+            let (value, place) = match given.get(setting.name) {
+                Some(a) => (Some(a.value.clone()), top_place(setting.name, Some(a.origin))),
+                None => (None, top_place(setting.name, None)),
+            };
+            let checked = match value {
+                Some(value) => self.check(setting.kind, &value, &place),
+                None => self.default_of(setting, &place),
+            };
+            if let Some(value) = checked {
+                if let Err(e) = out.raw_set(setting.name, value) {
+                    self.lua_error(&place, &e);
+                }
+            }
+            places.insert(setting.name, place);
+        }
+        self.check_ports(&out, &places);
+        Some(out)
+    }
+
+    fn unknown_setting(&mut self, assignment: &Assignment) {
+        let name = &assignment.name;
+        let hint = if let Value::Function(_) = assignment.value {
+            format!(": helper functions must be local (local function {name}(...))")
+        } else if let Some(similar) = suggestion(name, SETTINGS.iter().map(|s| s.name)) {
+            format!(" (did you mean \"{similar}\"?)")
+        } else if let Some((list, record)) = owning_list(name) {
+            format!(
+                " ({name} is a field of each {item}: {list} = {{ {example} }})",
+                item = record.item,
+                example = record.example
+            )
+        } else {
+            " (use local for helper variables)".to_string()
+        };
+        let place = top_place(name, Some(assignment.origin));
+        self.problem_at(&place, format!("unknown setting {}{hint}", quote(name)));
+    }
+
+    /// The default of `setting`, checked; `None` when it has none.
+    fn default_of(&mut self, setting: &Setting, place: &Place) -> Option<Value> {
+        match setting.default {
+            DefaultValue::Value(literal) => {
+                let value = self
+                    .lua
+                    .load(literal)
+                    .set_name("=default")
+                    .eval::<Value>()
+                    .map_err(|e| self.lua_error(place, &e))
+                    .ok()?;
+                self.check(setting.kind, &value, place)
+            }
+            DefaultValue::Unset(_) | DefaultValue::Derived(_) | DefaultValue::Required => None,
+        }
+    }
+
+    /// Checks one value; returns its normalized form.
+    fn check(&mut self, kind: Kind, value: &Value, place: &Place) -> Option<Value> {
+        match kind {
+            Kind::Bool => match value {
+                Value::Boolean(_) => Some(value.clone()),
+                _ => self.fail(kind, value, place),
+            },
+            Kind::Int { min, max } => match as_integer(value) {
+                Some(n) if (min..=max).contains(&n) => Some(Value::Integer(n)),
+                _ => self.fail(kind, value, place),
+            },
+            Kind::Text { max_len } => {
+                let text = self.text(kind, value, place)?;
+                if text.chars().count() > max_len {
+                    let message = format!("is longer than {max_len} characters");
+                    self.problem(place, &message);
+                    return None;
+                }
+                if text.chars().any(char::is_control) {
+                    self.problem(place, "must not contain control characters (line breaks, tabs)");
+                    return None;
+                }
+                Some(value.clone())
+            }
+            Kind::Nick => {
+                let text = self.text(kind, value, place)?;
+                let length = text.chars().count();
+                let bad = text
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '$' || c == '|');
+                if length == 0 || length > 64 || bad {
+                    return self.fail(kind, value, place);
+                }
+                Some(value.clone())
+            }
+            Kind::Choice(words) => {
+                let text = self.text(kind, value, place)?;
+                if words.contains(&text.as_str()) {
+                    return Some(value.clone());
+                }
+                let hint = suggestion(&text, words.iter().copied())
+                    .map(|s| format!(" (did you mean \"{s}\"?)"))
+                    .unwrap_or_default();
+                let message =
+                    format!("expected {}, got {}{hint}", kind.describe(), describe_value(value));
+                self.problem(place, &message);
+                None
+            }
+            Kind::Path => {
+                let text = self.text(kind, value, place)?;
+                if text.is_empty() || text.contains('\0') {
+                    return self.fail(kind, value, place);
+                }
+                if text.starts_with('~') && text != "~" && !text.starts_with("~/") {
+                    self.problem(place, "\"~user\" paths are not supported; write the full path");
+                    return None;
+                }
+                if text.starts_with('~') && dirs::home_dir().is_none() {
+                    self.problem(
+                        place,
+                        "cannot expand \"~\": the home folder is unknown; write the full path",
+                    );
+                    return None;
+                }
+                Some(value.clone())
+            }
+            Kind::IpAddr => {
+                let text = self.text(kind, value, place)?;
+                match text.parse::<IpAddr>() {
+                    Ok(_) => Some(value.clone()),
+                    Err(_) => self.fail(kind, value, place),
+                }
+            }
+            Kind::Host => {
+                let text = self.text(kind, value, place)?;
+                if is_host(&text) {
+                    Some(value.clone())
+                } else {
+                    self.fail(kind, value, place)
+                }
+            }
+            Kind::HubUrl => {
+                let text = self.text(kind, value, place)?;
+                match parse_hub_url(&text) {
+                    Ok(_) => Some(value.clone()),
+                    Err(reason) => {
+                        let message = format!("{} is not a hub address: {reason}", quote(&text));
+                        self.problem(place, &message);
+                        None
+                    }
+                }
+            }
+            Kind::Charset => {
+                let text = self.text(kind, value, place)?;
+                match encoding_rs::Encoding::for_label(text.trim().as_bytes()) {
+                    Some(encoding) => self
+                        .lua
+                        .create_string(encoding.name())
+                        .map(Value::String)
+                        .map_err(|e| self.lua_error(place, &e))
+                        .ok(),
+                    None => {
+                        let hint =
+                            suggestion(&text.to_ascii_lowercase(), COMMON_CHARSETS.iter().copied())
+                                .map(|s| format!(" (did you mean \"{s}\"?)"))
+                                .unwrap_or_default();
+                        let message = format!("unknown charset {}{hint}", quote(&text));
+                        self.problem(place, &message);
+                        None
+                    }
+                }
+            }
+            Kind::List(record) => self.check_list(kind, record, value, place),
+        }
+    }
+
+    fn fail(&mut self, kind: Kind, value: &Value, place: &Place) -> Option<Value> {
+        self.mismatch(kind, value, place);
+        None
+    }
+
+    /// The value as UTF-8 text, or a problem.
+    fn text(&mut self, kind: Kind, value: &Value, place: &Place) -> Option<String> {
+        match value {
+            Value::String(s) => match s.to_str() {
+                Ok(text) => Some(text.to_string()),
+                Err(_) => {
+                    let message = format!(
+                        "expected {}, got a string that is not valid UTF-8",
+                        kind.describe()
+                    );
+                    self.problem(place, &message);
+                    None
+                }
+            },
+            _ => {
+                self.mismatch(kind, value, place);
+                None
+            }
+        }
+    }
+
+    fn check_list(
+        &mut self,
+        kind: Kind,
+        record: &'static Record,
+        value: &Value,
+        place: &Place,
+    ) -> Option<Value> {
+        let Value::Table(table) = value else {
+            return self.fail(kind, value, place);
+        };
+        let pairs = match sorted_pairs(table) {
+            Ok(pairs) => pairs,
+            Err(e) => {
+                self.lua_error(place, &e);
+                return None;
+            }
+        };
+        let mut items = BTreeMap::new();
+        let mut stray = Vec::new();
+        for (key, item) in pairs {
+            match as_integer(&key) {
+                Some(i) if i >= 1 => {
+                    items.insert(i, item);
+                }
+                _ => stray.push(key),
+            }
+        }
+        if !stray.is_empty() {
+            let looks_like_one_item = items.is_empty()
+                && stray
+                    .iter()
+                    .any(|k| matches!(k, Value::String(s) if record.field(&s.to_string_lossy()).is_some()));
+            if looks_like_one_item {
+                let message = format!(
+                    "expected a list of {item}s, got a single {item} table; put it in a list: {key} = {{ {example} }}",
+                    item = record.item,
+                    key = place.label(),
+                    example = record.example
+                );
+                self.problem(place, &message);
+            } else {
+                for key in stray {
+                    let message = format!(
+                        "unexpected {} in a list of {}s (write items one after another, without keys)",
+                        describe_key(&key),
+                        record.item
+                    );
+                    self.problem(place, &message);
+                }
+            }
+            return None;
+        }
+        // Lua lists have no holes: `{a, nil, c}` is a mistake, not two items.
+        for (expected, &i) in (1..).zip(items.keys()) {
+            if i != expected {
+                let message = format!("is nil, but the list goes on to [{i}]; remove the hole");
+                self.problem(&place.child(Seg::Index(expected)), &message);
+                return None;
+            }
+        }
+
+        let mut checked = Vec::new();
+        let mut ok = true;
+        for (i, item) in items {
+            let item_place = place.child(Seg::Index(i));
+            match self.check_record(record, &item, &item_place) {
+                Some(table) => checked.push((item_place, table)),
+                None => ok = false,
+            }
+        }
+        if std::ptr::eq(record, &HUB) {
+            self.check_hubs(&checked);
+        } else if std::ptr::eq(record, &SHARE) {
+            self.check_shares(&checked);
+        }
+        if !ok {
+            return None;
+        }
+        let out = self.lua.create_table().map_err(|e| self.lua_error(place, &e)).ok()?;
+        for (i, (item_place, table)) in checked.into_iter().enumerate() {
+            if let Err(e) = out.raw_set(i + 1, table) {
+                self.lua_error(&item_place, &e);
+                return None;
+            }
+        }
+        Some(Value::Table(out))
+    }
+
+    fn check_record(
+        &mut self,
+        record: &'static Record,
+        value: &Value,
+        place: &Place,
+    ) -> Option<Table> {
+        let given = match (value, record.shorthand) {
+            (Value::Table(table), _) => table.clone(),
+            (Value::String(_), Some(field)) => {
+                let table = self.lua.create_table().map_err(|e| self.lua_error(place, &e)).ok()?;
+                table.raw_set(field, value.clone()).map_err(|e| self.lua_error(place, &e)).ok()?;
+                table
+            }
+            _ => {
+                let expected = match record.shorthand {
+                    Some(field) => format!("a {} table or a {field} string", record.item),
+                    None => format!("a {} table", record.item),
+                };
+                let message = format!("expected {expected}, got {}", describe_value(value));
+                self.problem(place, &message);
+                return None;
+            }
+        };
+        let pairs = match sorted_pairs(&given) {
+            Ok(pairs) => pairs,
+            Err(e) => {
+                self.lua_error(place, &e);
+                return None;
+            }
+        };
+        let mut ok = true;
+        for (key, _) in &pairs {
+            let name = match key {
+                Value::String(s) => s.to_string_lossy(),
+                other => {
+                    let message = format!(
+                        "unexpected {} in a {} table (fields are named, as in {})",
+                        describe_key(other),
+                        record.item,
+                        record.example
+                    );
+                    self.problem(place, &message);
+                    ok = false;
+                    continue;
+                }
+            };
+            if record.field(&name).is_none() {
+                let hint = suggestion(&name, record.fields.iter().map(|f| f.name))
+                    .map(|s| format!(" (did you mean \"{s}\"?)"))
+                    .unwrap_or_default();
+                let field_place = place.child(Seg::Field(name.clone()));
+                let message = format!("{}: unknown field {}{hint}", place.label(), quote(&name));
+                self.problem_at(&field_place, message);
+                ok = false;
+            }
+        }
+
+        let out = self.lua.create_table().map_err(|e| self.lua_error(place, &e)).ok()?;
+        for field in record.fields {
+            let field_place = place.child(Seg::Field(field.name.to_string()));
+            let value: Value = given.raw_get(field.name).unwrap_or(Value::Nil);
+            let checked = if value.is_nil() {
+                match field.default {
+                    DefaultValue::Required => {
+                        let message = format!(
+                            "missing field \"{}\" (an item looks like {})",
+                            field.name, record.example
+                        );
+                        self.problem(place, &message);
+                        ok = false;
+                        continue;
+                    }
+                    DefaultValue::Derived(_) => self.derive(record, field, &out, &field_place),
+                    _ => self.default_of(field, &field_place),
+                }
+            } else {
+                let checked = self.check(field.kind, &value, &field_place);
+                ok &= checked.is_some();
+                checked
+            };
+            if let Some(checked) = checked {
+                if let Err(e) = out.raw_set(field.name, checked) {
+                    self.lua_error(&field_place, &e);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// Computes a derived field. The only one is a share's name: the last
+    /// part of its path.
+    fn derive(
+        &mut self,
+        record: &Record,
+        field: &Setting,
+        out: &Table,
+        place: &Place,
+    ) -> Option<Value> {
+        if !(std::ptr::eq(record, &SHARE) && field.name == "name") {
+            let message = format!("internal error: no rule derives {}", field.name);
+            self.problem(place, &message);
+            return None;
+        }
+        // The path was checked before (fields are in order); if it failed, so be it.
+        let path: String = out.raw_get::<Option<String>>("path").ok().flatten()?;
+        let resolved = expand_path(&path, self.base_dir);
+        match resolved.file_name().and_then(|n| n.to_str()) {
+            Some(name) => self.lua.create_string(name).map(Value::String).ok(),
+            None => {
+                let message = format!(
+                    "cannot take a name from the path {}; set name = \"...\"",
+                    quote(&path)
+                );
+                self.problem(place, &message);
+                None
+            }
+        }
+    }
+
+    /// Across hubs: no address twice; no charset on ADC hubs other than UTF-8.
+    fn check_hubs(&mut self, hubs: &[(Place, Table)]) {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (place, hub) in hubs {
+            let Ok(Some(url)) = hub.raw_get::<Option<String>>("url") else {
+                continue;
+            };
+            let Ok(address) = parse_hub_url(&url) else { continue };
+            let key = address.identity();
+            if let Some(first) = seen.get(&key) {
+                let message = format!("{} is already listed as {first}", quote(&url));
+                self.problem(&place.child(Seg::Field("url".into())), &message);
+            } else {
+                seen.insert(key, place.label());
+            }
+            let charset = hub.raw_get::<Option<String>>("charset").ok().flatten();
+            if let Some(charset) = charset {
+                if address.is_adc() && charset != "UTF-8" {
+                    let message =
+                        "ADC hubs always use UTF-8; remove charset or set it to \"utf-8\"";
+                    self.problem(&place.child(Seg::Field("charset".into())), message);
+                }
+            }
+        }
+    }
+
+    /// Across shares: names other users see must be usable and distinct.
+    fn check_shares(&mut self, shares: &[(Place, Table)]) {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (place, share) in shares {
+            let Ok(Some(name)) = share.raw_get::<Option<String>>("name") else {
+                continue;
+            };
+            let name_place = place.child(Seg::Field("name".into()));
+            if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\']) {
+                let message =
+                    format!("{} cannot name a shared folder (no slashes, not empty)", quote(&name));
+                self.problem(&name_place, &message);
+                continue;
+            }
+            let key = name.to_lowercase();
+            if let Some(first) = seen.get(&key) {
+                let message = format!(
+                    "the name {} is already used by {first}; set a different name = \"...\"",
+                    quote(&name)
+                );
+                self.problem(&name_place, &message);
+            } else {
+                seen.insert(key, place.label());
+            }
+        }
+    }
+
+    /// The TLS listener needs its own TCP port.
+    fn check_ports(&mut self, out: &Table, places: &HashMap<&'static str, Place>) {
+        let port = |name: &str| out.raw_get::<Option<i64>>(name).ok().flatten().unwrap_or(0);
+        let (tcp, tls) = (port("tcp_port"), port("tls_port"));
+        if tcp != 0 && tcp == tls {
+            if let Some(place) = places.get("tls_port") {
+                let message =
+                    format!("{tls} is also tcp_port; the TLS listener needs its own port");
+                self.problem(place, &message);
+            }
+        }
+    }
+}
+
+fn top_place(key: &str, origin: Option<Origin>) -> Place {
+    Place { key: key.to_string(), origin, path: Vec::new() }
+}
+
+/// The list setting whose items have a field called `name`, if any.
+fn owning_list(name: &str) -> Option<(&'static str, &'static Record)> {
+    SETTINGS.iter().find_map(|s| match s.kind {
+        Kind::List(record) if record.field(name).is_some() => Some((s.name, record)),
+        _ => None,
+    })
+}
+
+/// The known name most like `name`, if one is close enough.
+pub(crate) fn suggestion<'k>(name: &str, known: impl Iterator<Item = &'k str>) -> Option<&'k str> {
+    known
+        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .filter(|(score, k)| *score >= SUGGESTION_THRESHOLD && *k != name)
+        // On a tie the alphabetically first name wins, whatever the input order.
+        .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+        .map(|(_, k)| k)
+}
+
+/// A table's entries, sorted by key: Lua's own order changes from run to run
+/// (string hashes are seeded at random), and messages must not.
+pub(crate) fn sorted_pairs(table: &Table) -> mlua::Result<Vec<(Value, Value)>> {
+    let mut pairs = table.pairs::<Value, Value>().collect::<mlua::Result<Vec<_>>>()?;
+    pairs.sort_by_key(|(key, _)| sort_key(key));
+    Ok(pairs)
+}
+
+/// Numbers first, in order; then strings; then anything else by type name.
+fn sort_key(key: &Value) -> (u8, i64, String) {
+    match key {
+        Value::Integer(n) => (0, *n, String::new()),
+        Value::Number(f) => (0, *f as i64, f.to_string()),
+        Value::String(s) => (1, 0, s.to_string_lossy()),
+        other => (2, 0, other.type_name().to_string()),
+    }
+}
+
+/// An integer, from a Lua integer or an integral float.
+fn as_integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Integer(n) => Some(*n),
+        // The range check keeps the cast exact.
+        Value::Number(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(*f as i64),
+        _ => None,
+    }
+}
+
+/// Text in double quotes with escapes, cut when long.
+fn quote(text: &str) -> String {
+    let mut shown: String = text.chars().take(QUOTE_MAX).collect();
+    if shown.len() < text.len() {
+        shown.push_str("...");
+    }
+    format!("{shown:?}")
+}
+
+/// How a value is shown after "got": `string "three"`, `5000`, `a table`.
+pub(crate) fn describe_value(value: &Value) -> String {
+    match value {
+        Value::Nil => "nil".to_string(),
+        Value::Boolean(b) => format!("boolean {b}"),
+        Value::Integer(n) => n.to_string(),
+        Value::Number(f) => format!("{f}"),
+        Value::String(s) => format!("string {}", quote(&s.to_string_lossy())),
+        Value::Table(_) => "a table".to_string(),
+        Value::Function(_) => "a function".to_string(),
+        Value::Thread(_) => "a coroutine".to_string(),
+        other => format!("a {}", other.type_name()),
+    }
+}
+
+/// How a table key is shown: `key "url"`, `key 2.5`.
+fn describe_key(key: &Value) -> String {
+    match key {
+        Value::String(s) => format!("key {}", quote(&s.to_string_lossy())),
+        other => format!("key {}", describe_value(other)),
+    }
+}
+
+/// A host name (letters, digits, `-`, `.`, `_`) or an IP address.
+fn is_host(text: &str) -> bool {
+    if text.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    !text.is_empty()
+        && text.len() <= 253
+        && text.split('.').all(|label| {
+            !label.is_empty()
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+/// A parsed hub address.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct HubAddress {
+    /// `adc`, `adcs`, `dchub`, `nmdc` or `nmdcs`, lower case.
+    pub scheme: String,
+    /// Host name or IP address (IPv6 without brackets), lower case.
+    pub host: String,
+    /// The port, 411 when an NMDC address leaves it out.
+    pub port: u16,
+}
+
+impl HubAddress {
+    pub(crate) fn is_adc(&self) -> bool {
+        self.scheme.starts_with("adc")
+    }
+
+    /// Two addresses naming the same hub have the same identity.
+    fn identity(&self) -> String {
+        let family = if self.is_adc() { "adc" } else { "nmdc" };
+        format!("{family}://{}:{}", self.host, self.port)
+    }
+}
+
+/// The NMDC port when an address has none.
+const NMDC_DEFAULT_PORT: u16 = 411;
+
+/// Parses `scheme://host[:port][/anything]`; the error says what is wrong.
+pub(crate) fn parse_hub_url(url: &str) -> Result<HubAddress, String> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("it contains spaces".to_string());
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("it has no \"://\" (write adcs://host:port or dchub://host)".to_string());
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if !["adc", "adcs", "dchub", "nmdc", "nmdcs"].contains(&scheme.as_str()) {
+        return Err(format!("unknown scheme \"{scheme}\" (use adc, adcs, dchub, nmdc or nmdcs)"));
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((host, after)) = v6.split_once(']') else {
+            return Err("an IPv6 address is missing its \"]\"".to_string());
+        };
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("\"{host}\" is not an IPv6 address"));
+        }
+        match after {
+            "" => (host, None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return Err("unexpected text after the IPv6 address".to_string()),
+            },
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("the host is missing".to_string());
+    }
+    if !authority.starts_with('[') && !is_host(host) {
+        return Err(format!("\"{host}\" is not a host name"));
+    }
+    let port = match port {
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => return Err(format!("\"{port}\" is not a port (1 to 65535)")),
+        },
+        None if scheme.starts_with("adc") => {
+            return Err(format!("ADC addresses need a port, as in \"{scheme}://{host}:1511\""));
+        }
+        None => NMDC_DEFAULT_PORT,
+    };
+    Ok(HubAddress { scheme, host: host.to_ascii_lowercase(), port })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_addresses() {
+        let ok = [
+            ("adcs://Hub.Example.org:1511", ("adcs", "hub.example.org", 1511)),
+            ("adc://127.0.0.1:1511/", ("adc", "127.0.0.1", 1511)),
+            ("adcs://hub.example.org:1511/?kp=SHA256/ABC", ("adcs", "hub.example.org", 1511)),
+            ("dchub://hub.example.org", ("dchub", "hub.example.org", 411)),
+            ("NMDC://[::1]:4111", ("nmdc", "::1", 4111)),
+            ("nmdcs://[::1]", ("nmdcs", "::1", 411)),
+        ];
+        for (url, (scheme, host, port)) in ok {
+            let parsed = parse_hub_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(
+                (parsed.scheme.as_str(), parsed.host.as_str(), parsed.port),
+                (scheme, host, port),
+                "{url}"
+            );
+        }
+        let bad = [
+            ("hub.example.org", "it has no \"://\" (write adcs://host:port or dchub://host)"),
+            ("http://x:1", "unknown scheme \"http\" (use adc, adcs, dchub, nmdc or nmdcs)"),
+            ("adc://x", "ADC addresses need a port, as in \"adc://x:1511\""),
+            ("adc://:1511", "the host is missing"),
+            ("adc://x:0", "\"0\" is not a port (1 to 65535)"),
+            ("adc://x:99999", "\"99999\" is not a port (1 to 65535)"),
+            ("adc://x y:1", "it contains spaces"),
+            ("adc://[::1:1511", "an IPv6 address is missing its \"]\""),
+            ("adc://[zz]:1", "\"zz\" is not an IPv6 address"),
+            ("adc://a..b:1", "\"a..b\" is not a host name"),
+        ];
+        for (url, reason) in bad {
+            assert_eq!(parse_hub_url(url), Err(reason.to_string()), "{url}");
+        }
+    }
+
+    #[test]
+    fn suggestions_need_similarity() {
+        let names = ["nick", "slots", "password"];
+        assert_eq!(suggestion("nikc", names.iter().copied()), Some("nick"));
+        assert_eq!(suggestion("pasword", names.iter().copied()), Some("password"));
+        assert_eq!(suggestion("zzz", names.iter().copied()), None);
+    }
+
+    #[test]
+    fn values_are_described() {
+        let lua = Lua::new();
+        let long = "x".repeat(100);
+        let cases = [
+            (Value::Integer(5000), "5000".to_string()),
+            (Value::Number(2.5), "2.5".to_string()),
+            (Value::Boolean(true), "boolean true".to_string()),
+            (
+                Value::String(lua.create_string("th\"ree").expect("string")),
+                r#"string "th\"ree""#.to_string(),
+            ),
+            (
+                Value::String(lua.create_string(&long).expect("string")),
+                format!("string \"{}...\"", "x".repeat(QUOTE_MAX)),
+            ),
+            (Value::Table(lua.create_table().expect("table")), "a table".to_string()),
+        ];
+        for (value, text) in cases {
+            assert_eq!(describe_value(&value), text);
+        }
+    }
+
+    #[test]
+    fn integral_floats_are_integers() {
+        assert_eq!(as_integer(&Value::Number(3.0)), Some(3));
+        assert_eq!(as_integer(&Value::Number(3.5)), None);
+        assert_eq!(as_integer(&Value::Number(f64::NAN)), None);
+        assert_eq!(as_integer(&Value::Number(1e300)), None);
+    }
+}

@@ -1,0 +1,2 @@
+mode = "activ"
+log_level = "verbose"

@@ -1,0 +1,3 @@
+nick = "me"
+while true do
+end

@@ -1,0 +1,2 @@
+nick = "me"
+password = "secret"

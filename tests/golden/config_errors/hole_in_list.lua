@@ -1,0 +1,1 @@
+shares = { "/srv/a", nil, "/srv/c" }

@@ -1,0 +1,1 @@
+scripts = { "a.lua", extra = "b.lua" }

@@ -1,0 +1,4 @@
+scripts = {
+  "bots/greeter.lua",
+  { trusted = true },
+}

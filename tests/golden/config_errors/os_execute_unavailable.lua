@@ -1,0 +1,2 @@
+nick = os.getenv("DCLUA_SURELY_UNSET_VARIABLE") or "me"
+os.execute("touch /tmp/dclua-config-was-here")

@@ -1,0 +1,3 @@
+local base
+nick = "me"
+download_dir = base .. "/downloads"

@@ -1,0 +1,4 @@
+nick = "me"
+return {
+  nick = "you",
+}

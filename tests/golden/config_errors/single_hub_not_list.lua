@@ -1,0 +1,4 @@
+hubs = {
+  url = "adcs://hub.example.org:1511",
+  password = "secret",
+}

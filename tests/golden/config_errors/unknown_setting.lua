@@ -1,0 +1,7 @@
+-- A misspelt setting name.
+description = "I share music"
+email = ""
+slots = 4
+
+-- the nick:
+nikc = "me"

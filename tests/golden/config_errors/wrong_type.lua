@@ -1,0 +1,3 @@
+-- A number written as a word.
+nick = "me"
+slots = "three"
