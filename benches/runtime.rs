@@ -59,7 +59,10 @@ fn quick() -> bool {
 }
 
 fn main() {
-    println!("dclua runtime benchmark ({} cores)", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "dclua runtime benchmark ({} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     bench_poll_overhead();
     bench_transfer();
     bench_idle();
@@ -259,7 +262,9 @@ impl Job for IdleHolder {
         let l = self.listener.as_mut().unwrap();
         l.absorb(cx);
         while let Ok(Some((s, _))) = l.accept() {
-            self.conns.push(Connection::accepted(cx.runtime(), cx.id(), s, Framing::nmdc(1 << 16)).unwrap());
+            self.conns.push(
+                Connection::accepted(cx.runtime(), cx.id(), s, Framing::nmdc(1 << 16)).unwrap(),
+            );
         }
         // Drain (nothing is sent) so the connections go idle.
         for c in &mut self.conns {
@@ -304,8 +309,13 @@ fn bench_idle() {
     let w = worker();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    w.spawn(move |_, _| IdleHolder { std: Some(l), listener: None, conns: Vec::with_capacity(N), stopped: false })
-        .unwrap();
+    w.spawn(move |_, _| IdleHolder {
+        std: Some(l),
+        listener: None,
+        conns: Vec::with_capacity(N),
+        stopped: false,
+    })
+    .unwrap();
     wait_jobs_idle(&w);
     let before = LIVE.load(Ordering::SeqCst);
     let clients = connect_many(addr, N);

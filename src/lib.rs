@@ -24,5 +24,6 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod lua;
 pub mod proto;
 pub mod runtime;

@@ -33,8 +33,10 @@ fn two_jobs_transfer_256_mib_and_the_checksum_matches() {
     w.spawn(move |_, _| BulkReceiver::new(listener, rx_tx)).unwrap();
     let data = Arc::new(pattern(1 << 20));
     w.spawn(move |_, _| BulkSender::new(addr, data, TOTAL, tx_tx)).unwrap();
-    let sent = tx_rx.recv_timeout(Duration::from_secs(120)).expect("sender report").expect("sender");
-    let got = rx_rx.recv_timeout(Duration::from_secs(120)).expect("receiver report").expect("receiver");
+    let sent =
+        tx_rx.recv_timeout(Duration::from_secs(120)).expect("sender report").expect("sender");
+    let got =
+        rx_rx.recv_timeout(Duration::from_secs(120)).expect("receiver report").expect("receiver");
     assert_eq!(sent.0, TOTAL);
     assert_eq!(got, sent, "bytes and CRC-32 received == sent");
     w.shutdown_and_join().unwrap();
@@ -161,7 +163,8 @@ fn a_timer_fires_within_milliseconds_while_other_jobs_are_busy() {
         })
     })
     .unwrap();
-    let mut late: Vec<Duration> = (0..10).map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("timer")).collect();
+    let mut late: Vec<Duration> =
+        (0..10).map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("timer")).collect();
     late.sort();
     println!("timer lateness with 3 busy jobs (0.5 ms slices): {late:?}");
     // A pass takes about 1.5 ms here; a timer fires in the first pass after
@@ -244,5 +247,8 @@ fn messages_reach_jobs_from_other_threads() {
     w.send(id, "hello".to_string()).unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok("got hello".into()));
     w.shutdown_and_join().unwrap();
-    assert!(matches!(rx.recv_timeout(Duration::from_millis(10)), Err(RecvTimeoutError::Disconnected)));
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_millis(10)),
+        Err(RecvTimeoutError::Disconnected)
+    ));
 }

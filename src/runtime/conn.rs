@@ -77,7 +77,9 @@ pub enum ConnError {
         source: io::Error,
     },
     /// The peer sent a frame over the limit; the connection was closed.
-    #[error("the peer sent a frame longer than {max} bytes without a delimiter; connection closed")]
+    #[error(
+        "the peer sent a frame longer than {max} bytes without a delimiter; connection closed"
+    )]
     FrameTooLarge {
         /// The limit in bytes.
         max: usize,
@@ -599,7 +601,8 @@ impl Connection {
         if self.write_interest == on {
             return Ok(());
         }
-        let interest = if on { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+        let interest =
+            if on { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
         self.rt
             .reregister(&mut self.stream, self.token, interest)
             .map_err(|source| ConnError::Io { op: "changing write interest", source })?;
@@ -637,4 +640,3 @@ impl Drop for Connection {
         self.rt.deregister(&mut self.stream, self.token);
     }
 }
-

@@ -99,7 +99,8 @@ impl IoEvent {
 
     /// An event with the given readiness, for tests and synthetic wake-ups.
     pub fn new(token: Token, readable: bool, writable: bool) -> IoEvent {
-        let bits = if readable { Self::READABLE } else { 0 } | if writable { Self::WRITABLE } else { 0 };
+        let bits =
+            if readable { Self::READABLE } else { 0 } | if writable { Self::WRITABLE } else { 0 };
         IoEvent { token, bits }
     }
 
@@ -189,7 +190,10 @@ impl State {
     }
 
     fn has_requests(&self) -> bool {
-        !self.added.is_empty() || !self.stops.is_empty() || !self.mail.is_empty() || !self.wakes.is_empty()
+        !self.added.is_empty()
+            || !self.stops.is_empty()
+            || !self.mail.is_empty()
+            || !self.wakes.is_empty()
     }
 }
 
@@ -392,7 +396,10 @@ impl Runtime {
 
     fn registry(&self) -> io::Result<&mio::Registry> {
         self.inner.registry.as_ref().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::Unsupported, "this job pool runs without a worker: no I/O")
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this job pool runs without a worker: no I/O",
+            )
         })
     }
 
@@ -915,7 +922,8 @@ mod tests {
     fn lingering(linger: u32) -> (Lingering, Rc<Cell<u32>>, Rc<Cell<bool>>) {
         let polls = Rc::new(Cell::new(0));
         let dropped = Rc::new(Cell::new(false));
-        let job = Lingering { polls: polls.clone(), stopped: false, linger, dropped: dropped.clone() };
+        let job =
+            Lingering { polls: polls.clone(), stopped: false, linger, dropped: dropped.clone() };
         (job, polls, dropped)
     }
 

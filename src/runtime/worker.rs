@@ -233,7 +233,9 @@ impl WorkerHandle {
     pub fn join(&self) -> io::Result<()> {
         let thread = self.thread.lock().ok().and_then(|mut t| t.take());
         match thread {
-            Some(t) => t.join().unwrap_or_else(|_| Err(io::Error::other("the worker thread panicked"))),
+            Some(t) => {
+                t.join().unwrap_or_else(|_| Err(io::Error::other("the worker thread panicked")))
+            }
             None => Ok(()),
         }
     }

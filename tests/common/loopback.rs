@@ -46,7 +46,16 @@ impl BulkSender {
         total: u64,
         report: Sender<Result<(u64, u32), String>>,
     ) -> BulkSender {
-        BulkSender { conn: None, addr, data, total, sent: 0, crc: flate2::Crc::new(), report, stopped: false }
+        BulkSender {
+            conn: None,
+            addr,
+            data,
+            total,
+            sent: 0,
+            crc: flate2::Crc::new(),
+            report,
+            stopped: false,
+        }
     }
 }
 
@@ -120,7 +129,10 @@ pub struct BulkReceiver {
 }
 
 impl BulkReceiver {
-    pub fn new(std: std::net::TcpListener, report: Sender<Result<(u64, u32), String>>) -> BulkReceiver {
+    pub fn new(
+        std: std::net::TcpListener,
+        report: Sender<Result<(u64, u32), String>>,
+    ) -> BulkReceiver {
         BulkReceiver {
             std: Some(std),
             listener: None,
@@ -223,7 +235,8 @@ impl Job for EchoServer {
             return Step::Done;
         }
         if let Some(std) = self.std.take() {
-            self.listener = Some(Listener::from_std(cx.runtime(), cx.id(), std).expect("listening"));
+            self.listener =
+                Some(Listener::from_std(cx.runtime(), cx.id(), std).expect("listening"));
         }
         let listener = self.listener.as_mut().expect("listener");
         listener.absorb(cx);
@@ -324,7 +337,12 @@ pub struct PingClient {
 }
 
 impl PingClient {
-    pub fn new(addr: SocketAddr, rounds: u32, done: Arc<AtomicUsize>, errors: Sender<String>) -> PingClient {
+    pub fn new(
+        addr: SocketAddr,
+        rounds: u32,
+        done: Arc<AtomicUsize>,
+        errors: Sender<String>,
+    ) -> PingClient {
         PingClient { conn: None, addr, rounds, next: 0, waiting: false, done, errors }
     }
 }
@@ -354,7 +372,9 @@ impl Job for PingClient {
         for frame in got {
             let want = format!("pong {}", self.next);
             if frame != want.as_bytes() {
-                let _ = self.errors.send(format!("got {:?}, want {want:?}", String::from_utf8_lossy(&frame)));
+                let _ = self
+                    .errors
+                    .send(format!("got {:?}, want {want:?}", String::from_utf8_lossy(&frame)));
                 return Step::Done;
             }
             self.next += 1;

@@ -1,0 +1,580 @@
+//! The `dc` API: registration of the Rust functions, the sandbox, and the one
+//! description of the API that generates the LuaLS stubs (`lua-api/dc.d.lua`),
+//! the console's completion and help.
+//!
+//! The description ([`FUNCTIONS`], [`EVENTS`]) is the single source of truth: a
+//! test walks a live Lua state and fails when a registered function has no
+//! entry here or an entry names a function that does not exist, and another
+//! fails when `lua-api/dc.d.lua` differs from [`luals_stub`].
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use mlua::{Function, Lua, MultiValue, Table, Variadic};
+
+use super::host::{LuaHost, ScriptId};
+use super::value::Value;
+use crate::runtime::JobId;
+
+/// One function or method of the API.
+#[derive(Debug)]
+pub struct ApiFn {
+    /// `dc.sleep`, `dc.scripts.load`, or `dc.Job:wait` for a method.
+    pub path: &'static str,
+    /// `(name, LuaLS type, description)`.
+    pub params: &'static [(&'static str, &'static str, &'static str)],
+    /// `(LuaLS type, description)`.
+    pub returns: &'static [(&'static str, &'static str)],
+    /// What it does.
+    pub doc: &'static str,
+    /// It waits (yields to the pool): only callable from a coroutine job.
+    pub waits: bool,
+}
+
+/// One event of the API.
+#[derive(Debug)]
+pub struct ApiEvent {
+    /// The name given to `dc.on` and `dc.wait`.
+    pub name: &'static str,
+    /// When it happens.
+    pub doc: &'static str,
+    /// Fields of the event table: `(name, LuaLS type, description)`.
+    pub fields: &'static [(&'static str, &'static str, &'static str)],
+    /// Whether returning true from a handler means something (consumes it).
+    pub consumable: bool,
+}
+
+/// A plain value field of a table (`dc.version`).
+#[derive(Debug)]
+pub struct ApiField {
+    /// Its path.
+    pub path: &'static str,
+    /// LuaLS type.
+    pub ty: &'static str,
+    /// What it holds.
+    pub doc: &'static str,
+}
+
+/// The functions and methods.
+pub const FUNCTIONS: &[ApiFn] = &[
+    ApiFn {
+        path: "dc.sleep",
+        params: &[("seconds", "number", "how long to wait (fractions allowed)")],
+        returns: &[],
+        doc: "Waits for `seconds` while the rest of the client runs on.",
+        waits: true,
+    },
+    ApiFn {
+        path: "dc.wait",
+        params: &[
+            ("event", "string", "the event name"),
+            ("opts", "{filter?: table|fun(e: table): boolean, timeout?: number}?", "`filter`: a table of fields the event must have, or a function returning true for the wanted event (it must not wait); `timeout`: seconds"),
+        ],
+        returns: &[("table?", "the event table, or nil on timeout")],
+        doc: "Waits for the next event `event` that passes the filter.",
+        waits: true,
+    },
+    ApiFn {
+        path: "dc.spawn",
+        params: &[("fn", "async fun(...): ...", "the function to run"), ("...", "any", "its arguments")],
+        returns: &[("dc.Job", "a handle to the new coroutine job")],
+        doc: "Runs `fn(...)` as a new coroutine job of this script.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.on",
+        params: &[("event", "dc.EventName|string", "the event name"), ("handler", "async fun(e: table): boolean?", "called with the event table, each call in its own coroutine; return true (before waiting) to consume the event")],
+        returns: &[("dc.Handler", "a handle to remove the handler")],
+        doc: "Calls `handler` for every event `event`, in registration order.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.emit",
+        params: &[("event", "string", "the event name"), ("data", "table?", "the event table (plain data only)")],
+        returns: &[],
+        doc: "Emits an event of your own; handlers (of every script) see it on the next pass.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.after",
+        params: &[("seconds", "number", "delay"), ("fn", "async fun()", "the callback")],
+        returns: &[("dc.Timer", "a handle to stop the timer")],
+        doc: "Calls `fn` once, after `seconds`, in its own coroutine.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.every",
+        params: &[("seconds", "number", "period"), ("fn", "async fun()", "the callback")],
+        returns: &[("dc.Timer", "a handle to stop the timer")],
+        doc: "Calls `fn` every `seconds`, each call in its own coroutine. The timer stops if `fn` fails.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.quit",
+        params: &[("code", "integer?", "exit code (default 0)")],
+        returns: &[],
+        doc: "Stops the client cleanly.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.reload_config",
+        params: &[],
+        returns: &[("boolean", "true when the new configuration is in force"), ("string?", "the error otherwise (the last good configuration stays)")],
+        doc: "Reads the configuration file again.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.log.debug",
+        params: &[("...", "any", "values, joined with spaces")],
+        returns: &[],
+        doc: "Logs at debug level, tagged with the script's name.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.log.info",
+        params: &[("...", "any", "values, joined with spaces")],
+        returns: &[],
+        doc: "Logs at info level, tagged with the script's name.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.log.warn",
+        params: &[("...", "any", "values, joined with spaces")],
+        returns: &[],
+        doc: "Logs a warning, tagged with the script's name.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.log.error",
+        params: &[("...", "any", "values, joined with spaces")],
+        returns: &[],
+        doc: "Logs an error, tagged with the script's name.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.scripts.load",
+        params: &[("path", "string", "the script file"), ("opts", "{trusted?: boolean}?", "`trusted`: full standard library (io, os, package)")],
+        returns: &[("string?", "the script's name"), ("string?", "the error")],
+        doc: "Loads a script and runs its main chunk.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.scripts.unload",
+        params: &[("name", "string", "the script's name")],
+        returns: &[("boolean", "whether it was loaded")],
+        doc: "Unloads a script: stops everything it created (handlers, timers, jobs).",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.scripts.reload",
+        params: &[("name", "string", "the script's name")],
+        returns: &[("boolean", "success"), ("string?", "the error (the old version keeps running)")],
+        doc: "Unloads a script and loads its file again; nothing of the old load fires afterwards.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.scripts.list",
+        params: &[],
+        returns: &[("string[]", "names of the loaded scripts")],
+        doc: "The loaded scripts, in load order.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Job:alive",
+        params: &[],
+        returns: &[("boolean", "whether it still runs")],
+        doc: "Whether the job is still running.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Job:stop",
+        params: &[],
+        returns: &[],
+        doc: "Stops the job (its `:wait()` then gives `false, \"stopped\"`).",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Job:wait",
+        params: &[],
+        returns: &[("boolean", "true if the function returned, false if it failed"), ("any", "its results, or the error message")],
+        doc: "Waits until the job ends; gives `true, results...` or `false, error`.",
+        waits: true,
+    },
+    ApiFn {
+        path: "dc.Handler:remove",
+        params: &[],
+        returns: &[],
+        doc: "Removes the event handler.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Timer:stop",
+        params: &[],
+        returns: &[],
+        doc: "Stops the timer; its callback is not called again.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Timer:active",
+        params: &[],
+        returns: &[("boolean", "whether it will fire again")],
+        doc: "Whether the timer is still armed.",
+        waits: false,
+    },
+];
+
+/// Plain fields.
+pub const FIELDS: &[ApiField] = &[
+    ApiField { path: "dc.version", ty: "string", doc: "dclua's version." },
+    ApiField { path: "dc.script", ty: "string", doc: "The name of the running script." },
+    ApiField { path: "dc.args", ty: "string[]", doc: "Command-line arguments given to `dclua run SCRIPT ARGS...` (also the main chunk's `...`)." },
+];
+
+/// The events. Hub, search and share events join this table with their
+/// features.
+pub const EVENTS: &[ApiEvent] = &[
+    ApiEvent {
+        name: "script_loaded",
+        doc: "A script was loaded (after its main chunk started).",
+        fields: &[("name", "string", "the script's name")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "script_unloaded",
+        doc: "A script was unloaded.",
+        fields: &[("name", "string", "the script's name")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "config_reloaded",
+        doc: "The configuration file was read again and is in force.",
+        fields: &[("path", "string", "the configuration file")],
+        consumable: false,
+    },
+];
+
+fn host(weak: &std::rc::Weak<super::host::HostInner>) -> mlua::Result<LuaHost> {
+    weak.upgrade()
+        .map(LuaHost::from_inner)
+        .ok_or_else(|| mlua::Error::runtime("dclua is shutting down"))
+}
+
+fn job_id(n: i64) -> JobId {
+    JobId(n as u64)
+}
+
+fn join_args(args: &Variadic<mlua::Value>) -> String {
+    args.iter()
+        .map(|v| match v {
+            mlua::Value::String(s) => s.to_string_lossy(),
+            other => other.to_string().unwrap_or_else(|_| other.type_name().to_string()),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Registers the Rust side of the API in a new state: the `dc` table's
+/// native functions and the `native` primitives the prelude builds on.
+pub(crate) fn register(
+    lua: &Lua,
+    host_: &LuaHost,
+    script: ScriptId,
+    dc: &Table,
+    native: &Table,
+    _trusted: bool,
+) -> mlua::Result<()> {
+    let weak = host_.downgrade();
+    let name = move || {
+        host(&weak).ok().and_then(|h| h.script(script)).map(|s| s.name.clone()).unwrap_or_default()
+    };
+    macro_rules! f {
+        ($table:expr, $key:expr, |$lua:ident, $h:ident, $args:tt: $ty:ty| $body:expr) => {{
+            let weak = host_.downgrade();
+            $table.set(
+                $key,
+                lua.create_function(move |$lua, $args: $ty| {
+                    let $h = host(&weak)?;
+                    $body
+                })?,
+            )?;
+        }};
+    }
+
+    f!(native, "spawn", |_lua, h, (func, args): (Function, MultiValue)| {
+        Ok(h.spawn_function(script, func, args)?.0 as i64)
+    });
+    f!(native, "job_alive", |_lua, h, id: i64| Ok(h.job_alive(job_id(id))));
+    f!(native, "job_stop", |_lua, h, id: i64| {
+        h.job_stop(job_id(id));
+        Ok(())
+    });
+    f!(native, "job_result", |lua, h, id: i64| h.job_result(lua, job_id(id)));
+    f!(native, "job_forget", |_lua, h, id: i64| {
+        h.job_forget(job_id(id));
+        Ok(())
+    });
+    f!(native, "on", |_lua, h, (event, func): (String, Function)| Ok(
+        h.add_handler(script, &event, func)
+    ));
+    f!(native, "handler_remove", |_lua, h, id: u64| {
+        h.remove_handler(id);
+        Ok(())
+    });
+    f!(native, "timer", |_lua, h, (secs, func, repeating): (f64, Function, bool)| {
+        h.add_timer(script, secs, func, repeating)
+    });
+    f!(native, "timer_stop", |_lua, h, id: u64| {
+        h.stop_timer(id);
+        Ok(())
+    });
+    f!(native, "timer_active", |_lua, h, id: u64| Ok(h.timer_active(id)));
+    f!(native, "exhausted", |_lua, h, (): ()| Ok(h
+        .script(script)
+        .is_some_and(|s| s.budget_spent())));
+
+    f!(dc, "emit", |_lua, h, (event, data): (String, Option<mlua::Value>)| {
+        let data = match data {
+            Some(v) => Value::from_lua(&v, "dc.emit's table").map_err(mlua::Error::runtime)?,
+            None => Value::Map(Vec::new()),
+        };
+        h.emit_value(&event, data);
+        Ok(())
+    });
+    f!(dc, "quit", |_lua, h, code: Option<i32>| {
+        h.quit(code.unwrap_or(0));
+        Ok(())
+    });
+    f!(dc, "reload_config", |_lua, h, (): ()| Ok(match h.reload_config() {
+        Ok(()) => (true, None),
+        Err(e) => (false, Some(e)),
+    }));
+
+    let log = lua.create_table()?;
+    for (key, level) in [
+        ("debug", log::Level::Debug),
+        ("info", log::Level::Info),
+        ("warn", log::Level::Warn),
+        ("error", log::Level::Error),
+    ] {
+        let name = name.clone();
+        log.set(
+            key,
+            lua.create_function(move |_, args: Variadic<mlua::Value>| {
+                log::log!(target: "lua", level, "{}: {}", name(), join_args(&args));
+                Ok(())
+            })?,
+        )?;
+    }
+    dc.set("log", log)?;
+
+    let scripts = lua.create_table()?;
+    f!(scripts, "load", |_lua, h, (path, opts): (String, Option<Table>)| {
+        let trusted =
+            opts.map(|o| o.get::<Option<bool>>("trusted")).transpose()?.flatten().unwrap_or(false);
+        Ok(match h.load_file(&PathBuf::from(&path), trusted, &[]) {
+            Ok(id) => (h.script(id).map(|s| s.name.clone()), None),
+            Err(e) => (None, Some(e)),
+        })
+    });
+    f!(scripts, "unload", |_lua, h, name: String| {
+        Ok(match h.script_by_name(&name) {
+            Some(s) if s.id == script => {
+                return Err(mlua::Error::runtime(
+                    "a script cannot unload itself; let it end, or use dc.quit",
+                ))
+            }
+            Some(s) => h.unload(s.id),
+            None => false,
+        })
+    });
+    f!(scripts, "reload", |_lua, h, name: String| {
+        Ok(match h.script_by_name(&name) {
+            Some(s) if s.id == script => (false, Some("a script cannot reload itself".to_string())),
+            Some(s) => match h.reload(s.id) {
+                Ok(_) => (true, None),
+                Err(e) => (false, Some(e)),
+            },
+            None => (false, Some(format!("no script named '{name}' is loaded"))),
+        })
+    });
+    f!(scripts, "list", |_lua, h, (): ()| Ok(h
+        .scripts()
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect::<Vec<_>>()));
+    dc.set("scripts", scripts)?;
+
+    dc.set("version", env!("CARGO_PKG_VERSION"))?;
+    dc.set("args", lua.create_table()?)?;
+
+    // print goes to the user (console or standard output), not to the log.
+    {
+        let weak = host_.downgrade();
+        lua.globals().set(
+            "print",
+            lua.create_function(move |_, args: Variadic<mlua::Value>| {
+                if let Ok(h) = host(&weak) {
+                    h.output(&join_args(&args));
+                }
+                Ok(())
+            })?,
+        )?;
+    }
+    Ok(())
+}
+
+/// Completes a new state's `dc` table once the script is known.
+pub(crate) fn set_identity(lua: &Lua, name: &str, args: &[String]) -> mlua::Result<()> {
+    let dc: Table = lua.globals().get("dc")?;
+    dc.set("script", name)?;
+    dc.set("args", args.to_vec())?;
+    Ok(())
+}
+
+/// Takes away what an untrusted script must not have: process control and
+/// files in `os`, loading files or bytecode.
+pub(crate) fn sandbox(lua: &Lua) -> mlua::Result<()> {
+    lua.load(
+        r#"
+        local os_keep = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
+        os = os_keep
+        dofile, loadfile = nil, nil
+        string.dump = nil
+        local raw_load = load
+        function load(chunk, name, mode, env)
+          -- Text only: bytecode is not checked and could crash the interpreter.
+          return raw_load(chunk, name, "t", env)
+        end
+        "#,
+    )
+    .set_name("=dclua sandbox")
+    .exec()
+}
+
+/// Every name the console completes: functions and fields of the API.
+pub fn completion_names() -> Vec<&'static str> {
+    let mut v: Vec<&str> =
+        FUNCTIONS.iter().map(|f| f.path).chain(FIELDS.iter().map(|f| f.path)).collect();
+    v.sort_unstable();
+    v
+}
+
+/// Help text for a name (`dc.sleep`) or an event name (`chat`).
+pub fn help(name: &str) -> Option<String> {
+    if let Some(f) = FUNCTIONS.iter().find(|f| f.path == name) {
+        let params: Vec<&str> = f.params.iter().map(|p| p.0).collect();
+        let mut s = format!("{}({})", f.path, params.join(", "));
+        if f.waits {
+            s.push_str("  [waits]");
+        }
+        let _ = write!(s, "\n  {}", f.doc);
+        for (n, t, d) in f.params {
+            let _ = write!(s, "\n  {n}: {t} — {d}");
+        }
+        for (t, d) in f.returns {
+            let _ = write!(s, "\n  returns {t} — {d}");
+        }
+        return Some(s);
+    }
+    if let Some(f) = FIELDS.iter().find(|f| f.path == name) {
+        return Some(format!("{}: {}\n  {}", f.path, f.ty, f.doc));
+    }
+    EVENTS.iter().find(|e| e.name == name).map(|e| {
+        let mut s = format!("event {}\n  {}", e.name, e.doc);
+        for (n, t, d) in e.fields {
+            let _ = write!(s, "\n  .{n}: {t} — {d}");
+        }
+        if e.consumable {
+            s.push_str("\n  a handler returning true consumes it");
+        }
+        s
+    })
+}
+
+/// The LuaLS definition file (`lua-api/dc.d.lua`), generated from the tables.
+pub fn luals_stub() -> String {
+    let mut s = String::new();
+    s.push_str("---@meta dc\n");
+    s.push_str("-- dclua's Lua API for LuaLS. Generated from src/lua/api.rs: do not edit;\n");
+    s.push_str("-- `DCLUA_BLESS=1 cargo test --test lua_api` rewrites it.\n");
+    s.push_str("error(\"cannot require a meta file\")\n\n");
+
+    // Event names and tables.
+    s.push_str("---@alias dc.EventName\n");
+    for e in EVENTS {
+        let _ = writeln!(s, "---| \"{}\" # {}", e.name, e.doc);
+    }
+    s.push('\n');
+    for e in EVENTS {
+        let _ = writeln!(s, "---{}", e.doc);
+        let _ = writeln!(s, "---@class dc.event.{}", e.name);
+        for (n, t, d) in e.fields {
+            let _ = writeln!(s, "---@field {n} {t} {d}");
+        }
+        s.push('\n');
+    }
+
+    // Tables and handle classes, in order of first appearance.
+    let mut tables: Vec<&str> = vec!["dc"];
+    let mut classes: Vec<&str> = Vec::new();
+    for f in FUNCTIONS {
+        if let Some((class, _)) = f.path.split_once(':') {
+            if !classes.contains(&class) {
+                classes.push(class);
+            }
+        } else if let Some((table, _)) = f.path.rsplit_once('.') {
+            if !tables.contains(&table) {
+                tables.push(table);
+            }
+        }
+    }
+    for t in &tables {
+        let _ = writeln!(s, "---@class {t}");
+        for field in FIELDS.iter().filter(|f| f.path.rsplit_once('.').is_some_and(|(p, _)| p == *t))
+        {
+            let (_, n) = field.path.rsplit_once('.').unwrap_or(("", field.path));
+            let _ = writeln!(s, "---@field {n} {} {}", field.ty, field.doc);
+        }
+        let _ = writeln!(s, "{t} = {{}}\n");
+    }
+    for c in &classes {
+        let _ = writeln!(s, "---@class {c}");
+        let _ = writeln!(s, "local {} = {{}}\n", c.replace('.', "_"));
+    }
+    for f in FUNCTIONS {
+        let _ = writeln!(s, "---{}", f.doc);
+        if f.waits {
+            s.push_str("---@async\n");
+        }
+        for (n, t, d) in f.params {
+            let _ = writeln!(s, "---@param {n} {t} {d}");
+        }
+        for (t, d) in f.returns {
+            let _ = writeln!(s, "---@return {t} # {d}");
+        }
+        if f.path == "dc.on" || f.path == "dc.wait" {
+            for e in EVENTS {
+                if f.path == "dc.on" {
+                    let _ = writeln!(
+                        s,
+                        "---@overload fun(event: \"{}\", handler: async fun(e: dc.event.{}): boolean?): dc.Handler",
+                        e.name, e.name
+                    );
+                } else {
+                    let _ = writeln!(
+                        s,
+                        "---@overload async fun(event: \"{}\", opts?: table): dc.event.{}?",
+                        e.name, e.name
+                    );
+                }
+            }
+        }
+        let params: Vec<&str> = f.params.iter().map(|p| p.0).collect();
+        let path = match f.path.split_once(':') {
+            Some((class, m)) => format!("{}:{m}", class.replace('.', "_")),
+            None => f.path.to_string(),
+        };
+        let _ = writeln!(s, "function {path}({}) end\n", params.join(", "));
+    }
+    s
+}

@@ -1,0 +1,1506 @@
+//! The scripting host: Lua states, coroutine jobs, events, timers, scripts.
+//!
+//! # Model
+//!
+//! - Each script has its own Lua state ([`Script`]): memory limits,
+//!   sandboxing and unloading are per script. The console has one too.
+//! - Every piece of Lua runs as a coroutine owned by the pool: a script's main
+//!   chunk, each event-handler call, each timer callback, each console chunk,
+//!   each `dc.spawn` function. A coroutine that waits becomes a [`LuaJob`].
+//! - Handler calls and timer callbacks run on *reused* coroutines (the
+//!   prelude's runner): dispatching an event to a handler that does not wait
+//!   costs one resume and no job; a handler that waits keeps its coroutine,
+//!   which becomes a job and returns to its script's idle list when the call
+//!   completes.
+//! - Events are queued and delivered by one [`Dispatcher`] job, never from
+//!   inside the API call that produced them (no re-entrancy): a hub job or
+//!   `dc.emit` queues, the dispatcher delivers on its next poll, in batches.
+//!
+//! # Invariants
+//!
+//! - Everything a script creates (handlers, timers, jobs, waiters) records
+//!   its [`ScriptId`]; unloading removes or stops all of it. Script ids are
+//!   never reused, so nothing of an old load can fire after a reload.
+//! - A coroutine is resumed by exactly one owner: the dispatcher while a call
+//!   runs synchronously, or its `LuaJob` once it has waited.
+//! - The instruction budget counts from each resume; a coroutine that runs
+//!   past it fails with an error naming its script.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mlua::chunk::ChunkMode;
+use mlua::thread::ThreadStatus;
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Thread, VmState};
+
+use super::value::Value;
+use crate::runtime::{Context, Job, JobId, Runtime, Step, TimerId};
+
+/// Identifies one load of a script; never reused.
+pub type ScriptId = u64;
+
+/// Limits and knobs of the host.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Memory limit of each script's Lua state, in bytes.
+    pub memory_limit: usize,
+    /// Lua instructions a coroutine may run between two waits.
+    pub instruction_limit: u64,
+    /// Events delivered per dispatcher poll before it lets other jobs run.
+    pub events_per_poll: usize,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            memory_limit: 64 << 20,
+            instruction_limit: 500_000_000,
+            events_per_poll: 4096,
+        }
+    }
+}
+
+/// Instructions between two calls of the budget hook.
+const HOOK_INTERVAL: u32 = 100_000;
+
+/// Idle coroutines kept per script for reuse.
+const IDLE_KEEP: usize = 64;
+
+/// A script: one Lua state and what it owns.
+pub struct Script {
+    /// Its id (one load).
+    pub id: ScriptId,
+    /// Its name (the file stem, or "console").
+    pub name: String,
+    /// The file it was loaded from.
+    pub path: Option<PathBuf>,
+    /// Whether it has the full standard library.
+    pub trusted: bool,
+    lua: Lua,
+    runner: Function,
+    req: *const std::ffi::c_void,
+    idle_marker: *const std::ffi::c_void,
+    idle: RefCell<Vec<Thread>>,
+    /// Hook ticks since the last resume.
+    ticks: Rc<Cell<u64>>,
+    /// Hook ticks allowed per resume.
+    limit_ticks: u64,
+    /// Set by Ctrl-C in the console; the hook turns it into an error.
+    interrupt: Arc<AtomicBool>,
+    main_done: Cell<bool>,
+    handlers: Cell<usize>,
+    timers: Cell<usize>,
+    jobs: Cell<usize>,
+    // Keeps the sentinel tables alive (their pointers are compared).
+    _sentinels: (Table, Table),
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script").field("id", &self.id).field("name", &self.name).finish()
+    }
+}
+
+impl Script {
+    /// The script's Lua state.
+    pub fn lua(&self) -> &Lua {
+        &self.lua
+    }
+
+    /// Whether the running coroutine has spent its instruction budget.
+    pub(crate) fn budget_spent(&self) -> bool {
+        self.ticks.get() > self.limit_ticks
+    }
+
+    fn is_idle(&self) -> bool {
+        self.main_done.get()
+            && self.handlers.get() == 0
+            && self.timers.get() == 0
+            && self.jobs.get() == 0
+    }
+}
+
+/// An event on its way to the handlers.
+pub struct Event {
+    /// The event name ("chat", "user_joined", or a script's own).
+    pub name: Rc<str>,
+    /// The event table's contents.
+    pub data: Value,
+    /// What happens if no handler consumes the event (printing chat in the
+    /// console, for instance).
+    pub default_action: Option<Box<dyn FnOnce()>>,
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+struct HandlerEntry {
+    id: u64,
+    script: ScriptId,
+    event: Rc<str>,
+    func: Function,
+}
+
+struct Waiter {
+    job: JobId,
+    script: ScriptId,
+    event: Rc<str>,
+    filter: Option<mlua::Value>,
+}
+
+struct LuaTimer {
+    script: ScriptId,
+    func: Function,
+    repeating: bool,
+    timer: TimerId,
+}
+
+/// What became of a coroutine job, kept for its handle's `:wait()`.
+#[derive(Default)]
+struct JobRecord {
+    script: ScriptId,
+    done: bool,
+    ok: bool,
+    results: Vec<mlua::Value>,
+    error: Option<String>,
+    joiners: Vec<JobId>,
+    /// The handle was collected: drop the record once the job is done.
+    forgotten: bool,
+}
+
+/// How a console chunk ended: the values formatted for display, or the error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChunkOutcome {
+    /// The values returned (formatted); empty when nothing to print.
+    Values(Vec<String>),
+    /// The error message.
+    Error(String),
+}
+
+/// Receives lines of text.
+pub type TextSink = Box<dyn Fn(&str)>;
+
+type OnFinish = Box<dyn FnOnce(Result<Vec<String>, String>)>;
+
+/// Hooks the application gives the host.
+#[derive(Default)]
+pub struct HostHooks {
+    /// `dc.reload_config()`.
+    pub reload_config: Option<Box<dyn Fn() -> Result<(), String>>>,
+    /// `print` and `dc.log` output meant for the user.
+    pub output: Option<TextSink>,
+    /// Called with a script's id when it has nothing left to do (its main
+    /// chunk returned and it owns no handler, timer or job).
+    pub on_script_idle: Option<Box<dyn Fn(ScriptId)>>,
+    /// `dc.quit(code)`.
+    pub on_quit: Option<Box<dyn Fn(i32)>>,
+}
+
+pub(crate) struct HostInner {
+    rt: Runtime,
+    opts: HostOptions,
+    dispatcher: Cell<Option<JobId>>,
+    scripts: RefCell<BTreeMap<ScriptId, Rc<Script>>>,
+    next_id: Cell<u64>,
+    handlers: RefCell<Vec<HandlerEntry>>,
+    queue: RefCell<VecDeque<Event>>,
+    waiters: RefCell<Vec<Waiter>>,
+    timers: RefCell<HashMap<u64, LuaTimer>>,
+    timer_ids: RefCell<HashMap<TimerId, u64>>,
+    jobs: RefCell<HashMap<JobId, JobRecord>>,
+    /// The Lua timer each waiting timer-callback job serves.
+    job_timers: RefCell<HashMap<JobId, u64>>,
+    hooks: RefCell<HostHooks>,
+    console: RefCell<Option<Rc<Script>>>,
+    delivered: Cell<u64>,
+}
+
+/// The scripting host; a cheap `Rc` handle, used on the worker thread only.
+#[derive(Clone)]
+pub struct LuaHost {
+    inner: Rc<HostInner>,
+}
+
+impl std::fmt::Debug for LuaHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LuaHost").field("scripts", &self.inner.scripts.borrow().len()).finish()
+    }
+}
+
+/// A message to a [`LuaJob`]: the reply to its request.
+struct Reply(Vec<Value>);
+
+impl LuaHost {
+    /// Creates the host and its dispatcher job.
+    pub fn new(rt: &Runtime, opts: HostOptions) -> LuaHost {
+        let inner = Rc::new(HostInner {
+            rt: rt.clone(),
+            opts,
+            dispatcher: Cell::new(None),
+            scripts: RefCell::new(BTreeMap::new()),
+            next_id: Cell::new(1),
+            handlers: RefCell::new(Vec::new()),
+            queue: RefCell::new(VecDeque::new()),
+            waiters: RefCell::new(Vec::new()),
+            timers: RefCell::new(HashMap::new()),
+            timer_ids: RefCell::new(HashMap::new()),
+            jobs: RefCell::new(HashMap::new()),
+            job_timers: RefCell::new(HashMap::new()),
+            hooks: RefCell::new(HostHooks::default()),
+            console: RefCell::new(None),
+            delivered: Cell::new(0),
+        });
+        let host = LuaHost { inner };
+        // The dispatcher job owns the host: it lives as long as that job, and
+        // stopping the job (at shutdown) unloads every script.
+        let id = rt.spawn(Dispatcher { host: Some(host.inner.clone()), stopped: false });
+        host.inner.dispatcher.set(Some(id));
+        CURRENT.with(|c| *c.borrow_mut() = Some(Rc::downgrade(&host.inner)));
+        host
+    }
+
+    /// The host of this worker thread, if one was created and still runs.
+    pub fn current() -> Option<LuaHost> {
+        CURRENT.with(|c| c.borrow().as_ref().and_then(Weak::upgrade)).map(LuaHost::from_inner)
+    }
+
+    pub(crate) fn from_inner(inner: Rc<HostInner>) -> LuaHost {
+        LuaHost { inner }
+    }
+
+    pub(crate) fn downgrade(&self) -> Weak<HostInner> {
+        Rc::downgrade(&self.inner)
+    }
+
+    /// The runtime handle.
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.rt
+    }
+
+    /// Installs the application's hooks.
+    pub fn set_hooks(&self, hooks: HostHooks) {
+        *self.inner.hooks.borrow_mut() = hooks;
+    }
+
+    /// Events delivered to handlers so far (for benchmarks and tests).
+    pub fn delivered(&self) -> u64 {
+        self.inner.delivered.get()
+    }
+
+    fn next_id(&self) -> u64 {
+        let id = self.inner.next_id.get();
+        self.inner.next_id.set(id + 1);
+        id
+    }
+
+    /// Writes user-facing output (`print`, `dc.log`).
+    pub(crate) fn output(&self, text: &str) {
+        let hooks = self.inner.hooks.borrow();
+        match &hooks.output {
+            Some(f) => f(text),
+            None => println!("{text}"),
+        }
+    }
+
+    // ----- scripts ---------------------------------------------------------
+
+    /// Loads a script file and starts its main chunk as a coroutine job.
+    /// Returns the new script's id.
+    pub fn load_file(
+        &self,
+        path: &Path,
+        trusted: bool,
+        args: &[String],
+    ) -> Result<ScriptId, String> {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "script".into());
+        if self.script_by_name(&name).is_some() {
+            return Err(format!(
+                "a script named '{name}' is already loaded (use dc.scripts.reload)"
+            ));
+        }
+        let source =
+            std::fs::read(path).map_err(|e| format!("reading script {}: {e}", path.display()))?;
+        self.load_source(&name, Some(path), &source, trusted, args)
+    }
+
+    /// Loads a script from source text (name used in messages and chunk names).
+    pub fn load_source(
+        &self,
+        name: &str,
+        path: Option<&Path>,
+        source: &[u8],
+        trusted: bool,
+        args: &[String],
+    ) -> Result<ScriptId, String> {
+        let script = self.new_state(name, path, trusted, args)?;
+        let chunk_name = match path {
+            Some(p) => format!("@{}", p.display()),
+            None => format!("={name}"),
+        };
+        let source = source.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(source);
+        let main = script
+            .lua
+            .load(source)
+            .set_name(chunk_name)
+            .set_mode(ChunkMode::Text)
+            .into_function()
+            .map_err(|e| format!("loading script {name}: {e}"))?;
+        let argv = args.iter().map(Value::str).collect::<Vec<_>>();
+        let id = script.id;
+        self.inner.scripts.borrow_mut().insert(id, script.clone());
+        let thread = script.lua.create_thread(main).map_err(|e| e.to_string())?;
+        let args = argv.iter().map(|a| a.to_lua(&script.lua)).collect::<mlua::Result<Vec<_>>>();
+        let args = MultiValue::from_vec(args.map_err(|e| e.to_string())?);
+        self.spawn_job(&script, thread, "main chunk", false, Start::Resume(args), None);
+        log::info!(target: "lua", "script {name} loaded");
+        Ok(id)
+    }
+
+    /// Unloads a script: removes its handlers, timers and waiters and stops
+    /// its jobs. Returns false when no such script is loaded.
+    pub fn unload(&self, id: ScriptId) -> bool {
+        let Some(script) = self.inner.scripts.borrow_mut().remove(&id) else { return false };
+        self.inner.handlers.borrow_mut().retain(|h| h.script != id);
+        self.inner.waiters.borrow_mut().retain(|w| w.script != id);
+        let timers: Vec<u64> = self
+            .inner
+            .timers
+            .borrow()
+            .iter()
+            .filter(|(_, t)| t.script == id)
+            .map(|(k, _)| *k)
+            .collect();
+        for t in timers {
+            self.stop_timer(t);
+        }
+        let jobs: Vec<JobId> = self
+            .inner
+            .jobs
+            .borrow()
+            .iter()
+            .filter(|(_, r)| r.script == id && !r.done)
+            .map(|(k, _)| *k)
+            .collect();
+        for j in jobs {
+            self.inner.rt.stop(j);
+        }
+        script.idle.borrow_mut().clear();
+        log::info!(target: "lua", "script {} unloaded", script.name);
+        true
+    }
+
+    /// Unloads and loads a script again from its file.
+    pub fn reload(&self, id: ScriptId) -> Result<ScriptId, String> {
+        let script = self.script(id).ok_or_else(|| format!("no script with id {id} is loaded"))?;
+        let path = script
+            .path
+            .clone()
+            .ok_or_else(|| format!("script {} has no file to reload", script.name))?;
+        let trusted = script.trusted;
+        // Compile first: a script with a syntax error stays loaded as it was.
+        let source =
+            std::fs::read(&path).map_err(|e| format!("reading script {}: {e}", path.display()))?;
+        Lua::new()
+            .load(&source[..])
+            .set_name(format!("@{}", path.display()))
+            .set_mode(ChunkMode::Text)
+            .into_function()
+            .map_err(|e| {
+                format!("reloading script {}: {e} (the old version keeps running)", script.name)
+            })?;
+        self.unload(id);
+        self.load_file(&path, trusted, &[])
+    }
+
+    /// A loaded script by id.
+    pub fn script(&self, id: ScriptId) -> Option<Rc<Script>> {
+        self.inner.scripts.borrow().get(&id).cloned()
+    }
+
+    /// A loaded script by name.
+    pub fn script_by_name(&self, name: &str) -> Option<Rc<Script>> {
+        self.inner.scripts.borrow().values().find(|s| s.name == name).cloned()
+    }
+
+    /// Names and ids of the loaded scripts, in load order.
+    pub fn scripts(&self) -> Vec<(ScriptId, String)> {
+        self.inner.scripts.borrow().values().map(|s| (s.id, s.name.clone())).collect()
+    }
+
+    /// Whether a script has nothing left to do (see [`HostHooks::on_script_idle`]).
+    pub fn is_idle(&self, id: ScriptId) -> bool {
+        self.script(id).is_none_or(|s| s.is_idle())
+    }
+
+    fn new_state(
+        &self,
+        name: &str,
+        path: Option<&Path>,
+        trusted: bool,
+        args: &[String],
+    ) -> Result<Rc<Script>, String> {
+        let err = |e: mlua::Error| format!("creating the Lua state of script {name}: {e}");
+        let libs = StdLib::COROUTINE
+            | StdLib::TABLE
+            | StdLib::STRING
+            | StdLib::UTF8
+            | StdLib::MATH
+            | StdLib::OS;
+        let libs = if trusted { libs | StdLib::IO | StdLib::PACKAGE } else { libs };
+        let lua = Lua::new_with(libs, LuaOptions::new()).map_err(err)?;
+        let id = self.next_id();
+        let ticks = Rc::new(Cell::new(0u64));
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let limit_ticks = (self.inner.opts.instruction_limit / u64::from(HOOK_INTERVAL)).max(1);
+        {
+            // The budget hook, set before any coroutine exists so that every
+            // coroutine (mlua's and Lua's own) inherits it.
+            let ticks = ticks.clone();
+            let interrupt = interrupt.clone();
+            let limit = limit_ticks;
+            let script_name = name.to_string();
+            lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_INTERVAL), move |_, _| {
+                let n = ticks.get() + 1;
+                ticks.set(n);
+                if interrupt.load(Ordering::Relaxed) {
+                    return Err(mlua::Error::runtime("interrupted"));
+                }
+                if n > limit {
+                    return Err(mlua::Error::runtime(format!(
+                        "script {script_name}: ran over {} million Lua instructions without waiting; \
+                         interrupted (a loop that never yields?)",
+                        limit * u64::from(HOOK_INTERVAL) / 1_000_000
+                    )));
+                }
+                Ok(VmState::Continue)
+            })
+            .map_err(err)?;
+        }
+        lua.set_memory_limit(self.inner.opts.memory_limit).map_err(err)?;
+        let req = lua.create_table().map_err(err)?;
+        let idle_marker = lua.create_table().map_err(err)?;
+        let dc = lua.create_table().map_err(err)?;
+        let native = lua.create_table().map_err(err)?;
+        super::api::register(&lua, self, id, &dc, &native, trusted).map_err(err)?;
+        lua.globals().set("dc", &dc).map_err(err)?;
+        let prelude = lua
+            .load(include_str!("prelude.lua"))
+            .set_name("=dclua prelude")
+            .into_function()
+            .map_err(err)?;
+        let runner: Function = prelude.call((&req, &idle_marker, &dc, &native)).map_err(err)?;
+        if !trusted {
+            super::api::sandbox(&lua).map_err(err)?;
+        }
+        super::api::set_identity(&lua, name, args).map_err(err)?;
+        Ok(Rc::new(Script {
+            id,
+            name: name.to_string(),
+            path: path.map(Path::to_path_buf),
+            trusted,
+            req: req.to_pointer(),
+            idle_marker: idle_marker.to_pointer(),
+            lua,
+            runner,
+            idle: RefCell::new(Vec::new()),
+            ticks,
+            limit_ticks,
+            interrupt,
+            main_done: Cell::new(false),
+            handlers: Cell::new(0),
+            timers: Cell::new(0),
+            jobs: Cell::new(0),
+            _sentinels: (req, idle_marker),
+        }))
+    }
+
+    fn check_idle(&self, script: &Script) {
+        if script.is_idle() && self.inner.scripts.borrow().contains_key(&script.id) {
+            let hooks = self.inner.hooks.borrow();
+            if let Some(f) = &hooks.on_script_idle {
+                f(script.id);
+            }
+        }
+    }
+
+    // ----- jobs ------------------------------------------------------------
+
+    fn spawn_job(
+        &self,
+        script: &Rc<Script>,
+        thread: Thread,
+        label: &str,
+        reusable: bool,
+        start: Start,
+        on_finish: Option<OnFinish>,
+    ) -> JobId {
+        script.jobs.set(script.jobs.get() + 1);
+        let host = self.downgrade();
+        let script_rc = script.clone();
+        let label = label.to_string();
+        let id = self.inner.rt.spawn_with(move |_| LuaJob {
+            host,
+            script: script_rc,
+            thread,
+            label,
+            reusable,
+            state: JobState::Start(start),
+            on_finish,
+            outcome: None,
+            stopped: false,
+        });
+        self.inner
+            .jobs
+            .borrow_mut()
+            .insert(id, JobRecord { script: script.id, ..Default::default() });
+        id
+    }
+
+    /// Starts `func(args...)` as a new coroutine job of `script` (`dc.spawn`).
+    pub(crate) fn spawn_function(
+        &self,
+        script: ScriptId,
+        func: Function,
+        args: MultiValue,
+    ) -> mlua::Result<JobId> {
+        let script =
+            self.script(script).ok_or_else(|| mlua::Error::runtime("the script is unloaded"))?;
+        let thread = script.lua.create_thread(func)?;
+        Ok(self.spawn_job(&script, thread, "dc.spawn function", false, Start::Resume(args), None))
+    }
+
+    pub(crate) fn job_alive(&self, id: JobId) -> bool {
+        self.inner.jobs.borrow().get(&id).is_some_and(|r| !r.done)
+    }
+
+    pub(crate) fn job_stop(&self, id: JobId) {
+        if self.job_alive(id) {
+            self.inner.rt.stop(id);
+        }
+    }
+
+    /// `(true, results...)` or `(false, error)`; `(nil, "still running")`
+    /// while it runs.
+    pub(crate) fn job_result(&self, lua: &Lua, id: JobId) -> mlua::Result<MultiValue> {
+        let jobs = self.inner.jobs.borrow();
+        let Some(r) = jobs.get(&id) else {
+            return Ok(MultiValue::from_vec(vec![
+                mlua::Value::Nil,
+                mlua::Value::String(lua.create_string("unknown job")?),
+            ]));
+        };
+        if !r.done {
+            return Ok(MultiValue::from_vec(vec![
+                mlua::Value::Nil,
+                mlua::Value::String(lua.create_string("still running")?),
+            ]));
+        }
+        let mut out = vec![mlua::Value::Boolean(r.ok)];
+        if r.ok {
+            out.extend(r.results.iter().cloned());
+        } else {
+            out.push(mlua::Value::String(
+                lua.create_string(r.error.as_deref().unwrap_or("failed"))?,
+            ));
+        }
+        Ok(MultiValue::from_vec(out))
+    }
+
+    pub(crate) fn job_forget(&self, id: JobId) {
+        let mut jobs = self.inner.jobs.borrow_mut();
+        if let Some(r) = jobs.get_mut(&id) {
+            if r.done {
+                jobs.remove(&id);
+            } else {
+                r.forgotten = true;
+            }
+        }
+    }
+
+    fn job_finished(&self, id: JobId, script: &Script, outcome: Result<Vec<mlua::Value>, String>) {
+        if let Some(timer) = self.inner.job_timers.borrow_mut().remove(&id) {
+            if outcome.is_err() {
+                self.timer_failed(timer);
+            }
+        }
+        let joiners = {
+            let mut jobs = self.inner.jobs.borrow_mut();
+            match jobs.get_mut(&id) {
+                Some(r) => {
+                    r.done = true;
+                    match outcome {
+                        Ok(v) => {
+                            r.ok = true;
+                            r.results = v;
+                        }
+                        Err(e) => r.error = Some(e),
+                    }
+                    let joiners = std::mem::take(&mut r.joiners);
+                    if r.forgotten {
+                        jobs.remove(&id);
+                    }
+                    joiners
+                }
+                None => Vec::new(),
+            }
+        };
+        for j in joiners {
+            self.inner.rt.send(j, Reply(Vec::new()));
+        }
+        script.jobs.set(script.jobs.get().saturating_sub(1));
+        self.check_idle(script);
+    }
+
+    fn join(&self, waiter: JobId, target: JobId) -> bool {
+        let mut jobs = self.inner.jobs.borrow_mut();
+        match jobs.get_mut(&target) {
+            Some(r) if !r.done => {
+                r.joiners.push(waiter);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    // ----- events ----------------------------------------------------------
+
+    /// Queues an event; handlers see it on the dispatcher's next poll.
+    pub fn emit(&self, event: Event) {
+        self.inner.queue.borrow_mut().push_back(event);
+        if let Some(d) = self.inner.dispatcher.get() {
+            self.inner.rt.wake(d);
+        }
+    }
+
+    /// Queues an event with no default action.
+    pub fn emit_value(&self, name: &str, data: Value) {
+        self.emit(Event { name: Rc::from(name), data, default_action: None });
+    }
+
+    pub(crate) fn add_handler(&self, script: ScriptId, event: &str, func: Function) -> u64 {
+        let id = self.next_id();
+        self.inner.handlers.borrow_mut().push(HandlerEntry {
+            id,
+            script,
+            event: Rc::from(event),
+            func,
+        });
+        if let Some(s) = self.script(script) {
+            s.handlers.set(s.handlers.get() + 1);
+        }
+        id
+    }
+
+    pub(crate) fn remove_handler(&self, id: u64) {
+        let removed = {
+            let mut hs = self.inner.handlers.borrow_mut();
+            let pos = hs.iter().position(|h| h.id == id);
+            pos.map(|p| hs.remove(p))
+        };
+        if let Some(h) = removed {
+            if let Some(s) = self.script(h.script) {
+                s.handlers.set(s.handlers.get().saturating_sub(1));
+                self.check_idle(&s);
+            }
+        }
+    }
+
+    fn dispatch(&self, event: Event) {
+        // Waiters first: a coroutine waiting in dc.wait sees the event even
+        // if a handler consumes it (it asked for exactly this).
+        self.wake_waiters(&event);
+        let handlers: Vec<(ScriptId, Function)> = self
+            .inner
+            .handlers
+            .borrow()
+            .iter()
+            .filter(|h| h.event == event.name)
+            .map(|h| (h.script, h.func.clone()))
+            .collect();
+        let mut consumed = false;
+        let mut tables: Vec<(ScriptId, mlua::Value)> = Vec::new();
+        for (sid, func) in handlers {
+            let Some(script) = self.script(sid) else { continue };
+            let table = match tables.iter().find(|(s, _)| *s == sid) {
+                Some((_, t)) => t.clone(),
+                None => match event.data.to_lua(&script.lua) {
+                    Ok(t) => {
+                        tables.push((sid, t.clone()));
+                        t
+                    }
+                    Err(e) => {
+                        log::error!(target: "lua", "script {}: building the '{}' event table: {e}", script.name, event.name);
+                        continue;
+                    }
+                },
+            };
+            self.inner.delivered.set(self.inner.delivered.get() + 1);
+            let label = format!("handler for '{}'", event.name);
+            if let CallResult::Done(results) = self.run_call(&script, func, table, &label, None) {
+                if matches!(results.front(), Some(mlua::Value::Boolean(true))) {
+                    consumed = true;
+                    break;
+                }
+            }
+        }
+        if !consumed {
+            if let Some(action) = event.default_action {
+                action();
+            }
+        }
+    }
+
+    fn wake_waiters(&self, event: &Event) {
+        let candidates: Vec<(usize, JobId, ScriptId, Option<mlua::Value>)> = self
+            .inner
+            .waiters
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.event == event.name)
+            .map(|(i, w)| (i, w.job, w.script, w.filter.clone()))
+            .collect();
+        let mut hit = Vec::new();
+        for (_, job, sid, filter) in candidates {
+            let Some(script) = self.script(sid) else { continue };
+            if self.filter_matches(&script, &event.data, filter.as_ref()) {
+                hit.push(job);
+            }
+        }
+        if hit.is_empty() {
+            return;
+        }
+        self.inner
+            .waiters
+            .borrow_mut()
+            .retain(|w| !(w.event == event.name && hit.contains(&w.job)));
+        for job in hit {
+            self.inner.rt.send(job, Reply(vec![event.data.clone()]));
+        }
+    }
+
+    fn filter_matches(&self, script: &Script, data: &Value, filter: Option<&mlua::Value>) -> bool {
+        match filter {
+            None | Some(mlua::Value::Nil) => true,
+            Some(mlua::Value::Table(t)) => t.pairs::<String, mlua::Value>().all(|pair| {
+                let Ok((k, want)) = pair else { return false };
+                match (Value::from_lua(&want, "filter"), data.get(&k)) {
+                    (Ok(want), got) => &want == got || matches!((&want, got), (Value::Int(a), Value::Num(b)) if *a as f64 == *b),
+                    _ => false,
+                }
+            }),
+            Some(mlua::Value::Function(f)) => {
+                let table = match data.to_lua(&script.lua) {
+                    Ok(t) => t,
+                    Err(_) => return false,
+                };
+                script.ticks.set(0);
+                match f.call::<mlua::Value>(table) {
+                    Ok(v) => !matches!(v, mlua::Value::Nil | mlua::Value::Boolean(false)),
+                    Err(e) => {
+                        log::error!(target: "lua", "script {}: dc.wait filter failed (it must not wait): {e}", script.name);
+                        false
+                    }
+                }
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// Runs `func(arg)` on a reused coroutine of `script`. A call that waits
+    /// continues as a job (`timer` names the Lua timer it serves, so that a
+    /// later failure stops that timer).
+    fn run_call(
+        &self,
+        script: &Rc<Script>,
+        func: Function,
+        arg: mlua::Value,
+        label: &str,
+        timer: Option<u64>,
+    ) -> CallResult {
+        let thread = match script.idle.borrow_mut().pop() {
+            Some(t) => t,
+            None => match script.lua.create_thread(script.runner.clone()) {
+                Ok(t) => t,
+                Err(e) => {
+                    log::error!(target: "lua", "script {}: {label}: creating a coroutine: {e}", script.name);
+                    return CallResult::Failed;
+                }
+            },
+        };
+        script.ticks.set(0);
+        script.interrupt.store(false, Ordering::Relaxed);
+        match thread.resume::<MultiValue>((func, arg)) {
+            Ok(mut vals) => match classify(script, &vals) {
+                Yielded::Idle => {
+                    vals.pop_front();
+                    let mut idle = script.idle.borrow_mut();
+                    if idle.len() < IDLE_KEEP {
+                        idle.push(thread);
+                    }
+                    CallResult::Done(vals)
+                }
+                Yielded::Request => {
+                    let job =
+                        self.spawn_job(script, thread, label, true, Start::Request(vals), None);
+                    if let Some(t) = timer {
+                        self.inner.job_timers.borrow_mut().insert(job, t);
+                    }
+                    CallResult::Waiting
+                }
+                Yielded::Other => {
+                    log::error!(
+                        target: "lua",
+                        "script {}: {label}: yielded a value that is not a dclua request \
+                         (use dc.sleep/dc.wait, or your own coroutine)", script.name
+                    );
+                    CallResult::Failed
+                }
+            },
+            Err(e) => {
+                log::error!(target: "lua", "script {}: error in {label}: {e}", script.name);
+                CallResult::Failed
+            }
+        }
+    }
+
+    // ----- timers ----------------------------------------------------------
+
+    pub(crate) fn add_timer(
+        &self,
+        script: ScriptId,
+        seconds: f64,
+        func: Function,
+        repeating: bool,
+    ) -> mlua::Result<u64> {
+        let dispatcher = self
+            .inner
+            .dispatcher
+            .get()
+            .ok_or_else(|| mlua::Error::runtime("the host is shut down"))?;
+        let d = duration(seconds)?;
+        let timer = if repeating {
+            self.inner.rt.timer_every(dispatcher, d.max(Duration::from_millis(1)))
+        } else {
+            self.inner.rt.timer_after(dispatcher, d)
+        };
+        let id = self.next_id();
+        self.inner.timers.borrow_mut().insert(id, LuaTimer { script, func, repeating, timer });
+        self.inner.timer_ids.borrow_mut().insert(timer, id);
+        if let Some(s) = self.script(script) {
+            s.timers.set(s.timers.get() + 1);
+        }
+        Ok(id)
+    }
+
+    pub(crate) fn stop_timer(&self, id: u64) {
+        let Some(t) = self.inner.timers.borrow_mut().remove(&id) else { return };
+        self.inner.timer_ids.borrow_mut().remove(&t.timer);
+        self.inner.rt.cancel_timer(t.timer);
+        if let Some(s) = self.script(t.script) {
+            s.timers.set(s.timers.get().saturating_sub(1));
+            self.check_idle(&s);
+        }
+    }
+
+    pub(crate) fn timer_active(&self, id: u64) -> bool {
+        self.inner.timers.borrow().contains_key(&id)
+    }
+
+    fn fire_timer(&self, timer: TimerId) {
+        let Some(id) = self.inner.timer_ids.borrow().get(&timer).copied() else { return };
+        let (sid, func, repeating) = {
+            let timers = self.inner.timers.borrow();
+            let Some(t) = timers.get(&id) else { return };
+            (t.script, t.func.clone(), t.repeating)
+        };
+        if !repeating {
+            // A one-shot timer is done once it fires, whatever its callback does.
+            self.stop_timer(id);
+        }
+        let Some(script) = self.script(sid) else { return };
+        let label = if repeating { "dc.every callback" } else { "dc.after callback" };
+        if let CallResult::Failed = self.run_call(&script, func, mlua::Value::Nil, label, Some(id))
+        {
+            self.timer_failed(id);
+        }
+    }
+
+    /// A repeating timer whose callback failed stops (Hammerspoon's rule: a
+    /// broken callback must not spam the log forever).
+    fn timer_failed(&self, id: u64) {
+        let script = self.inner.timers.borrow().get(&id).filter(|t| t.repeating).map(|t| t.script);
+        if let Some(sid) = script {
+            let name = self.script(sid).map(|s| s.name.clone()).unwrap_or_default();
+            log::error!(target: "lua", "script {name}: the dc.every timer stopped after its callback failed");
+            self.stop_timer(id);
+        }
+    }
+
+    // ----- waiting ---------------------------------------------------------
+
+    fn add_waiter(&self, job: JobId, script: ScriptId, event: &str, filter: Option<mlua::Value>) {
+        self.inner.waiters.borrow_mut().push(Waiter {
+            job,
+            script,
+            event: Rc::from(event),
+            filter,
+        });
+    }
+
+    fn remove_waiter(&self, job: JobId) {
+        self.inner.waiters.borrow_mut().retain(|w| w.job != job);
+    }
+
+    // ----- console ---------------------------------------------------------
+
+    /// Runs a console chunk as a coroutine job in the console's own (trusted)
+    /// state; `done` receives the formatted results or the error.
+    pub fn eval_console(&self, chunk: &str, done: impl FnOnce(ChunkOutcome) + 'static) {
+        let script = match self.console_script() {
+            Ok(s) => s,
+            Err(e) => return done(ChunkOutcome::Error(e)),
+        };
+        // Like lua.c: try it as an expression first, so `1 + 1` prints 2.
+        let func = script
+            .lua
+            .load(format!("return {chunk}"))
+            .set_name("=console")
+            .set_mode(ChunkMode::Text)
+            .into_function()
+            .or_else(|_| {
+                script
+                    .lua
+                    .load(chunk)
+                    .set_name("=console")
+                    .set_mode(ChunkMode::Text)
+                    .into_function()
+            });
+        let func = match func {
+            Ok(f) => f,
+            Err(e) => return done(ChunkOutcome::Error(e.to_string())),
+        };
+        let thread = match script.lua.create_thread(func) {
+            Ok(t) => t,
+            Err(e) => return done(ChunkOutcome::Error(e.to_string())),
+        };
+        script.interrupt.store(false, Ordering::Relaxed);
+        let on_finish: OnFinish = Box::new(move |r| {
+            done(match r {
+                Ok(v) => ChunkOutcome::Values(v),
+                Err(e) => ChunkOutcome::Error(e),
+            });
+        });
+        self.spawn_job(
+            &script,
+            thread,
+            "console",
+            false,
+            Start::Resume(MultiValue::new()),
+            Some(on_finish),
+        );
+    }
+
+    /// Ctrl-C in the console: the running console chunks fail with
+    /// "interrupted", whether computing or waiting.
+    pub fn interrupt_console(&self) {
+        let Some(script) = self.inner.console.borrow().clone() else { return };
+        script.interrupt.store(true, Ordering::Relaxed);
+        let jobs: Vec<JobId> = self
+            .inner
+            .jobs
+            .borrow()
+            .iter()
+            .filter(|(_, r)| r.script == script.id && !r.done)
+            .map(|(k, _)| *k)
+            .collect();
+        for j in jobs {
+            self.inner.rt.stop(j);
+        }
+    }
+
+    /// The console's state (created on first use).
+    pub fn console_script(&self) -> Result<Rc<Script>, String> {
+        if let Some(s) = self.inner.console.borrow().clone() {
+            return Ok(s);
+        }
+        let s = self.new_state("console", None, true, &[])?;
+        s.main_done.set(true);
+        self.inner.scripts.borrow_mut().insert(s.id, s.clone());
+        *self.inner.console.borrow_mut() = Some(s.clone());
+        Ok(s)
+    }
+
+    // ----- misc --------------------------------------------------------------
+
+    pub(crate) fn reload_config(&self) -> Result<(), String> {
+        let hooks = self.inner.hooks.borrow();
+        match &hooks.reload_config {
+            Some(f) => f(),
+            None => Err("this dclua has no configuration file to reload".into()),
+        }
+    }
+
+    pub(crate) fn quit(&self, code: i32) {
+        let hooks = self.inner.hooks.borrow();
+        match &hooks.on_quit {
+            Some(f) => f(code),
+            None => log::warn!(target: "lua", "dc.quit({code}) ignored: nothing to quit"),
+        }
+    }
+
+    /// Stops the dispatcher and every script (shutdown).
+    pub fn shutdown(&self) {
+        let ids: Vec<ScriptId> = self.inner.scripts.borrow().keys().copied().collect();
+        for id in ids {
+            self.unload(id);
+        }
+        *self.inner.console.borrow_mut() = None;
+        self.inner.queue.borrow_mut().clear();
+        if let Some(d) = self.inner.dispatcher.take() {
+            self.inner.rt.stop(d);
+        }
+    }
+}
+
+fn duration(seconds: f64) -> mlua::Result<Duration> {
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| mlua::Error::runtime(format!("invalid duration: {seconds} seconds")))
+}
+
+/// What a synchronous handler or timer call came to.
+enum CallResult {
+    /// It returned these values.
+    Done(MultiValue),
+    /// It waits; a job carries it on.
+    Waiting,
+    /// It failed (logged).
+    Failed,
+}
+
+enum Yielded {
+    Idle,
+    Request,
+    Other,
+}
+
+fn classify(script: &Script, vals: &MultiValue) -> Yielded {
+    match vals.front() {
+        Some(mlua::Value::Table(t)) if t.to_pointer() == script.idle_marker => Yielded::Idle,
+        Some(mlua::Value::Table(t)) if t.to_pointer() == script.req => Yielded::Request,
+        _ => Yielded::Other,
+    }
+}
+
+/// Formats a value for the console: strings as they are, tables shallowly.
+pub fn format_value(v: &mlua::Value) -> String {
+    fn scalar(v: &mlua::Value) -> String {
+        match v {
+            mlua::Value::Nil => "nil".into(),
+            mlua::Value::Boolean(b) => b.to_string(),
+            mlua::Value::Integer(i) => i.to_string(),
+            mlua::Value::Number(n) => {
+                if n.fract() == 0.0 && n.abs() < 1e15 {
+                    format!("{n:.1}")
+                } else {
+                    n.to_string()
+                }
+            }
+            mlua::Value::String(s) => format!("{:?}", s.to_string_lossy()),
+            other => other.to_string().unwrap_or_else(|_| other.type_name().to_string()),
+        }
+    }
+    match v {
+        mlua::Value::String(s) => s.to_string_lossy(),
+        mlua::Value::Table(t) => {
+            if let Some(mt) = t.metatable() {
+                if let Ok(mlua::Value::Function(_)) = mt.raw_get::<mlua::Value>("__tostring") {
+                    return v.to_string().unwrap_or_else(|_| "table".into());
+                }
+            }
+            let mut parts = Vec::new();
+            let len = t.raw_len();
+            for i in 1..=len.min(20) {
+                parts.push(scalar(&t.raw_get::<mlua::Value>(i).unwrap_or(mlua::Value::Nil)));
+            }
+            let mut extra = 0;
+            for (k, val) in t.pairs::<mlua::Value, mlua::Value>().flatten() {
+                if let mlua::Value::Integer(i) = k {
+                    if i >= 1 && (i as usize) <= len {
+                        continue;
+                    }
+                }
+                if parts.len() >= 30 {
+                    extra += 1;
+                    continue;
+                }
+                let key = match &k {
+                    mlua::Value::String(s) => {
+                        let s = s.to_string_lossy();
+                        if !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                            s
+                        } else {
+                            format!("[{s:?}]")
+                        }
+                    }
+                    other => format!("[{}]", scalar(other)),
+                };
+                parts.push(format!("{key} = {}", scalar(&val)));
+            }
+            if len > 20 {
+                extra += len - 20;
+            }
+            if extra > 0 {
+                parts.push(format!("... ({extra} more)"));
+            }
+            format!("{{{}}}", parts.join(", "))
+        }
+        other => scalar(other),
+    }
+}
+
+// ----- the dispatcher job ---------------------------------------------------
+
+thread_local! {
+    /// The host of the worker thread (one per worker).
+    static CURRENT: RefCell<Option<Weak<HostInner>>> = const { RefCell::new(None) };
+}
+
+/// Delivers queued events to handlers and runs Lua timer callbacks. Owns the
+/// host.
+struct Dispatcher {
+    host: Option<Rc<HostInner>>,
+    stopped: bool,
+}
+
+impl Job for Dispatcher {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Step {
+        if self.stopped {
+            if let Some(inner) = self.host.take() {
+                LuaHost::from_inner(inner).shutdown();
+            }
+            return Step::Done;
+        }
+        let Some(inner) = self.host.clone() else { return Step::Done };
+        let host = LuaHost::from_inner(inner);
+        for &t in cx.fired_timers() {
+            host.fire_timer(t);
+        }
+        let budget = host.inner.opts.events_per_poll;
+        for _ in 0..budget {
+            let ev = host.inner.queue.borrow_mut().pop_front();
+            match ev {
+                Some(ev) => host.dispatch(ev),
+                None => break,
+            }
+        }
+        if !host.inner.queue.borrow().is_empty() {
+            cx.repoll();
+        }
+        Step::Pending
+    }
+
+    fn is_alive(&self) -> bool {
+        !self.stopped
+    }
+
+    fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    fn name(&self) -> String {
+        "lua dispatcher".into()
+    }
+}
+
+// ----- coroutine jobs -------------------------------------------------------
+
+enum Start {
+    /// Resume with these arguments (a new coroutine).
+    Resume(MultiValue),
+    /// The coroutine already yielded this request (a handler that waits).
+    Request(MultiValue),
+}
+
+enum JobState {
+    Start(Start),
+    Sleeping(TimerId),
+    Waiting { timer: Option<TimerId> },
+    Joining,
+    Finished,
+}
+
+/// A Lua coroutine as a job of the pool: resumed when its request is answered.
+struct LuaJob {
+    host: Weak<HostInner>,
+    script: Rc<Script>,
+    thread: Thread,
+    label: String,
+    /// Runs on a reused runner coroutine (back to the idle list when done).
+    reusable: bool,
+    state: JobState,
+    on_finish: Option<OnFinish>,
+    outcome: Option<Result<Vec<mlua::Value>, String>>,
+    stopped: bool,
+}
+
+impl LuaJob {
+    /// Resumes with `args` and handles what comes back, until the coroutine
+    /// waits again or ends.
+    fn run(&mut self, host: &LuaHost, cx: &mut Context<'_>, args: MultiValue) -> Step {
+        self.script.ticks.set(0);
+        let out = self.thread.resume::<MultiValue>(args);
+        self.after_resume(host, cx, out)
+    }
+
+    fn after_resume(
+        &mut self,
+        host: &LuaHost,
+        cx: &mut Context<'_>,
+        out: mlua::Result<MultiValue>,
+    ) -> Step {
+        match out {
+            Err(e) => {
+                let msg = e.to_string();
+                if msg != "interrupted" || self.label != "console" {
+                    log::error!(target: "lua", "script {}: error in {}: {msg}", self.script.name, self.label);
+                }
+                self.finish(host, Err(msg))
+            }
+            Ok(mut vals) => {
+                if self.reusable {
+                    return match classify(&self.script, &vals) {
+                        Yielded::Idle => {
+                            vals.pop_front();
+                            let mut idle = self.script.idle.borrow_mut();
+                            if idle.len() < IDLE_KEEP {
+                                idle.push(self.thread.clone());
+                            }
+                            drop(idle);
+                            self.finish(host, Ok(vals.into_iter().collect()))
+                        }
+                        Yielded::Request => self.request(host, cx, vals),
+                        Yielded::Other => {
+                            let msg = "yielded a value that is not a dclua request".to_string();
+                            log::error!(target: "lua", "script {}: {}: {msg}", self.script.name, self.label);
+                            self.finish(host, Err(msg))
+                        }
+                    };
+                }
+                if self.thread.status() == ThreadStatus::Finished {
+                    return self.finish(host, Ok(vals.into_iter().collect()));
+                }
+                match classify(&self.script, &vals) {
+                    Yielded::Request => self.request(host, cx, vals),
+                    _ => {
+                        let msg = "yielded a value that is not a dclua request (use dc.sleep/dc.wait, or your own coroutine)".to_string();
+                        log::error!(target: "lua", "script {}: {}: {msg}", self.script.name, self.label);
+                        self.finish(host, Err(msg))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles a yielded request `(REQ, name, args...)`.
+    fn request(&mut self, host: &LuaHost, cx: &mut Context<'_>, vals: MultiValue) -> Step {
+        let mut it = vals.into_iter().skip(1);
+        let name = match it.next() {
+            Some(mlua::Value::String(s)) => s.to_string_lossy(),
+            _ => String::new(),
+        };
+        let args: Vec<mlua::Value> = it.collect();
+        let num = |i: usize| match args.get(i) {
+            Some(mlua::Value::Integer(n)) => Some(*n as f64),
+            Some(mlua::Value::Number(n)) => Some(*n),
+            _ => None,
+        };
+        match name.as_str() {
+            "dc.sleep" => match num(0).map(duration) {
+                Some(Ok(d)) => {
+                    self.state = JobState::Sleeping(cx.after(d));
+                    Step::Pending
+                }
+                _ => self.reply_error(host, cx, "dc.sleep: invalid duration"),
+            },
+            "dc.wait" => {
+                let event = match args.first() {
+                    Some(mlua::Value::String(s)) => s.to_string_lossy(),
+                    _ => return self.reply_error(host, cx, "dc.wait: expected an event name"),
+                };
+                let filter = args.get(1).cloned().filter(|v| !v.is_nil());
+                let timer = match num(2).map(duration) {
+                    Some(Ok(d)) => Some(cx.after(d)),
+                    Some(Err(_)) => return self.reply_error(host, cx, "dc.wait: invalid timeout"),
+                    None => None,
+                };
+                host.add_waiter(cx.id(), self.script.id, &event, filter);
+                self.state = JobState::Waiting { timer };
+                Step::Pending
+            }
+            "job:wait" => {
+                let target = match args.first() {
+                    Some(mlua::Value::Integer(n)) => JobId(*n as u64),
+                    _ => return self.reply_error(host, cx, "job:wait: not a job handle"),
+                };
+                if target == cx.id() {
+                    return self.reply_error(host, cx, "a job cannot wait for itself");
+                }
+                if host.join(cx.id(), target) {
+                    self.state = JobState::Joining;
+                    Step::Pending
+                } else {
+                    self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
+                }
+            }
+            other => self.reply_error(host, cx, &format!("unknown host request '{other}'")),
+        }
+    }
+
+    fn reply(&mut self, host: &LuaHost, cx: &mut Context<'_>, vals: MultiValue) -> Step {
+        self.run(host, cx, vals)
+    }
+
+    fn reply_error(&mut self, host: &LuaHost, cx: &mut Context<'_>, msg: &str) -> Step {
+        let lua = self.script.lua.clone();
+        let err = lua.create_string(msg).map(mlua::Value::String).unwrap_or(mlua::Value::Nil);
+        self.run(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(false), err]))
+    }
+
+    /// Ends the job with `outcome` (recorded by `step` once `poll` returns).
+    fn finish(&mut self, _host: &LuaHost, outcome: Result<Vec<mlua::Value>, String>) -> Step {
+        self.state = JobState::Finished;
+        if self.label == "main chunk" {
+            self.script.main_done.set(true);
+        }
+        if let Some(f) = self.on_finish.take() {
+            f(match &outcome {
+                Ok(v) => Ok(v.iter().map(format_value).collect()),
+                Err(e) => Err(e.clone()),
+            });
+        }
+        self.outcome = Some(outcome);
+        Step::Done
+    }
+}
+
+impl Job for LuaJob {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Step {
+        let Some(inner) = self.host.upgrade() else { return Step::Done };
+        let host = LuaHost::from_inner(inner);
+        let step = self.step(&host, cx);
+        if step == Step::Done {
+            host.remove_waiter(cx.id());
+            let outcome = self.outcome.take().unwrap_or_else(|| Err("stopped".into()));
+            host.job_finished(cx.id(), &self.script, outcome);
+        }
+        step
+    }
+
+    fn is_alive(&self) -> bool {
+        !self.stopped && !matches!(self.state, JobState::Finished)
+    }
+
+    fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    fn name(&self) -> String {
+        format!("lua {}: {}", self.script.name, self.label)
+    }
+}
+
+impl LuaJob {
+    fn step(&mut self, host: &LuaHost, cx: &mut Context<'_>) -> Step {
+        if self.stopped {
+            if let JobState::Sleeping(t) | JobState::Waiting { timer: Some(t) } = self.state {
+                cx.cancel_timer(t);
+            }
+            let msg = if self.script.interrupt.load(Ordering::Relaxed) {
+                "interrupted"
+            } else {
+                "stopped"
+            };
+            return self.finish(host, Err(msg.to_string()));
+        }
+        let state = std::mem::replace(&mut self.state, JobState::Finished);
+        let step = match state {
+            JobState::Start(Start::Resume(args)) => self.run(host, cx, args),
+            JobState::Start(Start::Request(vals)) => self.request(host, cx, vals),
+            JobState::Sleeping(t) => {
+                if cx.fired(t) {
+                    self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
+                } else {
+                    self.state = JobState::Sleeping(t);
+                    Step::Pending
+                }
+            }
+            JobState::Waiting { timer } => {
+                let mut got = None;
+                while let Some(m) = cx.recv() {
+                    if let Ok(r) = m.downcast::<Reply>() {
+                        got = Some(r.0);
+                    }
+                }
+                match got {
+                    Some(vals) => {
+                        if let Some(t) = timer {
+                            cx.cancel_timer(t);
+                        }
+                        let lua = self.script.lua.clone();
+                        let mut out = vec![mlua::Value::Boolean(true)];
+                        for v in &vals {
+                            match v.to_lua(&lua) {
+                                Ok(v) => out.push(v),
+                                Err(e) => {
+                                    return self.reply_error(host, cx, &format!("dc.wait: {e}"))
+                                }
+                            }
+                        }
+                        self.reply(host, cx, MultiValue::from_vec(out))
+                    }
+                    None if timer.is_some_and(|t| cx.fired(t)) => {
+                        host.remove_waiter(cx.id());
+                        self.reply(
+                            host,
+                            cx,
+                            MultiValue::from_vec(vec![
+                                mlua::Value::Boolean(true),
+                                mlua::Value::Nil,
+                            ]),
+                        )
+                    }
+                    None => {
+                        self.state = JobState::Waiting { timer };
+                        Step::Pending
+                    }
+                }
+            }
+            JobState::Joining => {
+                let mut done = false;
+                while let Some(m) = cx.recv() {
+                    done |= m.downcast::<Reply>().is_ok();
+                }
+                if done {
+                    self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
+                } else {
+                    self.state = JobState::Joining;
+                    Step::Pending
+                }
+            }
+            JobState::Finished => Step::Done,
+        };
+        step
+    }
+}

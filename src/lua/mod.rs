@@ -1,0 +1,20 @@
+//! The Lua host: every behaviour of the client driven from Lua.
+//!
+//! - [`host`]: Lua states (one per script), coroutine jobs, events, timers,
+//!   script loading and unloading, the console's evaluation.
+//! - [`api`]: the `dc` API — its one description (which generates the LuaLS
+//!   stubs, completion and help) and the registration of its Rust side.
+//! - `prelude.lua`: the Lua side — waiting functions as thin wrappers that
+//!   yield requests, handles, and the coroutine functions that let requests
+//!   pass through a script's own coroutines.
+//! - [`value`]: plain data crossing between states.
+//!
+//! This module depends on the runtime and on protocol-neutral session handles,
+//! never on codec internals. See `lua-api/README.md` for the user's guide.
+
+pub mod api;
+pub mod host;
+pub mod value;
+
+pub use host::{ChunkOutcome, Event, HostHooks, HostOptions, LuaHost, Script, ScriptId};
+pub use value::Value;

@@ -1,0 +1,175 @@
+-- The Lua half of dclua's scripting host, run once in every Lua state.
+--
+-- Waiting functions are thin Lua wrappers that yield a request, tagged with the
+-- private sentinel REQ, to the pool, which resumes the coroutine with the reply
+-- on a later pass: no Rust frame is ever yielded across. coroutine.resume and
+-- coroutine.wrap are replaced so that such requests pass through a script's own
+-- coroutines (as OpenResty does); otherwise a bot using coroutines would
+-- swallow them.
+--
+-- Arguments: REQ and IDLE sentinels, the `dc` table, and `native`, the Rust
+-- primitives the wrappers are built on. Returns the runner function of reused
+-- coroutines.
+local REQ, IDLE, dc, native = ...
+
+local yield, isyieldable = coroutine.yield, coroutine.isyieldable
+local co_create, co_resume = coroutine.create, coroutine.resume
+local pack, unpack = table.pack, table.unpack
+local error, type, tostring, setmetatable = error, type, tostring, setmetatable
+
+-- Yields a host request and returns its reply; raises the host's error.
+local function request(name, ...)
+  if not isyieldable() then
+    error(name .. " waits, so it must run in a coroutine job (a script's main chunk,"
+      .. " an event handler, a timer callback, a dc.spawn function or a console line),"
+      .. " not here (e.g. a table.sort comparator or a string.gsub callback)", 3)
+  end
+  local r = pack(yield(REQ, name, ...))
+  if r[1] then
+    return unpack(r, 2, r.n)
+  end
+  error(r[2], 3)
+end
+
+function dc.sleep(seconds)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+    error("dc.sleep: expected a number of seconds >= 0, got " .. tostring(seconds), 2)
+  end
+  request("dc.sleep", seconds)
+end
+
+function dc.wait(event, opts)
+  if type(event) ~= "string" then
+    error("dc.wait: expected an event name, got " .. type(event), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("dc.wait: options must be a table {filter = ..., timeout = ...}", 2)
+  end
+  local filter = opts and opts.filter
+  if filter ~= nil and type(filter) ~= "table" and type(filter) ~= "function" then
+    error("dc.wait: filter must be a table of fields or a function", 2)
+  end
+  local timeout = opts and opts.timeout
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+    error("dc.wait: timeout must be a number of seconds >= 0", 2)
+  end
+  return request("dc.wait", event, filter, timeout)
+end
+
+-- Handles -------------------------------------------------------------------
+
+local Job = {}
+Job.__index = Job
+Job.__name = "dc.Job"
+function Job:alive() return native.job_alive(self.id) end
+function Job:stop() native.job_stop(self.id) end
+function Job:wait()
+  if native.job_alive(self.id) then
+    request("job:wait", self.id)
+  end
+  return native.job_result(self.id)
+end
+Job.__gc = function(self) native.job_forget(self.id) end
+Job.__tostring = function(self) return "dc.Job#" .. tostring(self.id) end
+
+function dc.spawn(f, ...)
+  if type(f) ~= "function" then
+    error("dc.spawn: expected a function, got " .. type(f), 2)
+  end
+  return setmetatable({ id = native.spawn(f, ...) }, Job)
+end
+
+local Handler = {}
+Handler.__index = Handler
+Handler.__name = "dc.Handler"
+function Handler:remove() native.handler_remove(self.id) end
+Handler.__tostring = function(self) return "dc.Handler#" .. tostring(self.id) end
+
+function dc.on(event, fn)
+  if type(event) ~= "string" then
+    error("dc.on: expected an event name, got " .. type(event), 2)
+  end
+  if type(fn) ~= "function" then
+    error("dc.on: expected a handler function, got " .. type(fn), 2)
+  end
+  return setmetatable({ id = native.on(event, fn), event = event }, Handler)
+end
+
+local Timer = {}
+Timer.__index = Timer
+Timer.__name = "dc.Timer"
+function Timer:stop() native.timer_stop(self.id) end
+function Timer:active() return native.timer_active(self.id) end
+Timer.__tostring = function(self) return "dc.Timer#" .. tostring(self.id) end
+
+local function timer(name, seconds, fn, repeating)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+    error(name .. ": expected a number of seconds >= 0, got " .. tostring(seconds), 3)
+  end
+  if type(fn) ~= "function" then
+    error(name .. ": expected a function, got " .. type(fn), 3)
+  end
+  return setmetatable({ id = native.timer(seconds, fn, repeating) }, Timer)
+end
+
+function dc.after(seconds, fn) return timer("dc.after", seconds, fn, false) end
+function dc.every(seconds, fn) return timer("dc.every", seconds, fn, true) end
+
+-- Coroutines that pass host requests through ---------------------------------
+
+local function forward(co, ok, first, ...)
+  if ok and first == REQ then
+    -- The user's coroutine asked the host for something: pass the request up
+    -- to the pool (through any number of nested coroutines) and feed the
+    -- reply back down.
+    if not isyieldable() then
+      return false, "dc: a waiting call inside this coroutine cannot reach the host:"
+        .. " the code resuming it is not a coroutine job"
+    end
+    return forward(co, co_resume(co, yield(REQ, ...)))
+  end
+  if not ok and native.exhausted() then
+    error(first, 0) -- the budget error is not the caller's to catch
+  end
+  return ok, first, ...
+end
+
+function coroutine.resume(co, ...)
+  return forward(co, co_resume(co, ...))
+end
+
+function coroutine.wrap(f)
+  local co = co_create(f)
+  local function unwrap(ok, ...)
+    if ok then
+      return ...
+    end
+    error((...), 2)
+  end
+  return function(...)
+    return unwrap(coroutine.resume(co, ...))
+  end
+end
+
+-- A runaway loop must not escape its instruction budget by catching the
+-- budget error: once the budget is spent, pcall and xpcall re-raise.
+local raw_pcall, raw_xpcall = pcall, xpcall
+local function recheck(ok, ...)
+  if not ok and native.exhausted() then
+    error((...), 0)
+  end
+  return ok, ...
+end
+function pcall(f, ...) return recheck(raw_pcall(f, ...)) end
+function xpcall(f, h, ...) return recheck(raw_xpcall(f, h, ...)) end
+
+-- Reused coroutines: one runner serves many handler calls and timer callbacks.
+-- It yields IDLE with the results when a call completes; the host then keeps
+-- it for the next call.
+local function runner(f, a)
+  while true do
+    f, a = yield(IDLE, f(a))
+  end
+end
+
+return runner

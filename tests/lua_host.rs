@@ -1,0 +1,336 @@
+//! The Lua host on a real worker: coroutine jobs, waiting, events, timers,
+//! containment, scripts.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dclua::lua::{ChunkOutcome, HostHooks, HostOptions, LuaHost};
+use dclua::runtime::{Worker, WorkerConfig, WorkerHandle};
+
+/// A worker with a Lua host whose output (print) goes to a channel.
+struct Rig {
+    worker: WorkerHandle,
+    out: Receiver<String>,
+}
+
+fn rig_with(opts: HostOptions) -> Rig {
+    let worker =
+        Worker::start(WorkerConfig { helper_threads: Some(1), ..Default::default() }).unwrap();
+    let (tx, rx) = channel::<String>();
+    let tx = Arc::new(Mutex::new(tx));
+    worker
+        .call(move |pool| {
+            let host = LuaHost::new(pool.runtime(), opts);
+            let tx = tx.clone();
+            host.set_hooks(HostHooks {
+                output: Some(Box::new(move |line| {
+                    let _ = tx.lock().unwrap().send(line.to_string());
+                })),
+                ..Default::default()
+            });
+        })
+        .unwrap();
+    Rig { worker, out: rx }
+}
+
+fn rig() -> Rig {
+    rig_with(HostOptions::default())
+}
+
+impl Rig {
+    fn load(&self, name: &str, src: &str) -> Result<u64, String> {
+        let (name, src) = (name.to_string(), src.to_string());
+        self.worker
+            .call(move |_| {
+                LuaHost::current().unwrap().load_source(&name, None, src.as_bytes(), false, &[])
+            })
+            .unwrap()
+    }
+
+    fn eval(&self, chunk: &str) -> ChunkOutcome {
+        let (tx, rx) = channel();
+        let chunk = chunk.to_string();
+        self.worker
+            .call(move |_| {
+                LuaHost::current().unwrap().eval_console(&chunk, move |o| {
+                    let _ = tx.send(o);
+                });
+            })
+            .unwrap();
+        rx.recv_timeout(Duration::from_secs(30)).expect("console chunk finished")
+    }
+
+    fn line(&self) -> String {
+        self.out.recv_timeout(Duration::from_secs(20)).expect("a printed line")
+    }
+
+    fn lines(&self, n: usize) -> Vec<String> {
+        (0..n).map(|_| self.line()).collect()
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = self.worker.shutdown_and_join();
+    }
+}
+
+fn values(v: &[&str]) -> ChunkOutcome {
+    ChunkOutcome::Values(v.iter().map(|s| s.to_string()).collect())
+}
+
+#[test]
+fn ten_thousand_sleeping_coroutines_all_complete() {
+    let r = rig();
+    r.load(
+        "sleepers",
+        r#"
+        local done = 0
+        local jobs = {}
+        for i = 1, 10000 do
+          jobs[i] = dc.spawn(function()
+            dc.sleep(0.05 + (i % 10) / 100)
+            done = done + 1
+            return i
+          end)
+        end
+        local sum = 0
+        for i = 1, 10000 do
+          local ok, v = jobs[i]:wait()
+          assert(ok, v)
+          sum = sum + v
+        end
+        print("done", done, sum)
+        "#,
+    )
+    .unwrap();
+    assert_eq!(r.line(), format!("done 10000 {}", (1..=10000u64).sum::<u64>()));
+}
+
+#[test]
+fn a_failing_handler_does_not_stop_the_others() {
+    let r = rig();
+    r.load(
+        "handlers",
+        r#"
+        dc.on("ping", function(e) error("handler one fails") end)
+        dc.on("ping", function(e) print("two got " .. e.n) end)
+        dc.on("ping", function(e) dc.sleep(0.01); print("three waited for " .. e.n) end)
+        dc.emit("ping", {n = 1})
+        dc.emit("ping", {n = 2})
+        "#,
+    )
+    .unwrap();
+    let mut got = r.lines(4);
+    got.sort();
+    assert_eq!(got, vec!["three waited for 1", "three waited for 2", "two got 1", "two got 2"]);
+}
+
+#[test]
+fn a_handler_can_consume_an_event() {
+    let r = rig();
+    r.load(
+        "consume",
+        r#"
+        dc.on("msg", function(e) if e.text == "secret" then return true end end)
+        dc.on("msg", function(e) print("saw " .. e.text) end)
+        dc.emit("msg", {text = "secret"})
+        dc.emit("msg", {text = "public"})
+        "#,
+    )
+    .unwrap();
+    assert_eq!(r.line(), "saw public");
+}
+
+#[test]
+fn an_endless_loop_is_interrupted_and_the_client_goes_on() {
+    let r = rig_with(HostOptions { instruction_limit: 20_000_000, ..Default::default() });
+    r.load("spinner", "dc.after(0, function() print('before') end) while true do end").unwrap();
+    r.load(
+        "pcall_spinner",
+        "local ok = pcall(function() while true do end end) print('pcall caught it: ' .. tostring(ok))",
+    )
+    .unwrap();
+    assert_eq!(r.line(), "before", "the timer of the runaway script still fired");
+    // The pcall trick does not escape the budget: no 'pcall caught it' line.
+    assert_eq!(r.eval("1 + 1"), values(&["2"]));
+    assert_eq!(
+        r.eval("dc.scripts.list()"),
+        values(&["{\"spinner\", \"pcall_spinner\", \"console\"}"])
+    );
+    assert!(r.out.try_recv().is_err());
+}
+
+#[test]
+fn a_script_over_its_memory_limit_fails_alone() {
+    let r = rig_with(HostOptions { memory_limit: 8 << 20, ..Default::default() });
+    r.load("hog", "local t = {} for i = 1, 1e8 do t[i] = ('x'):rep(100) .. i end").unwrap();
+    r.load(
+        "fine",
+        "dc.sleep(0.05) local t = {} for i = 1, 1000 do t[i] = i end print('fine ' .. #t)",
+    )
+    .unwrap();
+    assert_eq!(r.line(), "fine 1000");
+}
+
+#[test]
+fn unloading_a_script_stops_its_timers_and_handlers() {
+    let r = rig();
+    let id = r
+        .load(
+            "ticker",
+            r#"
+            dc.every(0.01, function() print("tick") end)
+            dc.on("poke", function() print("poked") end)
+            dc.spawn(function() while true do dc.sleep(0.01) end end)
+            "#,
+        )
+        .unwrap();
+    assert_eq!(r.line(), "tick");
+    let unloaded = r.worker.call(move |_| LuaHost::current().unwrap().unload(id)).unwrap();
+    assert!(unloaded);
+    while r.out.recv_timeout(Duration::from_millis(100)).is_ok() {}
+    r.eval("dc.emit('poke', {})");
+    assert!(r.out.recv_timeout(Duration::from_millis(300)).is_err(), "nothing fires after unload");
+    let jobs = r.worker.call(|pool| pool.job_names()).unwrap();
+    assert!(!jobs.iter().any(|(_, n, _)| n.contains("ticker")), "{jobs:?}");
+}
+
+#[test]
+fn a_user_coroutine_wrap_around_dc_sleep_works() {
+    let r = rig();
+    r.load(
+        "wrapped",
+        r#"
+        local gen = coroutine.wrap(function()
+          for i = 1, 3 do
+            dc.sleep(0.01)
+            coroutine.yield(i)
+          end
+          return "end"
+        end)
+        print(gen(), gen(), gen(), gen())
+        local co = coroutine.create(function(a) dc.sleep(0.01) return a * 2 end)
+        print(coroutine.resume(co, 21))
+        "#,
+    )
+    .unwrap();
+    assert_eq!(r.line(), "1 2 3 end");
+    assert_eq!(r.line(), "true 42");
+}
+
+#[test]
+fn dc_wait_returns_the_event_or_nil_on_timeout() {
+    let r = rig();
+    r.load(
+        "waiter",
+        r#"
+        dc.after(0.05, function() dc.emit("door", {who = "alice"}) end)
+        dc.after(0.06, function() dc.emit("door", {who = "bob"}) end)
+        local e = dc.wait("door", {filter = {who = "bob"}, timeout = 5})
+        print("got " .. e.who)
+        local f = dc.wait("door", {filter = function(e) return e.who == "carol" end, timeout = 0.05})
+        print("then " .. tostring(f))
+        "#,
+    )
+    .unwrap();
+    assert_eq!(r.lines(2), vec!["got bob", "then nil"]);
+}
+
+#[test]
+fn waiting_outside_a_coroutine_is_a_clear_error() {
+    let r = rig();
+    let out =
+        r.eval("local t = {3, 1, 2} table.sort(t, function(a, b) dc.sleep(0) return a < b end)");
+    match out {
+        ChunkOutcome::Error(e) => {
+            assert!(e.contains("dc.sleep waits, so it must run in a coroutine job"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_repeating_timer_that_errors_stops() {
+    let r = rig();
+    r.load(
+        "flaky",
+        r#"
+        local n = 0
+        local t
+        t = dc.every(0.01, function()
+          n = n + 1
+          print("call " .. n)
+          if n == 2 then error("boom") end
+        end)
+        dc.sleep(0.2)
+        print("active: " .. tostring(t:active()))
+        "#,
+    )
+    .unwrap();
+    assert_eq!(r.lines(3), vec!["call 1", "call 2", "active: false"]);
+}
+
+#[test]
+fn spawned_job_handles_wait_stop_and_report_errors() {
+    let r = rig();
+    assert_eq!(
+        r.eval("local j = dc.spawn(function(a, b) dc.sleep(0.01) return a + b, 'x' end, 2, 3) return j:wait()"),
+        values(&["true", "5", "\"x\""].map(|s| s.trim_matches('"')))
+    );
+    match r.eval("local j = dc.spawn(function() error('bad') end) return j:wait()") {
+        ChunkOutcome::Values(v) => {
+            assert_eq!(v[0], "false");
+            assert!(v[1].contains("bad"), "{v:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        r.eval("local j = dc.spawn(function() dc.sleep(10) end) j:stop() return j:wait()"),
+        values(&["false", "stopped"])
+    );
+}
+
+#[test]
+fn the_console_waits_for_dc_sleep_and_keeps_globals() {
+    let r = rig();
+    assert_eq!(r.eval("x = 40"), values(&[]));
+    assert_eq!(r.eval("dc.sleep(0.05) return x + 2"), values(&["42"]));
+    match r.eval("error('oops')") {
+        ChunkOutcome::Error(e) => assert!(e.contains("oops")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn nothing_from_an_old_load_fires_after_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("gen.lua");
+    std::fs::write(&path, "dc.every(0.01, function() print('v1') end)").unwrap();
+    let r = rig();
+    let p = path.clone();
+    let id = r
+        .worker
+        .call(move |_| LuaHost::current().unwrap().load_file(&p, false, &[]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.line(), "v1");
+    std::fs::write(&path, "dc.every(0.01, function() print('v2') end)").unwrap();
+    r.worker.call(move |_| LuaHost::current().unwrap().reload(id)).unwrap().unwrap();
+    // Drain what the old load printed before the reload took effect.
+    let mut seen_v2 = false;
+    for _ in 0..50 {
+        let l = r.line();
+        if l == "v2" {
+            seen_v2 = true;
+            break;
+        }
+        assert_eq!(l, "v1");
+    }
+    assert!(seen_v2);
+    for _ in 0..10 {
+        assert_eq!(r.line(), "v2", "an old timer fired after the reload");
+    }
+}
