@@ -37,7 +37,7 @@ use serde_json::{json, Map, Value};
 
 use super::jsonrpc::JsonRpc;
 use super::ports::{free_port, Port};
-use super::process::{log_stdio, Daemon};
+use super::process::{log_stdio, pids_with_marker, Daemon};
 use super::{component_dir, find_binary, log_excerpt, release_dir, tail, wait_until};
 
 const DAEMON: &str = "eiskaltdcpp-daemon";
@@ -312,6 +312,7 @@ impl Eiskalt {
                 log_excerpt(&log)
             );
         }
+        let marker = cfg.display().to_string();
         let pid = wait_until(
             &format!("{DAEMON} to write its pid to {}", pidfile.display()),
             Duration::from_secs(5),
@@ -322,9 +323,18 @@ impl Eiskalt {
                     .and_then(|s| s.trim().parse::<i32>().ok())
                     .filter(|p| *p > 0))
             },
-        )
-        .with_context(|| log_excerpt(&log))?;
-        let marker = cfg.display().to_string();
+        );
+        let pid = match pid {
+            Ok(pid) => pid,
+            Err(e) => {
+                // Don't leave a daemon without a pid file behind: find it by its private
+                // config directory, which nothing else has on its command line.
+                for pid in pids_with_marker(&marker) {
+                    drop(Daemon::new(DAEMON, pid, &marker));
+                }
+                bail!("{e:#}\n{}", log_excerpt(&log));
+            }
+        };
         let peer = Eiskalt {
             rpc: JsonRpc::new(rpc_port.get(), Duration::from_secs(10)),
             daemon: Some(Daemon::new(&format!("{DAEMON} {}", opts.nick), pid, &marker)),

@@ -115,6 +115,17 @@ impl Drop for Child {
     }
 }
 
+/// Pids of live processes whose command line contains `marker` (a path unique to one
+/// component), for a detached process whose pid file never appeared.
+pub fn pids_with_marker(marker: &str) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| Daemon::new("", *pid, marker).is_running())
+        .collect()
+}
+
 /// A process that detached itself and is known by pid only.
 ///
 /// `marker` is a string its command line must contain (its private config directory);
