@@ -1,0 +1,13 @@
+//! The ADC codec: lines of the ADC protocol (hub and client-client) to
+//! values and back.
+//!
+//! Pure: no I/O, no clocks, no state. This module owns the wire syntax of
+//! ADC (ADC.txt 1.0 and the ADC-EXT fields real clients use); what to send
+//! when, and what a message means for a session, belongs to the hub and peer
+//! layers.
+
+pub mod escape;
+pub mod ident;
+
+pub use escape::EscapeError;
+pub use ident::{AnyCid, Cid, IdentError, Pid, Sid};
