@@ -173,12 +173,7 @@ struct Merger {
 
 impl Merger {
     fn new() -> Merger {
-        Merger {
-            node: Tiger::new(),
-            stack: [[0; 24]; MAX_DEPTH],
-            levels: [0; MAX_DEPTH],
-            depth: 0,
-        }
+        Merger { node: Tiger::new(), stack: [[0; 24]; MAX_DEPTH], levels: [0; MAX_DEPTH], depth: 0 }
     }
 
     /// Adds a complete subtree of level `level` at the right end; returns the
@@ -513,7 +508,12 @@ impl TreeHasher {
         // At least one leaf was pushed above, so there is a root.
         let root = Tth(root.unwrap_or_default());
         if self.keep == Keep::RootOnly {
-            return TigerTree { size: self.total, root, block_size: self.total, leaves: Vec::new() };
+            return TigerTree {
+                size: self.total,
+                root,
+                block_size: self.total,
+                leaves: Vec::new(),
+            };
         }
         if let Some(partial) = partial {
             self.kept.push(partial);
@@ -683,11 +683,11 @@ mod tests {
     fn fixed_block_size_keeps_that_level() {
         let bytes = data(70_000, 5);
         let levels = naive_levels(&bytes);
-        for level in 0..levels.len() {
+        for (level, want) in levels.iter().enumerate() {
             let mut h = TreeHasher::with_block_size(1024 << level).unwrap();
             h.update(&bytes);
             let tree = h.finish();
-            assert_eq!(tree.leaves, levels[level], "level {level}");
+            assert_eq!(&tree.leaves, want, "level {level}");
             assert_eq!(verify_tthl(&tree.to_tthl(), 70_000, &tree.root), Ok(1024 << level));
         }
         assert!(TreeHasher::with_block_size(0).is_none());

@@ -15,13 +15,15 @@
 //! file nor a directory. A directory reached a second time (a symlink loop, a
 //! bind mount) is recognised by its (device, inode) and walked once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, Metadata};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use super::hasher::mtime_ns;
+use super::hasher::{mtime_ns, HashBatch, HashError, HashedFile};
 use super::store::{path_bytes, path_from_bytes, Store, StoreError};
 use crate::proto::tth::Tth;
+use crate::runtime::helpers::HelperPool;
 
 /// One shared folder and the name it has in the share.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +140,8 @@ pub fn scan(roots: &[ShareRoot], options: &ScanOptions) -> Result<ScanResult, Sc
             });
         }
     }
-    let mut walk = Walk { options: *options, result: ScanResult::default(), visited: HashSet::new() };
+    let mut walk =
+        Walk { options: *options, result: ScanResult::default(), visited: HashSet::new() };
     for root in roots {
         walk.root(root);
     }
@@ -165,7 +168,7 @@ impl Walk {
             Ok(p) => p,
             Err(e) => {
                 self.problem(&root.path, format!("share root {:?}: {e}", root.virtual_name));
-                self.result.incomplete.push(root.path.clone());
+                self.result.incomplete.push(canonical_guess(&root.path));
                 return;
             }
         };
@@ -283,6 +286,16 @@ impl Walk {
     }
 }
 
+/// The canonical form `path` would have, as far as its existing parent tells
+/// (for a root that is missing now, to match what the store holds for it).
+fn canonical_guess(path: &Path) -> PathBuf {
+    let parent = path.parent().and_then(|p| fs::canonicalize(p).ok());
+    match (parent, path.file_name()) {
+        (Some(parent), Some(name)) => parent.join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
+    }
+}
+
 /// What to do with the files of a scan, given the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HashPlan {
@@ -352,6 +365,86 @@ pub fn plan(store: &Store, scan: &ScanResult) -> Result<HashPlan, StoreError> {
     })?;
     plan.to_hash.extend(order[next..].iter().copied());
     Ok(plan)
+}
+
+/// What [`hash_and_store`] did.
+#[derive(Debug, Default)]
+pub struct StoreUpdate {
+    /// The TTH of each scanned file (same order as [`ScanResult::files`]),
+    /// `None` where hashing failed.
+    pub roots: Vec<Option<Tth>>,
+    /// Files the store already knew unchanged.
+    pub known: usize,
+    /// Files hashed now.
+    pub hashed: usize,
+    /// Files that could not be hashed (each error names its file).
+    pub failed: Vec<HashError>,
+    /// Stored entries removed because their files are no longer shared.
+    pub removed: usize,
+}
+
+/// Files written to the store per transaction while hashing.
+const STORE_BATCH_FILES: usize = 1000;
+/// Longest time hashed files wait before they are written to the store.
+const STORE_BATCH_TIME: Duration = Duration::from_secs(2);
+
+/// Brings the store up to date with a scan: hashes what is new or changed
+/// on `pool` (calling `on_hashed` for each file hashed, on this thread),
+/// writes results in batched transactions (at most 1000 files or 2 seconds
+/// of hashing lost to a crash), and removes what is gone. `batch_setup` may
+/// add progress or cancellation to the hash batch before it starts.
+///
+/// Blocks until done: call it on a helper or a dedicated thread, never on
+/// the worker (which drives a [`HashBatch`] itself instead).
+pub fn hash_and_store(
+    store: &mut Store,
+    scan: &ScanResult,
+    pool: &HelperPool,
+    batch_setup: impl FnOnce(HashBatch) -> HashBatch,
+    on_hashed: &mut dyn FnMut(&HashedFile),
+) -> Result<StoreUpdate, StoreError> {
+    let plan = plan(store, scan)?;
+    let mut update = StoreUpdate {
+        roots: vec![None; scan.files.len()],
+        known: plan.known.len(),
+        ..StoreUpdate::default()
+    };
+    for &(i, tth) in &plan.known {
+        update.roots[i] = Some(tth);
+    }
+    // A path may be shared twice (a symlink to a file): hash it once.
+    let mut by_path: HashMap<&Path, Vec<usize>> = HashMap::new();
+    for &i in &plan.to_hash {
+        by_path.entry(scan.files[i].fs_path.as_path()).or_default().push(i);
+    }
+
+    let mut batch = batch_setup(HashBatch::new(plan.files_to_hash(&scan.files)));
+    let mut pending: Vec<HashedFile> = Vec::new();
+    let mut last_write = Instant::now();
+    while let Some(result) = batch.next_blocking(pool) {
+        match result {
+            Ok(hashed) => {
+                on_hashed(&hashed);
+                update.hashed += 1;
+                for &i in by_path.get(hashed.path.as_path()).into_iter().flatten() {
+                    update.roots[i] = Some(hashed.tree.root);
+                }
+                pending.push(hashed);
+            }
+            Err(e) => {
+                log::warn!("{e}");
+                update.failed.push(e);
+            }
+        }
+        if pending.len() >= STORE_BATCH_FILES || last_write.elapsed() >= STORE_BATCH_TIME {
+            store.put_many(&pending)?;
+            pending.clear();
+            last_write = Instant::now();
+        }
+    }
+    store.put_many(&pending)?;
+    update.removed = store.remove(plan.gone.iter().map(PathBuf::as_path))?;
+    Ok(update)
 }
 
 #[cfg(test)]
@@ -503,6 +596,28 @@ mod tests {
         assert_eq!(result.problems.len(), 1);
         assert!(plan.gone.is_empty(), "{:?}", plan.gone);
         assert_eq!(plan.known.len(), 1);
+    }
+
+    #[test]
+    fn a_missing_root_keeps_its_hashes() {
+        // An unmounted disk must not cost its hashes.
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("disk/f"), b"f");
+        write(&dir.path().join("other/g"), b"g");
+        let roots = [
+            ShareRoot { virtual_name: "Disk".into(), path: dir.path().join("disk") },
+            ShareRoot { virtual_name: "Other".into(), path: dir.path().join("other") },
+        ];
+        let mut store = Store::open_in_memory().unwrap();
+        for f in &scan(&roots, &ScanOptions::default()).unwrap().files {
+            store.put(&crate::share::hasher::hash_file(&f.fs_path).unwrap()).unwrap();
+        }
+        fs::rename(dir.path().join("disk"), dir.path().join("unmounted")).unwrap();
+        fs::remove_file(dir.path().join("other/g")).unwrap();
+        let result = scan(&roots, &ScanOptions::default()).unwrap();
+        let p = plan(&store, &result).unwrap();
+        assert!(result.files.is_empty());
+        assert_eq!(p.gone, vec![fs::canonicalize(dir.path()).unwrap().join("other/g")]);
     }
 
     #[test]

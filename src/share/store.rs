@@ -109,7 +109,10 @@ impl std::fmt::Debug for Store {
 }
 
 /// Turns an SQLite error into a [`StoreError`] saying what was being done.
-fn sql_err<'a>(db: &'a Path, what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
+fn sql_err<'a>(
+    db: &'a Path,
+    what: &'static str,
+) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
     move |source| StoreError::Sql { db: db.to_owned(), what, source }
 }
 
@@ -142,13 +145,16 @@ pub(crate) fn path_from_bytes(bytes: &[u8]) -> PathBuf {
     }
 }
 
+/// Version 1. `trees` keeps its rowid: its rows (up to 12 KiB of leaves) are
+/// too big for a WITHOUT ROWID table; `files` rows are small and keyed by
+/// path, so they live in the primary-key B-tree itself.
 const SCHEMA_V1: &str = "
     CREATE TABLE trees (
         tth BLOB PRIMARY KEY NOT NULL CHECK (length(tth) = 24),
         size INTEGER NOT NULL CHECK (size >= 0),
         block_size INTEGER NOT NULL CHECK (block_size >= 1024),
         leaves BLOB NOT NULL CHECK (length(leaves) > 0 AND length(leaves) % 24 = 0)
-    ) WITHOUT ROWID;
+    );
     CREATE TABLE files (
         path BLOB PRIMARY KEY NOT NULL,
         size INTEGER NOT NULL CHECK (size >= 0),
@@ -201,7 +207,10 @@ impl Store {
     fn setup(conn: Connection, db: PathBuf) -> Result<Store, StoreError> {
         let mut store = Store { conn, db };
         // Another dclua (or `dclua hash`) may hold the write lock briefly.
-        store.conn.busy_timeout(Duration::from_secs(10)).map_err(store.sql("setting busy timeout"))?;
+        store
+            .conn
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(store.sql("setting busy timeout"))?;
         let mode: String = store
             .conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -270,12 +279,13 @@ impl Store {
             .map_err(sql("starting a write"))?;
         let mut count = 0;
         {
-            let mut old_tth =
-                tx.prepare_cached("SELECT tth FROM files WHERE path = ?1").map_err(sql("preparing"))?;
+            let mut old_tth = tx
+                .prepare_cached("SELECT tth FROM files WHERE path = ?1")
+                .map_err(sql("preparing"))?;
             let mut put_tree = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO trees (tth, size, block_size, leaves) \
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO trees (tth, size, block_size, leaves) \
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tth) DO NOTHING",
                 )
                 .map_err(sql("preparing"))?;
             let mut put_file = tx
@@ -394,11 +404,9 @@ impl Store {
         let Some((size, block_size, leaves)) = row else { return Ok(None) };
         let size = self.size(size)?;
         // Checked on the way out: a damaged row must not reach a peer.
-        let mut tree =
-            TigerTree::from_tthl(size, *root, &leaves).map_err(|e| StoreError::Damaged {
-                db: self.db.clone(),
-                what: format!("tree {root}: {e}"),
-            })?;
+        let mut tree = TigerTree::from_tthl(size, *root, &leaves).map_err(|e| {
+            StoreError::Damaged { db: self.db.clone(), what: format!("tree {root}: {e}") }
+        })?;
         // One leaf fits any block size covering the file (DC++ keeps 64 KiB
         // for small files, a receiver works out the smallest): keep the
         // stored one if it describes the same leaves.
@@ -432,8 +440,7 @@ impl Store {
         let rows = stmt
             .query_map([&root.as_bytes()[..]], |r| r.get::<_, Vec<u8>>(0))
             .map_err(self.sql("looking up paths by TTH"))?;
-        rows.map(|r| r.map(|b| path_from_bytes(&b)).map_err(self.sql("reading a path")))
-            .collect()
+        rows.map(|r| r.map(|b| path_from_bytes(&b)).map_err(self.sql("reading a path"))).collect()
     }
 
     /// Number of stored files.
@@ -488,7 +495,8 @@ impl Store {
                 problems.push(row);
             }
         }
-        let mut stmt = self.conn.prepare("PRAGMA foreign_key_check").map_err(self.sql("checking"))?;
+        let mut stmt =
+            self.conn.prepare("PRAGMA foreign_key_check").map_err(self.sql("checking"))?;
         let mut rows = stmt.query([]).map_err(self.sql("checking"))?;
         while rows.next().map_err(self.sql("checking"))?.is_some() {
             problems.push("a file refers to a missing tree".into());
@@ -601,8 +609,7 @@ mod tests {
         }
         let store = Store::open(&db).unwrap();
         assert_eq!(store.len().unwrap(), 1);
-        let mode: String =
-            store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
         store.conn.execute("UPDATE schema_version SET version = 99", []).unwrap();
         drop(store);
