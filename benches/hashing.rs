@@ -9,7 +9,8 @@
 //!    core. Target ratio ≥ 1.8 on 2 cores.
 //!
 //! Run with `cargo bench --bench hashing`. Prints figures; asserts nothing.
-//! Each figure is the best of several runs (the machine may be shared).
+//! Each figure is the best of several runs, and the runs of a figure and of
+//! its baseline alternate, so that a busy neighbour slows both alike.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -41,17 +42,6 @@ fn mb_per_s(bytes: usize, seconds: f64) -> f64 {
     bytes as f64 / 1e6 / seconds
 }
 
-/// Best time of `RUNS` runs of `f`.
-fn best(mut f: impl FnMut()) -> f64 {
-    (0..RUNS)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
 fn one_core() {
     let data = pseudo_random(MEM_BYTES, 1);
     println!("1. One core, {} MiB in memory (best of {RUNS})", MEM_BYTES >> 20);
@@ -59,10 +49,10 @@ fn one_core() {
     let mut raw = f64::INFINITY;
     let mut tree = f64::INFINITY;
     for _ in 0..RUNS {
-        raw = raw.min(best_once(|| {
+        raw = raw.min(time_once(|| {
             black_box(Tiger::digest(black_box(&data)));
         }));
-        tree = tree.min(best_once(|| {
+        tree = tree.min(time_once(|| {
             let mut h = TreeHasher::new();
             // The pieces the file hasher uses.
             for piece in data.chunks(1 << 20) {
@@ -81,7 +71,8 @@ fn one_core() {
     );
 }
 
-fn best_once(mut f: impl FnMut()) -> f64 {
+/// The time one run of `f` takes.
+fn time_once(mut f: impl FnMut()) -> f64 {
     let t = Instant::now();
     f();
     t.elapsed().as_secs_f64()
@@ -113,8 +104,12 @@ fn all_cores() {
         "2. Files through HelperPool: {FILES} files x {} MiB from the page cache (best of {RUNS})",
         FILE_BYTES >> 20
     );
-    let t1 = best(|| hash_files(&one, &files));
-    let tn = best(|| hash_files(&all, &files));
+    // Interleaved, like part 1.
+    let (mut t1, mut tn) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..RUNS {
+        t1 = t1.min(time_once(|| hash_files(&one, &files)));
+        tn = tn.min(time_once(|| hash_files(&all, &files)));
+    }
     let (mbs1, mbsn) = (mb_per_s(total, t1), mb_per_s(total, tn));
     println!("   1 helper thread             {mbs1:8.1} MB/s");
     println!("   {:2} helper threads (per core) {mbsn:7.1} MB/s", all.threads());
@@ -134,18 +129,25 @@ fn all_cores() {
         h.update(data);
         black_box(h.finish());
     };
-    let c1 = best(|| (0..threads).for_each(|_| tree(&data)));
-    let cn = best(|| {
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| tree(&data));
-            }
-        });
-    });
+    let (mut c1, mut cn) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..RUNS {
+        c1 = c1.min(time_once(|| (0..threads).for_each(|_| tree(&data))));
+        cn = cn.min(time_once(|| {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| tree(&data));
+                }
+            });
+        }));
+    }
     println!(
         "   machine check: {threads} x {} MiB in memory on plain threads, ratio parallel/serial {:.3}",
         FILE_BYTES >> 20,
         c1 / cn
+    );
+    println!(
+        "   (a machine check well below {threads} means other processes held the cores during \
+         this run: its figures are not the pool's; run again on a quiet machine)"
     );
 }
 

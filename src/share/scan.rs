@@ -1,9 +1,10 @@
 //! Walking the share roots: which files are shared, under which virtual path,
-//! and which of them need hashing given the hash store.
+//! and which of them need hashing given the hash store ([`scan`], [`plan`]);
+//! and the blocking glue that brings the store up to date ([`hash_and_store`]).
 //!
 //! This module owns the directory walk and the comparison with the store; it
-//! never reads file contents (that is [`super::hasher`]) and never builds the
-//! share tree or file list (that is the share index).
+//! never reads file contents itself (that is [`super::hasher`]) and never
+//! builds the share tree or file list (that is the share index).
 //!
 //! The walk is iterative (no recursion, whatever the depth) and costs one
 //! `stat` per file and per directory beyond listing the directories: the
