@@ -27,3 +27,4 @@ pub mod logging;
 pub mod lua;
 pub mod proto;
 pub mod runtime;
+pub mod share;
