@@ -4,4 +4,5 @@
 //! never depend on anything else in the crate; unknown commands are kept raw,
 //! never dropped and never fatal.
 
+pub mod nmdc;
 pub mod tth;
