@@ -97,14 +97,22 @@ impl PrivateMessage {
     }
 
     /// Parses the arguments of `$To:` (the frame after `"$To: "`).
-    pub(crate) fn parse(args: &[u8], cs: &'static Encoding) -> Result<PrivateMessage, &'static str> {
+    pub(crate) fn parse(
+        args: &[u8],
+        cs: &'static Encoding,
+    ) -> Result<PrivateMessage, &'static str> {
         let i = find(args, b" From: ").ok_or("missing \" From: \"")?;
         let to = &args[..i];
         let rest = &args[i + 7..];
         let j = find(rest, b" $").ok_or("missing \" $\" before the message")?;
         let from = &rest[..j];
         let chat = Chat::parse(&rest[j + 2..], cs);
-        Ok(PrivateMessage { to: decode(to, cs), from: decode(from, cs), nick: chat.nick, text: chat.text })
+        Ok(PrivateMessage {
+            to: decode(to, cs),
+            from: decode(from, cs),
+            nick: chat.nick,
+            text: chat.text,
+        })
     }
 
     pub(crate) fn write(&self, out: &mut Vec<u8>, cs: &'static Encoding) {
@@ -124,7 +132,8 @@ mod tests {
     #[test]
     fn chat_split_table() {
         // (line, nick, text) per nmdc.md "Parsing considerations".
-        let table: [(&[u8], Option<&[u8]>, &[u8]); 12] = [
+        type Row = (&'static [u8], Option<&'static [u8]>, &'static [u8]);
+        let table: [Row; 12] = [
             (b"<john> cats are cute", Some(b"john"), b"cats are cute"),
             (b"hub message or status", None, b"hub message or status"),
             (b"<> message text", Some(b""), b"message text"),

@@ -8,7 +8,9 @@ use encoding_rs::Encoding;
 
 use super::escape::{escape_adc_old, split_adc_old};
 use super::search::split_host_port;
-use super::text::{decode, parse_i64, parse_u32, parse_u64, push_i64, push_text, push_u64, split_byte};
+use super::text::{
+    decode, parse_i64, parse_u32, parse_u64, push_i64, push_text, push_u64, split_byte,
+};
 
 /// The NAT-traversal role of a `$ConnectToMe` (`N`/`R` port suffix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +44,14 @@ pub struct ConnectToMe {
 impl ConnectToMe {
     /// A plain request for `remote` to connect to `ip:port`.
     pub fn new(remote: &str, ip: &str, port: u16) -> ConnectToMe {
-        ConnectToMe { remote: remote.to_owned(), ip: ip.to_owned(), port, tls: false, nat: None, sender: None }
+        ConnectToMe {
+            remote: remote.to_owned(),
+            ip: ip.to_owned(),
+            port,
+            tls: false,
+            nat: None,
+            sender: None,
+        }
     }
 
     /// Parses `$ConnectToMe` arguments.
@@ -54,7 +63,9 @@ impl ConnectToMe {
         }
         let (remote, addr, sender) = match (a, b, c) {
             (Some(remote), Some(addr), None) => (remote, addr, None),
-            (Some(remote), Some(addr), Some(sender)) if addr.contains(&b':') => (remote, addr, Some(sender)),
+            (Some(remote), Some(addr), Some(sender)) if addr.contains(&b':') => {
+                (remote, addr, Some(sender))
+            }
             // Legacy NMDC form: sender first.
             (Some(sender), Some(remote), Some(addr)) => (remote, addr, Some(sender)),
             _ => return Err("expected <nick> <ip>:<port>"),
@@ -203,7 +214,10 @@ mod tests {
     fn ctm_suffixes() {
         let cs = encoding_rs::WINDOWS_1252;
         let c = ConnectToMe::parse(b"john 192.168.1.2:412NS peter", cs).unwrap();
-        assert_eq!((c.nat, c.tls, c.sender.as_deref()), (Some(NatRole::Request), true, Some("peter")));
+        assert_eq!(
+            (c.nat, c.tls, c.sender.as_deref()),
+            (Some(NatRole::Request), true, Some("peter"))
+        );
         let c = ConnectToMe::parse(b"peter 192.168.1.3:412RS", cs).unwrap();
         assert_eq!((c.nat, c.tls, c.port), (Some(NatRole::Response), true, 412));
         let c = ConnectToMe::parse(b"peter john 192.168.1.2:412", cs).unwrap();
@@ -215,7 +229,10 @@ mod tests {
 
     #[test]
     fn direction() {
-        assert_eq!(Direction::parse(b"Upload 3320"), Ok(Direction { way: Way::Upload, number: 3320 }));
+        assert_eq!(
+            Direction::parse(b"Upload 3320"),
+            Ok(Direction { way: Way::Upload, number: 3320 })
+        );
         assert!(Direction::parse(b"Sideways 1").is_err());
         assert!(Direction::parse(b"Download -1").is_err());
     }

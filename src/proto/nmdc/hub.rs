@@ -5,7 +5,9 @@
 
 use encoding_rs::Encoding;
 
-use super::text::{decode_unescaped, find_byte, parse_u32, push_escaped, push_u64, split_byte_or_all};
+use super::text::{
+    decode_unescaped, find_byte, parse_u32, push_escaped, push_u64, split_byte_or_all,
+};
 
 /// `$UserCommand` types.
 pub mod command_type {
@@ -51,7 +53,9 @@ impl UserCommand {
     pub(crate) fn parse(args: &[u8], cs: &'static Encoding) -> Result<UserCommand, &'static str> {
         let (kind, rest) = split_byte_or_all(args, b' ');
         let (context, details) = split_byte_or_all(rest, b' ');
-        let kind = parse_u32(kind).and_then(|k| u8::try_from(k).ok()).ok_or("type is not a number from 0 to 255")?;
+        let kind = parse_u32(kind)
+            .and_then(|k| u8::try_from(k).ok())
+            .ok_or("type is not a number from 0 to 255")?;
         let context = parse_u32(context).ok_or("context is not a number")?;
         let (title, command) = match kind {
             command_type::RAW | command_type::RAW_NICK_LIMITED => match find_byte(details, b'$') {

@@ -133,7 +133,8 @@ mod tests {
     #[test]
     fn lock_fields() {
         let cs = encoding_rs::WINDOWS_1252;
-        let l = Lock::parse(b"EXTENDEDPROTOCOLABC Pk=DCPLUSPLUS0.777Ref=dchub://example.org:411", cs);
+        let l =
+            Lock::parse(b"EXTENDEDPROTOCOLABC Pk=DCPLUSPLUS0.777Ref=dchub://example.org:411", cs);
         assert!(l.is_extended());
         assert_eq!(l.lock, b"EXTENDEDPROTOCOLABC");
         assert_eq!(l.pk.as_deref(), Some("DCPLUSPLUS0.777"));

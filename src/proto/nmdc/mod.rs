@@ -8,7 +8,11 @@
 //!   carrying a [`ParseError`] that says what was wrong.
 //! - [`encode`] / [`encode_into`] write the canonical wire form of a message,
 //!   `|` included. The result is always exactly one frame: a `|` inside a
-//!   field is escaped, so no field can inject a command.
+//!   field is escaped, so no field can inject a command. Structure is the
+//!   caller's job otherwise: a nick with a space or a `$` is sent as is and
+//!   reads back differently.
+//! - For every frame `f`, `encode(&parse(f))` is canonical: parsing it again
+//!   gives the same message (the tests check this on random input).
 //!
 //! Text is decoded with the hub's charset *after* framing (CP1252,
 //! [`encoding_rs::WINDOWS_1252`], is the protocol's historical default;
@@ -17,7 +21,7 @@
 //! charset. `$ADCGET`/`$ADCSND` parameters are always UTF-8.
 //!
 //! One file per message family, as in go-dc: [`lock`] (`$Lock`, `$Key`),
-//! [`escape`] (HTML and old-ADC escaping), [`chat`] (main chat, `$To:`),
+//! [`escape`](mod@escape) (HTML and old-ADC escaping), [`chat`] (main chat, `$To:`),
 //! [`user`] (`$MyINFO`, nick lists, `$UserIP`), [`search`] (`$Search`,
 //! `$SR`), [`conn`] (connection requests and client-client commands), [`hub`]
 //! (`$UserCommand`) and [`zpipe`] (the `$ZOn` inflater).
@@ -46,7 +50,9 @@ pub use search::{ResultHub, Search, SearchPattern, SearchResult, SearchSource, S
 pub use user::{HubCounts, MyInfo, Tag, UserIp};
 pub use zpipe::{Inflated, ZPipe, ZPipeError};
 
-use text::{decode, decode_unescaped, effective_charset, parse_u32, push_bytes, push_escaped, push_text};
+use text::{
+    decode, decode_unescaped, effective_charset, parse_u32, push_bytes, push_escaped, push_text,
+};
 
 /// One NMDC message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,7 +428,10 @@ mod tests {
         let Message::Raw(raw) = &m else { panic!("{m:?}") };
         let err = raw.error.as_ref().unwrap();
         assert_eq!(err.command, "$Direction");
-        assert_eq!(err.to_string(), "malformed $Direction frame: direction is neither Download nor Upload");
+        assert_eq!(
+            err.to_string(),
+            "malformed $Direction frame: direction is neither Download nor Upload"
+        );
     }
 
     #[test]

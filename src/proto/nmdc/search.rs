@@ -7,7 +7,8 @@ use encoding_rs::Encoding;
 
 use super::escape::escape;
 use super::text::{
-    decode, decode_unescaped, find_byte, parse_u32, parse_u64, push_text, push_u64, rfind, split_byte,
+    decode, decode_unescaped, find_byte, parse_u32, parse_u64, push_text, push_u64, rfind,
+    split_byte,
 };
 use crate::proto::tth::Tth;
 
@@ -92,7 +93,8 @@ impl Search {
             Some(nick) if !nick.is_empty() => SearchSource::Passive { nick: decode(nick, cs) },
             Some(_) => return Err("empty nick after \"Hub:\""),
             None => {
-                let (ip, port) = split_host_port(source).ok_or("source is neither ip:port nor Hub:nick")?;
+                let (ip, port) =
+                    split_host_port(source).ok_or("source is neither ip:port nor Hub:nick")?;
                 SearchSource::Active { ip: decode(ip, cs), port }
             }
         };
@@ -125,7 +127,8 @@ impl Search {
             }
             _ => {
                 // `$` stands for a space; then undo the HTML escaping.
-                let spaced: Vec<u8> = pattern.iter().map(|&b| if b == b'$' { b' ' } else { b }).collect();
+                let spaced: Vec<u8> =
+                    pattern.iter().map(|&b| if b == b'$' { b' ' } else { b }).collect();
                 SearchPattern::Text(decode_unescaped(&spaced, cs))
             }
         };
@@ -168,7 +171,8 @@ impl Search {
             }
             SearchPattern::Text(words) => {
                 let escaped = escape(words);
-                let dollars: String = escaped.chars().map(|c| if c == ' ' { '$' } else { c }).collect();
+                let dollars: String =
+                    escaped.chars().map(|c| if c == ' ' { '$' } else { c }).collect();
                 push_text(out, &dollars, cs);
             }
         }
@@ -257,7 +261,8 @@ impl SearchResult {
             let (size, slots) = split_size_slots(segs[1]).ok_or("bad \"<size> <free>/<total>\"")?;
             (segs[0], Some(size), slots, segs[2], (n == 4).then_some(segs[3]))
         } else {
-            let i = segs[0].iter().rposition(|&b| b == b' ').ok_or("missing slots after directory")?;
+            let i =
+                segs[0].iter().rposition(|&b| b == b' ').ok_or("missing slots after directory")?;
             let slots = parse_slots(&segs[0][i + 1..]).ok_or("bad \"<free>/<total>\"")?;
             (&segs[0][..i], None, slots, segs[1], (n == 3).then_some(segs[2]))
         };

@@ -148,24 +148,40 @@ pub(crate) fn split_byte_or_all(hay: &[u8], byte: u8) -> (&[u8], &[u8]) {
     split_byte(hay, byte).unwrap_or((hay, &[]))
 }
 
-/// Splits on every `$$` and drops empty entries (lists end with `$$`).
+/// Splits a `$$`-separated list (`a$$b$$`) and drops empty entries.
+///
+/// In a run of three or more `$`, the separator is the *last* two: `a$$$b`
+/// is `a$` and `b`. Entries are written back followed by `$$`, and with this
+/// rule an entry ending in `$` (never a valid nick, but possible on the wire)
+/// reads back the same, so the canonical form is a fixed point.
 pub(crate) fn split_double_dollar(hay: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = Some(hay);
-    std::iter::from_fn(move || loop {
-        let cur = rest?;
-        let item = match find(cur, b"$$") {
-            Some(i) => {
-                rest = Some(&cur[i + 2..]);
-                &cur[..i]
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        while pos < hay.len() {
+            let start = pos;
+            let mut i = pos;
+            let item_end = loop {
+                match find_byte(&hay[i..], b'$') {
+                    None => {
+                        i = hay.len();
+                        break hay.len();
+                    }
+                    Some(off) => {
+                        let run_start = i + off;
+                        let run = hay[run_start..].iter().take_while(|&&b| b == b'$').count();
+                        i = run_start + run;
+                        if run >= 2 {
+                            break i - 2;
+                        }
+                    }
+                }
+            };
+            pos = i;
+            if item_end > start {
+                return Some(&hay[start..item_end]);
             }
-            None => {
-                rest = None;
-                cur
-            }
-        };
-        if !item.is_empty() {
-            return Some(item);
         }
+        None
     })
 }
 
@@ -192,9 +208,9 @@ pub(crate) fn parse_u32(bytes: &[u8]) -> Option<u32> {
 /// Parses a signed decimal number (`-1` is the usual negative one).
 pub(crate) fn parse_i64(bytes: &[u8]) -> Option<i64> {
     match bytes.split_first() {
-        Some((b'-', digits)) => parse_u64(digits)
-            .and_then(|n| i64::try_from(n).ok())
-            .and_then(|n| n.checked_neg()),
+        Some((b'-', digits)) => {
+            parse_u64(digits).and_then(|n| i64::try_from(n).ok()).and_then(|n| n.checked_neg())
+        }
         _ => parse_u64(bytes).and_then(|n| i64::try_from(n).ok()),
     }
 }
@@ -216,7 +232,9 @@ mod tests {
     #[test]
     fn double_dollar_lists() {
         let v: Vec<&[u8]> = split_double_dollar(b"a$$b c$$$$d$$").collect();
-        assert_eq!(v, vec![&b"a"[..], b"b c", b"d"]);
+        assert_eq!(v, vec![&b"a"[..], b"b c$$", b"d"]);
+        let v: Vec<&[u8]> = split_double_dollar(b"$a$b$$$x$$$$").collect();
+        assert_eq!(v, vec![&b"$a$b$"[..], b"x$$"]);
         assert_eq!(split_double_dollar(b"").count(), 0);
         assert_eq!(split_double_dollar(b"$$").count(), 0);
     }

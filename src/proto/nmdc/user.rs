@@ -8,8 +8,8 @@
 use encoding_rs::Encoding;
 
 use super::text::{
-    decode, decode_unescaped, parse_u32, parse_u64, push_escaped, push_text, push_u64,
-    split_byte, split_double_dollar,
+    decode, decode_unescaped, parse_u32, parse_u64, push_escaped, push_text, push_u64, split_byte,
+    split_double_dollar,
 };
 
 /// Bits of the `$MyINFO` flag byte (`nmdc.md` §`$MyINFO`, "Flag"). Some old
@@ -300,7 +300,12 @@ pub(crate) fn parse_nick_list(args: &[u8], cs: &'static Encoding) -> Vec<String>
 
 /// Writes `<command>` followed by ` nick$$nick2$$` (each nick followed by `$$`,
 /// as hubs send it), or the bare command for an empty list.
-pub(crate) fn write_nick_list(out: &mut Vec<u8>, command: &[u8], nicks: &[String], cs: &'static Encoding) {
+pub(crate) fn write_nick_list(
+    out: &mut Vec<u8>,
+    command: &[u8],
+    nicks: &[String],
+    cs: &'static Encoding,
+) {
     out.extend_from_slice(command);
     if nicks.is_empty() {
         return;
@@ -334,7 +339,9 @@ pub(crate) fn parse_user_ips(args: &[u8], cs: &'static Encoding) -> Vec<UserIp> 
         .collect()
 }
 
-/// Writes `$UserIP` with the entries joined by `$$` (no trailing `$$`).
+/// Writes `$UserIP` with the entries joined by `$$`, without a trailing `$$`
+/// (the form of the spec and of requests), except after a last entry that
+/// ends with `$`, which would otherwise read back differently.
 pub(crate) fn write_user_ips(out: &mut Vec<u8>, entries: &[UserIp], cs: &'static Encoding) {
     out.extend_from_slice(b"$UserIP");
     for (i, e) in entries.iter().enumerate() {
@@ -344,6 +351,11 @@ pub(crate) fn write_user_ips(out: &mut Vec<u8>, entries: &[UserIp], cs: &'static
             out.push(b' ');
             push_text(out, ip, cs);
         }
+    }
+    let last_ends_with_dollar =
+        entries.last().is_some_and(|e| e.ip.as_deref().unwrap_or(&e.nick).ends_with('$'));
+    if last_ends_with_dollar {
+        out.extend_from_slice(b"$$");
     }
 }
 
@@ -375,9 +387,14 @@ mod tests {
     #[test]
     fn tag_writes_back() {
         let cs = encoding_rs::WINDOWS_1252;
-        for content in
-            ["++ V:0.868,M:A,H:1/0/0,S:3,O:5", "StrgDC++,M:A,H:1/0/0,S:2", "M:P,S:1", "V:1,M:A", "I love 3 cats", ""]
-        {
+        for content in [
+            "++ V:0.868,M:A,H:1/0/0,S:3,O:5",
+            "StrgDC++,M:A,H:1/0/0,S:2",
+            "M:P,S:1",
+            "V:1,M:A",
+            "I love 3 cats",
+            "",
+        ] {
             let mut out = Vec::new();
             Tag::parse(content).write(&mut out, cs);
             assert_eq!(out, format!("<{content}>").as_bytes(), "{content:?}");

@@ -53,6 +53,18 @@ pub struct Inflated {
     pub finished: bool,
 }
 
+impl Inflated {
+    /// The plain bytes that follow the zlib stream in `input` (the slice
+    /// given to the call that returned `self`); empty until `finished`.
+    pub fn leftover<'a>(&self, input: &'a [u8]) -> &'a [u8] {
+        if self.finished {
+            input.get(self.consumed..).unwrap_or(&[])
+        } else {
+            &[]
+        }
+    }
+}
+
 /// A streaming inflater for one `$ZOn` block.
 pub struct ZPipe {
     inflater: Decompress,
@@ -104,7 +116,12 @@ impl ZPipe {
     /// stream has not finished, the output cap was reached: call again with
     /// `&input[consumed..]`. If all input was used, feed the next bytes from
     /// the socket. Once `finished`, the rest of the input is plain text.
-    pub fn inflate(&mut self, input: &[u8], out: &mut Vec<u8>, max_out: usize) -> Result<Inflated, ZPipeError> {
+    pub fn inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        max_out: usize,
+    ) -> Result<Inflated, ZPipeError> {
         let start_in = self.inflater.total_in();
         let start_len = out.len();
         while !self.finished {
@@ -120,8 +137,13 @@ impl ZPipe {
             let (in_before, out_before) = (self.inflater.total_in(), self.inflater.total_out());
             let len = out.len();
             out.resize(len + chunk, 0);
-            let status = self.inflater.decompress(&input[consumed..], &mut out[len..], FlushDecompress::None);
-            let written = usize::try_from(self.inflater.total_out() - out_before).unwrap_or(chunk).min(chunk);
+            let status = self.inflater.decompress(
+                &input[consumed..],
+                &mut out[len..],
+                FlushDecompress::None,
+            );
+            let written =
+                usize::try_from(self.inflater.total_out() - out_before).unwrap_or(chunk).min(chunk);
             out.truncate(len + written);
             let status = status.map_err(|e| ZPipeError::Corrupt(e.to_string()))?;
             if self.inflater.total_out() > self.limit {
@@ -178,7 +200,7 @@ mod tests {
         assert!(r.finished);
         assert_eq!(r.consumed, zlen);
         assert_eq!(out, plain);
-        assert_eq!(&input[r.consumed..], b"<hub> after|$Quit x|");
+        assert_eq!(r.leftover(&input), b"<hub> after|$Quit x|");
         // A finished pipe takes nothing more.
         let again = z.inflate(b"more", &mut out, 10).unwrap();
         assert_eq!(again, Inflated { consumed: 0, produced: 0, finished: true });
@@ -186,7 +208,9 @@ mod tests {
 
     #[test]
     fn byte_at_a_time_with_tiny_output_cap() {
-        let plain: Vec<u8> = (0..5000u32).flat_map(|i| format!("$MyINFO $ALL u{i} x$ $1\x01$$0$|").into_bytes()).collect();
+        let plain: Vec<u8> = (0..5000u32)
+            .flat_map(|i| format!("$MyINFO $ALL u{i} x$ $1\x01$$0$|").into_bytes())
+            .collect();
         let mut input = zlib(&plain);
         let zlen = input.len();
         input.extend_from_slice(b"tail");
