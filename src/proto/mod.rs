@@ -5,4 +5,5 @@
 //! never dropped and never fatal.
 
 pub mod adc;
+pub mod nmdc;
 pub mod tth;
