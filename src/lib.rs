@@ -21,6 +21,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod console;
 pub mod logging;
 pub mod proto;
 pub mod runtime;
