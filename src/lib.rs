@@ -23,6 +23,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod logging;
 pub mod lua;
 pub mod proto;

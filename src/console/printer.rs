@@ -1,0 +1,131 @@
+//! Output that appears above the console's prompt: [`Printer`].
+//!
+//! Log lines, chat and private messages arrive on other threads at any time.
+//! While the interactive console is reading a line, printing them straight to
+//! the terminal would tear the line being typed; rustyline's `ExternalPrinter`
+//! instead clears the prompt, prints, and redraws the prompt with the typed
+//! text. Outside the interactive console (before it starts, after it ends,
+//! when standard input or output is not a terminal) lines go to stdout.
+//!
+//! There is one printer per process: [`printer()`] hands out handles to it, and
+//! [`repl::run_interactive`](super::run_interactive) attaches the editor while
+//! it runs. A handle never blocks its caller on the terminal: lines go through
+//! an unbounded queue to a printer thread, because rustyline's external
+//! printer can block (its hand-over channel holds a single line) and the
+//! worker thread, which prints Lua events, must never stall.
+//!
+//! This module must not read input or know anything about Lua.
+
+use std::io::Write;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+/// Where lines go right now.
+enum Target {
+    /// Plain standard output.
+    Stdout,
+    /// The queue of the printer thread that owns the editor's external printer.
+    Editor(Sender<String>),
+}
+
+static TARGET: Mutex<Target> = Mutex::new(Target::Stdout);
+
+/// Locks the target; a panic elsewhere while holding it leaves a usable value.
+fn target() -> MutexGuard<'static, Target> {
+    TARGET.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A handle that prints whole lines above the console's prompt.
+///
+/// Cheap to clone, usable from any thread. See the module documentation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Printer {
+    _private: (),
+}
+
+/// A handle to the process's console printer, for routing log lines and Lua
+/// events (chat, PMs) to the console:
+///
+/// ```no_run
+/// let printer = dclua::console::printer();
+/// dclua::logging::set_sink(Some(Box::new(move |line| printer.print_line(line))));
+/// ```
+pub fn printer() -> Printer {
+    Printer { _private: () }
+}
+
+impl Printer {
+    /// Prints `line` (a trailing newline is added; inner newlines are kept)
+    /// above the prompt, or on stdout when no interactive console runs. Output
+    /// errors are ignored: there is nowhere left to report them.
+    pub fn print_line(&self, line: &str) {
+        let target = target();
+        if let Target::Editor(queue) = &*target {
+            if queue.send(format!("{line}\n")).is_ok() {
+                return;
+            }
+        }
+        drop(target);
+        print_to_stdout(line);
+    }
+}
+
+/// Writes one line to stdout, flushed, ignoring errors (a closed pipe).
+fn print_to_stdout(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The printer thread while the interactive console runs; [`Attachment::detach`]
+/// sends later lines to stdout again.
+pub(super) struct Attachment {
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Routes printed lines through `external` (the editor's external printer)
+/// until the returned attachment is detached.
+pub(super) fn attach<P>(mut external: P) -> std::io::Result<Attachment>
+where
+    P: rustyline::ExternalPrinter + Send + 'static,
+{
+    let (queue, lines) = mpsc::channel::<String>();
+    let thread =
+        std::thread::Builder::new().name("dclua-console-printer".into()).spawn(move || {
+            for line in lines {
+                // The editor is gone or the terminal failed: keep the line.
+                if external.print(line.clone()).is_err() {
+                    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+                    let _ = std::io::stdout().flush();
+                }
+            }
+        })?;
+    *target() = Target::Editor(queue);
+    Ok(Attachment { thread: Some(thread) })
+}
+
+impl Attachment {
+    /// Sends later lines to stdout and waits until the queued ones are
+    /// printed. Call it after the editor is dropped: the external printer then
+    /// writes directly, so the printer thread cannot block on it.
+    pub(super) fn detach(mut self) {
+        // Replacing the target drops the only sender: the thread drains the
+        // queue and ends.
+        *target() = Target::Stdout;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Attachment {
+    /// An early return (an error) left the printer attached: send lines to
+    /// stdout again. The thread is not joined here, since the editor may still
+    /// be alive and the thread blocked on it; it ends when the editor goes.
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            *target() = Target::Stdout;
+        }
+    }
+}
