@@ -1,42 +1,342 @@
 //! The application: what `main` runs once the command line is parsed.
 //!
-//! It starts the worker, wires signals to it and waits. It owns process-level
-//! concerns (exit codes, signals) and nothing of the protocols.
+//! It loads the configuration, starts the worker and the Lua host, wires
+//! signals and the console to them, and maps the outcome to an exit code. It
+//! owns process-level concerns and nothing of the protocols.
 
+use std::cell::RefCell;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::cli::{Cli, LogLevel};
+use crate::cli::{Cli, Command};
+use crate::config::{self, paths, Config};
+use crate::console::{self, ConsoleBackend, EvalOutcome};
 use crate::logging;
+use crate::lua::{api, ChunkOutcome, HostHooks, HostOptions, LuaHost};
 use crate::runtime::{Worker, WorkerConfig, WorkerHandle};
 
 /// Runs dclua as the command line asks; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    logging::init(cli.log_level.unwrap_or(LogLevel::Info).into());
-    let worker = Worker::start(WorkerConfig::default()).context("starting the worker thread")?;
-    watch_signals(&worker).context("installing signal handlers")?;
-    log::info!("dclua {} running; Ctrl-C or SIGTERM stops it", env!("CARGO_PKG_VERSION"));
-    worker.join().context("the worker thread failed")?;
-    log::info!("dclua stopped");
+    logging::init(cli.log_level.map_or(log::LevelFilter::Info, Into::into));
+    match &cli.command {
+        Some(Command::Init) => init(&cli),
+        Some(Command::Hash { files }) => hash(files),
+        Some(Command::Run { script, args }) => {
+            let (config, config_path) = load_config(&cli)?;
+            client(&cli, config, config_path, Mode::Run { script: script.clone(), args: args.clone() })
+        }
+        None => {
+            let (config, config_path) = load_config(&cli)?;
+            let mode = if std::io::stdin().is_terminal() { Mode::Console } else { Mode::Piped };
+            client(&cli, config, config_path, mode)
+        }
+    }
+}
+
+fn init(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let path = paths::config_file(cli.config.as_deref())?;
+    let written = config::init(&path)?;
+    println!("wrote {}", written.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `dclua hash FILE...`: one line per file, `TTH  path`, like `rhash`.
+fn hash(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for f in files {
+        match crate::share::hasher::hash_file(f) {
+            Ok(h) => println!("{}  {}", h.tree.root, f.display()),
+            Err(e) => {
+                eprintln!("dclua: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// The configuration named on the command line, or `config.lua` in the XDG
+/// config folder, or the embedded default when there is none.
+fn load_config(cli: &Cli) -> anyhow::Result<(Config, Option<PathBuf>)> {
+    let path = paths::config_file(cli.config.as_deref())?;
+    if cli.config.is_none() && !path.exists() {
+        log::debug!("no {}: using the embedded default configuration", path.display());
+        return Ok((Config::embedded_default(), None));
+    }
+    let config = Config::load(&path)?;
+    if cli.log_level.is_none() {
+        logging::set_level(config.log_level.to_level_filter());
+    }
+    Ok((config, Some(path)))
+}
+
+enum Mode {
+    Console,
+    Piped,
+    Run { script: PathBuf, args: Vec<String> },
+}
+
+/// Runs the client: worker, Lua host, configured scripts, then the console
+/// or the script until the end.
+fn client(cli: &Cli, config: Config, config_path: Option<PathBuf>, mode: Mode) -> anyhow::Result<ExitCode> {
+    let data_dir = paths::data_dir(cli.data_dir.as_deref(), &config)?;
+    let worker = Worker::start(WorkerConfig::default()).context("starting the worker thread")?;
+    let exit = Arc::new(AtomicI32::new(0));
+    let quiet_log = cli.log_level.is_some();
+
+    // Build the host on the worker thread (Lua states are not Send).
+    let run_script = match &mode {
+        Mode::Run { script, args } => Some((script.clone(), args.clone())),
+        _ => None,
+    };
+    let (ready_tx, ready_rx) = channel();
+    {
+        let exit = exit.clone();
+        let handle = worker.clone();
+        let scripts = config.scripts.clone();
+        worker
+            .post(move |pool| {
+                let config = Rc::new(RefCell::new(config));
+                let host = LuaHost::new(pool.runtime(), HostOptions::default());
+                let result = start_host(&host, &handle, &exit, config, config_path, quiet_log, &scripts, run_script);
+                let _ = ready_tx.send(result);
+            })
+            .map_err(|_| anyhow::anyhow!("the worker thread stopped while starting"))?;
+    }
+    ready_rx.recv().context("the worker thread stopped while starting")?.map_err(anyhow::Error::msg)?;
+    // With an interactive console, Ctrl-C belongs to the console (it
+    // interrupts the running chunk); Ctrl-D quits.
+    let sigint_stops = !matches!(mode, Mode::Console);
+    watch_signals(&worker, sigint_stops).context("installing signal handlers")?;
+
+    match mode {
+        Mode::Run { .. } => {}
+        Mode::Console => {
+            let printer = console::printer();
+            logging::set_sink(Some(Box::new(move |line| printer.print_line(line))));
+            let backend: Arc<dyn ConsoleBackend> = Arc::new(HostConsole { worker: worker.clone() });
+            let result = console::run_interactive(backend, paths::history_file(&data_dir));
+            logging::set_sink(None);
+            worker.shutdown();
+            result?;
+        }
+        Mode::Piped => {
+            let backend: Arc<dyn ConsoleBackend> = Arc::new(HostConsole { worker: worker.clone() });
+            let result = console::run_piped(backend, std::io::stdin().lock(), std::io::stdout().lock());
+            worker.shutdown();
+            result?;
+        }
+    }
+    worker.join().context("the worker thread failed")?;
+    let code = exit.load(Ordering::SeqCst);
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// Sets the host up on the worker thread: hooks, configured scripts, the
+/// script of `dclua run`.
+#[allow(clippy::too_many_arguments)]
+fn start_host(
+    host: &LuaHost,
+    worker: &WorkerHandle,
+    exit: &Arc<AtomicI32>,
+    config: Rc<RefCell<Config>>,
+    config_path: Option<PathBuf>,
+    quiet_log: bool,
+    scripts: &[config::ScriptConfig],
+    run_script: Option<(PathBuf, Vec<String>)>,
+) -> Result<(), String> {
+    let run_id = Rc::new(RefCell::new(None));
+    let hooks = HostHooks {
+        reload_config: Some(Box::new({
+            let config = config.clone();
+            let weak = host.downgrade();
+            move || reload_config(config_path.as_deref(), &config, quiet_log, &weak)
+        })),
+        output: Some(Box::new(|text| console::printer().print_line(text))),
+        on_script_idle: Some(Box::new({
+            let run_id = run_id.clone();
+            let worker = worker.clone();
+            let exit = exit.clone();
+            let weak = host.downgrade();
+            move |id| {
+                if *run_id.borrow() == Some(id) {
+                    // `dclua run`: the script has nothing left to do.
+                    let failed = weak.upgrade().map(LuaHost::from_inner).and_then(|h| h.script(id)).is_some_and(|s| s.main_failed());
+                    if failed {
+                        exit.store(1, Ordering::SeqCst);
+                    }
+                    worker.shutdown();
+                }
+            }
+        })),
+        on_quit: Some(Box::new({
+            let worker = worker.clone();
+            let exit = exit.clone();
+            move |code| {
+                exit.store(code, Ordering::SeqCst);
+                worker.shutdown();
+            }
+        })),
+    };
+    host.set_hooks(hooks);
+    for s in scripts {
+        if let Err(e) = host.load_file(&s.path, s.trusted, &[]) {
+            log::error!("{e}");
+        }
+    }
+    if let Some((path, args)) = run_script {
+        let id = host.load_file(&path, true, &args)?;
+        *run_id.borrow_mut() = Some(id);
+        // A script with nothing to do after its main chunk ends right away.
+        if host.is_idle(id) {
+            worker.shutdown();
+        }
+    }
+    Ok(())
+}
+
+fn reload_config(
+    path: Option<&Path>,
+    config: &Rc<RefCell<Config>>,
+    quiet_log: bool,
+    host: &std::rc::Weak<crate::lua::host::HostInner>,
+) -> Result<(), String> {
+    let Some(path) = path else {
+        return Err("dclua runs on its embedded default configuration: there is no file to reload".into());
+    };
+    match Config::load(path) {
+        Ok(new) => {
+            if !quiet_log {
+                logging::set_level(new.log_level.to_level_filter());
+            }
+            *config.borrow_mut() = new;
+            log::info!("configuration reloaded from {}", path.display());
+            if let Some(h) = host.upgrade().map(LuaHost::from_inner) {
+                h.emit_value(
+                    "config_reloaded",
+                    crate::lua::Value::map([("path", crate::lua::Value::str(path.display().to_string()))]),
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            log::error!("configuration not reloaded, the last good one stays in force:\n{e}");
+            Err(e.to_string())
+        }
+    }
+}
+
+/// The console's backend: chunks run as coroutine jobs on the worker.
+struct HostConsole {
+    worker: WorkerHandle,
+}
+
+impl ConsoleBackend for HostConsole {
+    fn eval(&self, chunk: String) -> Receiver<EvalOutcome> {
+        let (tx, rx) = channel();
+        let posted = self.worker.post(move |_| match LuaHost::current() {
+            Some(host) => host.eval_console(&chunk, move |o| {
+                let _ = tx.send(match o {
+                    ChunkOutcome::Values(v) => EvalOutcome::Values(v),
+                    ChunkOutcome::Error(e) => EvalOutcome::Error(e),
+                });
+            }),
+            None => {
+                let _ = tx.send(EvalOutcome::Error("the Lua host is not running".into()));
+            }
+        });
+        if posted.is_err() {
+            let (tx, rx) = channel();
+            let _ = tx.send(EvalOutcome::Error("dclua is shutting down".into()));
+            return rx;
+        }
+        rx
+    }
+
+    fn interrupt(&self) {
+        let _ = self.worker.post(|_| {
+            if let Some(h) = LuaHost::current() {
+                h.interrupt_console();
+            }
+        });
+    }
+
+    fn complete(&self, prefix: &str) -> Vec<String> {
+        let prefix_owned = prefix.to_string();
+        // Globals of the console's state, plus the API's names.
+        let mut names: Vec<String> = self
+            .worker
+            .call(move |_| {
+                let Some(host) = LuaHost::current() else { return Vec::new() };
+                let Ok(script) = host.console_script() else { return Vec::new() };
+                global_names(script.lua(), &prefix_owned)
+            })
+            .unwrap_or_default();
+        names.extend(api::completion_names().into_iter().map(str::to_string));
+        names.retain(|n| n.starts_with(prefix));
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// Names reachable from the globals for completing `prefix`: for `a.b.c`,
+/// the keys of table `a.b` prefixed by `a.b.`; for a plain name, the globals.
+fn global_names(lua: &mlua::Lua, prefix: &str) -> Vec<String> {
+    let (base, sep) = match prefix.rfind(['.', ':']) {
+        Some(i) => (&prefix[..i], &prefix[i..=i]),
+        None => ("", ""),
+    };
+    let mut table = lua.globals();
+    if !base.is_empty() {
+        for part in base.split(['.', ':']) {
+            match table.get::<mlua::Value>(part) {
+                Ok(mlua::Value::Table(t)) => table = t,
+                _ => return Vec::new(),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (k, v) in table.pairs::<mlua::Value, mlua::Value>().flatten() {
+        if let mlua::Value::String(k) = k {
+            let k = k.to_string_lossy();
+            if sep == ":" && !matches!(v, mlua::Value::Function(_)) {
+                continue;
+            }
+            out.push(if base.is_empty() { k } else { format!("{base}{sep}{k}") });
+        }
+    }
+    out
 }
 
 /// Ctrl-C and SIGTERM shut the worker down cleanly (every job is stopped and
 /// given time to close its connections); a second one exits at once. SIGHUP
-/// is reserved for reloading the configuration.
-fn watch_signals(worker: &WorkerHandle) -> std::io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+/// reloads the configuration (the last good one stays on error).
+///
+fn watch_signals(worker: &WorkerHandle, sigint_stops: bool) -> std::io::Result<()> {
+    let mut signals =
+        if sigint_stops { Signals::new([SIGINT, SIGTERM, SIGHUP])? } else { Signals::new([SIGTERM, SIGHUP])? };
     let worker = worker.clone();
     let count = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new().name("dclua-signals".into()).spawn(move || {
         for sig in signals.forever() {
             match sig {
-                SIGHUP => log::info!("SIGHUP received"),
+                SIGHUP => {
+                    let _ = worker.post(|_| {
+                        if let Some(h) = LuaHost::current() {
+                            let _ = h.reload_config();
+                        }
+                    });
+                }
                 _ => {
                     if count.fetch_add(1, Ordering::SeqCst) > 0 {
                         eprintln!("dclua: second interrupt, exiting now");

@@ -35,7 +35,24 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run a Lua script headless until it ends (or Ctrl-C).
+    Run {
+        /// The script.
+        script: PathBuf,
+        /// Arguments, available to the script as `...` and `dc.args`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Write a commented default config.lua (never overwrites an existing one).
+    Init,
+    /// Print the Tiger Tree Hash of each file.
+    Hash {
+        /// Files to hash.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
 
 /// Log levels, from quietest to noisiest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,5 +100,17 @@ mod tests {
         assert_eq!(cli.log_level, Some(LogLevel::Debug));
         assert_eq!(cli.config, Some(PathBuf::from("x.lua")));
         assert!(Cli::try_parse_from(["dclua", "--log-level", "loud"]).is_err());
+    }
+
+    #[test]
+    fn run_takes_the_script_and_its_arguments() {
+        let cli = Cli::try_parse_from(["dclua", "-l", "warn", "run", "bot.lua", "x", "--flag"]).unwrap();
+        match cli.command {
+            Some(Command::Run { script, args }) => {
+                assert_eq!(script, PathBuf::from("bot.lua"));
+                assert_eq!(args, vec!["x".to_string(), "--flag".to_string()]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -93,6 +93,7 @@ pub struct Script {
     /// Set by Ctrl-C in the console; the hook turns it into an error.
     interrupt: Arc<AtomicBool>,
     main_done: Cell<bool>,
+    main_failed: Cell<bool>,
     handlers: Cell<usize>,
     timers: Cell<usize>,
     jobs: Cell<usize>,
@@ -110,6 +111,11 @@ impl Script {
     /// The script's Lua state.
     pub fn lua(&self) -> &Lua {
         &self.lua
+    }
+
+    /// Whether the main chunk ended with an error.
+    pub fn main_failed(&self) -> bool {
+        self.main_failed.get()
     }
 
     /// Whether the running coroutine has spent its instruction budget.
@@ -396,7 +402,9 @@ impl LuaHost {
             self.inner.rt.stop(j);
         }
         script.idle.borrow_mut().clear();
-        log::info!(target: "lua", "script {} unloaded", script.name);
+        if script.path.is_some() || script.name != "console" {
+            log::info!(target: "lua", "script {} unloaded", script.name);
+        }
         true
     }
 
@@ -518,6 +526,7 @@ impl LuaHost {
             limit_ticks,
             interrupt,
             main_done: Cell::new(false),
+            main_failed: Cell::new(false),
             handlers: Cell::new(0),
             timers: Cell::new(0),
             jobs: Cell::new(0),
@@ -1273,7 +1282,8 @@ impl LuaJob {
         match out {
             Err(e) => {
                 let msg = e.to_string();
-                if msg != "interrupted" || self.label != "console" {
+                // The console prints its own errors.
+                if self.label != "console" {
                     log::error!(target: "lua", "script {}: error in {}: {msg}", self.script.name, self.label);
                 }
                 self.finish(host, Err(msg))
@@ -1383,6 +1393,7 @@ impl LuaJob {
         self.state = JobState::Finished;
         if self.label == "main chunk" {
             self.script.main_done.set(true);
+            self.script.main_failed.set(outcome.is_err());
         }
         if let Some(f) = self.on_finish.take() {
             f(match &outcome {
