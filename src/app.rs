@@ -32,7 +32,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Hash { files }) => hash(files),
         Some(Command::Run { script, args }) => {
             let (config, config_path) = load_config(&cli)?;
-            client(&cli, config, config_path, Mode::Run { script: script.clone(), args: args.clone() })
+            client(
+                &cli,
+                config,
+                config_path,
+                Mode::Run { script: script.clone(), args: args.clone() },
+            )
         }
         None => {
             let (config, config_path) = load_config(&cli)?;
@@ -87,7 +92,12 @@ enum Mode {
 
 /// Runs the client: worker, Lua host, configured scripts, then the console
 /// or the script until the end.
-fn client(cli: &Cli, config: Config, config_path: Option<PathBuf>, mode: Mode) -> anyhow::Result<ExitCode> {
+fn client(
+    cli: &Cli,
+    config: Config,
+    config_path: Option<PathBuf>,
+    mode: Mode,
+) -> anyhow::Result<ExitCode> {
     let data_dir = paths::data_dir(cli.data_dir.as_deref(), &config)?;
     let worker = Worker::start(WorkerConfig::default()).context("starting the worker thread")?;
     let exit = Arc::new(AtomicI32::new(0));
@@ -107,12 +117,24 @@ fn client(cli: &Cli, config: Config, config_path: Option<PathBuf>, mode: Mode) -
             .post(move |pool| {
                 let config = Rc::new(RefCell::new(config));
                 let host = LuaHost::new(pool.runtime(), HostOptions::default());
-                let result = start_host(&host, &handle, &exit, config, config_path, quiet_log, &scripts, run_script);
+                let result = start_host(
+                    &host,
+                    &handle,
+                    &exit,
+                    config,
+                    config_path,
+                    quiet_log,
+                    &scripts,
+                    run_script,
+                );
                 let _ = ready_tx.send(result);
             })
             .map_err(|_| anyhow::anyhow!("the worker thread stopped while starting"))?;
     }
-    ready_rx.recv().context("the worker thread stopped while starting")?.map_err(anyhow::Error::msg)?;
+    ready_rx
+        .recv()
+        .context("the worker thread stopped while starting")?
+        .map_err(anyhow::Error::msg)?;
     // With an interactive console, Ctrl-C belongs to the console (it
     // interrupts the running chunk); Ctrl-D quits.
     let sigint_stops = !matches!(mode, Mode::Console);
@@ -131,7 +153,8 @@ fn client(cli: &Cli, config: Config, config_path: Option<PathBuf>, mode: Mode) -
         }
         Mode::Piped => {
             let backend: Arc<dyn ConsoleBackend> = Arc::new(HostConsole { worker: worker.clone() });
-            let result = console::run_piped(backend, std::io::stdin().lock(), std::io::stdout().lock());
+            let result =
+                console::run_piped(backend, std::io::stdin().lock(), std::io::stdout().lock());
             worker.shutdown();
             result?;
         }
@@ -170,7 +193,11 @@ fn start_host(
             move |id| {
                 if *run_id.borrow() == Some(id) {
                     // `dclua run`: the script has nothing left to do.
-                    let failed = weak.upgrade().map(LuaHost::from_inner).and_then(|h| h.script(id)).is_some_and(|s| s.main_failed());
+                    let failed = weak
+                        .upgrade()
+                        .map(LuaHost::from_inner)
+                        .and_then(|h| h.script(id))
+                        .is_some_and(|s| s.main_failed());
                     if failed {
                         exit.store(1, Ordering::SeqCst);
                     }
@@ -211,7 +238,9 @@ fn reload_config(
     host: &std::rc::Weak<crate::lua::host::HostInner>,
 ) -> Result<(), String> {
     let Some(path) = path else {
-        return Err("dclua runs on its embedded default configuration: there is no file to reload".into());
+        return Err(
+            "dclua runs on its embedded default configuration: there is no file to reload".into()
+        );
     };
     match Config::load(path) {
         Ok(new) => {
@@ -223,7 +252,10 @@ fn reload_config(
             if let Some(h) = host.upgrade().map(LuaHost::from_inner) {
                 h.emit_value(
                     "config_reloaded",
-                    crate::lua::Value::map([("path", crate::lua::Value::str(path.display().to_string()))]),
+                    crate::lua::Value::map([(
+                        "path",
+                        crate::lua::Value::str(path.display().to_string()),
+                    )]),
                 );
             }
             Ok(())
@@ -323,8 +355,11 @@ fn global_names(lua: &mlua::Lua, prefix: &str) -> Vec<String> {
 /// reloads the configuration (the last good one stays on error).
 ///
 fn watch_signals(worker: &WorkerHandle, sigint_stops: bool) -> std::io::Result<()> {
-    let mut signals =
-        if sigint_stops { Signals::new([SIGINT, SIGTERM, SIGHUP])? } else { Signals::new([SIGTERM, SIGHUP])? };
+    let mut signals = if sigint_stops {
+        Signals::new([SIGINT, SIGTERM, SIGHUP])?
+    } else {
+        Signals::new([SIGTERM, SIGHUP])?
+    };
     let worker = worker.clone();
     let count = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new().name("dclua-signals".into()).spawn(move || {

@@ -104,7 +104,8 @@ mod tests {
 
     #[test]
     fn run_takes_the_script_and_its_arguments() {
-        let cli = Cli::try_parse_from(["dclua", "-l", "warn", "run", "bot.lua", "x", "--flag"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["dclua", "-l", "warn", "run", "bot.lua", "x", "--flag"]).unwrap();
         match cli.command {
             Some(Command::Run { script, args }) => {
                 assert_eq!(script, PathBuf::from("bot.lua"));
