@@ -246,7 +246,7 @@ fn waiting_outside_a_coroutine_is_a_clear_error() {
         r.eval("local t = {3, 1, 2} table.sort(t, function(a, b) dc.sleep(0) return a < b end)");
     match out {
         ChunkOutcome::Error(e) => {
-            assert!(e.contains("dc.sleep waits, so it must run in a coroutine job"), "{e}")
+            assert!(e.contains("dc.sleep waits, so it must run in a coroutine job"), "{e}");
         }
         other => panic!("{other:?}"),
     }
