@@ -147,3 +147,27 @@ fn hash_prints_tiger_tree_hashes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("nope"));
 }
+
+#[test]
+fn a_failed_reload_keeps_the_last_good_configuration() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("config.lua");
+    std::fs::write(&cfg, "nick = 'first'\n").unwrap();
+    // The console reloads after breaking the file, then after fixing it.
+    let bad = cfg.display().to_string();
+    let input = format!(
+        "local f = io.open('{bad}', 'w') f:write('slots = \"three\"\\n') f:close()\n\
+         dc.reload_config()\n\
+         local f = io.open('{bad}', 'w') f:write('nick = \"second\"\\n') f:close()\n\
+         dc.reload_config()\n"
+    );
+    let mut cmd = dclua(home.path());
+    cmd.arg("--config").arg(&cfg);
+    let out = run_with_input(cmd, &input, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "false", "{stdout}");
+    assert!(lines[1].contains("config.lua:1: slots: expected an integer"), "{stdout}");
+    assert_eq!(lines[2], "true", "{stdout}");
+}
