@@ -116,10 +116,9 @@ return function() while true do sleep(0) end end
 fn raw_resume_ns(resumes: usize, variant: Raw) -> f64 {
     let lua = Lua::new();
     if variant != Raw::Yield {
-        lua.set_global_hook(
-            mlua::HookTriggers::new().every_nth_instruction(100_000),
-            |_, _| Ok(mlua::VmState::Continue),
-        )
+        lua.set_global_hook(mlua::HookTriggers::new().every_nth_instruction(100_000), |_, _| {
+            Ok(mlua::VmState::Continue)
+        })
         .expect("setting the hook");
     }
     let src = match variant {

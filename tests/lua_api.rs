@@ -22,9 +22,8 @@ fn the_luals_file_is_the_generated_stub() {
     if std::env::var_os("DCLUA_BLESS").is_some() {
         std::fs::write(&path, &want).expect("writing lua-api/dc.d.lua");
     }
-    let have = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("reading {}: {e} (DCLUA_BLESS=1 creates it)", path.display())
-    });
+    let have = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e} (DCLUA_BLESS=1 creates it)", path.display()));
     if have != want {
         let (h, w): (Vec<&str>, Vec<&str>) = (have.lines().collect(), want.lines().collect());
         let first = h.iter().zip(&w).position(|(a, b)| a != b).unwrap_or(h.len().min(w.len()));
@@ -78,9 +77,7 @@ return out
 fn live_names(trusted: bool) -> Vec<String> {
     let pool = JobPool::new();
     let host = LuaHost::new(pool.runtime(), HostOptions::default());
-    let id = host
-        .load_source("walker", None, b"", trusted, &[])
-        .expect("loading an empty script");
+    let id = host.load_source("walker", None, b"", trusted, &[]).expect("loading an empty script");
     let script = host.script(id).expect("the script just loaded");
     let lua = script.lua();
     let fields = lua.create_table().expect("a table");
@@ -98,8 +95,7 @@ fn live_names(trusted: bool) -> Vec<String> {
 
 fn check_live_state(trusted: bool) {
     let live = live_names(trusted);
-    let live_fns: BTreeSet<&str> =
-        live.iter().filter_map(|l| l.strip_prefix("fn ")).collect();
+    let live_fns: BTreeSet<&str> = live.iter().filter_map(|l| l.strip_prefix("fn ")).collect();
     let live_fields: BTreeSet<&str> =
         live.iter().filter_map(|l| l.strip_prefix("field ")).collect();
     let api_fns: BTreeSet<&str> = FUNCTIONS.iter().map(|f| f.path).collect();

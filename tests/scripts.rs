@@ -49,9 +49,8 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
-        let worker =
-            Worker::start(WorkerConfig { helper_threads: Some(1), ..Default::default() })
-                .expect("starting a worker");
+        let worker = Worker::start(WorkerConfig { helper_threads: Some(1), ..Default::default() })
+            .expect("starting a worker");
         let (tx, rx) = channel::<String>();
         let tx = Arc::new(Mutex::new(tx));
         worker
@@ -73,9 +72,7 @@ impl Rig {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name);
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         self.worker
-            .call(move |_| {
-                LuaHost::current().expect("the host").load_file(&path, false, &args)
-            })
+            .call(move |_| LuaHost::current().expect("the host").load_file(&path, false, &args))
             .expect("the worker answers")
             .unwrap_or_else(|e| panic!("loading {name}: {e}"));
     }
@@ -178,15 +175,8 @@ fn wait_example_waits_spawns_and_generates() {
     assert_eq!(r.line(), "waiting for go");
     // The first event does not pass the filter; the second does.
     r.emit(r#"dc.emit("go", {ready = false, from = "eve"}) dc.emit("go", {ready = true, from = "alice"})"#);
-    let want = [
-        "go from alice",
-        "late: nil",
-        "sum of squares: 14",
-        "tick 1",
-        "tick 2",
-        "tick 3",
-        "done",
-    ];
+    let want =
+        ["go from alice", "late: nil", "sum of squares: 14", "tick 1", "tick 2", "tick 3", "done"];
     for w in want {
         assert_eq!(r.line(), w);
     }
