@@ -68,7 +68,7 @@ pub const FUNCTIONS: &[ApiFn] = &[
         path: "dc.wait",
         params: &[
             ("event", "string", "the event name"),
-            ("opts", "{filter?: table|fun(e: table): boolean, timeout?: number}?", "`filter`: a table of fields the event must have, or a function returning true for the wanted event (it must not wait); `timeout`: seconds"),
+            ("opts", "{filter?: table|(fun(e: table): boolean), timeout?: number}?", "`filter`: a table of fields the event must have, or a function returning true for the wanted event (it must not wait); `timeout`: seconds"),
         ],
         returns: &[("table?", "the event table, or nil on timeout")],
         doc: "Waits for the next event `event` that passes the filter.",
@@ -76,7 +76,7 @@ pub const FUNCTIONS: &[ApiFn] = &[
     },
     ApiFn {
         path: "dc.spawn",
-        params: &[("fn", "async fun(...): ...", "the function to run"), ("...", "any", "its arguments")],
+        params: &[("fn", "async fun(...): any", "the function to run"), ("...", "any", "its arguments")],
         returns: &[("dc.Job", "a handle to the new coroutine job")],
         doc: "Runs `fn(...)` as a new coroutine job of this script.",
         waits: false,
