@@ -36,7 +36,9 @@ use std::time::Duration;
 
 use mlua::chunk::ChunkMode;
 use mlua::thread::ThreadStatus;
-use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Thread, VmState};
+use mlua::{
+    Function, HookTriggers, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Thread, VmState,
+};
 
 use super::value::Value;
 use crate::runtime::{Context, Job, JobId, Runtime, Step, TimerId};
@@ -83,8 +85,7 @@ pub struct Script {
     pub trusted: bool,
     lua: Lua,
     runner: Function,
-    req: *const std::ffi::c_void,
-    idle_marker: *const std::ffi::c_void,
+
     idle: RefCell<Vec<Thread>>,
     /// Hook ticks since the last resume.
     ticks: Rc<Cell<u64>>,
@@ -97,8 +98,6 @@ pub struct Script {
     handlers: Cell<usize>,
     timers: Cell<usize>,
     jobs: Cell<usize>,
-    // Keeps the sentinel tables alive (their pointers are compared).
-    _sentinels: (Table, Table),
 }
 
 impl std::fmt::Debug for Script {
@@ -496,8 +495,6 @@ impl LuaHost {
             .map_err(err)?;
         }
         lua.set_memory_limit(self.inner.opts.memory_limit).map_err(err)?;
-        let req = lua.create_table().map_err(err)?;
-        let idle_marker = lua.create_table().map_err(err)?;
         let dc = lua.create_table().map_err(err)?;
         let native = lua.create_table().map_err(err)?;
         super::api::register(&lua, self, id, &dc, &native, trusted).map_err(err)?;
@@ -507,7 +504,7 @@ impl LuaHost {
             .set_name("=dclua prelude")
             .into_function()
             .map_err(err)?;
-        let runner: Function = prelude.call((&req, &idle_marker, &dc, &native)).map_err(err)?;
+        let runner: Function = prelude.call((REQ, IDLE, &dc, &native)).map_err(err)?;
         if !trusted {
             super::api::sandbox(&lua).map_err(err)?;
         }
@@ -517,8 +514,6 @@ impl LuaHost {
             name: name.to_string(),
             path: path.map(Path::to_path_buf),
             trusted,
-            req: req.to_pointer(),
-            idle_marker: idle_marker.to_pointer(),
             lua,
             runner,
             idle: RefCell::new(Vec::new()),
@@ -530,7 +525,6 @@ impl LuaHost {
             handlers: Cell::new(0),
             timers: Cell::new(0),
             jobs: Cell::new(0),
-            _sentinels: (req, idle_marker),
         }))
     }
 
@@ -755,8 +749,8 @@ impl LuaHost {
                 },
             };
             self.inner.delivered.set(self.inner.delivered.get() + 1);
-            let label = format!("handler for '{}'", event.name);
-            if let CallResult::Done(results) = self.run_call(&script, func, table, &label, None) {
+            let label = Label::Handler(&event.name);
+            if let CallResult::Done(results) = self.run_call(&script, func, table, label, None) {
                 if matches!(results.front(), Some(mlua::Value::Boolean(true))) {
                     consumed = true;
                     break;
@@ -771,6 +765,9 @@ impl LuaHost {
     }
 
     fn wake_waiters(&self, event: &Event) {
+        if self.inner.waiters.borrow().is_empty() {
+            return;
+        }
         let candidates: Vec<(usize, JobId, ScriptId, Option<mlua::Value>)> = self
             .inner
             .waiters
@@ -835,7 +832,7 @@ impl LuaHost {
         script: &Rc<Script>,
         func: Function,
         arg: mlua::Value,
-        label: &str,
+        label: Label<'_>,
         timer: Option<u64>,
     ) -> CallResult {
         let thread = match script.idle.borrow_mut().pop() {
@@ -861,8 +858,14 @@ impl LuaHost {
                     CallResult::Done(vals)
                 }
                 Yielded::Request => {
-                    let job =
-                        self.spawn_job(script, thread, label, true, Start::Request(vals), None);
+                    let job = self.spawn_job(
+                        script,
+                        thread,
+                        &label.to_string(),
+                        true,
+                        Start::Request(vals),
+                        None,
+                    );
                     if let Some(t) = timer {
                         self.inner.job_timers.borrow_mut().insert(job, t);
                     }
@@ -939,7 +942,8 @@ impl LuaHost {
             self.stop_timer(id);
         }
         let Some(script) = self.script(sid) else { return };
-        let label = if repeating { "dc.every callback" } else { "dc.after callback" };
+        let label =
+            Label::Static(if repeating { "dc.every callback" } else { "dc.after callback" });
         if let CallResult::Failed = self.run_call(&script, func, mlua::Value::Nil, label, Some(id))
         {
             self.timer_failed(id);
@@ -1088,6 +1092,22 @@ fn duration(seconds: f64) -> mlua::Result<Duration> {
         .map_err(|_| mlua::Error::runtime(format!("invalid duration: {seconds} seconds")))
 }
 
+/// What a call is, for messages (formatted only when needed).
+#[derive(Clone, Copy)]
+enum Label<'a> {
+    Handler(&'a str),
+    Static(&'static str),
+}
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Label::Handler(event) => write!(f, "handler for '{event}'"),
+            Label::Static(s) => f.write_str(s),
+        }
+    }
+}
+
 /// What a synchronous handler or timer call came to.
 enum CallResult {
     /// It returned these values.
@@ -1104,10 +1124,18 @@ enum Yielded {
     Other,
 }
 
-fn classify(script: &Script, vals: &MultiValue) -> Yielded {
+/// Marks a yield that is a host request: `(REQ, kind, args...)`. Light
+/// userdata: no allocation when it crosses to Rust, and Lua code cannot forge
+/// one without the C API. The addresses only need to be distinct.
+static REQ_TAG: u8 = 0;
+static IDLE_TAG: u8 = 0;
+const REQ: LightUserData = LightUserData(&REQ_TAG as *const u8 as *mut std::ffi::c_void);
+const IDLE: LightUserData = LightUserData(&IDLE_TAG as *const u8 as *mut std::ffi::c_void);
+
+fn classify(_script: &Script, vals: &MultiValue) -> Yielded {
     match vals.front() {
-        Some(mlua::Value::Table(t)) if t.to_pointer() == script.idle_marker => Yielded::Idle,
-        Some(mlua::Value::Table(t)) if t.to_pointer() == script.req => Yielded::Request,
+        Some(mlua::Value::LightUserData(p)) if *p == IDLE => Yielded::Idle,
+        Some(mlua::Value::LightUserData(p)) if *p == REQ => Yielded::Request,
         _ => Yielded::Other,
     }
 }
@@ -1244,8 +1272,12 @@ enum Start {
 
 enum JobState {
     Start(Start),
+    /// `dc.sleep(0)`: resume in the next pass.
+    Yielded,
     Sleeping(TimerId),
-    Waiting { timer: Option<TimerId> },
+    Waiting {
+        timer: Option<TimerId>,
+    },
     Joining,
     Finished,
 }
@@ -1325,31 +1357,37 @@ impl LuaJob {
 
     /// Handles a yielded request `(REQ, name, args...)`.
     fn request(&mut self, host: &LuaHost, cx: &mut Context<'_>, vals: MultiValue) -> Step {
-        let mut it = vals.into_iter().skip(1);
-        let name = match it.next() {
-            Some(mlua::Value::String(s)) => s.to_string_lossy(),
-            _ => String::new(),
-        };
-        let args: Vec<mlua::Value> = it.collect();
-        let num = |i: usize| match args.get(i) {
+        let arg = |i: usize| vals.get(i + 2);
+        let num = |i: usize| match arg(i) {
             Some(mlua::Value::Integer(n)) => Some(*n as f64),
             Some(mlua::Value::Number(n)) => Some(*n),
             _ => None,
         };
-        match name.as_str() {
-            "dc.sleep" => match num(0).map(duration) {
+        let kind = match vals.get(1) {
+            Some(mlua::Value::Integer(k)) => *k,
+            _ => return self.reply_error(host, cx, "malformed host request"),
+        };
+        // Kinds as numbered in prelude.lua.
+        match kind {
+            1 => match num(0).map(duration) {
+                // A zero sleep only yields to the other jobs: no timer needed.
+                Some(Ok(d)) if d.is_zero() => {
+                    self.state = JobState::Yielded;
+                    cx.repoll();
+                    Step::Pending
+                }
                 Some(Ok(d)) => {
                     self.state = JobState::Sleeping(cx.after(d));
                     Step::Pending
                 }
                 _ => self.reply_error(host, cx, "dc.sleep: invalid duration"),
             },
-            "dc.wait" => {
-                let event = match args.first() {
+            2 => {
+                let event = match arg(0) {
                     Some(mlua::Value::String(s)) => s.to_string_lossy(),
                     _ => return self.reply_error(host, cx, "dc.wait: expected an event name"),
                 };
-                let filter = args.get(1).cloned().filter(|v| !v.is_nil());
+                let filter = arg(1).cloned().filter(|v| !v.is_nil());
                 let timer = match num(2).map(duration) {
                     Some(Ok(d)) => Some(cx.after(d)),
                     Some(Err(_)) => return self.reply_error(host, cx, "dc.wait: invalid timeout"),
@@ -1359,8 +1397,8 @@ impl LuaJob {
                 self.state = JobState::Waiting { timer };
                 Step::Pending
             }
-            "job:wait" => {
-                let target = match args.first() {
+            3 => {
+                let target = match arg(0) {
                     Some(mlua::Value::Integer(n)) => JobId(*n as u64),
                     _ => return self.reply_error(host, cx, "job:wait: not a job handle"),
                 };
@@ -1374,7 +1412,7 @@ impl LuaJob {
                     self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
                 }
             }
-            other => self.reply_error(host, cx, &format!("unknown host request '{other}'")),
+            other => self.reply_error(host, cx, &format!("unknown host request kind {other}")),
         }
     }
 
@@ -1449,6 +1487,9 @@ impl LuaJob {
         let step = match state {
             JobState::Start(Start::Resume(args)) => self.run(host, cx, args),
             JobState::Start(Start::Request(vals)) => self.request(host, cx, vals),
+            JobState::Yielded => {
+                self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
+            }
             JobState::Sleeping(t) => {
                 if cx.fired(t) {
                     self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
