@@ -177,7 +177,9 @@ struct JobRecord {
     results: Vec<mlua::Value>,
     error: Option<String>,
     joiners: Vec<JobId>,
-    /// The handle was collected: drop the record once the job is done.
+    /// No handle refers to it (a main chunk, a handler or timer call, a
+    /// console chunk), or its handle was collected: drop the record as soon as
+    /// the job is done.
     forgotten: bool,
 }
 
@@ -293,6 +295,12 @@ impl LuaHost {
     /// Installs the application's hooks.
     pub fn set_hooks(&self, hooks: HostHooks) {
         *self.inner.hooks.borrow_mut() = hooks;
+    }
+
+    /// Coroutine job records kept (for tests: none should outlive its job and
+    /// handle).
+    pub fn job_records(&self) -> usize {
+        self.inner.jobs.borrow().len()
     }
 
     /// Events delivered to handlers so far (for benchmarks and tests).
@@ -551,6 +559,8 @@ impl LuaHost {
         script.jobs.set(script.jobs.get() + 1);
         let host = self.downgrade();
         let script_rc = script.clone();
+        // Only dc.spawn gives out a handle; other jobs' records go when they end.
+        let forgotten = label != "dc.spawn function";
         let label = label.to_string();
         let id = self.inner.rt.spawn_with(move |_| LuaJob {
             host,
@@ -566,7 +576,7 @@ impl LuaHost {
         self.inner
             .jobs
             .borrow_mut()
-            .insert(id, JobRecord { script: script.id, ..Default::default() });
+            .insert(id, JobRecord { script: script.id, forgotten, ..Default::default() });
         id
     }
 
