@@ -46,7 +46,7 @@
 //! chunk is appended as it is run, so a crash loses nothing. A history that
 //! cannot be read or written only prints one warning: the console goes on.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -179,7 +179,14 @@ impl Session<'_> {
         self.history.add(&mut self.editor, &chunk, &self.printer);
         let outcome = self.backend.eval(chunk);
         let outcome = self.await_outcome(&outcome);
-        print_outcome(&outcome, self.color, |line| self.printer.print_line(line));
+        // Straight to the terminal, not through the printer's queue: the
+        // outcome must be on screen before the next prompt, and rustyline is
+        // not reading now, so nothing can be torn.
+        let mut out = std::io::stdout().lock();
+        print_outcome(&outcome, self.color, |line| {
+            let _ = writeln!(out, "{line}");
+        });
+        let _ = out.flush();
     }
 
     /// Waits for the outcome, turning Ctrl-C (SIGINT) into interrupts.
