@@ -77,7 +77,7 @@ pub const PROMPT: &str = "dclua> ";
 pub const CONTINUATION_PROMPT: &str = "   ... ";
 /// How many chunks the history keeps.
 const HISTORY_SIZE: usize = 2000;
-/// How often the waiting loop looks at the Ctrl-C flag. The outcome itself
+/// How often the waiting loop looks at the Ctrl-C count. The outcome itself
 /// wakes the loop at once; this only bounds the reaction to Ctrl-C.
 const INTERRUPT_POLL: Duration = Duration::from_millis(50);
 /// The Ctrl-C press (while one chunk runs) at which the console stops waiting.
@@ -214,7 +214,6 @@ impl Session<'_> {
     /// Waits for the outcome, turning Ctrl-C (SIGINT) into interrupts.
     fn await_outcome(&self, outcome: &Receiver<EvalOutcome>) -> EvalOutcome {
         let mut presses = 0;
-        let mut warned = false;
         loop {
             match outcome.recv_timeout(INTERRUPT_POLL) {
                 Ok(outcome) => return outcome,
@@ -238,8 +237,8 @@ impl Session<'_> {
                 );
             }
             self.backend.interrupt();
-            if presses == GIVE_UP_AFTER_PRESSES - 1 && !warned {
-                warned = true;
+            // `presses` only grows, so this shows once.
+            if presses == GIVE_UP_AFTER_PRESSES - 1 {
                 self.printer.print_line("(still running; Ctrl-C again stops waiting for it)");
             }
         }
