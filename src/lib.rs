@@ -6,3 +6,4 @@
 
 pub mod proto;
 pub mod runtime;
+pub mod share;
