@@ -39,12 +39,7 @@ fn sample() -> ShareIndex {
         // The same content shared twice.
         entry("Backup/Help.mp3", 4_000_000, 1),
         // Not hashed yet: never found.
-        ShareEntry {
-            path: "Music/Pending/Help unhashed.mp3".into(),
-            size: 1,
-            tth: None,
-            mtime: 0,
-        },
+        ShareEntry { path: "Music/Pending/Help unhashed.mp3".into(), size: 1, tth: None, mtime: 0 },
     ];
     let (tree, warnings) = ShareTree::from_entries(entries);
     assert!(warnings.is_empty(), "{warnings:?}");
@@ -67,48 +62,61 @@ fn by_tth_finds_every_copy_and_nothing_else() {
     let hits = index.search(&SearchQuery::by_tth(tth(1)));
     let mut got: Vec<_> = hits.iter().map(|h| (h.path.as_str(), h.size, h.tth, h.is_dir)).collect();
     got.sort();
-    assert_eq!(got, [
-        ("Backup/Help.mp3", 4_000_000, Some(tth(1)), false),
-        ("Music/The Beatles/Help.mp3", 4_000_000, Some(tth(1)), false),
-    ]);
+    assert_eq!(
+        got,
+        [
+            ("Backup/Help.mp3", 4_000_000, Some(tth(1)), false),
+            ("Music/The Beatles/Help.mp3", 4_000_000, Some(tth(1)), false),
+        ]
+    );
     assert!(index.search(&SearchQuery::by_tth(tth(999))).is_empty());
     let one = SearchQuery { max_results: 1, ..SearchQuery::by_tth(tth(1)) };
     assert_eq!(index.search(&one).len(), 1);
     // Words are ignored in a TTH search, as DC++ does.
-    let mixed = SearchQuery { include: vec!["nothing-like-this".into()], ..SearchQuery::by_tth(tth(9)) };
+    let mixed =
+        SearchQuery { include: vec!["nothing-like-this".into()], ..SearchQuery::by_tth(tth(9)) };
     assert_eq!(paths(&index, &mixed), ["Books/linux-kernel.pdf"]);
-    assert_eq!(index.find_tth(&tth(2)), vec![index.tree().lookup("Music/The Beatles/Yesterday.flac").unwrap()]);
+    assert_eq!(
+        index.find_tth(&tth(2)),
+        vec![index.tree().lookup("Music/The Beatles/Yesterday.flac").unwrap()]
+    );
 }
 
 #[test]
 fn words_match_names_and_folders_case_insensitively() {
     let index = sample();
-    assert_eq!(paths(&index, &words("help")), [
-        "Backup/Help.mp3",
-        "Movies/Help! (1965).mkv",
-        "Movies/Help! (1965).nfo",
-        "Music/Queen/Live/Help Live.mp3",
-        "Music/The Beatles/Help.mp3",
-    ]);
+    assert_eq!(
+        paths(&index, &words("help")),
+        [
+            "Backup/Help.mp3",
+            "Movies/Help! (1965).mkv",
+            "Movies/Help! (1965).nfo",
+            "Music/Queen/Live/Help Live.mp3",
+            "Music/The Beatles/Help.mp3",
+        ]
+    );
     // One term on the folder, one on the file.
     assert_eq!(paths(&index, &words("BEATLES HELP")), ["Music/The Beatles/Help.mp3"]);
     // A folder matching every term is returned, with everything below it.
-    assert_eq!(paths(&index, &words("beatles")), [
-        "Music/The Beatles",
-        "Music/The Beatles/Help.mp3",
-        "Music/The Beatles/Yesterday.flac",
-        "Music/The Beatles/cover.jpg",
-    ]);
+    assert_eq!(
+        paths(&index, &words("beatles")),
+        [
+            "Music/The Beatles",
+            "Music/The Beatles/Help.mp3",
+            "Music/The Beatles/Yesterday.flac",
+            "Music/The Beatles/cover.jpg",
+        ]
+    );
     // Substrings, two-letter and one-letter terms, unicode folding.
     assert_eq!(paths(&index, &words("rhaps")), ["Music/Queen/Bohemian Rhapsody.mp3"]);
     assert_eq!(paths(&index, &words("äRGER")), ["Books/Ärger im Paradies.epub"]);
     assert_eq!(paths(&index, &words("ux kern")), ["Books/linux-kernel.pdf"]);
     assert_eq!(paths(&index, &words("z")), ["Software/archive.tar.gz"]);
     // A term with a separator is split into its parts.
-    assert_eq!(paths(&index, &words("queen/live")), [
-        "Music/Queen/Live",
-        "Music/Queen/Live/Help Live.mp3"
-    ]);
+    assert_eq!(
+        paths(&index, &words("queen/live")),
+        ["Music/Queen/Live", "Music/Queen/Live/Help Live.mp3"]
+    );
     // Terms nothing contains.
     assert!(index.search(&words("help zzzz")).is_empty());
     assert!(index.search(&words("xq")).is_empty());
@@ -120,11 +128,10 @@ fn exclusions_remove_whole_paths() {
     let q = SearchQuery { exclude: vec!["LIVE".into(), "movies".into()], ..words("help") };
     assert_eq!(paths(&index, &q), ["Backup/Help.mp3", "Music/The Beatles/Help.mp3"]);
     let q = SearchQuery { exclude: vec!["beatles".into()], ..words("mp3") };
-    assert_eq!(paths(&index, &q), [
-        "Backup/Help.mp3",
-        "Music/Queen/Bohemian Rhapsody.mp3",
-        "Music/Queen/Live/Help Live.mp3"
-    ]);
+    assert_eq!(
+        paths(&index, &q),
+        ["Backup/Help.mp3", "Music/Queen/Bohemian Rhapsody.mp3", "Music/Queen/Live/Help Live.mp3"]
+    );
 }
 
 #[test]
@@ -133,11 +140,10 @@ fn sizes_bound_files_and_drop_folders() {
     let q = SearchQuery { min_size: Some(5_000_000), ..words("help") };
     assert_eq!(paths(&index, &q), ["Movies/Help! (1965).mkv", "Music/Queen/Live/Help Live.mp3"]);
     let q = SearchQuery { max_size: Some(4_000_000), ..words("help") };
-    assert_eq!(paths(&index, &q), [
-        "Backup/Help.mp3",
-        "Movies/Help! (1965).nfo",
-        "Music/The Beatles/Help.mp3"
-    ]);
+    assert_eq!(
+        paths(&index, &q),
+        ["Backup/Help.mp3", "Movies/Help! (1965).nfo", "Music/The Beatles/Help.mp3"]
+    );
     let q = SearchQuery { size: Some(2_000), ..words("help") };
     assert_eq!(paths(&index, &q), ["Movies/Help! (1965).nfo"]);
     let q = SearchQuery { min_size: Some(0), ..words("beatles") };
@@ -155,26 +161,29 @@ fn types_and_extensions() {
     let typed = |t: FileType, w: &str| SearchQuery { file_type: t, ..words(w) };
     assert_eq!(paths(&index, &typed(FileType::Video, "help")), ["Movies/Help! (1965).mkv"]);
     assert_eq!(paths(&index, &typed(FileType::Document, "help")), ["Movies/Help! (1965).nfo"]);
-    assert_eq!(paths(&index, &typed(FileType::Audio, "beatles")), [
-        "Music/The Beatles/Help.mp3",
-        "Music/The Beatles/Yesterday.flac"
-    ]);
-    assert_eq!(paths(&index, &typed(FileType::Picture, "beatles")), ["Music/The Beatles/cover.jpg"]);
+    assert_eq!(
+        paths(&index, &typed(FileType::Audio, "beatles")),
+        ["Music/The Beatles/Help.mp3", "Music/The Beatles/Yesterday.flac"]
+    );
+    assert_eq!(
+        paths(&index, &typed(FileType::Picture, "beatles")),
+        ["Music/The Beatles/cover.jpg"]
+    );
     assert_eq!(paths(&index, &typed(FileType::Executable, "")), ["Software/setup.exe"]);
     assert_eq!(paths(&index, &typed(FileType::Compressed, "soft")), ["Software/archive.tar.gz"]);
-    assert_eq!(paths(&index, &typed(FileType::Folder, "e")), [
-        "Movies",
-        "Music/Queen",
-        "Music/Queen/Live",
-        "Music/The Beatles",
-        "Software"
-    ]);
-    assert_eq!(paths(&index, &typed(FileType::File, "queen")), [
-        "Music/Queen/Bohemian Rhapsody.mp3",
-        "Music/Queen/Live/Help Live.mp3"
-    ]);
+    assert_eq!(
+        paths(&index, &typed(FileType::Folder, "e")),
+        ["Movies", "Music/Queen", "Music/Queen/Live", "Music/The Beatles", "Software"]
+    );
+    assert_eq!(
+        paths(&index, &typed(FileType::File, "queen")),
+        ["Music/Queen/Bohemian Rhapsody.mp3", "Music/Queen/Live/Help Live.mp3"]
+    );
     let ext = SearchQuery { extensions: vec!["FLAC".into(), ".mkv".into()], ..words("") };
-    assert_eq!(paths(&index, &ext), ["Movies/Help! (1965).mkv", "Music/The Beatles/Yesterday.flac"]);
+    assert_eq!(
+        paths(&index, &ext),
+        ["Movies/Help! (1965).mkv", "Music/The Beatles/Yesterday.flac"]
+    );
     // NMDC and ADC codes.
     assert_eq!(FileType::from_nmdc(7), FileType::Video);
     assert_eq!(FileType::from_nmdc(9), FileType::Any);
@@ -194,7 +203,8 @@ fn limits_cap_the_results() {
         assert_eq!(index.search(&q).len(), limit);
     }
     assert_eq!((MAX_RESULTS_PASSIVE, MAX_RESULTS_ACTIVE), (5, 10));
-    let q = SearchQuery { max_results: 1000, file_type: FileType::Audio, ..SearchQuery::words("song") };
+    let q =
+        SearchQuery { max_results: 1000, file_type: FileType::Audio, ..SearchQuery::words("song") };
     assert_eq!(index.search(&q).len(), 50);
 }
 
@@ -210,7 +220,10 @@ fn updates_are_seen_by_searches() {
     let mut index = sample();
     assert!(index.search(&words("submarine")).is_empty());
     index.insert(entry("Music/The Beatles/Yellow Submarine.mp3", 7, 100)).unwrap();
-    assert_eq!(paths(&index, &words("beatles submarine")), ["Music/The Beatles/Yellow Submarine.mp3"]);
+    assert_eq!(
+        paths(&index, &words("beatles submarine")),
+        ["Music/The Beatles/Yellow Submarine.mp3"]
+    );
     assert_eq!(index.search(&SearchQuery::by_tth(tth(100))).len(), 1);
     // A file that gets its TTH becomes searchable.
     index.insert(entry("Music/Pending/Help unhashed.mp3", 5, 101)).unwrap();
@@ -236,8 +249,28 @@ fn updates_are_seen_by_searches() {
 // ----- brute force cross-check -----
 
 const VOCAB: &[&str] = &[
-    "alpha", "beta", "gamma", "delta", "Live", "remix", "the", "of", "Ärger", "ünder", "mp", "x",
-    "2001", "best", "collection", "tour", "Queen", "help", "yesterday", "ab", "ba", "ß",
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "Live",
+    "remix",
+    "the",
+    "of",
+    "Ärger",
+    "ünder",
+    "mp",
+    "x",
+    "2001",
+    "best",
+    "collection",
+    "tour",
+    "Queen",
+    "help",
+    "yesterday",
+    "ab",
+    "ba",
+    "ß",
 ];
 const EXTS: &[&str] = &["mp3", "flac", "avi", "mkv", "txt", "pdf", "jpg", "zip", "exe", "bin"];
 
@@ -286,7 +319,12 @@ fn brute_force(
     q: &SearchQuery,
 ) -> BTreeSet<NodeId> {
     let split = |terms: &[String]| -> Vec<String> {
-        terms.iter().flat_map(|t| t.split(['/', '\\'])).filter(|t| !t.is_empty()).map(lower).collect()
+        terms
+            .iter()
+            .flat_map(|t| t.split(['/', '\\']))
+            .filter(|t| !t.is_empty())
+            .map(lower)
+            .collect()
     };
     let include = split(&q.include);
     let exclude = split(&q.exclude);
@@ -342,7 +380,11 @@ fn random_query(rng: &mut StdRng) -> SearchQuery {
             let a = rng.random_range(0..chars.len());
             let b = rng.random_range(a + 1..=chars.len());
             let piece: String = chars[a..b].iter().collect();
-            if rng.random_bool(0.3) { piece.to_uppercase() } else { piece }
+            if rng.random_bool(0.3) {
+                piece.to_uppercase()
+            } else {
+                piece
+            }
         } else {
             w.to_string()
         }
@@ -410,23 +452,38 @@ fn index_agrees_with_brute_force_through_changes() {
     let mut index = ShareIndex::new(tree);
     check_against_brute_force(&index, &mut rng, 300);
 
-    // Churn: adds (some colliding), hashing updates and removals, enough to
-    // fill the extra lists and to trigger a rebuild of the posting lists.
-    for round in 0..3u32 {
-        for i in 0..2500u32 {
-            let _ = index.insert(entry(&random_path(&mut rng), rng.random_range(0..1000), 10_000 + round * 10_000 + i));
+    let mut next_tth = 10_000u32;
+    let mut churn = |index: &mut ShareIndex, rng: &mut StdRng, adds: usize, remove: f64| {
+        for _ in 0..adds {
+            next_tth += 1;
+            // Some collide and are refused; some update existing files.
+            let _ = index.insert(entry(&random_path(rng), rng.random_range(0..1000), next_tth));
         }
         let mut victims = Vec::new();
-        index.tree().walk(index.tree().top(), |id| {
-            if id != index.tree().top() && rng.random_bool(0.25) {
-                victims.push(index.tree().path(id));
+        let tree = index.tree();
+        tree.walk(tree.top(), |id| {
+            if id != tree.top() && rng.random_bool(remove) {
+                victims.push(tree.path(id));
             }
         });
         for v in victims {
             // A folder removed earlier takes its content with it.
             let _ = index.remove(&v);
         }
+    };
+    // Small changes: new nodes live in the appended region, removed ones
+    // linger as stale entries; searches must see through both.
+    for _ in 0..3 {
+        churn(&mut index, &mut rng, 600, 0.03);
+        let stats = index.stats();
+        assert!(stats.appended > 0 && stats.stale > 0, "{stats:?}");
         check_against_brute_force(&index, &mut rng, 150);
     }
-    assert!(index.stats().stale < index.tree().len() + 4097);
+    // Large changes trigger rebuilds of the lists.
+    let before = index.stats().appended;
+    for _ in 0..3 {
+        churn(&mut index, &mut rng, 2500, 0.25);
+        check_against_brute_force(&index, &mut rng, 150);
+    }
+    assert!(index.stats().appended < before + 7500, "no rebuild happened");
 }

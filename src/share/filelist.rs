@@ -12,12 +12,13 @@
 //! <?xml version="1.0" encoding="utf-8" standalone="yes"?>
 //! <FileListing Version="1" CID="…" Base="/" Generator="dclua 0.1.0">
 //! <Directory Name="Music">
-//! 	<File Name="Help.mp3" Size="1234" TTH="…"/>
+//!     <File Name="Help.mp3" Size="1234" TTH="…"/>
 //! </Directory>
 //! </FileListing>
 //! ```
 //!
-//! - UTF-8, no BOM; attribute values escape `& < > " '`. Names that XML 1.0
+//! - UTF-8, no BOM, one element per line indented with tabs; attribute
+//!   values escape `& < > " '`. Names that XML 1.0
 //!   cannot carry never reach the tree (see `share::tree`).
 //! - Only hashed files and folders with a hashed file below them are listed
 //!   (ADC: a name in the share must be identified by a hash).
@@ -524,7 +525,8 @@ impl<R: Read> Read for Capped<R> {
             return Err(io::Error::other("file list size limit exceeded"));
         }
         // Ask for at most one byte more than allowed: enough to notice.
-        let want = buf.len().min(usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX));
+        let want =
+            buf.len().min(usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n as u64 > self.left {
             self.exceeded = true;
@@ -742,9 +744,7 @@ impl Parser<'_> {
 fn attr_value<'v>(raw: &'v [u8], reader: &XmlReader<'_>) -> Result<Cow<'v, str>, FileListError> {
     let text = String::from_utf8_lossy(raw);
     match text {
-        Cow::Borrowed(s) => {
-            quick_xml::escape::unescape(s).map_err(|e| xml_error(reader, e.into()))
-        }
+        Cow::Borrowed(s) => quick_xml::escape::unescape(s).map_err(|e| xml_error(reader, e.into())),
         Cow::Owned(s) => match quick_xml::escape::unescape(&s) {
             Ok(v) => Ok(Cow::Owned(v.into_owned())),
             Err(e) => Err(xml_error(reader, e.into())),
@@ -759,10 +759,9 @@ fn xml_error(reader: &XmlReader<'_>, e: quick_xml::Error) -> FileListError {
     }
     match e {
         quick_xml::Error::Io(io) => FileListError::Io(io::Error::new(io.kind(), io.to_string())),
-        other => FileListError::Xml {
-            position: reader.buffer_position(),
-            message: other.to_string(),
-        },
+        other => {
+            FileListError::Xml { position: reader.buffer_position(), message: other.to_string() }
+        }
     }
 }
 

@@ -33,25 +33,31 @@
 //! - TTH: an open-addressing hash table of node ids keyed by the first bytes
 //!   of the root (4 bytes of id + 4 of tag per slot).
 //! - Words: **trigram posting lists** over the case-folded names (UTF-8
-//!   bytes, with a `\0` end marker so that every two-byte substring is the
-//!   start of some trigram). Each trigram keeps two sorted id lists, files
-//!   and folders, delta-varint compressed. A term of three bytes or more
-//!   takes the candidates of its rarest trigram; a two-byte term the union of
-//!   its `xy?` trigrams; a one-byte term cannot use the index. The query is
-//!   driven by the cheapest term — the cost of a term counts its file
-//!   candidates plus everything below the folders that contain it, since a
-//!   folder hit brings its whole subtree in. Folder hits are expanded
-//!   depth-first carrying the set of terms matched on the path; file
-//!   candidates are first intersected, list against list, with the other
-//!   terms that no folder name contains (those must be in the file's own
-//!   name), then checked against their folder path (memoised per folder).
-//!   The search stops at `max_results`. With no usable term (only one-byte
-//!   terms, or none) the tree is walked depth-first.
-//! - Updates: a new node's ids go to small sorted "extra" lists, merged into
-//!   the compressed lists when they grow; removed ids stay in the lists as
-//!   stale entries (every candidate is checked against the live tree, so they
-//!   are harmless) until a quarter of the nodes are stale, then the lists are
-//!   rebuilt.
+//!   bytes, with a `\0` end marker, so that every two-byte substring starts
+//!   some trigram and `p3\0` means "ends in p3"). The index numbers the nodes
+//!   depth-first with its own *ords* (node ids stay stable), so that every
+//!   folder's subtree is one range of ords, and the lists hold ords:
+//!   delta-varint compressed, with a skip entry every 128 postings, files
+//!   and folders apart.
+//! - A query turns each criterion into a sorted *stream* of ords that may
+//!   match: for a term, the nodes whose name holds its (rarest) trigrams plus
+//!   the whole range of every folder whose name does; for a type group or
+//!   extensions, the files ending like them; for folder searches, every
+//!   folder. A leapfrog join walks the ords all streams let through, in
+//!   order, and checks each against the real names and the other criteria
+//!   (folder path states are memoised per query), until `max_results`.
+//!   Where the join jumps far ahead, folder ranges are not walked one by
+//!   one: since ranges nest, only the ancestors of the target can hold it.
+//!   A folder high in the tree is checked by name before its range is let
+//!   through. Two-byte terms are streamed only when there is no longer one
+//!   (otherwise they are checked on the candidates); one-byte terms, or a
+//!   query with no criterion the lists can narrow, walk the tree.
+//! - Updates: a new node gets the next ord, its ids go to small sorted
+//!   "extra" lists (merged into the compressed ones when they grow), and its
+//!   ancestors' ranges are widened to reach it (kept aside: appended ords are
+//!   not in depth-first order). Removed nodes' ords stay in the lists,
+//!   pointing nowhere. Once a quarter of the ords are appended or stale, the
+//!   ords and the lists are rebuilt (about a second per million entries).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -70,12 +76,13 @@ pub const MAX_RESULTS_ACTIVE: usize = 10;
 /// At most this many include terms are used (one bit each); more are ignored.
 pub const MAX_TERMS: usize = 64;
 
-/// Folder candidates of one term checked when choosing the driving term;
-/// past this the term is treated as too costly to drive.
-const DIR_VERIFY_CAP: usize = 4096;
-/// A term's list filters the driver's candidates only when it is at most
-/// this many times longer (walking a huge list costs more than it saves).
-const FILTER_RATIO: usize = 64;
+/// A term's candidates come from the intersection of at most this many of
+/// its trigram lists (the shortest ones), and only of lists at most
+/// `FILTER_RATIO` times longer than the shortest: past that, walking lists
+/// costs more than checking the few extra candidates against the names
+/// (measured with `benches/share_index.rs`).
+const MAX_LISTS: usize = 3;
+const FILTER_RATIO: usize = 256;
 
 /// A search type group (NMDC types 1–8; ADC `TY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -265,6 +272,8 @@ pub struct IndexStats {
     pub extra_postings: u64,
     /// Slots of the TTH table.
     pub tth_slots: usize,
+    /// Nodes added since the last rebuild (ords outside depth-first order).
+    pub appended: usize,
     /// Removed node ids still in the lists.
     pub stale: usize,
 }
@@ -273,10 +282,23 @@ pub struct IndexStats {
 // Posting lists
 // ===================================================================
 
-/// A sorted list of node ids, delta-varint compressed.
+/// Postings between two skip entries.
+const BLOCK: u32 = 128;
+
+/// Where a block of a [`List`] starts: the id just before it and the byte
+/// offset of its first posting.
+#[derive(Clone, Copy, Default, Debug)]
+struct Skip {
+    base: u32,
+    offset: u32,
+}
+
+/// A sorted list of node ids, delta-varint compressed, with a skip entry
+/// every [`BLOCK`] postings so that a seek jumps instead of decoding.
 #[derive(Default)]
 struct List {
     bytes: Box<[u8]>,
+    skips: Box<[Skip]>,
     len: u32,
 }
 
@@ -318,11 +340,8 @@ impl Postings {
 
     fn add(&mut self, id: u32, dir: bool) {
         let extra = self.extra.get_or_insert_with(Box::default);
-        let (list, base_len) = if dir {
-            (&mut extra.dirs, self.dirs.len)
-        } else {
-            (&mut extra.files, self.files.len)
-        };
+        let (list, base_len) =
+            if dir { (&mut extra.dirs, self.dirs.len) } else { (&mut extra.files, self.files.len) };
         if let Err(pos) = list.binary_search(&id) {
             list.insert(pos, id);
         }
@@ -341,9 +360,8 @@ impl Postings {
 }
 
 fn merge_into_list(list: &List, extra: &[u32]) -> List {
-    let mut it = ListIter::new(list, extra);
     let mut b = ListBuilder::default();
-    while let Some(id) = it.next() {
+    for id in ListIter::new(list, extra) {
         b.push(id);
     }
     b.finish()
@@ -352,6 +370,7 @@ fn merge_into_list(list: &List, extra: &[u32]) -> List {
 #[derive(Default)]
 struct ListBuilder {
     bytes: Vec<u8>,
+    skips: Vec<Skip>,
     last: u32,
     len: u32,
 }
@@ -360,6 +379,11 @@ impl ListBuilder {
     /// Appends an id larger than the previous one (ids start at 1: 0 is the
     /// top node, never indexed).
     fn push(&mut self, id: u32) {
+        if self.len > 0 && self.len % BLOCK == 0 {
+            // Lists stay far below 4 GiB: ids are u32 and each takes <= 5 bytes
+            // only for the sparse ones.
+            self.skips.push(Skip { base: self.last, offset: self.bytes.len() as u32 });
+        }
         let mut delta = id.wrapping_sub(self.last);
         while delta >= 0x80 {
             self.bytes.push((delta as u8) | 0x80);
@@ -371,7 +395,11 @@ impl ListBuilder {
     }
 
     fn finish(self) -> List {
-        List { bytes: self.bytes.into_boxed_slice(), len: self.len }
+        List {
+            bytes: self.bytes.into_boxed_slice(),
+            skips: self.skips.into_boxed_slice(),
+            len: self.len,
+        }
     }
 }
 
@@ -380,6 +408,7 @@ impl ListBuilder {
 #[derive(Clone)]
 struct ListIter<'a> {
     bytes: &'a [u8],
+    skips: &'a [Skip],
     pos: usize,
     last: u32,
     next_base: Option<u32>,
@@ -389,7 +418,15 @@ struct ListIter<'a> {
 
 impl<'a> ListIter<'a> {
     fn new(list: &'a List, extra: &'a [u32]) -> ListIter<'a> {
-        let mut it = ListIter { bytes: &list.bytes, pos: 0, last: 0, next_base: None, extra, ei: 0 };
+        let mut it = ListIter {
+            bytes: &list.bytes,
+            skips: &list.skips,
+            pos: 0,
+            last: 0,
+            next_base: None,
+            extra,
+            ei: 0,
+        };
         it.next_base = it.decode();
         it
     }
@@ -419,13 +456,25 @@ impl<'a> ListIter<'a> {
 
     /// Moves to the first id at least `target` and returns it.
     fn seek(&mut self, target: u32) -> Option<u32> {
-        loop {
-            let p = self.peek()?;
-            if p >= target {
-                return Some(p);
+        if self.next_base.is_some_and(|b| b < target) {
+            // The last block whose preceding id is below the target holds
+            // the answer; jump there if it lies ahead.
+            let k = self.skips.partition_point(|s| s.base < target);
+            if let Some(s) = k.checked_sub(1).and_then(|j| self.skips.get(j)) {
+                if s.offset as usize > self.pos {
+                    self.pos = s.offset as usize;
+                    self.last = s.base;
+                    self.next_base = self.decode();
+                }
             }
-            self.next();
+            while self.next_base.is_some_and(|b| b < target) {
+                self.next_base = self.decode();
+            }
         }
+        if let Some(rest) = self.extra.get(self.ei..) {
+            self.ei += rest.partition_point(|&e| e < target);
+        }
+        self.peek()
     }
 }
 
@@ -461,7 +510,11 @@ impl Iterator for ListIter<'_> {
 enum Source<'a> {
     One(ListIter<'a>),
     /// k-way merge of several lists, without duplicates.
-    Union { iters: Vec<ListIter<'a>>, heap: BinaryHeap<Reverse<(u32, usize)>>, last: Option<u32> },
+    Union {
+        iters: Vec<ListIter<'a>>,
+        heap: BinaryHeap<Reverse<(u32, usize)>>,
+        last: Option<u32>,
+    },
 }
 
 impl<'a> Source<'a> {
@@ -619,11 +672,32 @@ impl TthTable {
 // The index
 // ===================================================================
 
+/// "No ord" / "no node" in the ord tables.
+const NONE: u32 = u32::MAX;
+
+/// The key of the list of every folder (no real trigram is three NULs:
+/// names hold no NUL and only one end marker).
+const ALL_DIRS: u32 = 0;
+
 /// The share tree plus its search structures; see the module docs.
 pub struct ShareIndex {
     tree: ShareTree,
+    /// Trigram -> the ords whose folded name holds it.
     grams: HashMap<u32, Postings, FxBuild>,
     tths: TthTable,
+    /// Node index -> ord (`NONE` for free nodes).
+    ord_of: Vec<u32>,
+    /// Ord -> node index (`NONE` once the node is removed).
+    node_of: Vec<u32>,
+    /// Ord -> the largest ord of the node's subtree as numbered by the last
+    /// rebuild.
+    hi: Vec<u32>,
+    /// Ord -> the largest appended ord below it, for the folders that got
+    /// nodes appended since the last rebuild.
+    widened: HashMap<u32, u32, FxBuild>,
+    /// Ords handed out by the last rebuild, in depth-first order.
+    dfs_len: usize,
+    /// Removed nodes whose ords linger in the lists.
     stale: usize,
 }
 
@@ -632,6 +706,7 @@ impl std::fmt::Debug for ShareIndex {
         f.debug_struct("ShareIndex")
             .field("tree", &self.tree)
             .field("grams", &self.grams.len())
+            .field("appended", &(self.node_of.len() - self.dfs_len))
             .field("stale", &self.stale)
             .finish()
     }
@@ -640,9 +715,18 @@ impl std::fmt::Debug for ShareIndex {
 impl ShareIndex {
     /// Indexes a tree (about a second per million entries).
     pub fn new(tree: ShareTree) -> ShareIndex {
-        let mut index =
-            ShareIndex { tree, grams: HashMap::default(), tths: TthTable::new(), stale: 0 };
-        index.rebuild_grams();
+        let mut index = ShareIndex {
+            tree,
+            grams: HashMap::default(),
+            tths: TthTable::new(),
+            ord_of: Vec::new(),
+            node_of: Vec::new(),
+            hi: Vec::new(),
+            widened: HashMap::default(),
+            dfs_len: 0,
+            stale: 0,
+        };
+        index.rebuild();
         for i in 1..index.tree.id_bound() {
             if let Some(id) = index.tree.id_at(i) {
                 if let Some(t) = index.tree.tth(id) {
@@ -671,12 +755,13 @@ impl ShareIndex {
                 let mut buf = String::new();
                 let mut grams = Vec::new();
                 for &d in new_folders {
-                    self.add_grams(d, true, &mut buf, &mut grams);
+                    self.append(d, &mut buf, &mut grams);
                 }
-                self.add_grams(*file, false, &mut buf, &mut grams);
+                self.append(*file, &mut buf, &mut grams);
                 if let Some(t) = self.tree.tth(*file) {
                     self.tths.insert(file.raw(), &t);
                 }
+                self.maybe_rebuild();
             }
             Change::Updated { file, old_tth } => {
                 if let Some(old) = old_tth {
@@ -698,12 +783,19 @@ impl ShareIndex {
             if let (EntryKind::File, Some(t)) = (r.kind, &r.tth) {
                 self.tths.remove(r.id.raw(), t);
             }
+            // The ord stays in the lists until the next rebuild, pointing
+            // nowhere; a reused node id gets a new ord.
+            if let Some(o) = self.ord_of.get_mut(r.id.index()) {
+                let ord = std::mem::replace(o, NONE);
+                if let Some(n) = self.node_of.get_mut(ord as usize) {
+                    *n = NONE;
+                    self.hi[ord as usize] = ord;
+                    self.widened.remove(&ord);
+                }
+            }
         }
-        // Their ids stay in the posting lists until the next rebuild.
         self.stale += removed.len();
-        if self.stale > 4096 && self.stale * 4 > self.tree.len() {
-            self.rebuild_grams();
-        }
+        self.maybe_rebuild();
         Ok(removed)
     }
 
@@ -720,6 +812,7 @@ impl ShareIndex {
         let mut s = IndexStats {
             grams: self.grams.len(),
             tth_slots: self.tths.slots.len(),
+            appended: self.node_of.len() - self.dfs_len,
             stale: self.stale,
             ..IndexStats::default()
         };
@@ -758,33 +851,101 @@ impl ShareIndex {
             .collect()
     }
 
-    fn add_grams(&mut self, id: NodeId, dir: bool, buf: &mut String, grams: &mut Vec<u32>) {
+    /// The largest ord in the subtree of `ord`, appended ones included.
+    fn reach(&self, ord: u32) -> u32 {
+        let dfs = self.hi.get(ord as usize).copied().unwrap_or(ord);
+        self.widened.get(&ord).map_or(dfs, |&w| w.max(dfs))
+    }
+
+    /// Gives a new node the next ord, lists its name, and widens the
+    /// subtree ranges of its ancestors to reach it.
+    fn append(&mut self, id: NodeId, buf: &mut String, grams: &mut Vec<u32>) {
+        let ord = self.node_of.len() as u32;
+        self.node_of.push(id.raw());
+        self.hi.push(ord);
+        if self.ord_of.len() <= id.index() {
+            self.ord_of.resize(self.tree.id_bound().max(id.index() + 1), NONE);
+        }
+        self.ord_of[id.index()] = ord;
+        let dir = self.tree.is_dir(id);
         fold_into(self.tree.name(id), buf);
         name_grams(buf.as_bytes(), grams);
+        if dir {
+            grams.push(ALL_DIRS);
+        }
         for &g in grams.iter() {
-            self.grams.entry(g).or_default().add(id.raw(), dir);
+            self.grams.entry(g).or_default().add(ord, dir);
+        }
+        let mut cur = self.tree.parent(id);
+        while let Some(p) = cur {
+            if let Some(&po) = self.ord_of.get(p.index()) {
+                if po != NONE {
+                    let end = self.widened.entry(po).or_insert(ord);
+                    *end = (*end).max(ord);
+                }
+            }
+            cur = self.tree.parent(p);
         }
     }
 
-    /// Builds every posting list from the tree, dropping stale ids.
-    fn rebuild_grams(&mut self) {
+    /// Rebuilds once a quarter of the ords are appended or stale: appended
+    /// ords widen the ranges of their ancestors, stale ones only cost time.
+    fn maybe_rebuild(&mut self) {
+        let appended = self.node_of.len() - self.dfs_len;
+        if appended + self.stale > 4096 + self.tree.len() / 4 {
+            self.rebuild();
+        }
+    }
+
+    /// Numbers the nodes depth-first (so that every subtree is one range of
+    /// ords) and builds every posting list.
+    fn rebuild(&mut self) {
+        let tree = &self.tree;
+        self.ord_of = vec![NONE; tree.id_bound()];
+        self.node_of = Vec::with_capacity(tree.len() + 1);
+        self.hi = Vec::with_capacity(tree.len() + 1);
+        let mut stack: Vec<(NodeId, bool)> = vec![(tree.top(), false)];
+        while let Some((n, leaving)) = stack.pop() {
+            let ord = if leaving { self.ord_of[n.index()] } else { self.node_of.len() as u32 };
+            if leaving {
+                self.hi[ord as usize] = (self.node_of.len() - 1) as u32;
+                continue;
+            }
+            self.ord_of[n.index()] = ord;
+            self.node_of.push(n.raw());
+            self.hi.push(ord);
+            if tree.is_dir(n) {
+                stack.push((n, true));
+                stack.extend(tree.children(n).iter().rev().map(|&c| (c, false)));
+            }
+        }
+        self.dfs_len = self.node_of.len();
+        self.widened = HashMap::default();
+
         let mut builders: HashMap<u32, (ListBuilder, ListBuilder), FxBuild> = HashMap::default();
         let mut buf = String::new();
         let mut grams = Vec::new();
-        for i in 1..self.tree.id_bound() {
-            let Some(id) = self.tree.id_at(i) else { continue };
-            let dir = self.tree.is_dir(id);
-            fold_into(self.tree.name(id), &mut buf);
+        // Ord 0 is the top node: never a search result.
+        for (ord, &node) in self.node_of.iter().enumerate().skip(1) {
+            let id = NodeId::from_raw(node);
+            let dir = tree.is_dir(id);
+            fold_into(tree.name(id), &mut buf);
             name_grams(buf.as_bytes(), &mut grams);
+            if dir {
+                grams.push(ALL_DIRS);
+            }
             for &g in &grams {
                 let (files, dirs) = builders.entry(g).or_default();
-                if dir { dirs } else { files }.push(id.raw());
+                if dir { dirs } else { files }.push(ord as u32);
             }
         }
         self.grams = HashMap::with_capacity_and_hasher(builders.len(), FxBuild::default());
         for (g, (files, dirs)) in builders {
-            self.grams.insert(g, Postings { files: files.finish(), dirs: dirs.finish(), extra: None });
+            self.grams
+                .insert(g, Postings { files: files.finish(), dirs: dirs.finish(), extra: None });
         }
+        self.node_of.shrink_to_fit();
+        self.hi.shrink_to_fit();
         self.stale = 0;
     }
 }
@@ -850,6 +1011,11 @@ impl Plan {
         if min > max || (!files && !dirs) {
             return None;
         }
+        // A path holding an include term holds every piece of it: an
+        // exclude term inside an include term rules out everything.
+        if include.iter().any(|t| exclude.iter().any(|x| t.contains(x.as_str()))) {
+            return None;
+        }
         let full = if include.len() == 64 { u64::MAX } else { (1u64 << include.len()) - 1 };
         Some(Plan {
             include,
@@ -882,38 +1048,234 @@ impl Plan {
     }
 }
 
-/// How the terms stand on a folder path: which include terms it holds,
-/// whether an exclude term or the driving term occurs on it.
+/// How the terms stand on a path: which include terms it holds, and
+/// whether it holds an exclude term.
 #[derive(Clone, Copy, Default)]
 struct PathState {
     mask: u64,
     excluded: bool,
-    driver: bool,
 }
 
 /// What the index knows about one include term.
-struct TermInfo {
-    /// Candidate lists: (trigram, list length) of the rarest trigram for
-    /// files and for folders, or every `xy?` trigram for a two-byte term.
-    file_grams: Vec<u32>,
-    dir_grams: Vec<u32>,
+struct TermInfo<'t> {
+    /// The folded term.
+    term: &'t str,
+    /// A two-byte term: `grams` are its `xy?` trigrams, taken as a union.
+    short: bool,
+    /// The term's distinct trigrams (or the `xy?` ones).
+    grams: Vec<u32>,
+    /// Upper bounds of the file and folder candidates: the shortest list of
+    /// a long term, the sum of the lists of a short one.
     file_len: usize,
     dir_len: usize,
-    /// Folders whose own name holds the term, once checked.
-    dir_hits: Option<Vec<u32>>,
+}
+
+/// Candidates present in every one of several sorted lists, found by
+/// leapfrogging: the first list (the shortest) proposes, the others confirm.
+struct Cands<'a> {
+    lists: Vec<Source<'a>>,
+    from: u32,
+}
+
+impl Cands<'_> {
+    /// The first common ord at least `target`, not consumed. Targets must
+    /// not go down between calls (the lists only move forward).
+    fn seek(&mut self, mut target: u32) -> Option<u32> {
+        'outer: loop {
+            let (first, rest) = self.lists.split_first_mut()?;
+            let id = seek(first, target)?;
+            for list in rest.iter_mut() {
+                let at = seek(list, id)?;
+                if at != id {
+                    target = at;
+                    continue 'outer;
+                }
+            }
+            return Some(id);
+        }
+    }
+
+    /// Consumes the next common ord.
+    fn take(&mut self) -> Option<u32> {
+        let id = self.seek(self.from)?;
+        // Ords never reach u32::MAX (it marks "none").
+        self.from = id.checked_add(1)?;
+        Some(id)
+    }
+}
+
+/// The ords one criterion lets through, in order: the nodes whose own name
+/// may hold it (`points`), and the whole subtrees of the folders whose name
+/// may hold it (`folders`, as ranges). A superset: candidates are checked.
+struct Stream<'a> {
+    points: Cands<'a>,
+    folders: Option<Folders<'a>>,
+    /// For ordering the streams: a rough count of what passes.
+    estimate: usize,
+}
+
+/// The folder side of a [`Stream`]: which ords lie in the subtree of a
+/// folder candidate.
+struct Folders<'a> {
+    /// The term (folded), to check big folders by name before their whole
+    /// subtree is let through.
+    term: &'a str,
+    buf: String,
+    cands: Cands<'a>,
+    /// The same candidates from the start, for the appended region.
+    again: Option<Cands<'a>>,
+    /// The end of the widest candidate range seen that may still matter.
+    covered_to: Option<u32>,
+    /// Every candidate range holding an ord up to this one is accounted for
+    /// in `covered_to`.
+    done_to: Option<u32>,
+}
+
+/// Folder candidates taken one by one before jumping over the rest.
+const FOLDER_STEPS: usize = 2;
+
+/// A folder candidate whose range spans more ords than this is checked by
+/// name first: a false candidate high in the tree would let a large subtree
+/// through. Small ones are not worth the check.
+const CHECK_RANGE: u32 = 64;
+
+impl<'a> Folders<'a> {
+    /// Lets the range of the folder at `lo`, ending at `end`, through.
+    fn cover(&mut self, index: &ShareIndex, lo: u32, end: u32) {
+        if end - lo.min(end) > CHECK_RANGE {
+            let node = index.node_of.get(lo as usize).copied().unwrap_or(NONE);
+            if node == NONE {
+                return;
+            }
+            fold_into(index.tree.name(NodeId::from_raw(node)), &mut self.buf);
+            if !self.buf.contains(self.term) {
+                return;
+            }
+        }
+        self.covered_to = Some(self.covered_to.map_or(end, |c| c.max(end)));
+    }
+
+    /// Whether `x` lies in a candidate's range; if not, the next candidate
+    /// start after `x`. `x` must not go down.
+    fn seek(&mut self, index: &ShareIndex, x: u32) -> (bool, Option<u32>) {
+        let hi = &index.hi;
+        let dfs_len = index.dfs_len as u32;
+        if x >= dfs_len {
+            // Appended ords are not in depth-first order: ranges do not
+            // nest there, and a range that was jumped over may have been
+            // widened to reach them. Walk every candidate once, from the
+            // start, keeping the widest range.
+            if let Some(mut all) = self.again.take() {
+                // Depth-first ranges end before the appended region: only
+                // their widening can reach it.
+                self.covered_to = None;
+                while let Some(lo) = all.seek(all.from) {
+                    if lo >= dfs_len {
+                        break;
+                    }
+                    all.take();
+                    if let Some(&end) = index.widened.get(&lo) {
+                        self.cover(index, lo, end);
+                    }
+                }
+                self.cands = all;
+            }
+            while let Some(lo) = self.cands.seek(self.cands.from) {
+                if lo > x {
+                    break;
+                }
+                self.cands.take();
+                self.cover(index, lo, index.reach(lo));
+            }
+        } else {
+            // Depth-first region: ranges nest, so a range holding `x` belongs
+            // to `x` or one of its ancestors. Take a few candidates in order;
+            // if many remain before `x`, look at the ancestors of `x` instead
+            // and jump over the rest.
+            let mut steps = 0;
+            while let Some(lo) = self.cands.seek(self.cands.from) {
+                if lo > x {
+                    break;
+                }
+                if steps == FOLDER_STEPS {
+                    self.ancestors(index, x);
+                    break;
+                }
+                self.cands.take();
+                self.cover(index, lo, hi.get(lo as usize).copied().unwrap_or(lo));
+                steps += 1;
+            }
+            if self.cands.seek(self.cands.from).is_none_or(|lo| lo > x) {
+                self.done_to = Some(x);
+            }
+        }
+        if self.covered_to.is_some_and(|c| c >= x) {
+            return (true, None);
+        }
+        (false, self.cands.seek(self.cands.from))
+    }
+
+    /// Accounts for the candidates among `x` and its ancestors above
+    /// `done_to`, then moves past `x`.
+    fn ancestors(&mut self, index: &ShareIndex, x: u32) {
+        let Some(&node) = index.node_of.get(x as usize) else { return };
+        if node == NONE {
+            // A removed node: its ancestors are unknown. Leave `done_to`
+            // where it is, so that the next ord looks at enough of its own.
+            return;
+        }
+        let mut chain: Vec<u32> = Vec::new();
+        let mut cur = Some(NodeId::from_raw(node));
+        while let Some(n) = cur {
+            let Some(&o) = index.ord_of.get(n.index()) else { break };
+            if o == NONE || self.done_to.is_some_and(|d| o <= d) || o == 0 {
+                break;
+            }
+            chain.push(o);
+            cur = index.tree.parent(n);
+        }
+        for &o in chain.iter().rev() {
+            if self.cands.seek(o) == Some(o) {
+                self.cover(index, o, index.hi.get(o as usize).copied().unwrap_or(o));
+            }
+        }
+        // Candidates between `done_to` and `x` that are not ancestors of `x`
+        // end before `x` (ranges nest): skip them.
+        self.cands.from = self.cands.from.max(x.saturating_add(1));
+        self.done_to = Some(x);
+    }
+}
+
+impl Stream<'_> {
+    /// The first ord at least `x` that passes. `x` must not go down.
+    fn seek(&mut self, index: &ShareIndex, x: u32) -> Option<u32> {
+        let mut next_folder = None;
+        if let Some(folders) = self.folders.as_mut() {
+            let (covered, next) = folders.seek(index, x);
+            if covered {
+                return Some(x);
+            }
+            next_folder = next;
+        }
+        match (next_folder, self.points.seek(x)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 struct Search<'a> {
     index: &'a ShareIndex,
     tree: &'a ShareTree,
     plan: &'a Plan,
-    /// The driving term, once chosen.
-    driver: Option<usize>,
     buf: String,
     hits: Vec<NodeId>,
     stack: Vec<(NodeId, u64)>,
     subdirs: Vec<(NodeId, u64)>,
-    memo: Option<(NodeId, PathState)>,
+    /// Path states of the folders seen (keyed by node index), and a scratch
+    /// chain for filling it.
+    paths: HashMap<u32, PathState, FxBuild>,
+    chain: Vec<NodeId>,
 }
 
 impl<'a> Search<'a> {
@@ -922,12 +1284,12 @@ impl<'a> Search<'a> {
             index,
             tree: &index.tree,
             plan,
-            driver: None,
             buf: String::new(),
             hits: Vec::new(),
             stack: Vec::new(),
             subdirs: Vec::new(),
-            memo: None,
+            paths: HashMap::default(),
+            chain: Vec::new(),
         }
     }
 
@@ -936,146 +1298,224 @@ impl<'a> Search<'a> {
     }
 
     fn run(&mut self) {
-        let mut infos = Vec::with_capacity(self.plan.include.len());
-        for term in &self.plan.include {
+        let plan = self.plan;
+        let mut long = Vec::new();
+        let mut short = Vec::new();
+        for term in &plan.include {
             match self.term_info(term) {
                 // A term no name contains: nothing can match.
                 Some(info) if info.file_len + info.dir_len == 0 => return,
-                info => infos.push(info),
+                Some(info) if info.short => short.push(info),
+                Some(info) => long.push(info),
+                None => {}
             }
         }
-        match self.choose_driver(&mut infos) {
-            Some(d) => self.drive(d, &infos),
-            None => self.scan(),
+        let mut streams: Vec<Stream<'a>> = Vec::new();
+        // Two-byte terms are unions of up to 256 lists: cheap to check on a
+        // candidate's path, costly to stream. Stream one only when nothing
+        // better exists.
+        short.sort_by_key(|t| t.file_len + t.dir_len);
+        let terms = if long.is_empty() { short.into_iter().take(1).collect() } else { long };
+        for info in &terms {
+            streams.push(self.term_stream(info));
+        }
+        if let Some(s) = self.extension_stream() {
+            streams.push(s);
+        }
+        if !plan.files {
+            let index: &'a ShareIndex = self.index;
+            if let Some(p) = index.grams.get(&ALL_DIRS) {
+                streams.push(Stream {
+                    points: Cands { lists: vec![Source::One(p.iter(true))], from: 0 },
+                    folders: None,
+                    estimate: p.len(true),
+                });
+            }
+        }
+        if streams.is_empty() {
+            self.scan();
+        } else {
+            streams.sort_by_key(|s| s.estimate);
+            self.leapfrog(&mut streams);
         }
     }
 
-    fn term_info(&self, term: &str) -> Option<TermInfo> {
+    fn term_info(&self, term: &'a str) -> Option<TermInfo<'a>> {
         let grams = &self.index.grams;
         let b = term.as_bytes();
+        let mut info =
+            TermInfo { term, short: b.len() == 2, grams: Vec::new(), file_len: 0, dir_len: 0 };
         match b.len() {
-            0 | 1 => None,
+            0 | 1 => return None,
             2 => {
                 let prefix = u32::from(b[0]) << 16 | u32::from(b[1]) << 8;
-                let mut info = TermInfo {
-                    file_grams: Vec::new(),
-                    dir_grams: Vec::new(),
-                    file_len: 0,
-                    dir_len: 0,
-                    dir_hits: None,
-                };
                 for last in 0..=255u32 {
                     if let Some(p) = grams.get(&(prefix | last)) {
-                        let (f, d) = (p.len(false), p.len(true));
-                        if f > 0 {
-                            info.file_grams.push(prefix | last);
-                            info.file_len += f;
-                        }
-                        if d > 0 {
-                            info.dir_grams.push(prefix | last);
-                            info.dir_len += d;
-                        }
+                        info.grams.push(prefix | last);
+                        info.file_len += p.len(false);
+                        info.dir_len += p.len(true);
                     }
                 }
-                Some(info)
             }
             _ => {
-                let mut best_file = (usize::MAX, 0u32);
-                let mut best_dir = (usize::MAX, 0u32);
+                info.file_len = usize::MAX;
+                info.dir_len = usize::MAX;
                 for w in b.windows(3) {
                     let g = u32::from(w[0]) << 16 | u32::from(w[1]) << 8 | u32::from(w[2]);
                     let (f, d) = grams.get(&g).map_or((0, 0), |p| (p.len(false), p.len(true)));
-                    best_file = best_file.min((f, g));
-                    best_dir = best_dir.min((d, g));
+                    info.file_len = info.file_len.min(f);
+                    info.dir_len = info.dir_len.min(d);
+                    if !info.grams.contains(&g) {
+                        info.grams.push(g);
+                    }
                 }
-                Some(TermInfo {
-                    file_grams: vec![best_file.1],
-                    dir_grams: vec![best_dir.1],
-                    file_len: best_file.0,
-                    dir_len: best_dir.0,
-                    dir_hits: None,
-                })
             }
         }
+        Some(info)
     }
 
-    fn source(&self, grams: &[u32], dirs: bool) -> Source<'a> {
+    /// Ords holding every trigram of a term in the file or folder lists, the
+    /// shortest list proposing. Lists far longer than the shortest are left
+    /// out: checking the candidates costs less than walking them.
+    fn cands(&self, info: &TermInfo<'_>, dirs: bool) -> Cands<'a> {
         let index: &'a ShareIndex = self.index;
-        let lists = &index.grams;
-        let iters: Vec<ListIter<'a>> =
-            grams.iter().filter_map(|g| lists.get(g)).map(|p| p.iter(dirs)).collect();
-        if iters.len() == 1 {
-            if let Some(it) = iters.into_iter().next() {
-                return Source::One(it);
-            }
-            return Source::union(Vec::new());
+        let lists = info.grams.iter().filter_map(|g| index.grams.get(g));
+        let mut sources: Vec<(usize, Source<'a>)> = if info.short {
+            let iters: Vec<ListIter<'a>> = lists.map(|p| p.iter(dirs)).collect();
+            vec![(0, Source::union(iters))]
+        } else {
+            lists.map(|p| (p.len(dirs), Source::One(p.iter(dirs)))).collect()
+        };
+        sources.sort_by_key(|(len, _)| *len);
+        let cap = sources.first().map_or(0, |(len, _)| *len).saturating_mul(FILTER_RATIO);
+        Cands {
+            lists: sources
+                .into_iter()
+                .filter(|(len, _)| *len <= cap)
+                .take(MAX_LISTS)
+                .map(|(_, s)| s)
+                .collect(),
+            from: 0,
         }
-        Source::union(iters)
     }
 
-    fn name_contains(&mut self, id: NodeId, term: &str) -> bool {
-        fold_into(self.tree.name(id), &mut self.buf);
-        self.buf.contains(term)
+    fn term_stream(&self, info: &TermInfo<'a>) -> Stream<'a> {
+        let appended = self.index.node_of.len() > self.index.dfs_len;
+        Stream {
+            points: self.cands(info, false),
+            folders: Some(Folders {
+                term: info.term,
+                buf: String::new(),
+                cands: self.cands(info, true),
+                again: appended.then(|| self.cands(info, true)),
+                covered_to: None,
+                done_to: None,
+            }),
+            estimate: info.file_len + info.dir_len,
+        }
     }
 
-    /// Checks the folder candidates of a term; `None` past the cap.
-    fn dir_hits(&mut self, info: &TermInfo, term: &str) -> Option<Vec<u32>> {
-        if info.dir_len > DIR_VERIFY_CAP {
+    /// Files whose name ends with one of the wanted extensions (type group
+    /// or ADC `EX`): the union of the lists of their last two bytes and the
+    /// end marker. `None` when an extension is too short to narrow anything.
+    fn extension_stream(&self) -> Option<Stream<'a>> {
+        let plan = self.plan;
+        let exts: Vec<&str> = if plan.extensions.is_empty() {
+            plan.group.to_vec()
+        } else {
+            plan.extensions.iter().map(String::as_str).collect()
+        };
+        if exts.is_empty() {
             return None;
         }
-        let mut hits = Vec::new();
-        for id in self.source(&info.dir_grams, true) {
-            let n = NodeId::from_raw(id);
-            if self.tree.is_dir(n) && self.name_contains(n, term) {
-                hits.push(id);
+        let index: &'a ShareIndex = self.index;
+        let mut keys: Vec<u32> = Vec::new();
+        for e in &exts {
+            let b = e.as_bytes();
+            let [.., x, y] = b else { return None };
+            let key = u32::from(*x) << 16 | u32::from(*y) << 8;
+            if !keys.contains(&key) {
+                keys.push(key);
             }
         }
-        Some(hits)
+        let lists: Vec<&'a Postings> = keys.iter().filter_map(|k| index.grams.get(k)).collect();
+        let estimate = lists.iter().map(|p| p.len(false)).sum();
+        let iters = lists.iter().map(|p| p.iter(false)).collect();
+        Some(Stream {
+            points: Cands { lists: vec![Source::union(iters)], from: 0 },
+            folders: None,
+            estimate,
+        })
     }
 
-    /// Picks the term whose candidates cost least: its file candidates plus
-    /// the subtrees of the folders that contain it. Lower bounds (list
-    /// lengths) let most terms be ruled out without checking them.
-    fn choose_driver(&mut self, infos: &mut [Option<TermInfo>]) -> Option<usize> {
-        let mut order: Vec<usize> = (0..infos.len()).filter(|&i| infos[i].is_some()).collect();
-        order.sort_by_key(|&i| infos[i].as_ref().map_or(usize::MAX, |t| t.file_len + t.dir_len));
-        let mut best: Option<(u64, usize)> = None;
-        for i in order {
-            let Some(info) = infos[i].as_mut() else { continue };
-            let lower = (info.file_len + info.dir_len) as u64;
-            if best.is_some_and(|(c, _)| lower >= c) {
-                break;
-            }
-            let plan: &'a Plan = self.plan;
-            let hits = self.dir_hits(info, &plan.include[i]);
-            let cost = match &hits {
-                Some(h) => {
-                    let below: u64 = h
-                        .iter()
-                        .map(|&d| 1 + self.tree.nodes_below(NodeId::from_raw(d)))
-                        .sum();
-                    info.file_len as u64 + below
+    /// Visits, in ord order, the ords every stream lets through, and checks
+    /// each against the real names.
+    fn leapfrog(&mut self, streams: &mut [Stream<'a>]) {
+        let index: &'a ShareIndex = self.index;
+        let n = streams.len();
+        // Ord 0 is the top node.
+        let mut x = 1u32;
+        loop {
+            let mut agreed = 0;
+            let mut i = 0;
+            while agreed < n {
+                let Some(y) = streams[i].seek(index, x) else { return };
+                if y == x {
+                    agreed += 1;
+                } else {
+                    x = y;
+                    agreed = 1;
                 }
-                None => u64::MAX,
-            };
-            info.dir_hits = hits;
-            if best.is_none_or(|(c, _)| cost < c) {
-                best = Some((cost, i));
+                i = (i + 1) % n;
             }
-        }
-        // Walking the whole tree beats a driver that would visit more.
-        match best {
-            Some((cost, i)) if cost <= self.tree.len() as u64 => Some(i),
-            _ => None,
+            self.check(x);
+            if self.full() {
+                return;
+            }
+            let Some(next) = x.checked_add(1) else { return };
+            x = next;
         }
     }
 
-    /// Terms on the name of `id`, and whether it holds an exclude term.
-    fn name_state(&mut self, id: NodeId, mut mask: u64, want_driver: bool) -> PathState {
+    /// Checks one candidate ord against the query and keeps it if it
+    /// matches.
+    fn check(&mut self, ord: u32) {
         let plan = self.plan;
-        let mut st = PathState { mask, ..PathState::default() };
-        if mask == plan.full && plan.exclude.is_empty() && !want_driver {
-            return st;
+        let Some(&node) = self.index.node_of.get(ord as usize) else { return };
+        if node == NONE {
+            return;
+        }
+        let id = NodeId::from_raw(node);
+        if self.tree.is_dir(id) {
+            if plan.dirs && self.tree.is_listed(id) {
+                let st = self.path_state(id);
+                if !st.excluded && st.mask == plan.full {
+                    self.hits.push(id);
+                }
+            }
+            return;
+        }
+        let size = self.tree.size(id);
+        if !plan.files || self.tree.tth(id).is_none() || size < plan.min || size > plan.max {
+            return;
+        }
+        let Some(parent) = self.tree.parent(id) else { return };
+        let ps = self.path_state(parent);
+        if ps.excluded || !plan.file_ok(self.tree, id) {
+            return;
+        }
+        let st = self.name_state(id, ps.mask);
+        if !st.excluded && st.mask == plan.full {
+            self.hits.push(id);
+        }
+    }
+
+    /// Terms on the name of `id` added to `mask`, and whether the name holds
+    /// an exclude term.
+    fn name_state(&mut self, id: NodeId, mut mask: u64) -> PathState {
+        let plan = self.plan;
+        if mask == plan.full && plan.exclude.is_empty() {
+            return PathState { mask, excluded: false };
         }
         fold_into(self.tree.name(id), &mut self.buf);
         for (i, t) in plan.include.iter().enumerate() {
@@ -1083,51 +1523,45 @@ impl<'a> Search<'a> {
                 mask |= 1 << i;
             }
         }
-        st.mask = mask;
-        st.excluded = plan.exclude.iter().any(|t| self.buf.contains(t.as_str()));
-        st.driver = self.driver.is_some_and(|d| mask & (1 << d) != 0);
-        st
+        let excluded = plan.exclude.iter().any(|t| self.buf.contains(t.as_str()));
+        PathState { mask, excluded }
     }
 
     /// The state of a folder's whole path (the folder and its ancestors),
-    /// remembered for the last folder asked.
+    /// memoised for every folder of the query.
     fn path_state(&mut self, dir: NodeId) -> PathState {
-        if let Some((d, st)) = self.memo {
-            if d == dir {
-                return st;
-            }
-        }
-        let mut st = PathState::default();
+        let top = self.tree.top();
+        let mut base = PathState::default();
+        let mut chain = std::mem::take(&mut self.chain);
+        chain.clear();
         let mut cur = dir;
-        while cur != self.tree.top() {
-            let own = self.name_state(cur, 0, true);
-            st.mask |= own.mask;
-            st.excluded |= own.excluded;
-            st.driver |= own.driver;
+        while cur != top {
+            if let Some(st) = self.paths.get(&cur.raw()) {
+                base = *st;
+                break;
+            }
+            chain.push(cur);
             match self.tree.parent(cur) {
                 Some(p) => cur = p,
                 None => break,
             }
         }
-        self.memo = Some((dir, st));
-        st
-    }
-
-    fn emit(&mut self, id: NodeId) {
-        self.hits.push(id);
-    }
-
-    /// Considers a folder whose path state is known, then everything below.
-    fn expand(&mut self, start: NodeId, start_mask: u64) {
-        let plan = self.plan;
-        if start != self.tree.top() && plan.dirs && start_mask == plan.full {
-            self.emit(start);
-            if self.full() {
-                return;
-            }
+        for &n in chain.iter().rev() {
+            let own = self.name_state(n, 0);
+            base =
+                PathState { mask: base.mask | own.mask, excluded: base.excluded || own.excluded };
+            self.paths.insert(n.raw(), base);
         }
+        self.chain = chain;
+        base
+    }
+
+    /// No criterion can use the lists: walk the whole tree depth-first,
+    /// carrying the terms matched on the path.
+    fn scan(&mut self) {
+        let plan = self.plan;
         self.stack.clear();
-        self.stack.push((start, start_mask));
+        self.stack.push((self.tree.top(), 0));
         while let Some((dir, mask)) = self.stack.pop() {
             self.subdirs.clear();
             for &c in self.tree.children(dir) {
@@ -1135,24 +1569,21 @@ impl<'a> Search<'a> {
                     if !self.tree.is_listed(c) {
                         continue;
                     }
-                    let st = self.name_state(c, mask, false);
+                    let st = self.name_state(c, mask);
                     if st.excluded {
                         continue;
                     }
                     if plan.dirs && st.mask == plan.full {
-                        self.emit(c);
+                        self.hits.push(c);
                         if self.full() {
                             return;
                         }
                     }
                     self.subdirs.push((c, st.mask));
-                } else if plan.files
-                    && self.tree.tth(c).is_some()
-                    && plan.file_ok(self.tree, c)
-                {
-                    let st = self.name_state(c, mask, false);
+                } else if plan.files && self.tree.tth(c).is_some() && plan.file_ok(self.tree, c) {
+                    let st = self.name_state(c, mask);
                     if !st.excluded && st.mask == plan.full {
-                        self.emit(c);
+                        self.hits.push(c);
                         if self.full() {
                             return;
                         }
@@ -1163,93 +1594,23 @@ impl<'a> Search<'a> {
             self.stack.extend(self.subdirs.drain(..).rev());
         }
     }
-
-    /// No term can use the index: walk the whole tree.
-    fn scan(&mut self) {
-        self.driver = None;
-        let top = self.tree.top();
-        self.expand(top, 0);
-    }
-
-    fn drive(&mut self, d: usize, infos: &[Option<TermInfo>]) {
-        let Some(info) = infos[d].as_ref() else { return };
-        self.driver = Some(d);
-        // 1. Folders holding the driving term, topmost only: a folder below
-        // another hit is covered by that hit's expansion.
-        if let Some(hits) = &info.dir_hits {
-            for &raw in hits {
-                let id = NodeId::from_raw(raw);
-                let Some(parent) = self.tree.parent(id) else { continue };
-                if !self.tree.is_listed(id) {
-                    continue;
-                }
-                let ps = self.path_state(parent);
-                if ps.excluded || ps.driver {
-                    continue;
-                }
-                let st = self.name_state(id, ps.mask, false);
-                if st.excluded {
-                    continue;
-                }
-                self.expand(id, st.mask);
-                if self.full() {
-                    return;
-                }
-            }
-        }
-        if !self.plan.files {
-            return;
-        }
-        // 2. Files holding the driving term in their own name, not below a
-        // folder that holds it. Terms no folder holds must be in the file's
-        // own name too: their lists filter the candidates first.
-        let mut filters: Vec<Source<'a>> = Vec::new();
-        for (i, other) in infos.iter().enumerate() {
-            let Some(o) = other else { continue };
-            let no_dir = o.dir_len == 0 || o.dir_hits.as_ref().is_some_and(Vec::is_empty);
-            if i != d && no_dir && o.file_len <= info.file_len.saturating_mul(FILTER_RATIO) {
-                filters.push(self.source(&o.file_grams, false));
-            }
-        }
-        let candidates = self.source(&info.file_grams, false);
-        'next: for raw in candidates {
-            for f in filters.iter_mut() {
-                if seek(f, raw) != Some(raw) {
-                    continue 'next;
-                }
-            }
-            let id = NodeId::from_raw(raw);
-            if self.tree.tth(id).is_none() || !self.plan.file_ok(self.tree, id) {
-                continue;
-            }
-            let Some(parent) = self.tree.parent(id) else { continue };
-            let ps = self.path_state(parent);
-            if ps.excluded || ps.driver {
-                continue;
-            }
-            let st = self.name_state(id, ps.mask, true);
-            if st.excluded || !st.driver || st.mask != self.plan.full {
-                continue;
-            }
-            self.emit(id);
-            if self.full() {
-                return;
-            }
-        }
-    }
 }
 
 /// Advances a source to the first id at least `target`.
 fn seek(source: &mut Source<'_>, target: u32) -> Option<u32> {
     match source {
         Source::One(it) => it.seek(target),
-        Source::Union { .. } => loop {
-            let Source::Union { heap, .. } = &*source else { return None };
-            let &Reverse((id, _)) = heap.peek()?;
+        // Advance the lists behind the heap directly: `next` would skip a
+        // duplicate and could consume an id past `target`.
+        Source::Union { iters, heap, .. } => loop {
+            let &Reverse((id, i)) = heap.peek()?;
             if id >= target {
                 return Some(id);
             }
-            source.next();
+            heap.pop();
+            if let Some(n) = iters[i].seek(target) {
+                heap.push(Reverse((n, i)));
+            }
         },
     }
 }
@@ -1274,6 +1635,33 @@ mod tests {
         assert_eq!(it.seek(200), Some(200));
         assert_eq!(it.seek(70_001), Some(80_000));
         assert_eq!(it.seek(u32::MAX), None);
+    }
+
+    #[test]
+    fn seeks_jump_over_blocks() {
+        let mut b = ListBuilder::default();
+        let ids: Vec<u32> = (1..5000u32).map(|i| i * 3).collect();
+        for &i in &ids {
+            b.push(i);
+        }
+        let list = b.finish();
+        assert_eq!(list.skips.len(), (ids.len() - 1) / BLOCK as usize);
+        let extra = [7u32, 14_000];
+        let mut it = ListIter::new(&list, &extra);
+        for target in [0u32, 5, 7, 8, 385, 386, 387, 9000, 13_999, 14_000, 14_996, 14_997, 15_000] {
+            let want = ids.iter().chain(&extra).copied().filter(|&i| i >= target).min();
+            let mut fresh = ListIter::new(&list, &extra);
+            assert_eq!(fresh.seek(target), want, "fresh seek {target}");
+            assert_eq!(it.seek(target), want, "running seek {target}");
+        }
+        // A union seeks without consuming past the target, duplicates too.
+        let lists = [ListIter::new(&list, &[]), ListIter::new(&list, &extra)];
+        let mut u = Source::union(lists.to_vec());
+        assert_eq!(seek(&mut u, 7), Some(7));
+        assert_eq!(u.next(), Some(7));
+        assert_eq!(seek(&mut u, 9), Some(9));
+        assert_eq!(u.next(), Some(9));
+        assert_eq!(u.next(), Some(12));
     }
 
     #[test]

@@ -241,7 +241,11 @@ pub(crate) fn fold_into(s: &str, out: &mut String) {
         out.make_ascii_lowercase();
     } else {
         for c in s.chars() {
-            out.extend(c.to_lowercase());
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
         }
     }
 }
@@ -419,10 +423,7 @@ impl ShareTree {
     ) -> Result<(), TreeError> {
         let names = split_path(&entry.path)?;
         let Some((file_name, dir_names)) = names.split_last() else {
-            return Err(TreeError::InvalidPath {
-                path: entry.path.clone(),
-                reason: "empty path",
-            });
+            return Err(TreeError::InvalidPath { path: entry.path.clone(), reason: "empty path" });
         };
         if dir_names.is_empty() {
             return Err(TreeError::InvalidPath {
@@ -1024,18 +1025,15 @@ mod tests {
         };
         assert_eq!(new_folders.len(), 3);
         assert_eq!((tree.shared_files(), tree.pending_files()), (0, 1));
-        assert_eq!(tree.insert(entry("R/d/e/f.txt", 8, tth(9))).unwrap(), Change::Updated {
-            file,
-            old_tth: None
-        });
+        assert_eq!(
+            tree.insert(entry("R/d/e/f.txt", 8, tth(9))).unwrap(),
+            Change::Updated { file, old_tth: None }
+        );
         assert_eq!((tree.shared_files(), tree.shared_size(), tree.pending_files()), (1, 8, 0));
         assert_eq!(tree.size(tree.lookup("R/d").unwrap()), 8);
         tree.insert(entry("R/d/g.txt", 100, tth(1))).unwrap();
         assert_eq!(tree.shared_size(), 108);
-        assert!(matches!(
-            tree.insert(entry("R/D/x", 1, tth(1))),
-            Err(TreeError::Collision { .. })
-        ));
+        assert!(matches!(tree.insert(entry("R/D/x", 1, tth(1))), Err(TreeError::Collision { .. })));
         assert!(matches!(
             tree.insert(entry("R/d/G.TXT", 1, tth(1))),
             Err(TreeError::Collision { .. })
