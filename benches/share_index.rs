@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dclua::proto::tth::Tth;
-use dclua::share::filelist::{read_listing, write_bz2, ListOptions, ReadLimits};
+use dclua::share::filelist::{read_listing, write_bz2, write_xml, ListOptions, ReadLimits};
 use dclua::share::index::{FileType, SearchQuery, ShareIndex, MAX_RESULTS_ACTIVE};
 use dclua::share::tree::{NodeId, ShareEntry, ShareTree};
 use rand::rngs::StdRng;
@@ -442,6 +442,22 @@ fn main() {
     // --- file list ---
     let cid = "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ";
     let skip_list = std::env::var_os("DCLUA_BENCH_NO_LIST").is_some();
+    if !skip_list {
+        let t = Instant::now();
+        match write_xml(tree, &ListOptions { threads: 1, ..ListOptions::full(cid) }) {
+            Ok(xml) => {
+                println!(
+                    "files.xml (uncompressed, 1 core): {} in {:.2} s",
+                    mb(xml.len()),
+                    t.elapsed().as_secs_f64()
+                );
+                if let Ok(p) = std::env::var("DUMPXML") {
+                    let _ = std::fs::write(p, &xml);
+                }
+            }
+            Err(e) => println!("files.xml failed: {e}"),
+        }
+    }
     let mut timings = Vec::new();
     let mut list = Vec::new();
     for threads in [cores, 1].into_iter().filter(|_| !skip_list) {
