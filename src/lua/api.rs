@@ -55,6 +55,12 @@ pub struct ApiField {
     pub doc: &'static str,
 }
 
+/// Lua sources of features, run in every new state after the prelude with
+/// `(dc, native)` as arguments, in this order. A feature's waiting functions
+/// use `native.await(name, ...)`, served by a handler registered with
+/// [`LuaHost::register_async`].
+pub const EXTENSIONS: &[(&str, &str)] = &[];
+
 /// The functions and methods.
 pub const FUNCTIONS: &[ApiFn] = &[
     ApiFn {

@@ -223,6 +223,8 @@ pub(crate) struct HostInner {
     timers: RefCell<HashMap<u64, LuaTimer>>,
     timer_ids: RefCell<HashMap<TimerId, u64>>,
     jobs: RefCell<HashMap<JobId, JobRecord>>,
+    /// Handlers of `native.await` calls, by name.
+    async_handlers: RefCell<HashMap<String, AsyncHandler>>,
     /// The Lua timer each waiting timer-callback job serves.
     job_timers: RefCell<HashMap<JobId, u64>>,
     hooks: RefCell<HostHooks>,
@@ -245,6 +247,23 @@ impl std::fmt::Debug for LuaHost {
 /// A message to a [`LuaJob`]: the reply to its request.
 struct Reply(Vec<Value>);
 
+/// A message to a [`LuaJob`]: the answer of an async handler.
+struct AsyncReply(Result<Vec<Value>, String>);
+
+/// A waiting call served by Rust (`native.await(name, ...)` in Lua).
+#[derive(Debug)]
+pub struct AsyncCall {
+    /// The waiting coroutine job; answer it with [`LuaHost::complete`].
+    pub job: JobId,
+    /// Its script.
+    pub script: ScriptId,
+    /// The arguments, as plain data.
+    pub args: Vec<Value>,
+}
+
+/// Starts the work of an async call; an `Err` fails the call at once.
+pub type AsyncHandler = Rc<dyn Fn(&LuaHost, AsyncCall) -> Result<(), String>>;
+
 impl LuaHost {
     /// Creates the host and its dispatcher job.
     pub fn new(rt: &Runtime, opts: HostOptions) -> LuaHost {
@@ -261,6 +280,7 @@ impl LuaHost {
             timer_ids: RefCell::new(HashMap::new()),
             jobs: RefCell::new(HashMap::new()),
             job_timers: RefCell::new(HashMap::new()),
+            async_handlers: RefCell::new(HashMap::new()),
             hooks: RefCell::new(HostHooks::default()),
             console: RefCell::new(None),
             delivered: Cell::new(0),
@@ -295,6 +315,19 @@ impl LuaHost {
     /// Installs the application's hooks.
     pub fn set_hooks(&self, hooks: HostHooks) {
         *self.inner.hooks.borrow_mut() = hooks;
+    }
+
+    /// Registers the Rust side of a waiting call: Lua's `native.await(name,
+    /// ...)` hands it an [`AsyncCall`]; the handler starts the work and later
+    /// answers with [`complete`](LuaHost::complete).
+    pub fn register_async(&self, name: &str, handler: AsyncHandler) {
+        self.inner.async_handlers.borrow_mut().insert(name.to_string(), handler);
+    }
+
+    /// Answers a waiting call: the coroutine resumes with the values, or
+    /// raises the error. A job that is gone (stopped meanwhile) is ignored.
+    pub fn complete(&self, job: JobId, result: Result<Vec<Value>, String>) {
+        self.inner.rt.send(job, AsyncReply(result));
     }
 
     /// Coroutine job records kept (for tests: none should outlive its job and
@@ -513,6 +546,14 @@ impl LuaHost {
             .into_function()
             .map_err(err)?;
         let runner: Function = prelude.call((REQ, IDLE, &dc, &native)).map_err(err)?;
+        // Features add their Lua side after the prelude (`dc.share`, hubs…).
+        for (ext, source) in super::api::EXTENSIONS {
+            lua.load(*source)
+                .set_name(format!("=dclua {ext}"))
+                .into_function()
+                .and_then(|f| f.call::<()>((&dc, &native)))
+                .map_err(err)?;
+        }
         if !trusted {
             super::api::sandbox(&lua).map_err(err)?;
         }
@@ -1284,6 +1325,8 @@ enum JobState {
     Start(Start),
     /// `dc.sleep(0)`: resume in the next pass.
     Yielded,
+    /// An async handler works for it.
+    Awaiting,
     Sleeping(TimerId),
     Waiting {
         timer: Option<TimerId>,
@@ -1422,6 +1465,35 @@ impl LuaJob {
                     self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
                 }
             }
+            4 => {
+                let name = match arg(0) {
+                    Some(mlua::Value::String(s)) => s.to_string_lossy(),
+                    _ => return self.reply_error(host, cx, "native.await: expected a name"),
+                };
+                let handler = host.inner.async_handlers.borrow().get(&name).cloned();
+                let Some(handler) = handler else {
+                    return self.reply_error(
+                        host,
+                        cx,
+                        &format!("{name}: not available in this dclua"),
+                    );
+                };
+                let mut args = Vec::new();
+                for (i, v) in vals.iter().skip(3).enumerate() {
+                    match Value::from_lua(v, &format!("{name} argument {}", i + 1)) {
+                        Ok(v) => args.push(v),
+                        Err(e) => return self.reply_error(host, cx, &e),
+                    }
+                }
+                let call = AsyncCall { job: cx.id(), script: self.script.id, args };
+                match handler(host, call) {
+                    Ok(()) => {
+                        self.state = JobState::Awaiting;
+                        Step::Pending
+                    }
+                    Err(e) => self.reply_error(host, cx, &e),
+                }
+            }
             other => self.reply_error(host, cx, &format!("unknown host request kind {other}")),
         }
     }
@@ -1506,6 +1578,32 @@ impl LuaJob {
                 } else {
                     self.state = JobState::Sleeping(t);
                     Step::Pending
+                }
+            }
+            JobState::Awaiting => {
+                let mut got = None;
+                while let Some(m) = cx.recv() {
+                    if let Ok(r) = m.downcast::<AsyncReply>() {
+                        got = Some(r.0);
+                    }
+                }
+                match got {
+                    Some(Ok(vals)) => {
+                        let lua = self.script.lua.clone();
+                        let mut out = vec![mlua::Value::Boolean(true)];
+                        for v in &vals {
+                            match v.to_lua(&lua) {
+                                Ok(v) => out.push(v),
+                                Err(e) => return self.reply_error(host, cx, &e.to_string()),
+                            }
+                        }
+                        self.reply(host, cx, MultiValue::from_vec(out))
+                    }
+                    Some(Err(e)) => self.reply_error(host, cx, &e),
+                    None => {
+                        self.state = JobState::Awaiting;
+                        Step::Pending
+                    }
                 }
             }
             JobState::Waiting { timer } => {

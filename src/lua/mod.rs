@@ -16,5 +16,7 @@ pub mod api;
 pub mod host;
 pub mod value;
 
-pub use host::{ChunkOutcome, Event, HostHooks, HostOptions, LuaHost, Script, ScriptId};
+pub use host::{
+    AsyncCall, AsyncHandler, ChunkOutcome, Event, HostHooks, HostOptions, LuaHost, Script, ScriptId,
+};
 pub use value::Value;

@@ -28,12 +28,12 @@ end
 
 -- Request kinds, as the host numbers them (integers cross to Rust without
 -- allocating anything).
-local SLEEP, WAIT, JOIN = 1, 2, 3
+local SLEEP, WAIT, JOIN, ASYNC = 1, 2, 3, 4
 local NAMES = { "dc.sleep", "dc.wait", "job:wait" }
 
 local function request(kind, ...)
   if not isyieldable() then
-    error(NAMES[kind] .. " waits, so it must run in a coroutine job (a script's main chunk,"
+    error((NAMES[kind] or (...)) .. " waits, so it must run in a coroutine job (a script's main chunk,"
       .. " an event handler, a timer callback, a dc.spawn function or a console line),"
       .. " not here (e.g. a table.sort comparator or a string.gsub callback)", 3)
   end
@@ -178,6 +178,14 @@ local function recheck(ok, ...)
 end
 function pcall(f, ...) return recheck(raw_pcall(f, ...)) end
 function xpcall(f, h, ...) return recheck(raw_xpcall(f, h, ...)) end
+
+-- Waiting calls served by Rust features (search, hashing...): `native.await
+-- (name, args...)` yields an ASYNC request that the host hands to the handler
+-- registered under `name`; its answer is the reply. Extension chunks (see
+-- `api::EXTENSIONS`) build their waiting functions on it.
+function native.await(name, ...)
+  return request(ASYNC, name, ...)
+end
 
 -- Reused coroutines: one runner serves many handler calls and timer callbacks.
 -- It yields IDLE with the results when a call completes; the host then keeps
