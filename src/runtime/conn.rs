@@ -108,7 +108,7 @@ pub enum ConnError {
     Keyprint(#[from] KeyprintError),
     /// The TLS session failed: a handshake error, an alert from the peer, a
     /// bad record.
-    #[error("TLS {during} with {peer} failed: {source}")]
+    #[error("TLS {during} with {peer} failed: {source}{hint}")]
     Tls {
         /// `"handshake"` or `"session"`.
         during: &'static str,
@@ -116,6 +116,8 @@ pub enum ConnError {
         peer: String,
         /// rustls's reason.
         source: rustls::Error,
+        /// A hint for the user, starting with a space, or empty.
+        hint: &'static str,
     },
 }
 
@@ -643,9 +645,10 @@ impl Connection {
         self.flush().map(|_| ())
     }
 
-    /// Writes `data` straight to the socket if nothing is queued, without
-    /// copying; returns how many bytes the kernel took (0 when it would block,
-    /// in which case write interest is armed). For bulk transfers.
+    /// Writes `data` straight to the socket, without copying, once the queue
+    /// is flushed; returns how many bytes the kernel took (0 when it would
+    /// block or queued output remains, in which case write interest is armed).
+    /// For bulk transfers.
     ///
     /// TLS: returns how many bytes the TLS layer took (encrypted, then written
     /// as far as the socket takes them; the rest of the records go out on
@@ -656,7 +659,11 @@ impl Connection {
         if matches!(self.state, State::Closing | State::Closed) {
             return Err(ConnError::Closed);
         }
-        if self.queued() > 0 || !self.check_connected()? {
+        if !self.check_connected()? {
+            return Ok(0);
+        }
+        // Queued output goes first (a request line sent before the data, say).
+        if self.queued() > 0 && !self.flush()? {
             return Ok(0);
         }
         if self.tls.is_some() {

@@ -152,8 +152,15 @@ impl TlsLayer {
         if let Some(Err(refusal)) = self.session.outcome() {
             return ConnError::Keyprint(refusal);
         }
-        let during = if self.is_handshaking() { "handshake" } else { "session" };
-        ConnError::Tls { during, peer: self.session.peer.clone(), source: e }
+        let handshaking = self.is_handshaking();
+        let during = if handshaking { "handshake" } else { "session" };
+        let hint = match &e {
+            rustls::Error::InvalidMessage(_) if handshaking => {
+                " (the peer does not seem to speak TLS: is the address right?)"
+            }
+            _ => "",
+        };
+        ConnError::Tls { during, peer: self.session.peer.clone(), source: e, hint }
     }
 
     /// Writes pending records to the socket. Returns whether none remain

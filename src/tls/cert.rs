@@ -459,7 +459,8 @@ mod tests {
             &IdentityOrigin::Loaded
         );
 
-        let cases: Vec<(Box<dyn Fn()>, &str)> = vec![
+        type Damage<'a> = Box<dyn Fn() + 'a>;
+        let cases: Vec<(Damage, &str)> = vec![
             (Box::new(|| fs::write(&cert, "garbage").unwrap()), "holds no PEM certificate"),
             (Box::new(|| fs::write(&key, "garbage").unwrap()), "holds no PEM private key"),
             (Box::new(|| fs::remove_file(&key).unwrap()), "cannot be read"),

@@ -266,7 +266,8 @@ mod tests {
     fn addresses() {
         let kp = Some(Keyprint::parse(KP).unwrap());
         // (text, (scheme, host, port, keyprint), canonical form)
-        let ok: &[(&str, (HubScheme, &str, u16, Option<Keyprint>), &str)] = &[
+        type Parsed<'a> = (HubScheme, &'a str, u16, Option<Keyprint>);
+        let ok: &[(&str, Parsed, &str)] = &[
             (
                 "adc://127.0.0.1:1511",
                 (HubScheme::Adc, "127.0.0.1", 1511, None),
