@@ -56,7 +56,7 @@ pub enum IdentityOrigin {
 }
 
 /// Our certificate, its private key ready for rustls, and its keyprint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Identity {
     key: Arc<CertifiedKey>,
     keyprint: Keyprint,
@@ -264,6 +264,18 @@ impl Identity {
             not_after: info.not_after,
             origin,
         })
+    }
+}
+
+impl std::fmt::Debug for Identity {
+    /// The public facts only: never the key, and not the whole certificate.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("keyprint", &self.keyprint)
+            .field("common_name", &self.common_name)
+            .field("not_after", &self.not_after.date())
+            .field("origin", &self.origin)
+            .finish()
     }
 }
 

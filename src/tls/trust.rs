@@ -105,6 +105,10 @@ impl TrustStore {
     /// Records `keyprint` for `peer` (replacing any previous record) and
     /// persists the store. Recording the keyprint already on record changes
     /// nothing and writes nothing.
+    ///
+    /// The write (with its fsync) happens in the caller's thread: during a
+    /// handshake that is the worker, which is acceptable because it happens
+    /// only on a first contact or an accepted change, and the file is small.
     pub fn record(&self, peer: &str, keyprint: Keyprint) -> Result<(), TlsError> {
         let mut peers = self.lock();
         if peers.get(peer).is_some_and(|e| e.keyprint == keyprint) {
