@@ -5,6 +5,11 @@
 //! `dc.sleep(5)` waits and Ctrl-C interrupts it; `dc.later(2, "text")` prints
 //! from another thread while you type; Ctrl-D quits). With piped input it runs
 //! the piped console: `printf '1+1\n' | cargo run --example console_demo`.
+//!
+//! Driving it from tmux: type text with `send-keys -l`. Without `-l`, tmux
+//! reads each argument as a key name first (case ignored), so
+//! `send-keys end` presses the End key and the `end` of a chunk never
+//! arrives.
 
 #[path = "../tests/console_fake/mod.rs"]
 mod console_fake;

@@ -3,11 +3,15 @@
 //! tmux runs this very test binary as the console (`run_interactive` with the
 //! fake Lua host of `console_fake`), then the test types into it with
 //! `send-keys` and reads the screen with `capture-pane`, as a person would:
-//! expressions, a multi-line function, Tab completion, an event printed from
+//! expressions, a multi-line function, chunks of 3 to 5 lines (typed a line
+//! at a time with pauses, in one burst, ahead while a chunk runs, pasted),
+//! Home/End, Tab completion, an event printed from
 //! another thread while a line is being typed, type-ahead while a chunk waits,
 //! Ctrl-C while waiting / at the prompt / in an unfinished chunk, giving up on
 //! a chunk that ignores interrupts, a red error,
-//! Ctrl-D, and the history file, reloaded and edited in a second run.
+//! Ctrl-D, and the history file, reloaded and edited in a second run. Then
+//! the real `dclua` binary (no hubs, XDG folders in a temporary folder) gets
+//! the same long chunks.
 //!
 //! Every wait is bounded; a missing tmux fails the test with a clear message.
 
@@ -62,6 +66,135 @@ fn the_console_in_a_terminal() {
     let two = tmux.console("two", &history);
     second_run(&two);
     two.quit();
+
+    // The real binary (its Lua host, its printer, its SIGINT handling) with
+    // the same long chunks; XDG folders in the temporary folder, no hubs.
+    let home = dir.path().join("home");
+    let real = tmux.window(
+        "real",
+        &format!(
+            "env HOME={home} XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data {}",
+            quote(Path::new(env!("CARGO_BIN_EXE_dclua"))),
+            home = quote(&home),
+        ),
+    );
+    real.wait("the first prompt of dclua", |s| last_line(s) == "dclua>");
+    long_chunks(&real, 3, Typing::Paced);
+    long_chunks(&real, 6, Typing::Burst);
+    long_chunks(&real, 9, Typing::Ahead);
+    pasted_chunk(&real, 12);
+    real.quit();
+}
+
+/// A pause between typed lines, as a person leaves: long enough for the
+/// console to be back waiting for input.
+const PAUSE: Duration = Duration::from_millis(200);
+
+/// How [`long_chunks`] types.
+#[derive(Clone, Copy, Debug)]
+enum Typing {
+    /// A line at a time, each once its prompt shows, with a pause.
+    Paced,
+    /// All lines of all chunks in one write (one read for the console).
+    Burst,
+    /// All lines while another chunk runs (the terminal keeps them).
+    Ahead,
+}
+
+/// Chunks of 3, 4 and 5 lines, each ending with a line of its own (`end`),
+/// built on `k` so that every call types different chunks; and the value
+/// each returns.
+fn chunks(k: u32) -> [(Vec<String>, String); 3] {
+    [
+        (vec!["do".into(), format!("  return {k} * 11"), "end".into()], (k * 11).to_string()),
+        (
+            vec![
+                format!("if {k} > 0 then"),
+                format!("  local a = {k}"),
+                "  return a * 11 + 1".into(),
+                "end".into(),
+            ],
+            (k * 11 + 1).to_string(),
+        ),
+        (
+            vec![
+                "do".into(),
+                "  local s = 0".into(),
+                format!("  for i = 1, {k} do s = s + i end"),
+                "  return s * 100".into(),
+                "end".into(),
+            ],
+            (k * (k + 1) / 2 * 100).to_string(),
+        ),
+    ]
+}
+
+/// The screen lines of a chunk typed line by line: every line after its
+/// prompt, then the value.
+fn shown(lines: &[String], value: &str) -> Vec<String> {
+    let mut shown: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let prompt = if i == 0 { "dclua> " } else { "   ... " };
+            format!("{prompt}{line}").trim_end().to_owned()
+        })
+        .collect();
+    shown.push(value.to_owned());
+    shown
+}
+
+/// Types the [`chunks`] of `k` and checks that each ran whole: every line,
+/// the last included, shows after its prompt and the chunk's value follows.
+fn long_chunks(c: &Pane<'_>, k: u32, typing: Typing) {
+    let chunks = chunks(k);
+    match typing {
+        Typing::Paced => {
+            for (lines, value) in &chunks {
+                for (i, line) in lines.iter().enumerate() {
+                    c.line(line);
+                    if i + 1 < lines.len() {
+                        let typed = shown(&lines[..=i], "   ...");
+                        c.wait("the next continuation prompt", |s| ends_with_lines(s, &typed));
+                        std::thread::sleep(PAUSE);
+                    }
+                }
+                let mut expected = shown(lines, value);
+                expected.push("dclua>".into());
+                c.wait("the chunk's value and the prompt", |s| ends_with_lines(s, &expected));
+            }
+        }
+        Typing::Burst | Typing::Ahead => {
+            if let Typing::Ahead = typing {
+                // Typed once the chunk runs, so the terminal holds the lines.
+                let running = format!("waiting {k}");
+                c.line(&format!("print('{running}') dc.sleep(1)"));
+                c.wait("the chunk running", |s| s.lines().any(|l| l.trim_end() == running));
+            }
+            let all: Vec<&str> =
+                chunks.iter().flat_map(|(lines, _)| lines).map(String::as_str).collect();
+            c.text(&format!("{}\r", all.join("\r")));
+        }
+    }
+    let expected: Vec<String> =
+        chunks.iter().flat_map(|(lines, value)| shown(lines, value)).collect();
+    c.wait(&format!("the chunks of {k} ({typing:?}) and their values"), |s| {
+        contains_lines(s, &expected)
+    });
+}
+
+/// Pastes the 5-line chunk of `k` (bracketed paste: one buffer, edited as a
+/// whole), presses Enter and checks its value.
+fn pasted_chunk(c: &Pane<'_>, k: u32) {
+    let [_, _, (lines, value)] = chunks(k);
+    c.tmux.run(&["set-buffer", "-b", "chunk", &lines.join("\n")]);
+    c.tmux.run(&["paste-buffer", "-p", "-d", "-b", "chunk", "-t", c.name]);
+    let mut expected: Vec<String> = lines.iter().map(|l| l.trim_end().to_owned()).collect();
+    expected[0] = format!("dclua> {}", expected[0]);
+    c.wait("the pasted chunk", |s| ends_with_lines(s, &expected));
+    c.keys(&["Enter"]);
+    expected.push(value.clone());
+    c.wait("the pasted chunk's value", |s| contains_lines(s, &expected));
 }
 
 /// The first console: everything but reloading the history.
@@ -72,13 +205,38 @@ fn first_run(c: &Pane<'_>) {
     c.wait("1 + 1 = 2", |s| follows(s, "dclua> 1 + 1", "2") && last_line(s) == "dclua>");
 
     // A multi-line function: the continuation prompt, then the call.
+    // (With a pause before each line, as a person types: the third line, the
+    // `end`, is read after two continuation prompts in a row.)
     c.line("function f()");
     c.wait("the continuation prompt", |s| last_line(s) == "   ...");
     c.line("return 40 + 2");
+    c.wait("the second continuation prompt", |s| {
+        follows(s, "   ... return 40 + 2", "   ...") && last_line(s) == "   ..."
+    });
+    std::thread::sleep(PAUSE);
     c.line("end");
+    c.wait("the function defined", |s| {
+        follows(s, "   ... end", "dclua>") && last_line(s) == "dclua>"
+    });
     c.line("f()");
     c.wait("f() = 42", |s| follows(s, "dclua> f()", "42"));
     assert!(follows(&c.screen(), "   ... return 40 + 2", "   ... end"));
+
+    // Chunks of 3, 4 and 5 lines, typed a line at a time, in one burst,
+    // ahead while a chunk runs, and pasted.
+    long_chunks(c, 3, Typing::Paced);
+    long_chunks(c, 6, Typing::Burst);
+    long_chunks(c, 9, Typing::Ahead);
+    pasted_chunk(c, 12);
+
+    // Home and End are keys (tmux sends `end` unquoted as the End key: the
+    // helpers type text with `-l`).
+    c.text("1 + 2");
+    c.keys(&["Home"]);
+    c.text("10 * ");
+    c.keys(&["End"]);
+    c.line(" + 1");
+    c.wait("the edited line ran", |s| follows(s, "dclua> 10 * 1 + 2 + 1", "13"));
 
     // Tab completes a unique name, lists several, completes methods.
     c.text("dc.sl");
@@ -220,6 +378,21 @@ fn last_line(screen: &str) -> &str {
     screen.lines().map(str::trim_end).rfind(|l| !l.is_empty()).unwrap_or("")
 }
 
+/// Whether `lines` show one after the other somewhere on the screen
+/// (trailing blanks ignored).
+fn contains_lines(screen: &str, lines: &[String]) -> bool {
+    let screen: Vec<&str> = screen.lines().map(str::trim_end).collect();
+    screen.windows(lines.len()).any(|w| w.iter().zip(lines).all(|(a, b)| a == b))
+}
+
+/// Whether the screen's last non-empty lines are `lines` (trailing blanks
+/// ignored).
+fn ends_with_lines(screen: &str, lines: &[String]) -> bool {
+    let screen: Vec<&str> = screen.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect();
+    screen.len() >= lines.len()
+        && screen[screen.len() - lines.len()..].iter().zip(lines).all(|(a, b)| a == b)
+}
+
 /// Whether line `a` is directly followed by line `b` somewhere on the screen
 /// (trailing blanks ignored).
 fn follows(screen: &str, a: &str, b: &str) -> bool {
@@ -262,7 +435,7 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Starts this test binary as the console in a new 120x50 window.
+    /// Starts this test binary as the console in a new window.
     fn console<'a>(&'a self, name: &'a str, history: &Path) -> Pane<'a> {
         let exe = std::env::current_exe().expect("the test binary's path");
         let command = format!(
@@ -270,7 +443,12 @@ impl Tmux {
             quote(history),
             quote(&exe)
         );
-        self.run(&["new-session", "-d", "-s", name, "-x", "120", "-y", "50", &command]);
+        self.window(name, &command)
+    }
+
+    /// Runs the shell `command` in a new 120x50 window.
+    fn window<'a>(&'a self, name: &'a str, command: &str) -> Pane<'a> {
+        self.run(&["new-session", "-d", "-s", name, "-x", "120", "-y", "50", command]);
         // Keep the pane after the console exits, to read its exit status.
         self.run(&["set-option", "-t", name, "remain-on-exit", "on"]);
         Pane { tmux: self, name }
@@ -306,7 +484,17 @@ impl Pane<'_> {
     }
 
     /// Presses keys by tmux name (`Enter`, `Tab`, `C-c`).
+    ///
+    /// Only key names: tmux looks every argument up as a key name first, case
+    /// ignored, so `send-keys end` sends the End key (ESC [4~), not the text
+    /// `end`. Text goes through [`Pane::text`].
     fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            assert!(
+                key.starts_with(|c: char| c.is_ascii_uppercase()),
+                "{key:?} is not a tmux key name (C-x, M-x, Enter, ...); type text with `text`"
+            );
+        }
         let mut args = vec!["send-keys", "-t", self.name];
         args.extend_from_slice(keys);
         self.tmux.run(&args);
