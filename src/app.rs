@@ -153,8 +153,7 @@ fn client(
         }
         Mode::Piped => {
             let backend: Arc<dyn ConsoleBackend> = Arc::new(HostConsole { worker: worker.clone() });
-            let result =
-                console::run_piped(backend, std::io::stdin().lock(), std::io::stdout().lock());
+            let result = console::run_piped(backend, std::io::stdin().lock(), std::io::stdout());
             worker.shutdown();
             result?;
         }

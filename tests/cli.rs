@@ -171,3 +171,33 @@ fn a_failed_reload_keeps_the_last_good_configuration() {
     assert!(lines[1].contains("config.lua:1: slots: expected an integer"), "{stdout}");
     assert_eq!(lines[2], "true", "{stdout}");
 }
+
+#[test]
+fn scripts_named_in_the_configuration_start_at_launch() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("hello.lua"),
+        "dc.on('ping', function(e) print('pong ' .. e.n) end)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join("trusted.lua"),
+        "dc.on('ping', function(e) print('io available: ' .. tostring(io ~= nil)) end)\n",
+    )
+    .unwrap();
+    let cfg = home.path().join("config.lua");
+    std::fs::write(&cfg, "scripts = { 'hello.lua', { path = 'trusted.lua', trusted = true } }\n")
+        .unwrap();
+    let mut cmd = dclua(home.path());
+    cmd.arg("--config").arg(&cfg);
+    let out = run_with_input(
+        cmd,
+        "dc.scripts.list()\ndc.emit('ping', {n = 1}) dc.sleep(0.1)\n",
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("{\"hello\", \"trusted\""), "{stdout}");
+    assert!(stdout.contains("pong 1"), "{stdout}");
+    assert!(stdout.contains("io available: true"), "{stdout}");
+}
