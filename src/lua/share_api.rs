@@ -149,7 +149,10 @@ pub(crate) fn register(lua: &Lua, script: ScriptId, native: &Table) -> mlua::Res
             Ok(())
         })?,
     )?;
-    native.set("share_remove", lua.create_function(|_, name: String| Ok(service()?.remove(&name)))?)?;
+    native.set(
+        "share_remove",
+        lua.create_function(|_, name: String| Ok(service()?.remove(&name)))?,
+    )?;
     native.set(
         "share_filter",
         lua.create_function(move |_, f: Option<Function>| {
@@ -172,7 +175,8 @@ pub fn install(host: &LuaHost, service: &ShareService) {
     host.register_async(
         "share.tth",
         Rc::new(|host, call| {
-            let path = call.args.first().and_then(Value::as_str).ok_or("dc.tth: expected a path")?;
+            let path =
+                call.args.first().and_then(Value::as_str).ok_or("dc.tth: expected a path")?;
             let service = ShareService::current().ok_or("dc.tth: sharing is not running")?;
             let weak = host.downgrade();
             let job = call.job;

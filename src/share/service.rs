@@ -188,12 +188,23 @@ enum Cmd {
 
 enum FromThread {
     /// A pass's tree: known files with their TTH, new ones pending.
-    Index { index: Box<ShareIndex>, problems: u64 },
+    Index {
+        index: Box<ShareIndex>,
+        problems: u64,
+    },
     /// Files hashed (already committed to the store), and files that could
     /// not be hashed (virtual paths).
-    Hashed { entries: Vec<ShareEntry>, failed: Vec<String>, bytes: u64 },
+    Hashed {
+        entries: Vec<ShareEntry>,
+        failed: Vec<String>,
+        bytes: u64,
+    },
     Progress(HashProgress),
-    PassDone { hashed: u64, failed: u64, removed: u64 },
+    PassDone {
+        hashed: u64,
+        failed: u64,
+        removed: u64,
+    },
     Stopped,
 }
 
@@ -495,8 +506,8 @@ impl ShareService {
         };
         let path = path.to_path_buf();
         let task = self.inner.rt.submit(job, move || -> Result<PathBuf, String> {
-            let canonical = fs::canonicalize(&path)
-                .map_err(|e| format!("sharing {}: {e}", path.display()))?;
+            let canonical =
+                fs::canonicalize(&path).map_err(|e| format!("sharing {}: {e}", path.display()))?;
             if !canonical.is_dir() {
                 return Err(format!("sharing {}: not a folder", path.display()));
             }
@@ -752,11 +763,10 @@ impl ShareService {
         let waiting = self.inner.st.borrow_mut().tasks.remove(&done.task);
         match waiting {
             Some(Waiting::List) => {
-                let result = done
-                    .result
-                    .downcast::<Result<PathBuf, String>>()
-                    .map(|b| *b)
-                    .unwrap_or_else(|_| Err("sharing: the list writer returned nothing".into()));
+                let result =
+                    done.result.downcast::<Result<PathBuf, String>>().map(|b| *b).unwrap_or_else(
+                        |_| Err("sharing: the list writer returned nothing".into()),
+                    );
                 self.list_written(result);
             }
             Some(Waiting::Tth(cb)) => {
@@ -765,11 +775,10 @@ impl ShareService {
                 }
             }
             Some(Waiting::Add { name, hidden, done: cb }) => {
-                let checked = done
-                    .result
-                    .downcast::<Result<PathBuf, String>>()
-                    .map(|b| *b)
-                    .unwrap_or_else(|_| Err("sharing: the folder check returned nothing".into()));
+                let checked =
+                    done.result.downcast::<Result<PathBuf, String>>().map(|b| *b).unwrap_or_else(
+                        |_| Err("sharing: the folder check returned nothing".into()),
+                    );
                 // The name may have been taken while the folder was checked.
                 let result = checked.and_then(|path| {
                     self.check_new_name(&name)?;
