@@ -66,6 +66,7 @@ fn hash(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let pool = HelperPool::per_core();
     let mut batch = HashBatch::new(files.iter().map(|f| (f.clone(), 0)));
     let mut results: Vec<Option<Result<Tth, HashError>>> = files.iter().map(|_| None).collect();
+    let mut filled = vec![false; files.len()];
     let mut next = 0;
     let mut failed = false;
     while let Some(result) = batch.next_blocking(&pool) {
@@ -74,8 +75,9 @@ fn hash(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
             Err(e) => e.path(),
         };
         // A file named twice is hashed twice: fill the first open slot.
-        let slot = (0..files.len()).find(|&i| results[i].is_none() && files[i] == path);
+        let slot = (0..files.len()).find(|&i| !filled[i] && files[i] == path);
         if let Some(i) = slot {
+            filled[i] = true;
             results[i] = Some(result.map(|h| h.tree.root));
         }
         while let Some(Some(r)) = results.get_mut(next).map(Option::take) {

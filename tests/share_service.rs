@@ -332,3 +332,32 @@ fn a_share_is_hashed_searched_listed_and_kept_across_restarts() {
     assert!(list_file(&read_list(&list_path), &vpath).is_none());
     assert_eq!(rig.eval("return #dc.share.find{text='f0042'}").unwrap(), "0");
 }
+
+#[test]
+fn dclua_hash_prints_in_argument_order_whatever_finishes_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A large file first, so that the small ones behind it finish earlier.
+    let mut files: Vec<(PathBuf, Vec<u8>)> = vec![(tmp.path().join("big"), vec![7u8; 24 << 20])];
+    for n in 0..12 {
+        files.push((tmp.path().join(format!("small{n}")), content(n * 31)));
+    }
+    let missing = tmp.path().join("missing");
+    for (p, data) in &files {
+        fs::write(p, data).unwrap();
+    }
+    let mut args: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
+    args.insert(3, &missing);
+    args.push(files[2].0.as_path()); // named twice: printed twice
+    let out = Command::new(env!("CARGO_BIN_EXE_dclua")).arg("hash").args(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a missing file fails the command");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
+    let expected: String = args
+        .iter()
+        .filter(|p| **p != missing)
+        .map(|p| {
+            let data = &files.iter().find(|(q, _)| q == p).unwrap().1;
+            format!("{}  {}\n", tree_root(data), p.display())
+        })
+        .collect();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+}
