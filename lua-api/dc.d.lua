@@ -7,6 +7,8 @@ error("cannot require a meta file")
 ---| "script_loaded" # A script was loaded (after its main chunk started).
 ---| "script_unloaded" # A script was unloaded.
 ---| "config_reloaded" # The configuration file was read again and is in force.
+---| "hash_progress" # Hashing progress of the share (at most two a second; the last one of a pass, files_done = files_total, always comes). The default action prints a line in the console every few seconds.
+---| "share_updated" # A pass over the shared folders is over and our file list is written.
 
 ---A script was loaded (after its main chunk started).
 ---@class dc.event.script_loaded
@@ -20,6 +22,25 @@ error("cannot require a meta file")
 ---@class dc.event.config_reloaded
 ---@field path string the configuration file
 
+---Hashing progress of the share (at most two a second; the last one of a pass, files_done = files_total, always comes). The default action prints a line in the console every few seconds.
+---@class dc.event.hash_progress
+---@field files_done integer files hashed (or failed) so far in this pass
+---@field files_total integer files this pass hashes
+---@field failed integer files that could not be hashed
+---@field bytes_done integer bytes hashed so far
+---@field bytes_total integer bytes this pass hashes
+
+---A pass over the shared folders is over and our file list is written.
+---@class dc.event.share_updated
+---@field files integer files in the share
+---@field size integer bytes in the share
+---@field pending integer files not hashed (yet, or that could not be)
+---@field hashed integer files this pass hashed
+---@field failed integer files this pass could not hash
+---@field removed integer stored files gone from the share
+---@field problems integer entries the walk skipped (unreadable, dangling links)
+---@field list string? our files.xml.bz2
+
 ---@class dc
 ---@field version string dclua's version.
 ---@field script string The name of the running script.
@@ -31,6 +52,9 @@ dc.log = {}
 
 ---@class dc.scripts
 dc.scripts = {}
+
+---@class dc.share
+dc.share = {}
 
 ---@class dc.Job
 local dc_Job = {}
@@ -54,6 +78,8 @@ function dc.sleep(seconds) end
 ---@overload async fun(event: "script_loaded", opts?: table): dc.event.script_loaded?
 ---@overload async fun(event: "script_unloaded", opts?: table): dc.event.script_unloaded?
 ---@overload async fun(event: "config_reloaded", opts?: table): dc.event.config_reloaded?
+---@overload async fun(event: "hash_progress", opts?: table): dc.event.hash_progress?
+---@overload async fun(event: "share_updated", opts?: table): dc.event.share_updated?
 function dc.wait(event, opts) end
 
 ---Runs `fn(...)` as a new coroutine job of this script.
@@ -69,6 +95,8 @@ function dc.spawn(fn, ...) end
 ---@overload fun(event: "script_loaded", handler: async fun(e: dc.event.script_loaded): boolean?): dc.Handler
 ---@overload fun(event: "script_unloaded", handler: async fun(e: dc.event.script_unloaded): boolean?): dc.Handler
 ---@overload fun(event: "config_reloaded", handler: async fun(e: dc.event.config_reloaded): boolean?): dc.Handler
+---@overload fun(event: "hash_progress", handler: async fun(e: dc.event.hash_progress): boolean?): dc.Handler
+---@overload fun(event: "share_updated", handler: async fun(e: dc.event.share_updated): boolean?): dc.Handler
 function dc.on(event, handler) end
 
 ---Emits an event of your own; handlers (of every script) see it on the next pass.
@@ -157,4 +185,39 @@ function dc_Timer:stop() end
 ---Whether the timer is still armed.
 ---@return boolean # whether it will fire again
 function dc_Timer:active() end
+
+---Shares a folder for this session (the configuration file keeps the permanent ones). Raises when the folder is missing or the name is taken.
+---@async
+---@param path string the folder on disk
+---@param name string the name others see (unique, case-insensitively)
+---@param hidden boolean? share hidden files and folders too (default false)
+---@return boolean # true once the folder is in the share (its files are then scanned and hashed; `share_updated` tells when)
+function dc.share.add(path, name, hidden) end
+
+---Stops sharing a folder: its files are no longer answered at once and leave the file list with the pass that follows.
+---@param name string the share name
+---@return boolean # whether such a folder was shared
+function dc.share.remove(name) end
+
+---Walks the shared folders again in the background: new and changed files are hashed, gone ones leave the share (`share_updated` tells when it is over).
+function dc.share.rescan() end
+
+---The share's totals.
+---@return {files: integer, size: integer, pending: integer, hashed: integer, hashed_bytes: integer, hashing: boolean, progress: table, roots: {name: string, path: string, hidden: boolean}[]} # files and bytes shared, files waiting for their hash, files and bytes hashed since the start, whether hashing runs and its progress, the shared folders
+function dc.share.stats() end
+
+---Searches our own share, as others' searches are answered (without the answer filter).
+---@param query {text?: string, tth?: string, type?: string|integer, min_size?: integer, max_size?: integer, size?: integer, max?: integer} `text`: words that must all occur in the path; `tth`: a TTH (then the rest is ignored); `type`: any, audio, compressed, document, executable, picture, video, folder, file (or an NMDC type 1-8); sizes in bytes, inclusive; `max`: most results (default 100)
+---@return {path: string, size: integer, tth: string?, dir: boolean}[] # the matching files and folders, in share order
+function dc.share.find(query) end
+
+---Sets this script's filter on answers to other users' searches; an error in it answers nothing.
+---@param fn (fun(query: table, hits: table[]): (boolean|table|nil))? called with each incoming search that has hits, outside any coroutine (it must not wait); returns false to answer nothing, a list of hits (or paths) to answer only those, anything else to answer all; nil removes this script's filter
+function dc.share.filter(fn) end
+
+---Hashes a file on the helper threads and returns its Tiger tree root; raises when it cannot be read.
+---@async
+---@param path string a file
+---@return string # its TTH (39 base32 characters)
+function dc.tth(path) end
 

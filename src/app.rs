@@ -21,8 +21,13 @@ use crate::cli::{Cli, Command};
 use crate::config::{self, paths, Config};
 use crate::console::{self, ConsoleBackend, EvalOutcome};
 use crate::logging;
-use crate::lua::{api, ChunkOutcome, HostHooks, HostOptions, LuaHost};
+use crate::lua::{api, share_api, ChunkOutcome, HostHooks, HostOptions, LuaHost};
+use crate::proto::adc::ident::Pid;
+use crate::proto::tth::Tth;
+use crate::runtime::helpers::HelperPool;
 use crate::runtime::{Worker, WorkerConfig, WorkerHandle};
+use crate::share::hasher::{HashBatch, HashError};
+use crate::share::service::{ShareOptions, ShareService, SharedFolder};
 
 /// Runs dclua as the command line asks; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -54,19 +59,68 @@ fn init(cli: &Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `dclua hash FILE...`: one line per file, `TTH  path`, like `rhash`.
+/// `dclua hash FILE...`: one line per file, `TTH  path`, like `rhash`, in
+/// the order given; the files are hashed in parallel on helper threads (one
+/// per core) and each line is printed as soon as the files before it are done.
 fn hash(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let pool = HelperPool::per_core();
+    let mut batch = HashBatch::new(files.iter().map(|f| (f.clone(), 0)));
+    let mut results: Vec<Option<Result<Tth, HashError>>> = files.iter().map(|_| None).collect();
+    let mut filled = vec![false; files.len()];
+    let mut next = 0;
     let mut failed = false;
-    for f in files {
-        match crate::share::hasher::hash_file(f) {
-            Ok(h) => println!("{}  {}", h.tree.root, f.display()),
-            Err(e) => {
-                eprintln!("dclua: {e}");
-                failed = true;
+    while let Some(result) = batch.next_blocking(&pool) {
+        let path = match &result {
+            Ok(h) => h.path.as_path(),
+            Err(e) => e.path(),
+        };
+        // A file named twice is hashed twice: fill the first open slot.
+        let slot = (0..files.len()).find(|&i| !filled[i] && files[i] == path);
+        if let Some(i) = slot {
+            filled[i] = true;
+            results[i] = Some(result.map(|h| h.tree.root));
+        }
+        while let Some(Some(r)) = results.get_mut(next).map(Option::take) {
+            match r {
+                Ok(root) => println!("{root}  {}", files[next].display()),
+                Err(e) => {
+                    eprintln!("dclua: {e}");
+                    failed = true;
+                }
             }
+            next += 1;
         }
     }
+    if next < files.len() {
+        anyhow::bail!("hashing stopped before every file had a result");
+    }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Our CID: Tiger of the PID kept in `<data>/pid` (created at the first
+/// start, written atomically). Without a readable or writable file, a PID
+/// for this run only.
+fn own_cid(data_dir: &Path) -> String {
+    let file = data_dir.join("pid");
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        match Pid::from_base32(text.trim()) {
+            Ok(pid) => return pid.cid().to_base32(),
+            Err(e) => log::warn!("{}: {e}; making a new identity", file.display()),
+        }
+    }
+    let pid = Pid::random();
+    let tmp = data_dir.join("pid.tmp");
+    let written = std::fs::create_dir_all(data_dir)
+        .and_then(|()| {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, format!("{pid}\n").as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, &file));
+    if let Err(e) = written {
+        log::warn!("writing {}: {e}; the identity holds for this run only", file.display());
+    }
+    pid.cid().to_base32()
 }
 
 /// The configuration named on the command line, or `config.lua` in the XDG
@@ -109,6 +163,15 @@ fn client(
         _ => None,
     };
     let (ready_tx, ready_rx) = channel();
+    let share_options = ShareOptions {
+        data_dir: data_dir.clone(),
+        cid: own_cid(&data_dir),
+        folders: config
+            .shares
+            .iter()
+            .map(|s| SharedFolder { name: s.name.clone(), path: s.path.clone(), hidden: s.hidden })
+            .collect(),
+    };
     {
         let exit = exit.clone();
         let handle = worker.clone();
@@ -117,6 +180,9 @@ fn client(
             .post(move |pool| {
                 let config = Rc::new(RefCell::new(config));
                 let host = LuaHost::new(pool.runtime(), HostOptions::default());
+                // The share starts before the scripts, so that they find it.
+                let share = ShareService::start(pool.runtime(), handle.clone(), share_options);
+                share_api::install(&host, &share);
                 let result = start_host(
                     &host,
                     &handle,

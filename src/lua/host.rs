@@ -117,6 +117,13 @@ impl Script {
         self.main_failed.get()
     }
 
+    /// Gives a plain (non-coroutine) call into this state a fresh
+    /// instruction budget, as each resume gets (answer filters, for one).
+    pub(crate) fn reset_budget(&self) {
+        self.ticks.set(0);
+        self.interrupt.store(false, Ordering::Relaxed);
+    }
+
     /// Whether the running coroutine has spent its instruction budget.
     pub(crate) fn budget_spent(&self) -> bool {
         self.ticks.get() > self.limit_ticks

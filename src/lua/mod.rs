@@ -8,12 +8,14 @@
 //!   yield requests, handles, and the coroutine functions that let requests
 //!   pass through a script's own coroutines.
 //! - [`value`]: plain data crossing between states.
+//! - [`share_api`]: `dc.share`, `dc.tth` and the share events.
 //!
 //! This module depends on the runtime and on protocol-neutral session handles,
 //! never on codec internals. See `lua-api/README.md` for the user's guide.
 
 pub mod api;
 pub mod host;
+pub mod share_api;
 pub mod value;
 
 pub use host::{

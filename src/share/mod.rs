@@ -11,6 +11,8 @@
 //! - [`filelist`]: writes our `files.xml.bz2` and partial lists, and reads
 //!   other users' lists with bounds against bzip2 bombs.
 //! - [`index`]: answers searches (by TTH and by words) over the tree.
+//! - [`service`]: the running share — one job and one share thread that
+//!   keep the above up to date and answer for the share on the worker.
 //!
 //! Nothing here does network I/O, and nothing runs on the worker thread for
 //! long: scanning, hashing and list writing are bulk work for helper threads;
@@ -22,5 +24,6 @@ pub mod filelist;
 pub mod hasher;
 pub mod index;
 pub mod scan;
+pub mod service;
 pub mod store;
 pub mod tree;
