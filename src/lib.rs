@@ -24,6 +24,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod hub;
 pub mod logging;
 pub mod lua;
 pub mod proto;
