@@ -7,6 +7,8 @@
 //! - `prelude.lua`: the Lua side — waiting functions as thin wrappers that
 //!   yield requests, handles, and the coroutine functions that let requests
 //!   pass through a script's own coroutines.
+//! - [`hub_api`]: hubs in Lua — `dc.connect`, `dc.hubs`, `dc.search`,
+//!   `dc.Hub` objects, and the sink that turns hub events into Lua events.
 //! - [`value`]: plain data crossing between states.
 //!
 //! This module depends on the runtime and on protocol-neutral session handles,
@@ -14,6 +16,7 @@
 
 pub mod api;
 pub mod host;
+pub mod hub_api;
 pub mod value;
 
 pub use host::{ChunkOutcome, Event, HostHooks, HostOptions, LuaHost, Script, ScriptId};

@@ -172,4 +172,120 @@ local function runner(f, a)
   end
 end
 
+-- Hubs ----------------------------------------------------------------------
+--
+-- A dc.Hub is a table {id = <session job id>} whose other fields (name,
+-- topic, state, url, protocol, nick, keyprint, charset, user_count, share) are
+-- read live from the hub registry. One object per hub and state (a weak
+-- cache), so `e.hub == myhub` holds. Event tables get theirs from the
+-- constructor registered with native.class.
+
+local getmetatable, rawget = getmetatable, rawget
+local Hub = {}
+Hub.__name = "dc.Hub"
+local hub_methods = {}
+local hub_cache = setmetatable({}, { __mode = "v" })
+
+local function hub_object(id)
+  local h = hub_cache[id]
+  if h == nil then
+    h = setmetatable({ id = id }, Hub)
+    hub_cache[id] = h
+  end
+  return h
+end
+native.class("dc.Hub", hub_object)
+
+Hub.__index = function(self, key)
+  local m = hub_methods[key]
+  if m ~= nil then
+    return m
+  end
+  return native.hub_field(rawget(self, "id"), key)
+end
+Hub.__newindex = function(_, key)
+  error("dc.Hub: field '" .. tostring(key) .. "' is read-only", 2)
+end
+Hub.__tostring = function(self)
+  return "dc.Hub(" .. tostring(native.hub_field(rawget(self, "id"), "url")) .. ")"
+end
+
+local function hub_id(self, method)
+  if getmetatable(self) ~= Hub then
+    error("dc.Hub:" .. method .. ": call it on a hub, with ':' (hub:" .. method .. "(...))", 3)
+  end
+  return rawget(self, "id")
+end
+
+local function check_string(method, what, v)
+  if type(v) ~= "string" then
+    error("dc.Hub:" .. method .. ": expected " .. what .. " (a string), got " .. type(v), 3)
+  end
+end
+
+local function action(opts)
+  return type(opts) == "table" and opts.me == true
+end
+
+function hub_methods:say(text, opts)
+  local id = hub_id(self, "say")
+  check_string("say", "the text", text)
+  return native.hub_say(id, text, action(opts))
+end
+
+function hub_methods:pm(nick, text, opts)
+  local id = hub_id(self, "pm")
+  check_string("pm", "a nick", nick)
+  check_string("pm", "the text", text)
+  return native.hub_pm(id, nick, text, action(opts))
+end
+
+function hub_methods:users()
+  return native.hub_users(hub_id(self, "users"))
+end
+
+function hub_methods:user(nick)
+  local id = hub_id(self, "user")
+  check_string("user", "a nick", nick)
+  return native.hub_user(id, nick)
+end
+
+function hub_methods:send_raw(line)
+  local id = hub_id(self, "send_raw")
+  check_string("send_raw", "a protocol line", line)
+  return native.hub_send_raw(id, line)
+end
+
+function hub_methods:disconnect()
+  native.hub_disconnect(hub_id(self, "disconnect"))
+end
+
+function dc.connect(url, opts)
+  if type(url) ~= "string" then
+    error("dc.connect: expected a hub address (dchub://host:port), got " .. type(url), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("dc.connect: options must be a table {nick = ..., password = ..., ...}", 2)
+  end
+  return hub_object(native.connect(url, opts))
+end
+
+function dc.hubs()
+  local ids, out = native.hubs(), {}
+  for i = 1, #ids do
+    out[i] = hub_object(ids[i])
+  end
+  return out
+end
+
+function dc.search(q)
+  if type(q) == "string" then
+    q = { text = q }
+  end
+  if type(q) ~= "table" then
+    error("dc.search: expected a table {text = ..., tth = ..., timeout = ...}", 2)
+  end
+  return request("dc.search", q)
+end
+
 return runner
