@@ -889,7 +889,15 @@ impl State {
     }
 
     fn put_my_info(&mut self, cx: &mut Context<'_>, mi: MyInfo) {
+        let start = self.out.len();
         self.send_msg(&Message::MyInfo(mi.clone()));
+        // We know what we announced: list ourselves with it at once (a hub
+        // that echoes it replaces the entry with its own version).
+        let frame = self.out[start..].strip_suffix(b"|").unwrap_or(&self.out[start..]).to_vec();
+        let me = user_from_my_info(mi.clone(), &frame);
+        let joined = !self.info.borrow().users.contains(&me.nick);
+        self.user_event(&me, joined);
+        self.info.borrow_mut().users.insert(me);
         self.last_myinfo = Some(mi);
         self.last_myinfo_at = Some(cx.now());
         if let Some(t) = self.myinfo_timer.take() {

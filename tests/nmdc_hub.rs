@@ -1,0 +1,472 @@
+//! dclua's NMDC hub session, driven from Lua, against real software: the
+//! verlihub-py NMDC hub with two dclua clients, eiskaltdcpp on the same hub,
+//! and an in-process fake hub for hostile input a real hub never sends.
+//!
+//! Each dclua client is a worker thread with its own Lua host and hub
+//! registry, driven through console chunks (coroutine jobs, so they may
+//! wait). Everything talks to 127.0.0.1 only; every wait is bounded.
+//! `tests/setup-peers.sh` must have run.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use dclua::hub::{ConnectMode, Hubs, Identity};
+use dclua::lua::{ChunkOutcome, HostHooks, HostOptions, LuaHost};
+use dclua::runtime::{Worker, WorkerConfig, WorkerHandle};
+use support::{Eiskalt, EiskaltOptions, NmdcHub, NmdcHubOptions, SearchType};
+
+// ----- log capture -----------------------------------------------------------
+
+/// Log lines of every test of this binary ("LEVEL target: message").
+static LOG: OnceLock<Arc<Mutex<Vec<String>>>> = OnceLock::new();
+
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Info
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            let line = format!("{} {}: {}", r.level(), r.target(), r.args());
+            if std::env::var_os("DCLUA_TEST_LOG").is_some() {
+                eprintln!("{line}");
+            }
+            if let Ok(mut v) = self.0.lock() {
+                v.push(line);
+            }
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn log_lines() -> Arc<Mutex<Vec<String>>> {
+    LOG.get_or_init(|| {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        if log::set_boxed_logger(Box::new(Capture(lines.clone()))).is_ok() {
+            log::set_max_level(log::LevelFilter::Info);
+        }
+        lines
+    })
+    .clone()
+}
+
+/// Waits (≤ 10 s) for a log line containing every needle.
+fn wait_log(needles: &[&str]) -> Result<String> {
+    let lines = log_lines();
+    support::wait_until(
+        &format!("a log line with {needles:?}"),
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            let v = lines.lock().map_err(|_| anyhow::anyhow!("log lock"))?;
+            Ok(v.iter().find(|l| needles.iter().all(|n| l.contains(n))).cloned())
+        },
+    )
+}
+
+// ----- a dclua client ----------------------------------------------------------
+
+/// Lua helpers loaded into every client's console.
+const HELPERS: &str = r#"
+function eventually(what, f, seconds)
+  for _ = 1, math.ceil((seconds or 10) / 0.02) do
+    local r = table.pack(f())
+    if r[1] then return table.unpack(r, 1, r.n) end
+    dc.sleep(0.02)
+  end
+  error("timed out waiting for " .. what)
+end
+-- Starts waiting for an event now; `expect_done(name)` returns it later.
+expected = {}
+function expect(name, event, filter, seconds)
+  expected[name] = dc.spawn(function()
+    local e = dc.wait(event, { filter = filter, timeout = seconds or 10 })
+    if e == nil then error("no " .. event .. " event for " .. name) end
+    return e
+  end)
+end
+function expect_done(name)
+  local ok, e = expected[name]:wait()
+  if not ok then error(e) end
+  return e
+end
+"#;
+
+/// One dclua client: a worker with its Lua host and hub registry.
+struct Client {
+    worker: WorkerHandle,
+    out: Receiver<String>,
+}
+
+impl Client {
+    fn new(identity: Identity) -> Client {
+        log_lines();
+        let worker = Worker::start(WorkerConfig {
+            helper_threads: Some(1),
+            shutdown_grace: Duration::from_secs(3),
+            ..Default::default()
+        })
+        .expect("starting a worker");
+        let (tx, rx) = channel::<String>();
+        let tx = Arc::new(Mutex::new(tx));
+        worker
+            .call(move |pool| {
+                let host = LuaHost::new(pool.runtime(), HostOptions::default());
+                host.set_hooks(HostHooks {
+                    output: Some(Box::new(move |line| {
+                        let _ = tx.lock().map(|t| t.send(line.to_string()));
+                    })),
+                    ..Default::default()
+                });
+                Hubs::current().set_identity(pool.runtime(), identity);
+            })
+            .expect("creating the host");
+        let c = Client { worker, out: rx };
+        c.run(HELPERS).expect("loading the test helpers");
+        c
+    }
+
+    fn passive(nick: &str) -> Client {
+        Client::new(Identity {
+            nick: nick.to_string(),
+            description: format!("{nick} the tester"),
+            email: format!("{nick}@example.org"),
+            slots: 4,
+            ..Identity::default()
+        })
+    }
+
+    /// Runs a console chunk; its values, or the Lua error.
+    fn eval(&self, chunk: &str) -> ChunkOutcome {
+        let (tx, rx) = channel();
+        let chunk = chunk.to_string();
+        self.worker
+            .call(move |_| {
+                LuaHost::current().expect("the host").eval_console(&chunk, move |o| {
+                    let _ = tx.send(o);
+                });
+            })
+            .expect("the worker answers");
+        rx.recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| ChunkOutcome::Error("the chunk did not finish in 30 s".into()))
+    }
+
+    /// Runs a chunk that must succeed; its values.
+    fn run(&self, chunk: &str) -> Result<Vec<String>> {
+        match self.eval(chunk) {
+            ChunkOutcome::Values(v) => Ok(v),
+            ChunkOutcome::Error(e) => bail!("Lua chunk failed: {e}\n--- chunk ---\n{chunk}"),
+        }
+    }
+
+    /// Runs a chunk that returns one value.
+    fn value(&self, chunk: &str) -> Result<String> {
+        let v = self.run(chunk)?;
+        v.into_iter().next().with_context(|| format!("no value from {chunk}"))
+    }
+
+    /// `hub = dc.connect(url, opts)` and waits until it is online.
+    fn connect(&self, url: &str, opts: &str) -> Result<()> {
+        self.run(&format!(
+            r#"expect("connected", "hub_connected")
+               hub = dc.connect("{url}", {opts})
+               local e = expect_done("connected")
+               assert(e.hub == hub, "hub_connected for another hub")
+               assert(hub.state == "online", hub.state)"#
+        ))?;
+        Ok(())
+    }
+
+    /// Waits (≤ 10 s) for an output line containing `needle`.
+    fn output_line(&self, needle: &str) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return Ok(l),
+                Ok(_) => {}
+                Err(_) => bail!("no output line containing {needle:?} within 10 s"),
+            }
+        }
+    }
+
+    /// Runs `f` on the worker thread.
+    fn on_worker<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        self.worker.call(move |_| f()).expect("the worker answers")
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.worker.shutdown_and_join();
+    }
+}
+
+// ----- against the real NMDC hub ------------------------------------------------
+
+#[test]
+fn two_clients_see_each_other_chat_pm_and_search() -> Result<()> {
+    let hub = NmdcHub::start(NmdcHubOptions { topic: "all about tests".into(), ..Default::default() })?;
+    let url = hub.url();
+    let alice = Client::passive("alice");
+    let bob = Client::passive("bob");
+
+    alice.connect(&url, "{}")?;
+    alice.run(
+        r#"joined = {}
+           dc.on("user_joined", function(e) joined[#joined + 1] = e.nick .. ":" .. e.user.client end)"#,
+    )?;
+    bob.connect(&url, r#"{nick = "bob"}"#)?;
+
+    // Each sees the other with the $MyINFO it announced, parsed.
+    let seen = alice.run(
+        r#"local u = eventually("bob's $MyINFO", function()
+             local u = hub:user("bob"); return u and u.client ~= "" and u end)
+           return u.nick, u.description, u.email, u.client, u.version, u.mode, u.slots,
+                  u.hubs.normal, u.share, u.op, u.raw:sub(1, 17)"#,
+    )?;
+    assert_eq!(
+        seen,
+        [
+            "bob",
+            "bob the tester",
+            "bob@example.org",
+            "dclua",
+            env!("CARGO_PKG_VERSION"),
+            "passive",
+            "4",
+            "1",
+            "0",
+            "false",
+            "$MyINFO $ALL bob "
+        ]
+    );
+    let seen = bob.run(
+        r#"local u = eventually("alice's $MyINFO", function()
+             local u = hub:user("alice"); return u and u.client ~= "" and u end)
+           return u.description, u.client, hub.user_count >= 4, hub:user("OpChat").op"#,
+    )?;
+    assert_eq!(seen, ["alice the tester", "dclua", "true", "true"]);
+    assert_eq!(alice.value("return eventually('the join', function() return joined[1] end)")?, "bob:dclua");
+    // The hub's name and topic.
+    assert_eq!(
+        bob.run("return hub.name, hub.topic, hub.protocol, hub.nick, hub.url")?,
+        [&format!("dclua-test-nmdc - all about tests"), "all about tests", "nmdc", "bob", &url]
+    );
+
+    // Main chat both ways, shown in the console, with the HTML escaping undone.
+    bob.run(r#"expect("chat", "chat", {nick = "alice"})"#)?;
+    alice.run(r#"assert(hub:say("hi bob | $5 & more"))"#)?;
+    assert_eq!(
+        bob.run(r#"local e = expect_done("chat") return e.text, e.me, e.raw, e.hub == hub"#)?,
+        ["hi bob | $5 & more", "false", "<alice> hi bob &#124; &#36;5 & more", "true"]
+    );
+    bob.output_line("<alice> hi bob | $5 & more")?;
+    alice.run(r#"expect("chat", "chat", {nick = "bob"})"#)?;
+    bob.run(r#"assert(hub:say("waves", {me = true}))"#)?;
+    assert_eq!(alice.run(r#"local e = expect_done("chat") return e.text, e.me"#)?, ["waves", "true"]);
+    alice.output_line("* bob waves")?;
+
+    // PMs both ways; a consuming handler hides one from the console.
+    bob.run(r#"expect("pm", "pm", {from = "alice"})"#)?;
+    alice.run(r#"assert(hub:pm("bob", "psst, bob"))"#)?;
+    assert_eq!(
+        bob.run(r#"local e = expect_done("pm") return e.from, e.to, e.text"#)?,
+        ["alice", "bob", "psst, bob"]
+    );
+    bob.output_line("PM <alice> psst, bob")?;
+    alice.run(
+        r#"hidden = dc.on("pm", function(e) last_pm = e.text return true end)
+           expect("pm", "pm", {from = "bob"})"#,
+    )?;
+    bob.run(r#"assert(hub:pm("alice", "secret reply"))"#)?;
+    assert_eq!(alice.value(r#"return expect_done("pm").text"#)?, "secret reply");
+    assert_eq!(alice.value("return last_pm")?, "secret reply");
+    alice.run(r#"hidden:remove() assert(hub:say("after the pm"))"#)?;
+    let shown = alice.output_line("after the pm")?;
+    assert!(!shown.contains("secret reply"));
+
+    // A search from alice (passive) reaches bob's handler; bob answers
+    // through the hub and the result comes back to dc.search and as an event.
+    bob.run(
+        r#"dc.on("search", function(e)
+             searches = (searches or 0) + 1
+             last_search = e
+             local tth = "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ"
+             hub:send_raw(("$SR bob music\\Some Song.mp3\5%d 2/4\5TTH:%s (127.0.0.1)\5%s"):format(
+               4321, tth, e.nick))
+           end)"#,
+    )?;
+    alice.run(r#"results_seen = {} dc.on("search_result", function(e) results_seen[#results_seen + 1] = e end)"#)?;
+    let got = alice.run(
+        r#"local results, note = dc.search{text = "song", timeout = 5, max_results = 1}
+           assert(note == nil, note)
+           local r = results[1]
+           return #results, r.nick, r.path, r.name, r.size, r.tth, r.free_slots, r.slots,
+                  r.is_dir, r.via, r.hub == hub"#,
+    )?;
+    assert_eq!(
+        got,
+        [
+            "1",
+            "bob",
+            "music/Some Song.mp3",
+            "Some Song.mp3",
+            "4321",
+            "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ",
+            "2",
+            "4",
+            "false",
+            "hub",
+            "true"
+        ]
+    );
+    assert_eq!(
+        bob.run("return last_search.nick, last_search.text, last_search.passive, last_search.type")?,
+        ["alice", "song", "true", "any"]
+    );
+    assert_eq!(
+        alice.value(r#"return eventually("the event", function() return results_seen[1] end).name"#)?,
+        "Some Song.mp3"
+    );
+    // A result that does not match is not returned (but is still an event).
+    let got = alice.run(
+        r#"local results = dc.search{text = "nothing matches this", timeout = 1}
+           return #results"#,
+    )?;
+    assert_eq!(got, ["0"]);
+    // Bob leaves: alice sees it.
+    alice.run(r#"expect("left", "user_left", {nick = "bob"})"#)?;
+    bob.run("hub:disconnect()")?;
+    alice.run(r#"expect_done("left") assert(hub:user("bob") == nil)"#)?;
+    assert_eq!(bob.value(r#"return eventually("the end", function() return hub.state == "disconnected" and hub.state end)"#)?, "disconnected");
+    Ok(())
+}
+
+#[test]
+fn a_greeter_answers_a_user_who_joins() -> Result<()> {
+    let hub = NmdcHub::start(NmdcHubOptions::default())?;
+    let url = hub.url();
+    let greeter = Client::passive("greeter");
+    greeter.run(
+        r#"welcomes = {}
+           dc.on("chat", function(e)
+             if e.text:find("Welcome") then welcomes[#welcomes + 1] = e.text end
+           end)"#,
+    )?;
+    // Like scripts/greeter.lua: each handler call is its own coroutine. It is
+    // loaded before the greeter joins: the users of the initial list (the
+    // hub's bots) must not be greeted.
+    let script = r#"
+        local greeted = {}
+        dc.on("user_joined", function(e)
+          if greeted[e.nick] then return end
+          greeted[e.nick] = true
+          dc.sleep(0.1)
+          e.hub:say(("Welcome, %s!"):format(e.nick))
+        end)"#;
+    greeter
+        .on_worker(move || {
+            LuaHost::current().expect("host").load_source(
+                "greeter",
+                None,
+                script.as_bytes(),
+                false,
+                &[],
+            )
+        })
+        .map_err(anyhow::Error::msg)?;
+    greeter.connect(&url, "{}")?;
+    let carol = Client::passive("carol");
+    carol.run(r#"expect("welcome", "chat", {nick = "greeter"})"#)?;
+    carol.connect(&url, "{}")?;
+    assert_eq!(carol.value(r#"return expect_done("welcome").text"#)?, "Welcome, carol!");
+    let welcomes = greeter.run(
+        r#"eventually("the echo", function() return #welcomes > 0 end)
+           dc.sleep(0.3)
+           return table.unpack(welcomes)"#,
+    )?;
+    assert_eq!(welcomes, ["Welcome, carol!"]);
+    Ok(())
+}
+
+#[test]
+fn registered_nick_logs_in_and_a_wrong_password_fails() -> Result<()> {
+    let hub = NmdcHub::start(NmdcHubOptions {
+        users: vec![("member".into(), "s3cret".into()), ("spare".into(), "pw2".into())],
+        ..Default::default()
+    })?;
+    let url = hub.url();
+    let member = Client::passive("member");
+    member.connect(&url, r#"{password = "s3cret"}"#)?;
+    // Registered: the tag says so (H:0/1/0), in our own entry and as others
+    // see it.
+    assert_eq!(member.value(r#"return hub:user("member").hubs.registered"#)?, "1");
+    let other = Client::passive("other");
+    other.connect(&url, "{}")?;
+    assert_eq!(
+        other.value(
+            r#"return eventually("member's tag", function()
+                 local u = hub:user("member") return u and u.hubs and u.hubs.registered end)"#
+        )?,
+        "1"
+    );
+
+    let intruder = Client::passive("intruder");
+    let got = intruder.run(&format!(
+        r#"expect("failed", "login_failed")
+           expect("gone", "hub_disconnected")
+           hub = dc.connect("{url}", {{nick = "spare", password = "wrong", reconnect_delay = 0.2}})
+           local f = expect_done("failed")
+           local d = expect_done("gone")
+           return f.reason, f.raw, d.reconnect_in, f.hub == hub"#
+    ))?;
+    assert_eq!(got, ["wrong password", "$BadPass", "nil", "true"]);
+    // No reconnect after a wrong password: the session ended.
+    assert_eq!(intruder.value("dc.sleep(0.5) return hub.state .. ' ' .. #dc.hubs()")?, "disconnected 0");
+
+    // No password set for a registered nick: the same, with a reason saying so.
+    let got = intruder.run(&format!(
+        r#"expect("failed", "login_failed")
+           dc.connect("{url}", {{nick = "spare"}})
+           return expect_done("failed").reason"#
+    ))?;
+    assert_eq!(got, ["the hub asks for a password and none is set"]);
+    Ok(())
+}
+
+#[test]
+fn the_client_reconnects_by_itself_after_the_hub_restarts() -> Result<()> {
+    let mut hub = NmdcHub::start(NmdcHubOptions::default())?;
+    let url = hub.url();
+    let dave = Client::passive("dave");
+    dave.connect(&url, "{reconnect_delay = 0.3}")?;
+    dave.run(
+        r#"drops = {}
+           dc.on("hub_disconnected", function(e) drops[#drops + 1] = e end)
+           expect("back", "hub_connected", nil, 20)"#,
+    )?;
+    hub.restart()?;
+    let got = dave.run(
+        r#"local e = expect_done("back")
+           local d = drops[1]
+           return e.hub == hub, hub.state, d.reason, d.reconnect_in ~= nil"#,
+    )?;
+    assert_eq!(got[..2], ["true", "online"]);
+    assert_eq!(got[3], "true");
+    assert!(got[2].contains("closed"), "drop reason {:?}", got[2]);
+    // The session works after the reconnect.
+    let erin = Client::passive("erin");
+    erin.connect(&url, "{}")?;
+    erin.run(r#"expect("hi", "chat", {nick = "dave"})"#)?;
+    dave.run(r#"assert(hub:say("back again"))"#)?;
+    assert_eq!(erin.value(r#"return expect_done("hi").text"#)?, "back again");
+    Ok(())
+}
