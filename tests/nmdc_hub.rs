@@ -470,3 +470,84 @@ fn the_client_reconnects_by_itself_after_the_hub_restarts() -> Result<()> {
     assert_eq!(erin.value(r#"return expect_done("hi").text"#)?, "back again");
     Ok(())
 }
+
+// ----- with eiskaltdcpp on the same hub ------------------------------------------
+
+#[test]
+fn eiskaltdcpp_and_dclua_chat_pm_search_and_see_each_other() -> Result<()> {
+    let hub = NmdcHub::start(NmdcHubOptions::default())?;
+    let url = hub.url();
+    let files = support::component_dir("eiskalt-share")?;
+    let share = files.path().join("stuff");
+    std::fs::create_dir_all(&share)?;
+    std::fs::write(share.join("payload-alpha.bin"), vec![7u8; 100_000])?;
+    let eisk = Eiskalt::start(EiskaltOptions {
+        nick: "eisk".into(),
+        share: Some(share),
+        hubs: vec![url.clone()],
+        ..EiskaltOptions::default()
+    })?;
+    // dclua in active mode: searches go out with our UDP port.
+    let frank = Client::new(Identity {
+        nick: "frank".into(),
+        description: "dclua under test".into(),
+        slots: 5,
+        share_size: 123_456_789,
+        mode: ConnectMode::Active,
+        listen_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ..Identity::default()
+    });
+    frank.connect(&url, "{}")?;
+
+    // dclua in eiskaltdcpp's user list, with the share and the tag it announced.
+    let seen = eisk.wait_user(&url, "frank")?;
+    ensure!(seen.share == 123_456_789, "share as eiskaltdcpp sees it: {}", seen.share);
+    let tag = format!("<dclua V:{},M:A,H:1/0/0,S:5>", env!("CARGO_PKG_VERSION"));
+    ensure!(seen.tag == tag, "tag as eiskaltdcpp sees it: {:?}, want {tag:?}", seen.tag);
+    ensure!(seen.description == "dclua under test", "description {:?}", seen.description);
+    // And eiskaltdcpp in dclua's, parsed.
+    let got = frank.run(
+        r#"local u = eventually("eisk", function()
+             local u = hub:user("eisk") return u and u.client ~= "" and u end)
+           return u.client, u.mode, u.slots, u.share > 0"#,
+    )?;
+    assert_eq!(got, ["EiskaltDC++", "active", "10", "true"]);
+
+    // Chat both ways.
+    frank.run(r#"assert(hub:say("hello eiskalt"))"#)?;
+    eisk.wait_chat(&url, Some("frank"), "hello eiskalt")?;
+    frank.run(r#"expect("chat", "chat", {nick = "eisk"})"#)?;
+    eisk.say(&url, "hello dclua")?;
+    assert_eq!(frank.value(r#"return expect_done("chat").text"#)?, "hello dclua");
+
+    // PMs both ways.
+    frank.run(r#"assert(hub:pm("eisk", "private hello"))"#)?;
+    ensure!(eisk.wait_pm(&url, "frank", "private hello")? == "private hello");
+    frank.run(r#"expect("pm", "pm", {from = "eisk"})"#)?;
+    eisk.pm(&url, "frank", "private answer")?;
+    assert_eq!(frank.value(r#"return expect_done("pm").text"#)?, "private answer");
+
+    // A search sent by eiskaltdcpp reaches dclua's search event.
+    frank.run(r#"expect("search", "search", function(e) return e.text == "needle haystack" end)"#)?;
+    eisk.search_with(
+        Some(&url),
+        "needle haystack",
+        SearchType::Any,
+        support::SearchWait { max: Duration::from_millis(300), min_results: 1, quiet: Duration::ZERO },
+    )?;
+    let got = frank.run(
+        r#"local e = expect_done("search")
+           return e.passive, e.nick, e.address ~= nil, e.type, e.raw:sub(1, 8)"#,
+    )?;
+    assert_eq!(got, ["false", "nil", "true", "any", "$Search "]);
+
+    // dclua searches actively: eiskaltdcpp answers by UDP to the shared
+    // listener, which routes the result to this hub.
+    let got = frank.run(
+        r#"local results = dc.search{text = "payload alpha", timeout = 5, max_results = 1}
+           local r = assert(results[1], "no result")
+           return r.nick, r.name, r.size, r.via, #r.tth, r.hub == hub"#,
+    )?;
+    assert_eq!(got, ["eisk", "payload-alpha.bin", "100000", "udp", "39", "true"]);
+    Ok(())
+}
