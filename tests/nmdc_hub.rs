@@ -213,7 +213,8 @@ impl Drop for Client {
 
 #[test]
 fn two_clients_see_each_other_chat_pm_and_search() -> Result<()> {
-    let hub = NmdcHub::start(NmdcHubOptions { topic: "all about tests".into(), ..Default::default() })?;
+    let hub =
+        NmdcHub::start(NmdcHubOptions { topic: "all about tests".into(), ..Default::default() })?;
     let url = hub.url();
     let alice = Client::passive("alice");
     let bob = Client::passive("bob");
@@ -254,7 +255,10 @@ fn two_clients_see_each_other_chat_pm_and_search() -> Result<()> {
            return u.description, u.client, hub.user_count >= 4, hub:user("OpChat").op"#,
     )?;
     assert_eq!(seen, ["alice the tester", "dclua", "true", "true"]);
-    assert_eq!(alice.value("return eventually('the join', function() return joined[1] end)")?, "bob:dclua");
+    assert_eq!(
+        alice.value("return eventually('the join', function() return joined[1] end)")?,
+        "bob:dclua"
+    );
     // The hub's name and topic.
     assert_eq!(
         bob.run("return hub.name, hub.topic, hub.protocol, hub.nick, hub.url")?,
@@ -271,7 +275,10 @@ fn two_clients_see_each_other_chat_pm_and_search() -> Result<()> {
     bob.output_line("<alice> hi bob | $5 & more")?;
     alice.run(r#"expect("chat", "chat", {nick = "bob"})"#)?;
     bob.run(r#"assert(hub:say("waves", {me = true}))"#)?;
-    assert_eq!(alice.run(r#"local e = expect_done("chat") return e.text, e.me"#)?, ["waves", "true"]);
+    assert_eq!(
+        alice.run(r#"local e = expect_done("chat") return e.text, e.me"#)?,
+        ["waves", "true"]
+    );
     alice.output_line("* bob waves")?;
 
     // PMs both ways; a consuming handler hides one from the console.
@@ -329,11 +336,15 @@ fn two_clients_see_each_other_chat_pm_and_search() -> Result<()> {
         ]
     );
     assert_eq!(
-        bob.run("return last_search.nick, last_search.text, last_search.passive, last_search.type")?,
+        bob.run(
+            "return last_search.nick, last_search.text, last_search.passive, last_search.type"
+        )?,
         ["alice", "song", "true", "any"]
     );
     assert_eq!(
-        alice.value(r#"return eventually("the event", function() return results_seen[1] end).name"#)?,
+        alice.value(
+            r#"return eventually("the event", function() return results_seen[1] end).name"#
+        )?,
         "Some Song.mp3"
     );
     // A result that does not match is not returned (but is still an event).
@@ -430,7 +441,10 @@ fn registered_nick_logs_in_and_a_wrong_password_fails() -> Result<()> {
     ))?;
     assert_eq!(got, ["wrong password", "$BadPass", "nil", "true"]);
     // No reconnect after a wrong password: the session ended.
-    assert_eq!(intruder.value("dc.sleep(0.5) return hub.state .. ' ' .. #dc.hubs()")?, "disconnected 0");
+    assert_eq!(
+        intruder.value("dc.sleep(0.5) return hub.state .. ' ' .. #dc.hubs()")?,
+        "disconnected 0"
+    );
 
     // No password set for a registered nick: the same, with a reason saying so.
     let got = intruder.run(&format!(
@@ -528,12 +542,17 @@ fn eiskaltdcpp_and_dclua_chat_pm_search_and_see_each_other() -> Result<()> {
     assert_eq!(frank.value(r#"return expect_done("pm").text"#)?, "private answer");
 
     // A search sent by eiskaltdcpp reaches dclua's search event.
-    frank.run(r#"expect("search", "search", function(e) return e.text == "needle haystack" end)"#)?;
+    frank
+        .run(r#"expect("search", "search", function(e) return e.text == "needle haystack" end)"#)?;
     eisk.search_with(
         Some(&url),
         "needle haystack",
         SearchType::Any,
-        support::SearchWait { max: Duration::from_millis(300), min_results: 1, quiet: Duration::ZERO },
+        support::SearchWait {
+            max: Duration::from_millis(300),
+            min_results: 1,
+            quiet: Duration::ZERO,
+        },
     )?;
     let got = frank.run(
         r#"local e = expect_done("search")
@@ -549,5 +568,555 @@ fn eiskaltdcpp_and_dclua_chat_pm_search_and_see_each_other() -> Result<()> {
            return r.nick, r.name, r.size, r.via, #r.tth, r.hub == hub"#,
     )?;
     assert_eq!(got, ["eisk", "payload-alpha.bin", "100000", "udp", "39", "true"]);
+    Ok(())
+}
+
+// ----- an in-process fake hub, for what real hubs never send ------------------------
+
+/// A scripted NMDC hub: a std listener on 127.0.0.1 driven by the test.
+struct FakeHub {
+    listener: TcpListener,
+    port: support::ports::Port,
+}
+
+const FAKE_LOCK: &[u8] = b"EXTENDEDPROTOCOL_fake_LOCK_0123456789";
+
+impl FakeHub {
+    fn start() -> Result<FakeHub> {
+        let port = support::ports::free_port()?;
+        let listener =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port.get())).context("binding the fake hub")?;
+        listener.set_nonblocking(true)?;
+        Ok(FakeHub { listener, port })
+    }
+
+    fn url(&self) -> String {
+        format!("dchub://127.0.0.1:{}", self.port.get())
+    }
+
+    /// The next client connection (≤ 10 s).
+    fn accept(&self) -> Result<FakeConn> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.listener.accept() {
+                Ok((s, _)) => {
+                    s.set_nonblocking(false)?;
+                    s.set_read_timeout(Some(Duration::from_millis(50)))?;
+                    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+                    return Ok(FakeConn { s, got: Vec::new() });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() > deadline {
+                        bail!("no client connected to the fake hub within 10 s");
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e).context("accepting on the fake hub"),
+            }
+        }
+    }
+
+    /// True when no client connects within `d`.
+    fn quiet_for(&self, d: Duration) -> Result<bool> {
+        let deadline = Instant::now() + d;
+        while Instant::now() < deadline {
+            match self.listener.accept() {
+                Ok(_) => return Ok(false),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => return Err(e).context("accepting on the fake hub"),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// One client connection on the fake hub.
+struct FakeConn {
+    s: TcpStream,
+    got: Vec<u8>,
+}
+
+impl FakeConn {
+    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.s.write_all(bytes).context("writing to the client")
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.got).into_owned()
+    }
+
+    /// Reads until what arrived contains `needle` (≤ 10 s).
+    fn wait_for(&mut self, needle: &[u8]) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 65536];
+        while !self.got.windows(needle.len()).any(|w| w == needle) {
+            if Instant::now() > deadline {
+                bail!(
+                    "the client did not send {:?}; got {:?}",
+                    String::from_utf8_lossy(needle),
+                    self.text()
+                );
+            }
+            match self.s.read(&mut buf) {
+                Ok(0) => bail!("the client closed the connection; got {:?}", self.text()),
+                Ok(n) => self.got.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e).context("reading from the client"),
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the client closes the connection within 10 s.
+    fn closed(&mut self) -> Result<bool> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 65536];
+        while Instant::now() < deadline {
+            match self.s.read(&mut buf) {
+                Ok(0) => return Ok(true),
+                Ok(n) => self.got.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return Ok(true),
+            }
+        }
+        Ok(false)
+    }
+
+    /// The NMDC login as a hub sees it: `$Lock`, then the client's
+    /// `$Supports` (before `$Key`), the right `$Key`, `$ValidateNick`; then
+    /// `$Hello` and the client's `$Version`, `$GetNickList`, `$MyINFO`.
+    fn login(&mut self, nick: &str) -> Result<()> {
+        let mut lock = b"$Lock ".to_vec();
+        lock.extend_from_slice(FAKE_LOCK);
+        lock.extend_from_slice(b" Pk=fakehub|$HubName fake hub|");
+        self.send(&lock)?;
+        self.wait_for(format!("$ValidateNick {nick}|").as_bytes())?;
+        let mut key = b"$Key ".to_vec();
+        key.extend_from_slice(&dclua::proto::nmdc::lock_to_key(FAKE_LOCK));
+        key.push(b'|');
+        let want = [
+            b"$Supports UserCommand NoGetINFO NoHello UserIP2 TTHSearch ZPipe0|".to_vec(),
+            key,
+            format!("$ValidateNick {nick}|").into_bytes(),
+        ]
+        .concat();
+        ensure!(self.got == want, "login: got {:?}", self.text());
+        self.got.clear();
+        self.send(format!("$Hello {nick}|").as_bytes())?;
+        self.wait_for(b"$MyINFO $ALL ")?;
+        self.wait_for(b"$|")?;
+        let text = self.text();
+        ensure!(
+            text.starts_with("$Version 1,0091|$GetNickList|$MyINFO $ALL "),
+            "after $Hello: {text:?}"
+        );
+        Ok(())
+    }
+}
+
+/// A deterministic stream of junk bytes (xorshift).
+fn junk(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect()
+}
+
+/// Resident memory of this process, in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+#[test]
+fn hostile_input_from_a_fake_hub_does_no_harm() -> Result<()> {
+    let fake = FakeHub::start()?;
+    let gina = Client::passive("gina");
+    gina.run(&format!(
+        r#"chats = {{}}
+           dc.on("chat", function(e) chats[#chats + 1] = e.text end)
+           expect("connected", "hub_connected")
+           hub = dc.connect("{}", {{charset = "utf-8", reconnect_delay = 0.2}})"#,
+        fake.url()
+    ))?;
+    let mut conn = fake.accept()?;
+    conn.login("gina")?;
+    gina.run(r#"expect_done("connected")"#)?;
+
+    // Bytes that are not UTF-8 (the hub's charset here) and $MyINFO lines
+    // with fields missing.
+    conn.send(b"<bad\xff\xfe> caf\xe9 \x81|")?;
+    conn.send(
+        b"$MyINFO $ALL nofields|$MyINFO $ALL onlydesc hello|$MyINFO $ALL notag desc$ $|\
+          $MyINFO $ALL brokentag d<++ V:1,M:A,H:x/y,S:q>$ $$$notanumber$|$MyINFO $ALL |\
+          $MyINFO nothing|$MyINFO $ALL flagless d$ $$$5$|",
+    )?;
+    // Garbage: bare and truncated commands, control bytes, random bytes.
+    conn.send(b"$|$$$$|$Garbage \x00\x01\x02|$SR broken|$Search|$Search x|$ConnectToMe|$To:|")?;
+    conn.send(b"$To: gina From: |$Hello|$Quit|$OpList|$UserIP|$UserIP $$|$BotList $$$$|<|<>|>|")?;
+    conn.send(b"$Lock|$Key|$Supports|$HubName|$ZOn|")?;
+    conn.send(b"<hub> after the zon that was no zlib|")?;
+    let mut fresh = broken_zon_then_junk(&fake, &gina, &mut conn)?;
+
+    // A 10 MB line without '|': the client closes with a clear log line and
+    // comes back by itself.
+    fresh.send(b"<hub> before the flood|")?;
+    gina.run(
+        r#"eventually("the chat", function() return chats[#chats] == "before the flood" end)"#,
+    )?;
+    gina.run(r#"expect("drop", "hub_disconnected") expect("connected", "hub_connected")"#)?;
+    let _ = fresh.send(&vec![b'x'; 10 << 20]);
+    ensure!(fresh.closed()?, "the client did not close the flooding connection");
+    wait_log(&["hub", "longer than 4194304 bytes without '|'", "connection closed"])?;
+    let reason = gina.value(r#"return expect_done("drop").reason"#)?;
+    ensure!(reason.contains("longer than"), "drop reason {reason:?}");
+    let mut third = fake.accept()?;
+    third.login("gina")?;
+    gina.run(r#"expect_done("connected")"#)?;
+    third.send(b"<hub> still here|")?;
+    gina.run(r#"eventually("the chat", function() return chats[#chats] == "still here" end)"#)?;
+    Ok(())
+}
+
+/// The hostile test's middle part: the first connection ended with a `$ZOn`
+/// that is not zlib (closed with a clear log line); the client logs in again
+/// and the same junk, without it, leaves the session up. Returns the live
+/// connection.
+fn broken_zon_then_junk(fake: &FakeHub, gina: &Client, conn: &mut FakeConn) -> Result<FakeConn> {
+    // The '$ZOn' followed by plain text is a broken zlib stream: the client
+    // closes this connection, logs why, and reconnects.
+    ensure!(conn.closed()?, "the client kept a connection whose $ZOn block is not zlib");
+    wait_log(&["hub", "$ZOn block is not a valid zlib stream"])?;
+    let bad = gina.value("return chats[1]")?;
+    assert_eq!(bad, "caf\u{fffd} \u{fffd}", "invalid UTF-8 became U+FFFD");
+    let mut fresh = fake.accept()?;
+    gina.run(r#"expect("connected", "hub_connected")"#)?;
+    fresh.login("gina")?;
+    gina.run(r#"expect_done("connected")"#)?;
+    // The same junk without the broken $ZOn: everything stays up, and the
+    // users whose $MyINFO had fields missing are listed.
+    fresh.send(
+        b"$MyINFO $ALL nofields|$MyINFO $ALL onlydesc hello|$MyINFO $ALL notag desc$ $|\
+          $MyINFO $ALL brokentag d<++ V:1,M:A,H:x/y,S:q>$ $$$notanumber$|$MyINFO $ALL |\
+          $MyINFO nothing|$MyINFO $ALL flagless d$ $$$5$|",
+    )?;
+    fresh.send(b"$|$$$$|$Garbage \x00\x01\x02|$SR broken|$Search|$Search x|$ConnectToMe|$To:|")?;
+    fresh
+        .send(b"$To: gina From: |$Hello|$Quit|$OpList|$UserIP|$UserIP $$|$BotList $$$$|<|<>|>|")?;
+    fresh.send(b"$Lock|$Key|$Supports|$HubName|$HubTopic|")?;
+    let mut noise = junk(200_000, 0x9e37_79b9_7f4a_7c15);
+    for (i, b) in noise.iter_mut().enumerate() {
+        if i % 97 == 0 {
+            *b = b'|';
+        }
+    }
+    noise.push(b'|');
+    fresh.send(&noise)?;
+    fresh.send(b"<hub> survived the junk|")?;
+    gina.run(
+        r#"eventually("the chat", function() return chats[#chats] == "survived the junk" end)"#,
+    )?;
+    let got = gina.run(
+        r#"local n = function(x) local u = hub:user(x) return u and (u.description .. "/" .. u.share) or "-" end
+           return n("nofields"), n("onlydesc"), n("notag"), n("brokentag"), n("flagless"),
+                  hub:user("brokentag").client, hub.state"#,
+    )?;
+    assert_eq!(got, ["/0", "hello/0", "desc/0", "d/0", "d/5", "++", "online"]);
+    Ok(fresh)
+}
+
+#[test]
+fn a_burst_of_100000_users_is_listed_and_reported() -> Result<()> {
+    const USERS: usize = 100_000;
+    let fake = FakeHub::start()?;
+    let hank = Client::passive("hank");
+    hank.run(&format!(
+        r#"joins = 0
+           dc.on("user_joined", function(e) joins = joins + 1 end)
+           expect("connected", "hub_connected")
+           hub = dc.connect("{}", {{reconnect_delay = 0.2}})"#,
+        fake.url()
+    ))?;
+    let mut conn = fake.accept()?;
+    conn.login("hank")?;
+    hank.run(r#"expect_done("connected")"#)?;
+    let before = rss();
+    let mut burst = Vec::with_capacity(USERS * 80);
+    for i in 0..USERS {
+        burst.extend_from_slice(
+            format!("$MyINFO $ALL user{i:06} description {i}<++ V:0.868,M:A,H:1/0/0,S:3>$ $100\x01$u{i}@example.org${}$|", i * 1000)
+                .as_bytes(),
+        );
+    }
+    burst.extend_from_slice(b"<hub> burst done|");
+    conn.send(&burst)?;
+    let got = hank.run(
+        r#"expect("done", "chat", {text = "burst done"}, 30) expect_done("done")
+           eventually("every join", function() return joins == 100000 end, 30)
+           local u = hub:user("user054321")
+           return hub.user_count, joins, u.description, u.share, u.email, u.slots"#,
+    )?;
+    let grown = rss().saturating_sub(before);
+    assert_eq!(
+        got,
+        ["100001", "100000", "description 54321", "54321000", "u54321@example.org", "3"]
+    );
+    // The wire held about 10 MB; the list and the events in flight must stay
+    // far below what an unbounded queue would take.
+    ensure!(grown < 400 << 20, "resident memory grew by {} MiB", grown >> 20);
+    Ok(())
+}
+
+#[test]
+fn zon_blocks_are_inflated_and_plain_text_resumes() -> Result<()> {
+    use flate2::write::ZlibEncoder;
+    let fake = FakeHub::start()?;
+    let ivy = Client::passive("ivy");
+    ivy.run(&format!(
+        r#"chats = {{}}
+           dc.on("chat", function(e) chats[#chats + 1] = e.text end)
+           expect("connected", "hub_connected")
+           hub = dc.connect("{}", {{reconnect_delay = 0}})"#,
+        fake.url()
+    ))?;
+    let mut conn = fake.accept()?;
+    conn.login("ivy")?;
+    let mut block = Vec::new();
+    for i in 0..500 {
+        block.extend_from_slice(format!("$MyINFO $ALL z{i} zipped$ $1\x01$$7$|").as_bytes());
+    }
+    block.extend_from_slice(b"$HubTopic from the zlib block|<hub> inside|");
+    let mut z = ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&block)?;
+    let mut stream = b"$ZOn|".to_vec();
+    stream.extend(z.finish()?);
+    stream.extend_from_slice(b"<hub> plain again|");
+    conn.send(&stream)?;
+    ivy.run(r#"expect_done("connected")"#)?;
+    let got = ivy.run(
+        r#"eventually("the plain chat", function() return chats[#chats] == "plain again" end)
+           return hub.user_count, hub.topic, chats[1], hub:user("z499").share"#,
+    )?;
+    assert_eq!(got, ["501", "from the zlib block", "inside", "7"]);
+    Ok(())
+}
+
+#[test]
+fn redirects_are_followed_unless_vetoed() -> Result<()> {
+    let first = FakeHub::start()?;
+    let second = FakeHub::start()?;
+    let jack = Client::passive("jack");
+    jack.run(&format!(
+        r#"expect("connected", "hub_connected")
+           hub = dc.connect("{}", {{reconnect_delay = 0.2}})"#,
+        first.url()
+    ))?;
+    let mut conn = first.accept()?;
+    conn.login("jack")?;
+    jack.run(r#"expect_done("connected") expect("redirect", "hub_redirect") expect("connected", "hub_connected")"#)?;
+    let target = format!("127.0.0.1:{}", second.port.get());
+    conn.send(format!("$ForceMove {target}|").as_bytes())?;
+    ensure!(conn.closed()?, "the client stayed on the hub that redirected it");
+    let mut moved = second.accept()?;
+    moved.login("jack")?;
+    let got = jack.run(
+        r#"local r = expect_done("redirect")
+           local c = expect_done("connected")
+           return r.url, r.follow, c.hub == hub, hub.url"#,
+    )?;
+    assert_eq!(got, [target.as_str(), "true", "true", target.as_str()]);
+
+    // A handler that consumes hub_redirect vetoes it: the client goes back to
+    // the hub it was on.
+    let kim = Client::passive("kim");
+    kim.run(&format!(
+        r#"dc.on("hub_redirect", function(e) vetoed = e.url return true end)
+           expect("connected", "hub_connected")
+           hub = dc.connect("{}", {{reconnect_delay = 0.2}})"#,
+        first.url()
+    ))?;
+    let mut conn = first.accept()?;
+    conn.login("kim")?;
+    kim.run(r#"expect_done("connected") expect("connected", "hub_connected")"#)?;
+    conn.send(format!("$ForceMove {target}|").as_bytes())?;
+    ensure!(conn.closed()?, "the client stayed on the hub that redirected it");
+    let mut back = first.accept()?;
+    ensure!(second.quiet_for(Duration::from_millis(300))?, "the vetoed redirect was followed");
+    back.login("kim")?;
+    assert_eq!(
+        kim.run(r#"expect_done("connected") return vetoed, hub.url"#)?,
+        [target.as_str(), first.url().as_str()]
+    );
+    Ok(())
+}
+
+#[test]
+fn hub_raw_handlers_see_every_line_in_order_and_may_consume_it() -> Result<()> {
+    let fake = FakeHub::start()?;
+    let lou = Client::passive("lou");
+    lou.run(&format!(
+        r#"raws, chats = {{}}, {{}}
+           dc.on("hub_raw", function(e)
+             raws[#raws + 1] = e.raw
+             if e.raw:find("^%$HubTopic") then return true end
+           end)
+           dc.on("chat", function(e) chats[#chats + 1] = e.text end)
+           expect("connected", "hub_connected")
+           hub = dc.connect("{}", {{reconnect_delay = 0}})"#,
+        fake.url()
+    ))?;
+    let mut conn = fake.accept()?;
+    conn.login("lou")?;
+    lou.run(r#"expect_done("connected")"#)?;
+    let mut lines = Vec::new();
+    for i in 0..300 {
+        lines.extend_from_slice(format!("<hub> line {i}|").as_bytes());
+        if i == 150 {
+            lines.extend_from_slice(b"$HubTopic hidden topic|");
+        }
+    }
+    conn.send(&lines)?;
+    let got = lou.run(
+        r#"eventually("every line", function() return #chats == 300 end)
+           for i = 1, 300 do assert(chats[i] == "line " .. (i - 1), "chat out of order at " .. i) end
+           local topic_at
+           for i, r in ipairs(raws) do if r == "$HubTopic hidden topic" then topic_at = i end end
+           return hub.topic, raws[topic_at - 1], raws[topic_at + 1], raws[1]:sub(1, 6)"#,
+    )?;
+    assert_eq!(got, ["", "<hub> line 150", "<hub> line 151", "$Lock "]);
+    Ok(())
+}
+
+#[test]
+fn unloading_a_script_disconnects_its_hubs() -> Result<()> {
+    let fake = FakeHub::start()?;
+    let max = Client::passive("max");
+    let src = format!(r#"hub = dc.connect("{}", {{reconnect_delay = 0.2}})"#, fake.url());
+    let id = max
+        .on_worker(move || {
+            LuaHost::current().expect("host").load_source("owner", None, src.as_bytes(), false, &[])
+        })
+        .map_err(anyhow::Error::msg)?;
+    let mut conn = fake.accept()?;
+    conn.login("max")?;
+    assert_eq!(
+        max.value(
+            "return eventually('online', function() return dc.hubs()[1].state == 'online' end)"
+        )?,
+        "true"
+    );
+    max.on_worker(move || LuaHost::current().expect("host").unload(id));
+    ensure!(conn.closed()?, "the hub of the unloaded script is still connected");
+    assert_eq!(
+        max.value("return eventually('gone', function() return #dc.hubs() == 0 end)")?,
+        "true"
+    );
+    ensure!(
+        fake.quiet_for(Duration::from_millis(500))?,
+        "the hub reconnected after its script was unloaded"
+    );
+    Ok(())
+}
+
+// ----- the configuration's hubs ---------------------------------------------------
+
+#[test]
+fn hubs_of_the_configuration_connect_at_start() -> Result<()> {
+    let fake = FakeHub::start()?;
+    let dir = support::component_dir("dclua-run")?;
+    let config = dir.path().join("config.lua");
+    std::fs::write(
+        &config,
+        format!(
+            r#"nick = "cfguser"
+               description = "from the config"
+               slots = 7
+               hubs = {{ {{ url = "{}", autoconnect = true }} }}
+               log_level = "warn"
+            "#,
+            fake.url()
+        ),
+    )?;
+    let script = dir.path().join("bot.lua");
+    std::fs::write(
+        &script,
+        r#"local e = dc.wait("hub_connected", {timeout = 10})
+           print("connected to " .. e.hub.url .. " as " .. e.hub.nick)
+           local c = dc.wait("chat", {timeout = 10})
+           print("chat: " .. c.text)
+           dc.quit(0)"#,
+    )?;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dclua"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("run")
+        .arg(&script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("starting dclua")?;
+    let mut conn = None;
+    let run = (|| -> Result<()> {
+        let c = conn.insert(fake.accept()?);
+        c.login("cfguser")?;
+        let info = c.text();
+        ensure!(info.contains("$MyINFO $ALL cfguser from the config<dclua V:"), "{info:?}");
+        ensure!(info.contains(",M:P,H:1/0/0,S:7>"), "{info:?}");
+        // Echo its $MyINFO (the initial list is then complete), then chat.
+        let start = info.find("$MyINFO").unwrap_or(0);
+        let echo = info[start..].to_string();
+        c.send(echo.as_bytes())?;
+        c.send(b"<hub> hello config|")?;
+        Ok(())
+    })();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_string(&mut out)?;
+    }
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut err)?;
+    }
+    run.with_context(|| format!("stdout:\n{out}\nstderr:\n{err}"))?;
+    ensure!(
+        status.is_some_and(|s| s.success()),
+        "dclua: {status:?}\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    drop(conn);
+    // Chat went to the log, not to the script's standard output.
+    assert_eq!(out, format!("connected to {} as cfguser\nchat: hello config\n", fake.url()));
     Ok(())
 }

@@ -1061,6 +1061,10 @@ impl State {
     }
 
     fn on_lock(&mut self, lock: &Lock) {
+        if self.logged_in {
+            log::debug!(target: "hub", "hub {}: ignored a $Lock after the login", self.params.url);
+            return;
+        }
         self.info.borrow_mut().state = HubState::LoggingIn;
         if lock.is_extended() {
             let features = SUPPORTS.iter().map(|s| s.to_string()).collect();
