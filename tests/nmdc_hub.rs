@@ -1120,3 +1120,121 @@ fn hubs_of_the_configuration_connect_at_start() -> Result<()> {
     assert_eq!(out, format!("connected to {} as cfguser\nchat: hello config\n", fake.url()));
     Ok(())
 }
+
+#[test]
+fn user_flags_connection_requests_and_outgoing_commands() -> Result<()> {
+    let fake = FakeHub::start()?;
+    let ned = Client::passive("ned");
+    ned.run(&format!(
+        r#"requests, infos, left = {{}}, {{}}, {{}}
+           dc.on("connection_request", function(e) requests[#requests + 1] = e end)
+           dc.on("hub_info", function(e) infos[#infos + 1] = e.name .. "/" .. e.topic end)
+           dc.on("user_left", function(e) left[#left + 1] = e.nick end)
+           expect("connected", "hub_connected")
+           hub = dc.connect("{}", {{reconnect_delay = 0}})"#,
+        fake.url()
+    ))?;
+    let mut conn = fake.accept()?;
+    conn.login("ned")?;
+    conn.send(b"$MyINFO $ALL ned x$ $1\x01$$0$|$MyINFO $ALL opal x$ $1\x01$$0$|$MyINFO $ALL robo x$ $1\x01$$0$|")?;
+    ned.run(r#"expect_done("connected")"#)?;
+    conn.got.clear();
+    conn.send(
+        b"$OpList opal$$|$BotList robo$$|$UserIP opal 127.0.0.1$$ned 127.0.0.1$$|\
+          $HubTopic new topic|$ConnectToMe ned 127.0.0.1:4000|$ConnectToMe ned 127.0.0.1:4001S|\
+          $RevConnectToMe opal ned|$RevConnectToMe opal someoneelse|$Quit robo|<hub> mark|",
+    )?;
+    let got = ned.run(
+        r#"eventually("the mark", function() return #left == 1 end)
+           local o = hub:user("opal")
+           local r1, r2, r3 = requests[1], requests[2], requests[3]
+           return o.op, o.ip, o.bot, left[1], infos[#infos], #requests,
+                  r1.address, r1.tls, r1.reverse, r2.address, r2.tls, r3.nick, r3.reverse"#,
+    )?;
+    assert_eq!(
+        got,
+        [
+            "true",
+            "127.0.0.1",
+            "false",
+            "robo",
+            "fake hub/new topic",
+            "3",
+            "127.0.0.1:4000",
+            "false",
+            "false",
+            "127.0.0.1:4001",
+            "true",
+            "opal",
+            "true"
+        ]
+    );
+
+    // Searches as they go on the wire, passive: words with '$' for spaces,
+    // one size bound, the type code; a TTH search.
+    ned.run(
+        r#"dc.search{text = "two words", type = "video", min_size = 1000, timeout = 0}
+           dc.search{tth = "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ", timeout = 0}
+           dc.search{text = "small", max_size = 5, timeout = 0}
+           assert(hub:send_raw("$Custom line"))"#,
+    )?;
+    conn.wait_for(b"$Custom line|")?;
+    assert_eq!(
+        conn.text(),
+        "$Search Hub:ned T?F?1000?7?two$words|\
+         $Search Hub:ned F?T?0?9?TTH:LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ|\
+         $Search Hub:ned T?T?5?1?small|$Custom line|"
+    );
+
+    // Connection requests out, as the transfer layer will send them.
+    conn.got.clear();
+    ned.on_worker(|| {
+        let rt = LuaHost::current().expect("host").runtime().clone();
+        let hub = Hubs::current().ids()[0];
+        rt.send(hub, dclua::hub::HubCommand::ConnectToMe { nick: "opal".into(), port: 4100, tls: true });
+        rt.send(hub, dclua::hub::HubCommand::RevConnectToMe { nick: "opal".into() });
+    });
+    conn.wait_for(b"$RevConnectToMe ned opal|")?;
+    assert_eq!(conn.text(), "$ConnectToMe opal 127.0.0.1:4100S|$RevConnectToMe ned opal|");
+    Ok(())
+}
+
+#[test]
+fn my_info_follows_changes_rate_limited_and_counts_every_hub() -> Result<()> {
+    let first = FakeHub::start()?;
+    let second = FakeHub::start()?;
+    let olga = Client::passive("olga");
+    olga.run(&format!(r#"a = dc.connect("{}", {{reconnect_delay = 0}})"#, first.url()))?;
+    let mut a = first.accept()?;
+    a.login("olga")?;
+    ensure!(a.text().contains(",M:P,H:1/0/0,S:4>"), "{}", a.text());
+    a.got.clear();
+    olga.run(&format!(r#"b = dc.connect("{}", {{reconnect_delay = 0}})"#, second.url()))?;
+    let mut b = second.accept()?;
+    b.login("olga")?;
+    // The second hub counts both; the first hears of the second too, once
+    // its rate limit (2 s after its last $MyINFO) allows.
+    ensure!(b.text().contains(",H:2/0/0,"), "{}", b.text());
+    a.wait_for(b",H:2/0/0,")?;
+
+    // Two quick changes of the description make one $MyINFO with the last.
+    a.got.clear();
+    b.got.clear();
+    olga.on_worker(|| {
+        let hubs = Hubs::current();
+        let rt = LuaHost::current().expect("host").runtime().clone();
+        let mut id = hubs.identity();
+        id.description = "first change".into();
+        hubs.set_identity(&rt, id.clone());
+        id.description = "second change".into();
+        hubs.set_identity(&rt, id);
+    });
+    a.wait_for(b"second change")?;
+    b.wait_for(b"second change")?;
+    for conn in [&a, &b] {
+        let text = conn.text();
+        ensure!(!text.contains("first change"), "the first change went out too: {text:?}");
+        ensure!(text.matches("$MyINFO").count() == 1, "{text:?}");
+    }
+    Ok(())
+}
