@@ -1191,7 +1191,10 @@ fn user_flags_connection_requests_and_outgoing_commands() -> Result<()> {
     ned.on_worker(|| {
         let rt = LuaHost::current().expect("host").runtime().clone();
         let hub = Hubs::current().ids()[0];
-        rt.send(hub, dclua::hub::HubCommand::ConnectToMe { nick: "opal".into(), port: 4100, tls: true });
+        rt.send(
+            hub,
+            dclua::hub::HubCommand::ConnectToMe { nick: "opal".into(), port: 4100, tls: true },
+        );
         rt.send(hub, dclua::hub::HubCommand::RevConnectToMe { nick: "opal".into() });
     });
     conn.wait_for(b"$RevConnectToMe ned opal|")?;
