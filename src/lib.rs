@@ -14,6 +14,7 @@
 //! |---|---|---|
 //! | [`proto`] | pure codecs: NMDC, ADC, TTH | do I/O or read clocks |
 //! | [`runtime`] | jobs, the pool, the worker, timers, sockets | know any protocol |
+//! | [`hub`] | hub sessions (NMDC), the protocol-neutral hub model and registry | call Lua |
 //! | [`config`] | the configuration script and its typed, validated result | start anything |
 //! | [`cli`], [`app`], [`logging`] | the process: command line, signals, logs | hold protocol state |
 //!

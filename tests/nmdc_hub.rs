@@ -262,7 +262,7 @@ fn two_clients_see_each_other_chat_pm_and_search() -> Result<()> {
     // The hub's name and topic.
     assert_eq!(
         bob.run("return hub.name, hub.topic, hub.protocol, hub.nick, hub.url")?,
-        [&format!("dclua-test-nmdc - all about tests"), "all about tests", "nmdc", "bob", &url]
+        ["dclua-test-nmdc - all about tests", "all about tests", "nmdc", "bob", &url]
     );
 
     // Main chat both ways, shown in the console, with the HTML escaping undone.
@@ -623,7 +623,7 @@ impl FakeHub {
             match self.listener.accept() {
                 Ok(_) => return Ok(false),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(10))
+                    std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(e) => return Err(e).context("accepting on the fake hub"),
             }

@@ -1059,10 +1059,10 @@ impl State {
             | Message::GetInfo { .. } => {}
             Message::Raw(raw) => match raw.error {
                 Some(e) => {
-                    log::debug!(target: "hub", "hub {}: {e}: {:?}", self.params.url, String::from_utf8_lossy(&raw.frame))
+                    log::debug!(target: "hub", "hub {}: {e}: {:?}", self.params.url, String::from_utf8_lossy(&raw.frame));
                 }
                 None => {
-                    log::debug!(target: "hub", "hub {}: unknown command {:?}", self.params.url, String::from_utf8_lossy(raw.command()))
+                    log::debug!(target: "hub", "hub {}: unknown command {:?}", self.params.url, String::from_utf8_lossy(raw.command()));
                 }
             },
             other => {
@@ -1302,7 +1302,7 @@ impl State {
             match nmdc::parse(frame, self.cs) {
                 Message::SearchResult(sr) => self.on_result(sr, frame, Via::Udp),
                 other => {
-                    log::debug!(target: "hub", "hub {}: UDP datagram is not a result: {}", self.params.url, other.kind())
+                    log::debug!(target: "hub", "hub {}: UDP datagram is not a result: {}", self.params.url, other.kind());
                 }
             }
         }

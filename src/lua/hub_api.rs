@@ -309,7 +309,7 @@ impl LuaHubSink {
         };
         match ev {
             HubEvent::Connected { users } => {
-                emit("hub_connected", vec![("users", int(users as u64))])
+                emit("hub_connected", vec![("users", int(users as u64))]);
             }
             HubEvent::Disconnected { reason, reconnect_in } => emit(
                 "hub_disconnected",
