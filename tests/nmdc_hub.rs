@@ -1241,3 +1241,99 @@ fn my_info_follows_changes_rate_limited_and_counts_every_hub() -> Result<()> {
     }
     Ok(())
 }
+
+// ----- the Lua API's edges ----------------------------------------------------------
+
+#[test]
+fn the_hub_api_checks_its_arguments_and_matches_its_description() -> Result<()> {
+    let fake = FakeHub::start()?;
+    let pat = Client::passive("pat");
+    let err = |chunk: &str| match pat.eval(chunk) {
+        ChunkOutcome::Error(e) => e,
+        ChunkOutcome::Values(v) => format!("no error: {v:?}"),
+    };
+    for (chunk, want) in [
+        (r#"dc.connect("http://x")"#, "unknown scheme \"http\""),
+        (r#"dc.connect("adc://127.0.0.1:5")"#, "ADC hubs are not supported yet"),
+        (r#"dc.connect("nmdcs://127.0.0.1:5")"#, "TLS hubs (nmdcs://) are not supported yet"),
+        (
+            r#"dc.connect("127.0.0.1:5", {pasword = "x"})"#,
+            "unknown option \"pasword\" (did you mean \"password\"?)",
+        ),
+        (r#"dc.connect("127.0.0.1:5", {charset = "klingon"})"#, "unknown charset \"klingon\""),
+        (
+            r#"dc.connect("127.0.0.1:5", {nick = "two words"})"#,
+            "it must be non-empty and have no space",
+        ),
+        (r#"dc.connect(5)"#, "expected a hub address"),
+        (r#"dc.search{}"#, "give text = \"words\" or tth"),
+        (r#"dc.search{tth = "nope"}"#, "is not 39 base32 characters"),
+        (
+            r#"dc.search{text = "x", tpye = "video"}"#,
+            "unknown option \"tpye\" (did you mean \"type\"?)",
+        ),
+        (r#"dc.search{text = "x", type = "films"}"#, "unknown type \"films\""),
+        (r#"dc.search{text = "x", min_size = -1}"#, "min_size must be a whole number"),
+        (r#"dc.search{text = "x", hub = {}}"#, "hub must be a dc.Hub"),
+        (r#"dc.search(7)"#, "expected a table"),
+    ] {
+        let e = err(chunk);
+        ensure!(e.contains(want), "{chunk}: {e:?} lacks {want:?}");
+    }
+    // No hub online: an empty result and why.
+    assert_eq!(
+        pat.run(r#"local r, why = dc.search("anything") return #r, why"#)?,
+        ["0", "no hub is online"]
+    );
+
+    pat.run(&format!(r#"hub = dc.connect("{}", {{reconnect_delay = 0}})"#, fake.url()))?;
+    let mut conn = fake.accept()?;
+    conn.login("pat")?;
+    pat.run(r#"eventually("online", function() return hub.state == "online" end)"#)?;
+    for (chunk, want) in [
+        (r#"hub.say("x")"#, "call it on a hub, with ':'"),
+        (r#"hub:say(5)"#, "expected the text (a string), got number"),
+        (r#"hub:pm("x")"#, "expected the text (a string), got nil"),
+        (r#"hub.name = "mine""#, "field 'name' is read-only"),
+    ] {
+        let e = err(chunk);
+        ensure!(e.contains(want), "{chunk}: {e:?} lacks {want:?}");
+    }
+    // Hub objects cross into other events and states as themselves.
+    let got = pat.run(
+        r#"expect("mine", "mine")
+           dc.emit("mine", {hub = hub, list = dc.hubs()})
+           local e = expect_done("mine")
+           return e.hub == hub, e.list[1] == hub, tostring(hub), hub.protocol, hub.charset"#,
+    )?;
+    assert_eq!(got, ["true", "true", &format!("dc.Hub({})", fake.url()), "nmdc", "windows-1252"]);
+
+    // Every method and field the API description lists exists on a live hub,
+    // and every method there is described.
+    let live = pat.run(
+        r#"local mt = getmetatable(hub)
+           local out = {}
+           for k, v in pairs(mt.__index) do
+             if type(v) == "function" then out[#out + 1] = "dc.Hub:" .. k end
+           end
+           table.sort(out)
+           return table.concat(out, " ")"#,
+    )?;
+    let mut described: Vec<&str> = dclua::lua::api::FUNCTIONS
+        .iter()
+        .map(|f| f.path)
+        .filter(|p| p.starts_with("dc.Hub:"))
+        .collect();
+    described.sort_unstable();
+    assert_eq!(live[0], described.join(" "));
+    for f in dclua::lua::api::CLASS_FIELDS {
+        let key = f.path.trim_start_matches("dc.Hub.");
+        let ty = pat.value(&format!("return type(hub.{key})"))?;
+        ensure!(ty != "nil" || key == "keyprint", "hub.{key} is nil");
+    }
+    // After a disconnect the object still answers.
+    pat.run(r#"hub:disconnect() eventually("the end", function() return hub.state == "disconnected" end)"#)?;
+    let got = pat.run(r#"return hub.url, hub.user_count, hub:say("x")"#)?;
+    assert_eq!(got, [fake.url().as_str(), "0", "false", "the hub is disconnected"]);
+    Ok(())
+}

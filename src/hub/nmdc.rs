@@ -757,6 +757,19 @@ impl State {
             HubCommand::InfoChanged => self.send_my_info(cx, false),
             HubCommand::RedirectVerdict { url, follow } => self.redirect_verdict(cx, &url, follow),
             HubCommand::RawVerdict { batch, keep } => self.raw_verdict(cx, batch, keep),
+            // Raw lines may go out during the login too (a script doing
+            // its own handshake steps).
+            HubCommand::SendRaw(line) => {
+                if !matches!(self.phase, Phase::Connected) {
+                    log::debug!(target: "hub", "hub {}: not connected; dropped a raw line", self.params.url);
+                    return;
+                }
+                let (bytes, _, _) = self.cs.encode(&line);
+                self.out.extend_from_slice(&bytes);
+                if !bytes.ends_with(b"|") {
+                    self.out.push(b'|');
+                }
+            }
             _ if !online => {
                 log::debug!(target: "hub", "hub {}: not logged in; dropped {cmd:?}", self.params.url);
             }
@@ -767,13 +780,6 @@ impl State {
             HubCommand::Pm { to, text, me } => {
                 let text = if me { format!("/me {text}") } else { text };
                 self.send_msg(&Message::PrivateMessage(PrivateMessage::new(&nick, &to, &text)));
-            }
-            HubCommand::SendRaw(line) => {
-                let (bytes, _, _) = self.cs.encode(&line);
-                self.out.extend_from_slice(&bytes);
-                if !bytes.ends_with(b"|") {
-                    self.out.push(b'|');
-                }
             }
             HubCommand::Search(q) => self.search(cx, &q),
             HubCommand::ConnectToMe { nick: remote, port, tls } => {

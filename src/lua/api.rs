@@ -381,13 +381,13 @@ pub const EVENTS: &[ApiEvent] = &[
     ApiEvent {
         name: "user_joined",
         doc: "A user arrived on a hub (users of the initial list at login are not reported one by one).",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "table", "nick, description, email, connection, client, version, share, slots, free_slots, mode (\"active\"|\"passive\"|\"socks5\"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid, raw")],
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "table", "nick, description, email, connection, client, version, share, slots, free_slots, mode (\"active\"|\"passive\"|\"socks5\"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid, raw"), ("raw", "string", "the line the user's information came from (empty for a user known only by nick)")],
         consumable: false,
     },
     ApiEvent {
         name: "user_updated",
         doc: "A user's information changed.",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "table", "the user, updated (fields as in `user_joined`)")],
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "table", "the user, updated (fields as in `user_joined`)"), ("raw", "string", "the line the information came from")],
         consumable: false,
     },
     ApiEvent {

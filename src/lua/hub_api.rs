@@ -167,6 +167,11 @@ pub fn connect(
     let id = hub::connect(host.runtime(), params, sink(host))?;
     let protocol = hub::HubAddress::parse(&url).map(|a| a.protocol.as_str()).unwrap_or("nmdc");
     with_state(|s| {
+        if s.known.len() >= 256 {
+            // Forget hubs long gone (a script reconnecting in a loop).
+            let live = Hubs::current();
+            s.known.retain(|h, _| live.get(*h).is_some());
+        }
         s.known.insert(id, (url, protocol));
         if let Some(o) = owner {
             s.owners.insert(id, o);
@@ -522,6 +527,7 @@ impl LuaHubSink {
                     ("hub", hub_value(hub)),
                     ("nick", Value::str(&u.nick)),
                     ("user", user_value(u, cs)),
+                    ("raw", text(&u.raw, cs)),
                 ]),
             );
         }

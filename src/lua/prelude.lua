@@ -174,44 +174,49 @@ end
 
 -- Hubs ----------------------------------------------------------------------
 --
--- A dc.Hub is a table {id = <session job id>} whose other fields (name,
--- topic, state, url, protocol, nick, keyprint, charset, user_count, share) are
--- read live from the hub registry. One object per hub and state (a weak
--- cache), so `e.hub == myhub` holds. Event tables get theirs from the
--- constructor registered with native.class.
+-- A dc.Hub is a table {id = <session job id>}. Its metatable (one per hub,
+-- named "dc.Hub") has as __index a table of its methods, whose own __index
+-- reads the other fields (name, topic, state, url, protocol, nick, keyprint,
+-- charset, user_count, share) live from the hub registry. One object per hub
+-- and state (a weak cache), so `e.hub == myhub` holds; event tables get theirs
+-- from the constructor registered with native.class.
 
-local getmetatable, rawget = getmetatable, rawget
-local Hub = {}
-Hub.__name = "dc.Hub"
+local getmetatable, rawget, pairs = getmetatable, rawget, pairs
 local hub_methods = {}
 local hub_cache = setmetatable({}, { __mode = "v" })
+
+local function hub_newindex(_, key)
+  error("dc.Hub: field '" .. tostring(key) .. "' is read-only", 2)
+end
+
+local function hub_tostring(self)
+  return "dc.Hub(" .. tostring(native.hub_field(rawget(self, "id"), "url")) .. ")"
+end
 
 local function hub_object(id)
   local h = hub_cache[id]
   if h == nil then
-    h = setmetatable({ id = id }, Hub)
+    local methods = setmetatable({}, {
+      __index = function(_, key) return native.hub_field(id, key) end,
+    })
+    for k, f in pairs(hub_methods) do
+      methods[k] = f
+    end
+    h = setmetatable({ id = id }, {
+      __name = "dc.Hub",
+      __index = methods,
+      __newindex = hub_newindex,
+      __tostring = hub_tostring,
+    })
     hub_cache[id] = h
   end
   return h
 end
 native.class("dc.Hub", hub_object)
 
-Hub.__index = function(self, key)
-  local m = hub_methods[key]
-  if m ~= nil then
-    return m
-  end
-  return native.hub_field(rawget(self, "id"), key)
-end
-Hub.__newindex = function(_, key)
-  error("dc.Hub: field '" .. tostring(key) .. "' is read-only", 2)
-end
-Hub.__tostring = function(self)
-  return "dc.Hub(" .. tostring(native.hub_field(rawget(self, "id"), "url")) .. ")"
-end
-
 local function hub_id(self, method)
-  if getmetatable(self) ~= Hub then
+  local mt = type(self) == "table" and getmetatable(self)
+  if not mt or mt.__name ~= "dc.Hub" then
     error("dc.Hub:" .. method .. ": call it on a hub, with ':' (hub:" .. method .. "(...))", 3)
   end
   return rawget(self, "id")
