@@ -1299,6 +1299,16 @@ fn the_hub_api_checks_its_arguments_and_matches_its_description() -> Result<()> 
         let e = err(chunk);
         ensure!(e.contains(want), "{chunk}: {e:?} lacks {want:?}");
     }
+    // hub:wait sees only this hub's events.
+    pat.run(
+        r#"waiter = dc.spawn(function()
+             return hub:wait("chat", {filter = {text = "ping"}, timeout = 5}).nick
+           end)
+           dc.emit("chat", {text = "ping", nick = "not from a hub"})"#,
+    )?;
+    conn.send(b"<hub> ping|")?;
+    assert_eq!(pat.run("return waiter:wait()")?, ["true", "hub"]);
+    assert_eq!(pat.run(r#"return hub:wait("chat", {timeout = 0.05})"#)?, ["nil"]);
     // Hub objects cross into other events and states as themselves.
     let got = pat.run(
         r#"expect("mine", "mine")

@@ -239,6 +239,16 @@ pub const FUNCTIONS: &[ApiFn] = &[
         waits: false,
     },
     ApiFn {
+        path: "dc.Hub:wait",
+        params: &[
+            ("event", "dc.EventName|string", "the event name"),
+            ("opts", "{filter?: table|(fun(e: table): boolean), timeout?: number}?", "as for `dc.wait`; only events of this hub pass"),
+        ],
+        returns: &[("table?", "the event table, or nil on timeout")],
+        doc: "Waits for the next event `event` of this hub that passes the filter.",
+        waits: true,
+    },
+    ApiFn {
         path: "dc.Hub:disconnect",
         params: &[],
         returns: &[],

@@ -1389,15 +1389,13 @@ impl LuaJob {
                 self.state = JobState::Waiting { timer };
                 Step::Pending
             }
-            "dc.search" => {
-                match super::hub_api::begin_search(host, self.script.id, cx.id(), args.first()) {
-                    Ok(timeout) => {
-                        self.state = JobState::Searching(cx.after(timeout));
-                        Step::Pending
-                    }
-                    Err(e) => self.reply_error(host, cx, &e),
+            "dc.search" => match super::hub_api::begin_search(host, cx.id(), args.first()) {
+                Ok(timeout) => {
+                    self.state = JobState::Searching(cx.after(timeout));
+                    Step::Pending
                 }
-            }
+                Err(e) => self.reply_error(host, cx, &e),
+            },
             "job:wait" => {
                 let target = match args.first() {
                     Some(mlua::Value::Integer(n)) => JobId(*n as u64),

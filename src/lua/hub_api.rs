@@ -692,7 +692,6 @@ fn parse_search(
 /// registers the collector. Returns how long to collect.
 pub(crate) fn begin_search(
     host: &LuaHost,
-    _script: ScriptId,
     job: JobId,
     arg: Option<&mlua::Value>,
 ) -> Result<Duration, String> {

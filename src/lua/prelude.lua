@@ -265,6 +265,39 @@ function hub_methods:disconnect()
   native.hub_disconnect(hub_id(self, "disconnect"))
 end
 
+local dc_wait = dc.wait
+function hub_methods:wait(event, opts)
+  hub_id(self, "wait")
+  if type(event) ~= "string" then
+    error("dc.Hub:wait: expected an event name, got " .. type(event), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("dc.Hub:wait: options must be a table {filter = ..., timeout = ...}", 2)
+  end
+  local want = opts and opts.filter
+  local filter
+  if want == nil then
+    filter = function(e) return e.hub == self end
+  elseif type(want) == "function" then
+    filter = function(e) return e.hub == self and want(e) end
+  elseif type(want) == "table" then
+    filter = function(e)
+      if e.hub ~= self then
+        return false
+      end
+      for k, v in pairs(want) do
+        if e[k] ~= v then
+          return false
+        end
+      end
+      return true
+    end
+  else
+    error("dc.Hub:wait: filter must be a table of fields or a function", 2)
+  end
+  return dc_wait(event, { filter = filter, timeout = opts and opts.timeout })
+end
+
 function dc.connect(url, opts)
   if type(url) ~= "string" then
     error("dc.connect: expected a hub address (dchub://host:port), got " .. type(url), 2)
