@@ -1,8 +1,9 @@
 //! The application: what `main` runs once the command line is parsed.
 //!
-//! It loads the configuration, starts the worker and the Lua host, wires
-//! signals and the console to them, and maps the outcome to an exit code. It
-//! owns process-level concerns and nothing of the protocols.
+//! It loads the configuration, starts the worker and the Lua host, connects
+//! to the configured hubs, wires signals and the console to them, and maps
+//! the outcome to an exit code. It owns process-level concerns and nothing
+//! of the protocols.
 
 use std::cell::RefCell;
 use std::io::IsTerminal;
@@ -21,6 +22,7 @@ use crate::cli::{Cli, Command};
 use crate::config::{self, paths, Config};
 use crate::console::{self, ConsoleBackend, EvalOutcome};
 use crate::logging;
+use crate::lua::hub_api::{self, ChatDisplay};
 use crate::lua::{api, share_api, ChunkOutcome, HostHooks, HostOptions, LuaHost};
 use crate::proto::adc::ident::Pid;
 use crate::proto::tth::Tth;
@@ -230,7 +232,7 @@ fn client(
 }
 
 /// Sets the host up on the worker thread: hooks, configured scripts, the
-/// script of `dclua run`.
+/// configured hubs, the script of `dclua run`.
 #[allow(clippy::too_many_arguments)]
 fn start_host(
     host: &LuaHost,
@@ -280,11 +282,20 @@ fn start_host(
         })),
     };
     host.set_hooks(hooks);
+    // With `dclua run`, standard output belongs to the script: hub chat goes
+    // to the log instead of being printed.
+    hub_api::set_chat_display(if run_script.is_some() {
+        ChatDisplay::Log
+    } else {
+        ChatDisplay::Print
+    });
     for s in scripts {
         if let Err(e) = host.load_file(&s.path, s.trusted, &[]) {
             log::error!("{e}");
         }
     }
+    // Scripts first, so that their hub handlers see the first connections.
+    hub_api::connect_configured(host, &config.borrow());
     if let Some((path, args)) = run_script {
         let id = host.load_file(&path, true, &args)?;
         *run_id.borrow_mut() = Some(id);
@@ -312,9 +323,11 @@ fn reload_config(
             if !quiet_log {
                 logging::set_level(new.log_level.to_level_filter());
             }
-            *config.borrow_mut() = new;
             log::info!("configuration reloaded from {}", path.display());
             if let Some(h) = host.upgrade().map(LuaHost::from_inner) {
+                // What we announce on hubs follows the new configuration
+                // (hubs added or removed take effect at the next start).
+                hub_api::apply_config(&h, &new);
                 h.emit_value(
                     "config_reloaded",
                     crate::lua::Value::map([(
@@ -323,6 +336,7 @@ fn reload_config(
                     )]),
                 );
             }
+            *config.borrow_mut() = new;
             Ok(())
         }
         Err(e) => {

@@ -15,6 +15,7 @@
 //! | [`proto`] | pure codecs: NMDC, ADC, TTH | do I/O or read clocks |
 //! | [`runtime`] | jobs, the pool, the worker, timers, sockets | know any protocol |
 //! | [`tls`] | certificates, keyprints, trust on first use, hub addresses | touch sockets |
+//! | [`hub`] | hub sessions (NMDC), the protocol-neutral hub model and registry | call Lua |
 //! | [`config`] | the configuration script and its typed, validated result | start anything |
 //! | [`cli`], [`app`], [`logging`] | the process: command line, signals, logs | hold protocol state |
 //!
@@ -25,6 +26,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod hub;
 pub mod logging;
 pub mod lua;
 pub mod proto;

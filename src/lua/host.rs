@@ -424,6 +424,8 @@ impl LuaHost {
     /// its jobs. Returns false when no such script is loaded.
     pub fn unload(&self, id: ScriptId) -> bool {
         let Some(script) = self.inner.scripts.borrow_mut().remove(&id) else { return false };
+        // Hubs the script connected to are its own: they leave with it.
+        super::hub_api::script_unloaded(self, id);
         self.inner.handlers.borrow_mut().retain(|h| h.script != id);
         self.inner.waiters.borrow_mut().retain(|w| w.script != id);
         let timers: Vec<u64> = self
@@ -742,6 +744,29 @@ impl LuaHost {
         if let Some(d) = self.inner.dispatcher.get() {
             self.inner.rt.wake(d);
         }
+    }
+
+    /// Whether a handler or a waiting coroutine is interested in `event`
+    /// (sessions skip building event tables nobody would see).
+    pub fn has_listener(&self, event: &str) -> bool {
+        self.inner.handlers.borrow().iter().any(|h| &*h.event == event)
+            || self.inner.waiters.borrow().iter().any(|w| &*w.event == event)
+    }
+
+    /// Whether a handler (which may consume it) exists for `event`.
+    pub fn has_handler(&self, event: &str) -> bool {
+        self.inner.handlers.borrow().iter().any(|h| &*h.event == event)
+    }
+
+    /// Events queued and not delivered yet.
+    pub fn queue_len(&self) -> usize {
+        self.inner.queue.borrow().len()
+    }
+
+    /// Ends a coroutine's wait early (a `dc.search` that has all the results
+    /// it asked for).
+    pub(crate) fn wake_job(&self, job: JobId) {
+        self.inner.rt.send(job, Reply(Vec::new()));
     }
 
     /// Queues an event with no default action.
@@ -1338,6 +1363,9 @@ enum JobState {
     Waiting {
         timer: Option<TimerId>,
     },
+    /// `dc.search`: collecting results until the timer (or an early wake
+    /// when enough arrived); `hub_api` holds the results.
+    Searching(TimerId),
     Joining,
     Finished,
 }
@@ -1457,6 +1485,13 @@ impl LuaJob {
                 self.state = JobState::Waiting { timer };
                 Step::Pending
             }
+            5 => match super::hub_api::begin_search(host, cx.id(), arg(0)) {
+                Ok(timeout) => {
+                    self.state = JobState::Searching(cx.after(timeout));
+                    Step::Pending
+                }
+                Err(e) => self.reply_error(host, cx, &e),
+            },
             3 => {
                 let target = match arg(0) {
                     Some(mlua::Value::Integer(n)) => JobId(*n as u64),
@@ -1540,6 +1575,7 @@ impl Job for LuaJob {
         let step = self.step(&host, cx);
         if step == Step::Done {
             host.remove_waiter(cx.id());
+            super::hub_api::forget_search(cx.id());
             let outcome = self.outcome.take().unwrap_or_else(|| Err("stopped".into()));
             host.job_finished(cx.id(), &self.script, outcome);
         }
@@ -1562,7 +1598,10 @@ impl Job for LuaJob {
 impl LuaJob {
     fn step(&mut self, host: &LuaHost, cx: &mut Context<'_>) -> Step {
         if self.stopped {
-            if let JobState::Sleeping(t) | JobState::Waiting { timer: Some(t) } = self.state {
+            if let JobState::Sleeping(t)
+            | JobState::Waiting { timer: Some(t) }
+            | JobState::Searching(t) = self.state
+            {
                 cx.cancel_timer(t);
             }
             let msg = if self.script.interrupt.load(Ordering::Relaxed) {
@@ -1652,6 +1691,22 @@ impl LuaJob {
                         self.state = JobState::Waiting { timer };
                         Step::Pending
                     }
+                }
+            }
+            JobState::Searching(t) => {
+                let mut early = false;
+                while let Some(m) = cx.recv() {
+                    early |= m.downcast::<Reply>().is_ok();
+                }
+                if early || cx.fired(t) {
+                    cx.cancel_timer(t);
+                    match super::hub_api::end_search(cx.id(), &self.script.lua) {
+                        Ok(vals) => self.reply(host, cx, vals),
+                        Err(e) => self.reply_error(host, cx, &format!("dc.search: {e}")),
+                    }
+                } else {
+                    self.state = JobState::Searching(t);
+                    Step::Pending
                 }
             }
             JobState::Joining => {

@@ -7,6 +7,8 @@
 //! - `prelude.lua`: the Lua side — waiting functions as thin wrappers that
 //!   yield requests, handles, and the coroutine functions that let requests
 //!   pass through a script's own coroutines.
+//! - [`hub_api`]: hubs in Lua — `dc.connect`, `dc.hubs`, `dc.search`,
+//!   `dc.Hub` objects, and the sink that turns hub events into Lua events.
 //! - [`value`]: plain data crossing between states.
 //! - [`share_api`]: `dc.share`, `dc.tth` and the share events.
 //!
@@ -15,6 +17,7 @@
 
 pub mod api;
 pub mod host;
+pub mod hub_api;
 pub mod share_api;
 pub mod value;
 

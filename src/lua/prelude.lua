@@ -28,8 +28,8 @@ end
 
 -- Request kinds, as the host numbers them (integers cross to Rust without
 -- allocating anything).
-local SLEEP, WAIT, JOIN, ASYNC = 1, 2, 3, 4
-local NAMES = { "dc.sleep", "dc.wait", "job:wait" }
+local SLEEP, WAIT, JOIN, ASYNC, SEARCH = 1, 2, 3, 4, 5
+local NAMES = { "dc.sleep", "dc.wait", "job:wait", nil, "dc.search" }
 
 local function request(kind, ...)
   if not isyieldable() then
@@ -194,6 +194,160 @@ local function runner(f, a)
   while true do
     f, a = yield(IDLE, f(a))
   end
+end
+
+-- Hubs ----------------------------------------------------------------------
+--
+-- A dc.Hub is a table {id = <session job id>}. Its metatable (one per hub,
+-- named "dc.Hub") has as __index a table of its methods, whose own __index
+-- reads the other fields (name, topic, state, url, protocol, nick, keyprint,
+-- charset, user_count, share) live from the hub registry. One object per hub
+-- and state (a weak cache), so `e.hub == myhub` holds; event tables get theirs
+-- from the constructor registered with native.class.
+
+local getmetatable, rawget, pairs = getmetatable, rawget, pairs
+local hub_methods = {}
+local hub_cache = setmetatable({}, { __mode = "v" })
+
+local function hub_newindex(_, key)
+  error("dc.Hub: field '" .. tostring(key) .. "' is read-only", 2)
+end
+
+local function hub_tostring(self)
+  return "dc.Hub(" .. tostring(native.hub_field(rawget(self, "id"), "url")) .. ")"
+end
+
+local function hub_object(id)
+  local h = hub_cache[id]
+  if h == nil then
+    local methods = setmetatable({}, {
+      __index = function(_, key) return native.hub_field(id, key) end,
+    })
+    for k, f in pairs(hub_methods) do
+      methods[k] = f
+    end
+    h = setmetatable({ id = id }, {
+      __name = "dc.Hub",
+      __index = methods,
+      __newindex = hub_newindex,
+      __tostring = hub_tostring,
+    })
+    hub_cache[id] = h
+  end
+  return h
+end
+native.class("dc.Hub", hub_object)
+
+local function hub_id(self, method)
+  local mt = type(self) == "table" and getmetatable(self)
+  if not mt or mt.__name ~= "dc.Hub" then
+    error("dc.Hub:" .. method .. ": call it on a hub, with ':' (hub:" .. method .. "(...))", 3)
+  end
+  return rawget(self, "id")
+end
+
+local function check_string(method, what, v)
+  if type(v) ~= "string" then
+    error("dc.Hub:" .. method .. ": expected " .. what .. " (a string), got " .. type(v), 3)
+  end
+end
+
+local function action(opts)
+  return type(opts) == "table" and opts.me == true
+end
+
+function hub_methods:say(text, opts)
+  local id = hub_id(self, "say")
+  check_string("say", "the text", text)
+  return native.hub_say(id, text, action(opts))
+end
+
+function hub_methods:pm(nick, text, opts)
+  local id = hub_id(self, "pm")
+  check_string("pm", "a nick", nick)
+  check_string("pm", "the text", text)
+  return native.hub_pm(id, nick, text, action(opts))
+end
+
+function hub_methods:users()
+  return native.hub_users(hub_id(self, "users"))
+end
+
+function hub_methods:user(nick)
+  local id = hub_id(self, "user")
+  check_string("user", "a nick", nick)
+  return native.hub_user(id, nick)
+end
+
+function hub_methods:send_raw(line)
+  local id = hub_id(self, "send_raw")
+  check_string("send_raw", "a protocol line", line)
+  return native.hub_send_raw(id, line)
+end
+
+function hub_methods:disconnect()
+  native.hub_disconnect(hub_id(self, "disconnect"))
+end
+
+local dc_wait = dc.wait
+function hub_methods:wait(event, opts)
+  hub_id(self, "wait")
+  if type(event) ~= "string" then
+    error("dc.Hub:wait: expected an event name, got " .. type(event), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("dc.Hub:wait: options must be a table {filter = ..., timeout = ...}", 2)
+  end
+  local want = opts and opts.filter
+  local filter
+  if want == nil then
+    filter = function(e) return e.hub == self end
+  elseif type(want) == "function" then
+    filter = function(e) return e.hub == self and want(e) end
+  elseif type(want) == "table" then
+    filter = function(e)
+      if e.hub ~= self then
+        return false
+      end
+      for k, v in pairs(want) do
+        if e[k] ~= v then
+          return false
+        end
+      end
+      return true
+    end
+  else
+    error("dc.Hub:wait: filter must be a table of fields or a function", 2)
+  end
+  return dc_wait(event, { filter = filter, timeout = opts and opts.timeout })
+end
+
+function dc.connect(url, opts)
+  if type(url) ~= "string" then
+    error("dc.connect: expected a hub address (dchub://host:port), got " .. type(url), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("dc.connect: options must be a table {nick = ..., password = ..., ...}", 2)
+  end
+  return hub_object(native.connect(url, opts))
+end
+
+function dc.hubs()
+  local ids, out = native.hubs(), {}
+  for i = 1, #ids do
+    out[i] = hub_object(ids[i])
+  end
+  return out
+end
+
+function dc.search(q)
+  if type(q) == "string" then
+    q = { text = q }
+  end
+  if type(q) ~= "table" then
+    error("dc.search: expected a table {text = ..., tth = ..., timeout = ...}", 2)
+  end
+  return request(SEARCH, q)
 end
 
 return runner

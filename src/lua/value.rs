@@ -3,8 +3,12 @@
 //!
 //! Each script has its own Lua state, so a table cannot be shared: it is
 //! converted to a [`Value`] and rebuilt in every state that receives it. Only
-//! plain data crosses (nil, booleans, numbers, strings, tables of those);
-//! functions, coroutines and userdata are refused with a clear error.
+//! plain data crosses (nil, booleans, numbers, strings, tables of those) and
+//! host objects ([`Value::Object`], e.g. a hub): those cross as a class name
+//! and an id, and each state rebuilds them with the constructor its prelude
+//! registered for the class (`native.class`), so `e.hub` in an event table is
+//! a real `dc.Hub` with its methods. Functions, coroutines and userdata are
+//! refused with a clear error.
 
 use std::rc::Rc;
 
@@ -12,6 +16,16 @@ use mlua::{IntoLua, Lua, Table};
 
 /// Deepest nesting accepted when converting a Lua table (also stops cycles).
 const MAX_DEPTH: usize = 32;
+
+/// The classes of host objects that cross states as [`Value::Object`]: a
+/// table whose metatable's `__name` is one of these and that has an integer
+/// `id` converts to an object.
+pub const OBJECT_CLASSES: &[&str] = &["dc.Hub"];
+
+/// The Lua registry key of a class's constructor.
+pub fn class_key(class: &str) -> String {
+    format!("dclua.class.{class}")
+}
 
 /// Plain data, independent of any Lua state.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -31,6 +45,14 @@ pub enum Value {
     List(Vec<Value>),
     /// A record `{k = v}` with string keys, in insertion order.
     Map(Vec<(Rc<str>, Value)>),
+    /// A host object (one of [`OBJECT_CLASSES`]), rebuilt in each state by
+    /// the class's constructor from its id.
+    Object {
+        /// The class (`"dc.Hub"`).
+        class: &'static str,
+        /// The object's id (a hub: its session job's id).
+        id: u64,
+    },
 }
 
 impl Value {
@@ -84,6 +106,16 @@ impl Value {
                 }
                 mlua::Value::Table(t)
             }
+            Value::Object { class, id } => {
+                let ctor: mlua::Function =
+                    lua.named_registry_value(&class_key(class)).map_err(|_| {
+                        mlua::Error::runtime(format!(
+                            "no constructor for {class} objects in this Lua state"
+                        ))
+                    })?;
+                // Ids are u64 bit patterns; Lua integers are i64.
+                ctor.call::<mlua::Value>(*id as i64)?
+            }
         })
     }
 
@@ -120,6 +152,9 @@ fn convert(v: &mlua::Value, path: &str, depth: usize) -> Result<Value, String> {
 }
 
 fn table(t: &Table, path: &str, depth: usize) -> Result<Value, String> {
+    if let Some(object) = object(t) {
+        return Ok(object);
+    }
     let len = t.raw_len();
     let mut count = 0usize;
     for pair in t.pairs::<mlua::Value, mlua::Value>() {
@@ -155,6 +190,21 @@ fn table(t: &Table, path: &str, depth: usize) -> Result<Value, String> {
     Ok(Value::Map(pairs))
 }
 
+/// A host object table: its metatable names a class of [`OBJECT_CLASSES`]
+/// and it has an integer `id`.
+fn object(t: &Table) -> Option<Value> {
+    let mt = t.metatable()?;
+    let name = match mt.raw_get::<mlua::Value>("__name").ok()? {
+        mlua::Value::String(s) => s,
+        _ => return None,
+    };
+    let class = OBJECT_CLASSES.iter().find(|c| name.as_bytes().as_ref() == c.as_bytes())?;
+    match t.raw_get::<mlua::Value>("id").ok()? {
+        mlua::Value::Integer(id) => Some(Value::Object { class, id: id as u64 }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +224,32 @@ mod tests {
         assert_eq!(back.get("nick").as_str(), Some("bob"));
         assert_eq!(back.get("n"), &Value::Int(3));
         assert_eq!(back.get("list"), &Value::List(vec![Value::Int(1), Value::str("two")]));
+    }
+
+    #[test]
+    fn objects_cross_states_through_their_constructor() {
+        let ctor = |lua: &Lua| {
+            let f: mlua::Function = lua
+                .load("return function(id) return setmetatable({id = id}, {__name = 'dc.Hub'}) end")
+                .eval()
+                .unwrap();
+            lua.set_named_registry_value(&class_key("dc.Hub"), f).unwrap();
+        };
+        let (a, b) = (Lua::new(), Lua::new());
+        ctor(&a);
+        ctor(&b);
+        let obj = Value::Object { class: "dc.Hub", id: u64::MAX - 5 };
+        let v = Value::map([("hub", obj.clone())]);
+        let in_a = v.to_lua(&a).unwrap();
+        let back = Value::from_lua(&in_a, "t").unwrap();
+        assert_eq!(back.get("hub"), &obj);
+        let in_b = back.to_lua(&b).unwrap();
+        let mlua::Value::Table(t) = in_b else { panic!() };
+        let hub: Table = t.get("hub").unwrap();
+        assert_eq!(hub.get::<i64>("id").unwrap() as u64, u64::MAX - 5);
+        // A state without the constructor says so.
+        let err = obj.to_lua(&Lua::new()).unwrap_err().to_string();
+        assert!(err.contains("no constructor for dc.Hub"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,1306 @@
+//! Hub sessions: the protocol-neutral model every hub protocol reports into,
+//! and the session jobs themselves ([`nmdc`] now; ADC later, with the same
+//! model).
+//!
+//! # What lives here
+//!
+//! | piece | what it is |
+//! |---|---|
+//! | [`HubId`] | a hub is identified by its session job's [`JobId`] |
+//! | [`Hubs`] | the worker thread's registry of [`HubInfo`] (state, name, topic, our nick, the [`UserList`]) and of our [`Identity`]; sessions write it, Lua reads it synchronously |
+//! | [`HubCommand`] | what others ask a session, sent with [`Runtime::send`] |
+//! | [`HubEvent`] | what a session reports, in batches, through a [`HubSink`] |
+//! | [`User`], [`SearchQuery`], [`SearchHit`] | protocol-neutral user, search and result |
+//! | [`nmdc`] | the NMDC session job |
+//! | [`udp`] | the one UDP listener shared by all hubs (active-mode search results) |
+//!
+//! # Rules
+//!
+//! - Sessions never call Lua and never know about it: they report
+//!   [`HubEvent`]s to a [`HubSink`], which the Lua layer implements
+//!   (dependencies run downward: `lua` uses `hub`, never the reverse).
+//! - Sessions never block: DNS resolution goes to a helper thread, every
+//!   socket is non-blocking, every wait is a timer.
+//! - A session applies a whole read batch to its [`HubInfo`] first, then hands
+//!   the batch's events to the sink in one call; user-list floods are
+//!   coalesced (a join and updates of the same user in one batch make one
+//!   `UserJoined` with the final information).
+//! - The initial user list is not reported user by user: `UserJoined` is for
+//!   users who arrive after [`HubEvent::Connected`], which fires once the
+//!   initial list is in (see [`nmdc`] for how that moment is found).
+//! - Memory stays bounded: frames have a size limit, `$ZOn` blocks a
+//!   decompression limit, and a session stops reading while its sink is
+//!   congested ([`HubSink::congested`]).
+//! - A [`HubInfo`] exists while its session job lives; when the job ends its
+//!   entry is removed, so an unknown id means "disconnected".
+
+pub mod nmdc;
+pub mod udp;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use encoding_rs::Encoding;
+
+use crate::proto::tth::Tth;
+use crate::runtime::{JobId, Runtime};
+
+/// A hub is identified by the id of its session job.
+pub type HubId = JobId;
+
+/// The two protocols of the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// NMDC (`dchub://`, `nmdc://`, `nmdcs://`, or a bare `host:port`).
+    Nmdc,
+    /// ADC (`adc://`, `adcs://`).
+    Adc,
+}
+
+impl Protocol {
+    /// `"nmdc"` or `"adc"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Nmdc => "nmdc",
+            Protocol::Adc => "adc",
+        }
+    }
+}
+
+/// Where a hub session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubState {
+    /// Resolving the address or opening the TCP connection.
+    Connecting,
+    /// Connected; the login handshake and the initial user list are under way.
+    LoggingIn,
+    /// Logged in, the initial user list received.
+    Online,
+    /// The connection dropped; waiting to reconnect.
+    Reconnecting,
+    /// The session has ended (it is about to leave the registry).
+    Disconnected,
+}
+
+impl HubState {
+    /// `"connecting"`, `"logging_in"`, `"online"`, `"reconnecting"` or
+    /// `"disconnected"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HubState::Connecting => "connecting",
+            HubState::LoggingIn => "logging_in",
+            HubState::Online => "online",
+            HubState::Reconnecting => "reconnecting",
+            HubState::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// Our standing on a hub, for the `H:` hub counts of our client tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// An unregistered user.
+    Normal,
+    /// A registered user (the hub asked for our password).
+    Registered,
+    /// An operator.
+    Op,
+}
+
+/// How a user connects: what the NMDC tag's `M:` or ADC's `SU` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserMode {
+    /// Accepts incoming connections.
+    Active,
+    /// Behind a firewall: must be connected to by others' requests.
+    Passive,
+    /// Through a SOCKS5 proxy.
+    Socks5,
+    /// Not announced.
+    #[default]
+    Unknown,
+}
+
+impl UserMode {
+    /// `"active"`, `"passive"`, `"socks5"`, or `None` when unknown.
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            UserMode::Active => Some("active"),
+            UserMode::Passive => Some("passive"),
+            UserMode::Socks5 => Some("socks5"),
+            UserMode::Unknown => None,
+        }
+    }
+}
+
+/// Hubs a user is on: as a normal user, registered, or operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HubCounts {
+    /// Hubs as an unregistered user.
+    pub normal: u32,
+    /// Hubs as a registered user.
+    pub registered: u32,
+    /// Hubs as an operator.
+    pub op: u32,
+}
+
+/// One user on a hub, protocol-neutral.
+///
+/// Text is kept in boxed strings (16 bytes each, no spare capacity): a hub
+/// may list 100,000 users, and each is kept for as long as it is online.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct User {
+    /// The nick.
+    pub nick: Box<str>,
+    /// The description (without the NMDC tag).
+    pub description: Box<str>,
+    /// The e-mail address.
+    pub email: Box<str>,
+    /// The connection text (NMDC: `100`, `LAN(T3)`...); empty on ADC.
+    pub connection: Box<str>,
+    /// The client's name (`EiskaltDC++`, `++` for DC++, `dclua`); empty when
+    /// unknown.
+    pub client: Box<str>,
+    /// The client's version; empty when unknown.
+    pub version: Box<str>,
+    /// The IP address, when the hub gave it.
+    pub ip: Option<Box<str>>,
+    /// The CID (ADC); `None` on NMDC.
+    pub cid: Option<Box<str>>,
+    /// The line the information came from (NMDC `$MyINFO`, ADC `BINF`), as
+    /// received (hub charset); empty for a user known only by nick.
+    pub raw: Box<[u8]>,
+    /// Shared bytes.
+    pub share: u64,
+    /// Upload slots, when announced.
+    pub slots: Option<u32>,
+    /// Free upload slots, when announced (ADC `FS`).
+    pub free_slots: Option<u32>,
+    /// Hub counts, when announced.
+    pub hubs: Option<HubCounts>,
+    /// Active, passive...
+    pub mode: UserMode,
+    /// An operator.
+    pub op: bool,
+    /// A bot.
+    pub bot: bool,
+    /// Away.
+    pub away: bool,
+}
+
+impl User {
+    /// A user known only by nick (NMDC `$NickList`, `$Hello`).
+    pub fn named(nick: &str) -> User {
+        User { nick: nick.into(), ..User::default() }
+    }
+}
+
+/// A [`User`] in the [`UserList`], hashed and compared by nick only, so that
+/// the set needs no separate key. Boxed: the table then holds 8 bytes per
+/// bucket (empty buckets included) and moves 8 bytes when it grows, instead
+/// of a whole `User`.
+#[derive(Debug, Clone)]
+struct ByNick(Box<User>);
+
+impl PartialEq for ByNick {
+    fn eq(&self, other: &ByNick) -> bool {
+        self.0.nick == other.0.nick
+    }
+}
+
+impl Eq for ByNick {}
+
+impl Hash for ByNick {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly as `str` does: lookups are by `&str`.
+        (*self.0.nick).hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for ByNick {
+    fn borrow(&self) -> &str {
+        &self.0.nick
+    }
+}
+
+/// The users of one hub, by nick.
+#[derive(Debug, Clone, Default)]
+pub struct UserList {
+    set: HashSet<ByNick>,
+}
+
+impl UserList {
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// Makes room for `additional` more users at once (a hub announcing its
+    /// user count, a `$NickList`), instead of growing step by step.
+    pub fn reserve(&mut self, additional: usize) {
+        self.set.reserve(additional);
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// The user with this nick.
+    pub fn get(&self, nick: &str) -> Option<&User> {
+        self.set.get(nick).map(|u| &*u.0)
+    }
+
+    /// Whether a user with this nick is listed.
+    pub fn contains(&self, nick: &str) -> bool {
+        self.set.contains(nick)
+    }
+
+    /// Adds or replaces a user; returns the previous entry.
+    pub fn insert(&mut self, user: User) -> Option<User> {
+        self.set.replace(ByNick(Box::new(user))).map(|u| *u.0)
+    }
+
+    /// Removes a user.
+    pub fn remove(&mut self, nick: &str) -> Option<User> {
+        self.set.take(nick).map(|u| *u.0)
+    }
+
+    /// Changes a user in place; returns false when there is no such user.
+    pub fn update(&mut self, nick: &str, f: impl FnOnce(&mut User)) -> bool {
+        match self.set.take(nick) {
+            Some(mut u) => {
+                f(&mut u.0);
+                self.set.insert(u);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every user, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &User> {
+        self.set.iter().map(|u| &*u.0)
+    }
+
+    /// Removes every user.
+    pub fn clear(&mut self) {
+        self.set = HashSet::new();
+    }
+
+    /// Total shared bytes.
+    pub fn total_share(&self) -> u64 {
+        self.iter().map(|u| u.share).fold(0, u64::saturating_add)
+    }
+}
+
+/// One hub as the registry knows it.
+#[derive(Debug)]
+pub struct HubInfo {
+    /// The session job's id.
+    pub id: HubId,
+    /// The hub's address as given (after a followed redirect: the new one).
+    pub url: String,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The hub's name (`$HubName`; may carry the topic on NMDC).
+    pub name: String,
+    /// The topic (`$HubTopic`).
+    pub topic: String,
+    /// Where the session stands.
+    pub state: HubState,
+    /// Our nick on this hub.
+    pub my_nick: String,
+    /// The users, ourselves included once the hub lists us.
+    pub users: UserList,
+    /// The hub's TLS keyprint (`SHA256/...`), for TLS hubs; `None` otherwise.
+    pub keyprint: Option<String>,
+    /// The hub's text encoding.
+    pub charset: &'static Encoding,
+    /// The hub's resolved address, while connected (routes UDP results).
+    pub address: Option<SocketAddr>,
+    /// Our standing, from our login on until the connection drops.
+    pub role: Option<Role>,
+    /// Our IP address as the hub reported it (NMDC `$UserIP`).
+    pub my_ip: Option<String>,
+    /// When we last searched on this hub (routes UDP results that name no hub).
+    pub last_search: Option<Instant>,
+}
+
+impl HubInfo {
+    fn new(id: HubId, url: &str, protocol: Protocol, nick: &str, cs: &'static Encoding) -> Self {
+        HubInfo {
+            id,
+            url: url.to_string(),
+            protocol,
+            name: String::new(),
+            topic: String::new(),
+            state: HubState::Connecting,
+            my_nick: nick.to_string(),
+            users: UserList::default(),
+            keyprint: None,
+            charset: cs,
+            address: None,
+            role: None,
+            my_ip: None,
+            last_search: None,
+        }
+    }
+
+    /// What to call the hub in messages: its name, else its address.
+    pub fn label(&self) -> &str {
+        if self.name.is_empty() {
+            &self.url
+        } else {
+            &self.name
+        }
+    }
+}
+
+/// Whether we accept incoming connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectMode {
+    /// Our ports are reachable.
+    Active,
+    /// We are behind a NAT or firewall.
+    Passive,
+}
+
+/// Who we are, the same on every hub: what our `$MyINFO` / `BINF` announces,
+/// and where active-mode replies reach us.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// The default nick (a hub may use its own).
+    pub nick: String,
+    /// The description.
+    pub description: String,
+    /// The e-mail address.
+    pub email: String,
+    /// Upload slots.
+    pub slots: u32,
+    /// Shared bytes (0 until sharing is running).
+    pub share_size: u64,
+    /// Active or passive.
+    pub mode: ConnectMode,
+    /// The local address the UDP listener binds in active mode.
+    pub listen_address: IpAddr,
+    /// The UDP port for search results; 0 = any free port.
+    pub udp_port: u16,
+    /// The address announced in active mode; `None` for the one we connect from.
+    pub external_address: Option<String>,
+    /// Away.
+    pub away: bool,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            nick: "dclua-user".to_string(),
+            description: String::new(),
+            email: String::new(),
+            slots: 3,
+            share_size: 0,
+            mode: ConnectMode::Passive,
+            listen_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            udp_port: 0,
+            external_address: None,
+            away: false,
+        }
+    }
+}
+
+impl Identity {
+    /// The identity a configuration describes.
+    pub fn from_config(config: &crate::config::Config) -> Identity {
+        Identity {
+            nick: config.nick.clone(),
+            description: config.description.clone(),
+            email: config.email.clone(),
+            slots: config.slots,
+            share_size: 0,
+            mode: match config.mode {
+                crate::config::Mode::Active => ConnectMode::Active,
+                crate::config::Mode::Passive => ConnectMode::Passive,
+            },
+            listen_address: config.listen_address,
+            udp_port: config.udp_port,
+            external_address: config.external_address.clone(),
+            away: false,
+        }
+    }
+}
+
+/// How to connect to a hub.
+#[derive(Clone)]
+pub struct HubParams {
+    /// The address (`dchub://host:port`, `nmdc://...`, `host:port`).
+    pub url: String,
+    /// Our nick there.
+    pub nick: String,
+    /// The password of a registered nick.
+    pub password: Option<String>,
+    /// The hub's text encoding (NMDC; ADC is always UTF-8).
+    pub charset: &'static Encoding,
+    /// Follow `$ForceMove` redirects (a `hub_redirect` handler may still veto).
+    pub follow_redirects: bool,
+    /// The first delay before reconnecting after a drop (doubled per failed
+    /// attempt, with jitter); zero = never reconnect.
+    pub reconnect_delay: Duration,
+}
+
+/// The password is never shown (parameters end up in logs).
+impl fmt::Debug for HubParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubParams")
+            .field("url", &self.url)
+            .field("nick", &self.nick)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("charset", &self.charset.name())
+            .field("follow_redirects", &self.follow_redirects)
+            .field("reconnect_delay", &self.reconnect_delay)
+            .finish()
+    }
+}
+
+impl HubParams {
+    /// Parameters for `url` as `nick`, with the defaults: CP1252, no password,
+    /// follow redirects, reconnect after 30 s.
+    pub fn new(url: &str, nick: &str) -> HubParams {
+        HubParams {
+            url: url.to_string(),
+            nick: nick.to_string(),
+            password: None,
+            charset: encoding_rs::WINDOWS_1252,
+            follow_redirects: true,
+            reconnect_delay: Duration::from_secs(30),
+        }
+    }
+
+    /// Parameters for a hub of the configuration.
+    pub fn from_config(hub: &crate::config::HubConfig, config: &crate::config::Config) -> Self {
+        HubParams {
+            url: hub.url.clone(),
+            nick: hub.nick_or(&config.nick).to_string(),
+            password: hub.password.clone(),
+            charset: hub.encoding(),
+            follow_redirects: true,
+            reconnect_delay: Duration::from_secs(u64::from(config.reconnect_delay)),
+        }
+    }
+}
+
+/// A hub address, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubAddress {
+    /// The protocol the scheme names.
+    pub protocol: Protocol,
+    /// `nmdcs://` or `adcs://`.
+    pub tls: bool,
+    /// The host name or IP address (without brackets).
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
+impl HubAddress {
+    /// Parses `dchub://host[:port][/...]`, `nmdc://`, `nmdcs://`, `adc://`,
+    /// `adcs://`, or a bare `host[:port]` (NMDC). NMDC's default port is 411;
+    /// ADC has none. IPv6 addresses go in brackets: `dchub://[::1]:411`.
+    pub fn parse(url: &str) -> Result<HubAddress, String> {
+        let url = url.trim();
+        let (scheme, rest) = match url.split_once("://") {
+            Some((s, r)) => (s.to_ascii_lowercase(), r),
+            None => (String::new(), url),
+        };
+        let (protocol, tls) = match scheme.as_str() {
+            "" | "dchub" | "nmdc" => (Protocol::Nmdc, false),
+            "nmdcs" => (Protocol::Nmdc, true),
+            "adc" => (Protocol::Adc, false),
+            "adcs" => (Protocol::Adc, true),
+            other => return Err(format!("hub address {url:?}: unknown scheme {other:?}")),
+        };
+        // Drop a path, a query (adcs://...?kp=) and user info.
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let authority = authority.rsplit('@').next().unwrap_or("");
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) =
+                v6.split_once(']').ok_or_else(|| format!("hub address {url:?}: missing ']'"))?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("hub address {url:?}: no host"));
+        }
+        let port = match port {
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| format!("hub address {url:?}: bad port {p:?}"))?,
+            None if protocol == Protocol::Nmdc => 411,
+            None => return Err(format!("hub address {url:?}: ADC addresses need a port")),
+        };
+        Ok(HubAddress { protocol, tls, host: host.to_string(), port })
+    }
+}
+
+/// Why a hub session could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    /// The address does not parse.
+    #[error("{0}")]
+    BadAddress(String),
+    /// The protocol or variant is not implemented yet.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A parameter is unusable.
+    #[error("{0}")]
+    BadParams(String),
+}
+
+/// Starts a hub session job for `params`; the hub appears in [`Hubs`] at once
+/// (state `connecting`) and reports to `sink`.
+pub fn connect(rt: &Runtime, params: HubParams, sink: Rc<dyn HubSink>) -> Result<HubId, HubError> {
+    let addr = HubAddress::parse(&params.url).map_err(HubError::BadAddress)?;
+    if params.nick.is_empty() || params.nick.contains(['$', '|', ' ', '<', '>']) {
+        return Err(HubError::BadParams(format!(
+            "nick {:?}: it must be non-empty and have no space, '$', '|', '<' or '>'",
+            params.nick
+        )));
+    }
+    match (addr.protocol, addr.tls) {
+        (Protocol::Nmdc, false) => Ok(nmdc::spawn(rt, params, addr, sink)),
+        (Protocol::Nmdc, true) => Err(HubError::Unsupported(format!(
+            "{}: TLS hubs (nmdcs://) are not supported yet",
+            params.url
+        ))),
+        (Protocol::Adc, _) => {
+            Err(HubError::Unsupported(format!("{}: ADC hubs are not supported yet", params.url)))
+        }
+    }
+}
+
+// ----- commands and events ---------------------------------------------------
+
+/// What others ask a hub session; send it with [`Runtime::send`] to the
+/// hub's id. Commands that need a logged-in session are dropped (with a
+/// debug log line) when it is not.
+#[derive(Debug, Clone)]
+pub enum HubCommand {
+    /// Says `text` in main chat (`me`: as an action, `/me`).
+    Say {
+        /// The text.
+        text: String,
+        /// An action (`/me text`).
+        me: bool,
+    },
+    /// Sends a private message.
+    Pm {
+        /// The recipient's nick.
+        to: String,
+        /// The text.
+        text: String,
+        /// An action (`/me text`).
+        me: bool,
+    },
+    /// Sends a line as it is (NMDC: encoded in the hub's charset; a missing
+    /// final `|` is added).
+    SendRaw(String),
+    /// Searches (actively over the shared UDP socket in active mode,
+    /// passively through the hub otherwise).
+    Search(SearchQuery),
+    /// Leaves the hub for good (no reconnect); the session job ends.
+    Disconnect,
+    /// Our [`Identity`] or hub counts changed: announce ourselves again
+    /// (rate-limited).
+    InfoChanged,
+    /// Asks `nick` to connect to our port (transfers).
+    ConnectToMe {
+        /// The user.
+        nick: String,
+        /// Our TCP port.
+        port: u16,
+        /// The connection must use TLS.
+        tls: bool,
+    },
+    /// Asks `nick` to ask us to connect (we are passive).
+    RevConnectToMe {
+        /// The user.
+        nick: String,
+    },
+    /// The answer to a [`HubEvent::Redirect`] (when the sink
+    /// [decides redirects](HubSink::decides_redirects)).
+    RedirectVerdict {
+        /// The redirect address the verdict is about.
+        url: String,
+        /// Follow it.
+        follow: bool,
+    },
+    /// The answer to [`HubSink::filter_raw`]: which lines of the batch the
+    /// session must still process (`false` = a handler consumed it).
+    RawVerdict {
+        /// The batch number given to `filter_raw`.
+        batch: u64,
+        /// One flag per line, in order.
+        keep: Vec<bool>,
+    },
+}
+
+/// Who sent an incoming search and where its results go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchFrom {
+    /// The searcher's nick, when known (NMDC passive searches; ADC always).
+    pub nick: Option<String>,
+    /// The UDP address for results (`ip:port`), for active searchers.
+    pub address: Option<String>,
+}
+
+/// How a search result arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// In a UDP datagram (we searched actively).
+    Udp,
+    /// Through the hub.
+    Hub,
+}
+
+impl Via {
+    /// `"udp"` or `"hub"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Udp => "udp",
+            Via::Hub => "hub",
+        }
+    }
+}
+
+/// What a session reports. Events come in batches, in the order things
+/// happened on the wire.
+#[derive(Debug, Clone)]
+pub enum HubEvent {
+    /// Logged in and the initial user list is in.
+    Connected {
+        /// Users listed.
+        users: usize,
+    },
+    /// A connection attempt or a connected session ended.
+    Disconnected {
+        /// Why, for humans.
+        reason: String,
+        /// When the session will try again; `None` when it ends for good.
+        reconnect_in: Option<Duration>,
+    },
+    /// The hub refused our login (wrong password, nick taken...).
+    LoginFailed {
+        /// Why, for humans.
+        reason: String,
+        /// The line that said so, when one did.
+        raw: Option<Box<[u8]>>,
+    },
+    /// A main-chat message (ours included: hubs echo main chat).
+    Chat {
+        /// The sender; `None` for hub text without a nick.
+        nick: Option<String>,
+        /// The text (an action's without its `/me `).
+        text: String,
+        /// An action (`/me`).
+        me: bool,
+        /// The line.
+        raw: Box<[u8]>,
+    },
+    /// A private message to us.
+    Pm {
+        /// The sender.
+        from: String,
+        /// The recipient (us).
+        to: String,
+        /// The nick shown inside the message (a bot relaying may show another).
+        nick: Option<String>,
+        /// The text.
+        text: String,
+        /// An action (`/me`).
+        me: bool,
+        /// The line.
+        raw: Box<[u8]>,
+    },
+    /// A user arrived (after [`HubEvent::Connected`]).
+    UserJoined {
+        /// The user.
+        user: User,
+    },
+    /// A user's information changed.
+    UserUpdated {
+        /// The user, updated.
+        user: User,
+    },
+    /// A user left.
+    UserLeft {
+        /// The nick.
+        nick: String,
+    },
+    /// Someone searches.
+    Search {
+        /// What they search for.
+        query: SearchQuery,
+        /// Who, and where results go.
+        from: SearchFrom,
+        /// The line.
+        raw: Box<[u8]>,
+    },
+    /// A search result for us.
+    SearchResult {
+        /// The result.
+        hit: SearchHit,
+    },
+    /// The hub sends us elsewhere.
+    Redirect {
+        /// The new address.
+        url: String,
+        /// The hub's reason, when given.
+        reason: String,
+        /// Whether the hub's policy is to follow it.
+        follow: bool,
+    },
+    /// The hub's name or topic changed.
+    HubInfo {
+        /// The name.
+        name: String,
+        /// The topic.
+        topic: String,
+    },
+    /// Someone wants a client-client connection (transfers).
+    ConnectionRequest {
+        /// The user, when the request names them.
+        nick: Option<String>,
+        /// Where to connect (`ip:port`), for a direct request.
+        address: Option<String>,
+        /// The connection must use TLS.
+        tls: bool,
+        /// A passive user asks us to send a connection request.
+        reverse: bool,
+        /// The line.
+        raw: Box<[u8]>,
+    },
+}
+
+/// Receives what sessions report. The Lua layer implements it; sessions
+/// call it once per batch at the end of a poll, never re-entrantly.
+pub trait HubSink {
+    /// Delivers a batch of events of hub `hub`, in order.
+    fn deliver(&self, hub: HubId, events: Vec<HubEvent>);
+
+    /// Whether the receiver is behind (its queue is long): sessions then stop
+    /// reading from their hubs until it is not, which bounds memory.
+    fn congested(&self) -> bool {
+        false
+    }
+
+    /// Whether someone wants to see raw lines of `hub` before the session
+    /// processes them (and may consume them).
+    fn wants_raw(&self, _hub: HubId) -> bool {
+        false
+    }
+
+    /// Shows raw lines (as received, hub charset) before they are processed.
+    /// The receiver must answer with a [`HubCommand::RawVerdict`] for `batch`
+    /// sent to the hub's job; the session waits for it (at most a few
+    /// seconds) before reading on, so that lines keep their order.
+    fn filter_raw(&self, _hub: HubId, _batch: u64, _lines: Vec<Box<[u8]>>) {}
+
+    /// Whether the receiver answers [`HubEvent::Redirect`] with a
+    /// [`HubCommand::RedirectVerdict`]; when false the session applies its
+    /// redirect policy itself.
+    fn decides_redirects(&self) -> bool {
+        false
+    }
+}
+
+/// A sink that drops every event (hubs driven from Rust alone, tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullSink;
+
+impl HubSink for NullSink {
+    fn deliver(&self, _hub: HubId, _events: Vec<HubEvent>) {}
+}
+
+// ----- searches --------------------------------------------------------------
+
+/// The kind of file searched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FileType {
+    /// Anything.
+    #[default]
+    Any,
+    /// Audio files.
+    Audio,
+    /// Archives.
+    Compressed,
+    /// Documents.
+    Document,
+    /// Executables.
+    Executable,
+    /// Pictures.
+    Picture,
+    /// Videos.
+    Video,
+    /// Folders.
+    Folder,
+    /// A TTH search.
+    Tth,
+    /// Another NMDC type code (10 to 13 exist in the wild).
+    Other(u8),
+}
+
+impl FileType {
+    const NAMES: [(&'static str, FileType); 9] = [
+        ("any", FileType::Any),
+        ("audio", FileType::Audio),
+        ("compressed", FileType::Compressed),
+        ("document", FileType::Document),
+        ("executable", FileType::Executable),
+        ("picture", FileType::Picture),
+        ("video", FileType::Video),
+        ("folder", FileType::Folder),
+        ("tth", FileType::Tth),
+    ];
+
+    /// The NMDC type code (1 any ... 8 folder, 9 TTH).
+    pub fn nmdc_code(self) -> u8 {
+        match self {
+            FileType::Any => 1,
+            FileType::Audio => 2,
+            FileType::Compressed => 3,
+            FileType::Document => 4,
+            FileType::Executable => 5,
+            FileType::Picture => 6,
+            FileType::Video => 7,
+            FileType::Folder => 8,
+            FileType::Tth => 9,
+            FileType::Other(n) => n,
+        }
+    }
+
+    /// The type of an NMDC code.
+    pub fn from_nmdc(code: u8) -> FileType {
+        match code {
+            1 => FileType::Any,
+            2 => FileType::Audio,
+            3 => FileType::Compressed,
+            4 => FileType::Document,
+            5 => FileType::Executable,
+            6 => FileType::Picture,
+            7 => FileType::Video,
+            8 => FileType::Folder,
+            9 => FileType::Tth,
+            n => FileType::Other(n),
+        }
+    }
+
+    /// The name scripts use (`"audio"`); `None` for [`FileType::Other`].
+    pub fn name(self) -> Option<&'static str> {
+        FileType::NAMES.iter().find(|(_, t)| *t == self).map(|(n, _)| *n)
+    }
+
+    /// The type a script names.
+    pub fn from_name(name: &str) -> Option<FileType> {
+        FileType::NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, t)| *t)
+    }
+}
+
+/// A search, protocol-neutral. NMDC can express only part of it (words, one
+/// size bound, a type, a TTH); the rest is applied to results as they come
+/// ([`SearchQuery::matches`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SearchQuery {
+    /// Words that must all appear in the path (case-insensitive).
+    pub include: Vec<String>,
+    /// Words that must not appear.
+    pub exclude: Vec<String>,
+    /// File extensions, one of which the name must have (without the dot).
+    pub extensions: Vec<String>,
+    /// A TTH: only this file.
+    pub tth: Option<Tth>,
+    /// At least this many bytes.
+    pub min_size: Option<u64>,
+    /// At most this many bytes.
+    pub max_size: Option<u64>,
+    /// Exactly this many bytes.
+    pub size: Option<u64>,
+    /// The kind of file.
+    pub file_type: FileType,
+}
+
+impl SearchQuery {
+    /// A search for words (split on spaces).
+    pub fn words(text: &str) -> SearchQuery {
+        SearchQuery {
+            include: text.split_whitespace().map(str::to_string).collect(),
+            ..SearchQuery::default()
+        }
+    }
+
+    /// A search for one TTH.
+    pub fn for_tth(tth: Tth) -> SearchQuery {
+        SearchQuery { tth: Some(tth), file_type: FileType::Tth, ..SearchQuery::default() }
+    }
+
+    /// The words, joined by spaces.
+    pub fn text(&self) -> String {
+        self.include.join(" ")
+    }
+
+    /// Whether a result answers this search: same TTH for a TTH search;
+    /// otherwise every word in the path, no excluded word, the size within
+    /// the bounds, an allowed extension, a folder for a folder search.
+    pub fn matches(&self, hit: &SearchHit) -> bool {
+        if let Some(tth) = &self.tth {
+            return hit.tth.as_ref() == Some(tth);
+        }
+        let path = hit.path.to_lowercase();
+        if !self.include.iter().all(|w| path.contains(&w.to_lowercase())) {
+            return false;
+        }
+        if self.exclude.iter().any(|w| path.contains(&w.to_lowercase())) {
+            return false;
+        }
+        if self.file_type == FileType::Folder && !hit.is_dir() {
+            return false;
+        }
+        if let Some(size) = hit.size {
+            if self.min_size.is_some_and(|m| size < m)
+                || self.max_size.is_some_and(|m| size > m)
+                || self.size.is_some_and(|s| size != s)
+            {
+                return false;
+            }
+        } else if self.size.is_some() || self.min_size.is_some() {
+            return false;
+        }
+        if !self.extensions.is_empty() {
+            let name = hit.name().to_lowercase();
+            let ok = self.extensions.iter().any(|e| {
+                let e = e.trim_start_matches('.').to_lowercase();
+                name.len() > e.len() + 1
+                    && name.ends_with(&e)
+                    && name.as_bytes()[name.len() - e.len() - 1] == b'.'
+            });
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// A search result, protocol-neutral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    /// The user who has it.
+    pub nick: String,
+    /// The path in their share, `/`-separated.
+    pub path: String,
+    /// The size; `None` for a folder.
+    pub size: Option<u64>,
+    /// The TTH, for a file whose result carries one.
+    pub tth: Option<Tth>,
+    /// Their free upload slots.
+    pub free_slots: u32,
+    /// Their upload slots.
+    pub slots: u32,
+    /// The hub name the result gives (NMDC; empty when it gives a TTH).
+    pub hub_name: String,
+    /// How it arrived.
+    pub via: Via,
+    /// The line.
+    pub raw: Box<[u8]>,
+}
+
+impl SearchHit {
+    /// Whether it is a folder.
+    pub fn is_dir(&self) -> bool {
+        self.size.is_none()
+    }
+
+    /// The last component of the path.
+    pub fn name(&self) -> &str {
+        let p = self.path.trim_end_matches('/');
+        p.rsplit('/').next().unwrap_or(p)
+    }
+}
+
+// ----- the registry ----------------------------------------------------------
+
+/// The UDP listener shared by the hubs of one worker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UdpEndpoint {
+    pub(crate) job: JobId,
+    pub(crate) addr: SocketAddr,
+}
+
+struct HubsInner {
+    hubs: RefCell<BTreeMap<HubId, Rc<RefCell<HubInfo>>>>,
+    identity: RefCell<Identity>,
+    /// The shared UDP listener; `Some(None)` after binding failed (not retried).
+    udp: RefCell<Option<Option<UdpEndpoint>>>,
+}
+
+/// The hubs of this worker thread and our [`Identity`].
+///
+/// A cheap `Rc` handle; one registry per worker thread ([`Hubs::current`]),
+/// like the Lua host. Sessions write their [`HubInfo`]; readers borrow it
+/// briefly and never across a call into a session.
+#[derive(Clone)]
+pub struct Hubs {
+    inner: Rc<HubsInner>,
+}
+
+impl fmt::Debug for Hubs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hubs").field("hubs", &self.inner.hubs.borrow().len()).finish()
+    }
+}
+
+thread_local! {
+    static CURRENT: Hubs = Hubs {
+        inner: Rc::new(HubsInner {
+            hubs: RefCell::new(BTreeMap::new()),
+            identity: RefCell::new(Identity::default()),
+            udp: RefCell::new(None),
+        }),
+    };
+}
+
+impl Hubs {
+    /// The registry of this thread.
+    pub fn current() -> Hubs {
+        CURRENT.with(Hubs::clone)
+    }
+
+    /// A hub's entry.
+    pub fn get(&self, id: HubId) -> Option<Rc<RefCell<HubInfo>>> {
+        self.inner.hubs.borrow().get(&id).cloned()
+    }
+
+    /// The ids of every hub session, oldest first.
+    pub fn ids(&self) -> Vec<HubId> {
+        self.inner.hubs.borrow().keys().copied().collect()
+    }
+
+    /// The ids of the hubs that are online.
+    pub fn online(&self) -> Vec<HubId> {
+        self.inner
+            .hubs
+            .borrow()
+            .iter()
+            .filter(|(_, h)| h.borrow().state == HubState::Online)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub(crate) fn insert(&self, info: HubInfo) -> Rc<RefCell<HubInfo>> {
+        let id = info.id;
+        let rc = Rc::new(RefCell::new(info));
+        self.inner.hubs.borrow_mut().insert(id, rc.clone());
+        rc
+    }
+
+    pub(crate) fn remove(&self, id: HubId) {
+        self.inner.hubs.borrow_mut().remove(&id);
+    }
+
+    /// Our identity.
+    pub fn identity(&self) -> Identity {
+        self.inner.identity.borrow().clone()
+    }
+
+    /// Replaces our identity; when it changed, every hub session announces
+    /// us again (rate-limited by each session).
+    pub fn set_identity(&self, rt: &Runtime, identity: Identity) {
+        let changed = *self.inner.identity.borrow() != identity;
+        *self.inner.identity.borrow_mut() = identity;
+        if changed {
+            self.info_changed(rt, None);
+        }
+    }
+
+    /// Tells every session but `except` that what we announce changed.
+    pub(crate) fn info_changed(&self, rt: &Runtime, except: Option<HubId>) {
+        for id in self.ids() {
+            if Some(id) != except {
+                rt.send(id, HubCommand::InfoChanged);
+            }
+        }
+    }
+
+    /// Our hub counts for the tag: hubs we are logged in to, by role.
+    pub fn hub_counts(&self) -> HubCounts {
+        let mut c = HubCounts::default();
+        for h in self.inner.hubs.borrow().values() {
+            match h.borrow().role {
+                Some(Role::Normal) => c.normal += 1,
+                Some(Role::Registered) => c.registered += 1,
+                Some(Role::Op) => c.op += 1,
+                None => {}
+            }
+        }
+        c
+    }
+
+    /// The shared UDP listener's address, starting it on first use (active
+    /// mode). `None` when it could not bind (logged once).
+    pub(crate) fn udp(&self, rt: &Runtime) -> Option<UdpEndpoint> {
+        if let Some(known) = *self.inner.udp.borrow() {
+            if known.is_none_or(|e| rt.is_live(e.job)) {
+                return known;
+            }
+        }
+        let id = self.identity();
+        let bind = SocketAddr::new(id.listen_address, id.udp_port);
+        let started = udp::start(rt, bind);
+        let endpoint = match started {
+            Ok(e) => {
+                log::info!(target: "hub", "UDP search results: listening on {}", e.addr);
+                Some(e)
+            }
+            Err(e) => {
+                log::error!(target: "hub", "binding the UDP port for search results on {bind}: {e}; searching passively");
+                None
+            }
+        };
+        *self.inner.udp.borrow_mut() = Some(endpoint);
+        endpoint
+    }
+
+    /// The hub a UDP `$SR` belongs to: by the hub address it names, else its
+    /// hub name, else the hub we searched on last.
+    pub(crate) fn route_result(&self, hub_address: &str, hub_name: &str) -> Option<HubId> {
+        let hubs = self.inner.hubs.borrow();
+        let by_address = hubs.iter().find(|(_, h)| {
+            let h = h.borrow();
+            !hub_address.is_empty()
+                && (h.address.is_some_and(|a| a.to_string() == hub_address)
+                    || HubAddress::parse(&h.url)
+                        .is_ok_and(|a| format!("{}:{}", a.host, a.port) == hub_address))
+        });
+        if let Some((id, _)) = by_address {
+            return Some(*id);
+        }
+        if !hub_name.is_empty() {
+            if let Some((id, _)) = hubs.iter().find(|(_, h)| h.borrow().name == hub_name) {
+                return Some(*id);
+            }
+        }
+        hubs.iter()
+            .filter_map(|(id, h)| h.borrow().last_search.map(|t| (t, *id)))
+            .max()
+            .map(|(_, id)| id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let a = |s: &str| HubAddress::parse(s);
+        let nmdc = |host: &str, port| HubAddress {
+            protocol: Protocol::Nmdc,
+            tls: false,
+            host: host.into(),
+            port,
+        };
+        assert_eq!(a("dchub://example.org"), Ok(nmdc("example.org", 411)));
+        assert_eq!(a("dchub://example.org:4111/"), Ok(nmdc("example.org", 4111)));
+        assert_eq!(a("NMDC://127.0.0.1:7"), Ok(nmdc("127.0.0.1", 7)));
+        assert_eq!(a("127.0.0.1:412"), Ok(nmdc("127.0.0.1", 412)));
+        assert_eq!(a("hub.example"), Ok(nmdc("hub.example", 411)));
+        assert_eq!(a("dchub://[::1]:411"), Ok(nmdc("::1", 411)));
+        assert_eq!(a("dchub://user@h:5/path"), Ok(nmdc("h", 5)));
+        assert!(a("nmdcs://h:5").unwrap().tls);
+        let adc = a("adcs://h:1511/?kp=SHA256/X").unwrap();
+        assert_eq!((adc.protocol, adc.tls, adc.port), (Protocol::Adc, true, 1511));
+        assert!(a("adc://h").unwrap_err().contains("need a port"));
+        assert!(a("http://h").unwrap_err().contains("unknown scheme"));
+        assert!(a("dchub://h:0").unwrap_err().contains("bad port"));
+        assert!(a("dchub://h:x").unwrap_err().contains("bad port"));
+        assert!(a("dchub://:5").unwrap_err().contains("no host"));
+        assert!(a("dchub://[::1").unwrap_err().contains("']'"));
+    }
+
+    #[test]
+    fn user_list_by_nick() {
+        let mut l = UserList::default();
+        assert!(l.insert(User { share: 5, ..User::named("bob") }).is_none());
+        assert!(l.insert(User::named("alice")).is_none());
+        let old = l.insert(User { share: 7, ..User::named("bob") }).unwrap();
+        assert_eq!(old.share, 5);
+        assert_eq!(l.len(), 2);
+        assert_eq!(l.get("bob").unwrap().share, 7);
+        assert!(l.update("bob", |u| u.op = true));
+        assert!(l.get("bob").unwrap().op);
+        assert!(!l.update("carol", |u| u.op = true));
+        assert_eq!(l.total_share(), 7);
+        assert_eq!(l.remove("alice").unwrap().nick.as_ref(), "alice");
+        assert!(!l.contains("alice"));
+    }
+
+    fn hit(path: &str, size: Option<u64>) -> SearchHit {
+        SearchHit {
+            nick: "n".into(),
+            path: path.into(),
+            size,
+            tth: None,
+            free_slots: 1,
+            slots: 1,
+            hub_name: String::new(),
+            via: Via::Hub,
+            raw: Box::new([]),
+        }
+    }
+
+    #[test]
+    fn queries_match_results() {
+        let q = SearchQuery::words("Foo bar");
+        assert!(q.matches(&hit("music/FOO/bar baz.mp3", Some(1))));
+        assert!(!q.matches(&hit("music/foo.mp3", Some(1))));
+        let q = SearchQuery { exclude: vec!["live".into()], ..SearchQuery::words("foo") };
+        assert!(!q.matches(&hit("foo live.mp3", Some(1))));
+        let q = SearchQuery { min_size: Some(10), max_size: Some(20), ..SearchQuery::words("f") };
+        assert!(q.matches(&hit("f", Some(15))));
+        assert!(!q.matches(&hit("f", Some(25))));
+        assert!(!q.matches(&hit("f", Some(5))));
+        assert!(!q.matches(&hit("f", None)));
+        let q = SearchQuery { extensions: vec!["mp3".into()], ..SearchQuery::words("a") };
+        assert!(q.matches(&hit("a/b.MP3", Some(1))));
+        assert!(!q.matches(&hit("a/bmp3", Some(1))));
+        let q = SearchQuery { file_type: FileType::Folder, ..SearchQuery::words("a") };
+        assert!(q.matches(&hit("a/dir", None)));
+        assert!(!q.matches(&hit("a/file", Some(1))));
+        let tth: Tth = "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ".parse().unwrap();
+        let q = SearchQuery::for_tth(tth);
+        assert!(q.matches(&SearchHit { tth: Some(tth), ..hit("x", Some(0)) }));
+        assert!(!q.matches(&hit("x", Some(0))));
+    }
+
+    #[test]
+    fn file_types() {
+        for code in 1..=9 {
+            let t = FileType::from_nmdc(code);
+            assert_eq!(t.nmdc_code(), code);
+            assert_eq!(FileType::from_name(t.name().unwrap()), Some(t));
+        }
+        assert_eq!(FileType::from_nmdc(12), FileType::Other(12));
+        assert_eq!(FileType::Other(12).name(), None);
+        assert_eq!(FileType::from_name("VIDEO"), Some(FileType::Video));
+    }
+}

@@ -1,0 +1,963 @@
+//! The hub part of the `dc` API: `dc.connect`, `dc.hubs`, `dc.search`, the
+//! `dc.Hub` objects' natives, and the [`LuaHubSink`] that turns hub sessions'
+//! [`HubEvent`]s into Lua events.
+//!
+//! # Events
+//!
+//! Every event table has `hub` (a `dc.Hub`, the same object for the same hub
+//! within a state) and, when it comes from a line, `raw` (the line decoded
+//! with the hub's charset). Names and fields are protocol-neutral: the ADC
+//! session will report into the same events. Events nobody listens to are
+//! not built (a `user_joined` flood costs nothing without a handler).
+//!
+//! - `chat` and `pm` have a default action: the line is shown to the user
+//!   (the console, through the host's output; in `dclua run`, the log). A
+//!   handler returning true consumes the event and hides it.
+//! - `hub_raw`: every line from a hub, before the session processes it, when
+//!   a handler or waiter exists. A handler returning true consumes the line:
+//!   the session skips it. Lines go out in batches and the session waits for
+//!   the batch's verdict before going on, so order is kept; the verdict is
+//!   sent by an internal event queued after the batch.
+//! - `hub_redirect`: a handler returning true vetoes following the redirect
+//!   (the same internal-event mechanism answers the session).
+//!
+//! # Ownership
+//!
+//! A hub created by `dc.connect` belongs to the script that created it:
+//! unloading the script disconnects it. Hubs of the configuration belong to
+//! no script.
+//!
+//! # Searches
+//!
+//! `dc.search{...}` sends the search to the online hubs (or one), then
+//! collects for `timeout` seconds the results that match it (NMDC results
+//! carry no token; [`SearchQuery::matches`] decides) and returns them; each
+//! is also emitted as `search_result`. `max_results` ends the wait early.
+//!
+//! This module uses the hub registry and session handles only, never codec
+//! internals.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use encoding_rs::Encoding;
+use mlua::{Lua, MultiValue, Table};
+
+use super::host::{Event, HostInner, LuaHost, ScriptId};
+use super::value::{class_key, Value, OBJECT_CLASSES};
+use crate::config::Config;
+use crate::hub::{
+    self, FileType, HubCommand, HubError, HubEvent, HubId, HubParams, HubSink, HubState, Hubs,
+    Identity, SearchHit, SearchQuery, User,
+};
+use crate::proto::tth::Tth;
+use crate::runtime::JobId;
+
+/// Events queued in the host beyond which sessions stop reading.
+pub const CONGESTION_LIMIT: usize = 20_000;
+
+/// `dc.search`'s default timeout, in seconds.
+pub const DEFAULT_SEARCH_TIMEOUT: f64 = 5.0;
+
+/// The longest `dc.search` timeout, in seconds.
+pub const MAX_SEARCH_TIMEOUT: f64 = 600.0;
+
+/// The class name of hub objects.
+const HUB_CLASS: &str = "dc.Hub";
+
+/// Internal events that answer sessions once the events before them were
+/// dispatched. No script can want them: the name starts with a control
+/// character.
+const VERDICT_EVENT: &str = "\u{1}hub verdict";
+
+/// Options `dc.connect` accepts.
+const CONNECT_OPTIONS: &[&str] =
+    &["nick", "password", "charset", "follow_redirects", "reconnect_delay"];
+
+/// Options `dc.search` accepts.
+const SEARCH_OPTIONS: &[&str] = &[
+    "text",
+    "tth",
+    "type",
+    "size",
+    "min_size",
+    "max_size",
+    "exclude",
+    "extensions",
+    "hub",
+    "timeout",
+    "max_results",
+];
+
+/// How chat and PMs are shown when no handler consumes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatDisplay {
+    /// Through the host's output (the console).
+    Print,
+    /// As log lines (target `chat`), for `dclua run` whose standard output
+    /// belongs to the script.
+    Log,
+    /// Not shown.
+    Off,
+}
+
+/// A `dc.search` waiting for results.
+struct Collector {
+    job: JobId,
+    query: SearchQuery,
+    hubs: Vec<HubId>,
+    results: Vec<Value>,
+    max: Option<usize>,
+    note: Option<String>,
+}
+
+#[derive(Default)]
+struct ApiState {
+    /// The script each script-created hub belongs to.
+    owners: HashMap<HubId, ScriptId>,
+    /// Address and protocol of every hub created here, for `hub.url` after
+    /// the session ended.
+    known: HashMap<HubId, (String, &'static str)>,
+    searches: Vec<Collector>,
+    sink: Option<Rc<LuaHubSink>>,
+    display: Option<ChatDisplay>,
+}
+
+thread_local! {
+    static STATE: RefCell<ApiState> = RefCell::new(ApiState::default());
+}
+
+fn with_state<R>(f: impl FnOnce(&mut ApiState) -> R) -> R {
+    STATE.with(|s| f(&mut s.borrow_mut()))
+}
+
+/// Sets how chat and PMs are shown (default: [`ChatDisplay::Print`]).
+pub fn set_chat_display(display: ChatDisplay) {
+    with_state(|s| s.display = Some(display));
+}
+
+fn chat_display() -> ChatDisplay {
+    with_state(|s| s.display.unwrap_or(ChatDisplay::Print))
+}
+
+/// The sink of this worker's host (one per host).
+pub fn sink(host: &LuaHost) -> Rc<dyn HubSink> {
+    with_state(|s| {
+        if let Some(sink) = &s.sink {
+            if sink.host.upgrade().is_some() {
+                return sink.clone() as Rc<dyn HubSink>;
+            }
+        }
+        let sink = Rc::new(LuaHubSink { host: host.downgrade() });
+        s.sink = Some(sink.clone());
+        sink as Rc<dyn HubSink>
+    })
+}
+
+/// Connects to a hub whose events go to `host`'s scripts; `owner`: the
+/// script it belongs to (disconnected when that script is unloaded).
+pub fn connect(
+    host: &LuaHost,
+    params: HubParams,
+    owner: Option<ScriptId>,
+) -> Result<HubId, HubError> {
+    let url = params.url.clone();
+    let id = hub::connect(host.runtime(), params, sink(host))?;
+    let protocol = hub::HubAddress::parse(&url).map(|a| a.protocol.as_str()).unwrap_or("nmdc");
+    with_state(|s| {
+        if s.known.len() >= 256 {
+            // Forget hubs long gone (a script reconnecting in a loop).
+            let live = Hubs::current();
+            s.known.retain(|h, _| live.get(*h).is_some());
+        }
+        s.known.insert(id, (url, protocol));
+        if let Some(o) = owner {
+            s.owners.insert(id, o);
+        }
+    });
+    Ok(id)
+}
+
+/// Applies a configuration: our identity (announced again where it
+/// changed).
+pub fn apply_config(host: &LuaHost, config: &Config) {
+    Hubs::current().set_identity(host.runtime(), Identity::from_config(config));
+}
+
+/// Applies a configuration and connects to its `autoconnect` hubs (at
+/// start). Hubs that cannot start are logged.
+pub fn connect_configured(host: &LuaHost, config: &Config) {
+    apply_config(host, config);
+    for h in config.autoconnect_hubs() {
+        if let Err(e) = connect(host, HubParams::from_config(h, config), None) {
+            log::error!(target: "hub", "hub {}: {e}", h.url);
+        }
+    }
+}
+
+/// Called by the host when a script is unloaded: its hubs leave with it.
+pub(crate) fn script_unloaded(host: &LuaHost, script: ScriptId) {
+    let hubs: Vec<HubId> = with_state(|s| {
+        let ids: Vec<HubId> =
+            s.owners.iter().filter(|(_, o)| **o == script).map(|(h, _)| *h).collect();
+        for id in &ids {
+            s.owners.remove(id);
+        }
+        s.searches.retain(|c| host.job_alive(c.job));
+        ids
+    });
+    for id in hubs {
+        host.runtime().stop(id);
+    }
+}
+
+// ----- the sink ----------------------------------------------------------------
+
+/// Turns hub events into Lua events (see the module docs).
+pub struct LuaHubSink {
+    host: Weak<HostInner>,
+}
+
+impl std::fmt::Debug for LuaHubSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LuaHubSink").finish_non_exhaustive()
+    }
+}
+
+fn hub_value(id: HubId) -> Value {
+    Value::Object { class: HUB_CLASS, id: id.0 }
+}
+
+fn text(bytes: &[u8], cs: &'static Encoding) -> Value {
+    Value::str(cs.decode_without_bom_handling(bytes).0)
+}
+
+fn opt_str(s: Option<&str>) -> Value {
+    s.map_or(Value::Nil, Value::str)
+}
+
+fn int(n: u64) -> Value {
+    Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// A user as a Lua table's contents.
+pub fn user_value(u: &User, cs: &'static Encoding) -> Value {
+    let hubs = u.hubs.map_or(Value::Nil, |h| {
+        Value::map([
+            ("normal", int(h.normal.into())),
+            ("registered", int(h.registered.into())),
+            ("op", int(h.op.into())),
+        ])
+    });
+    Value::map([
+        ("nick", Value::str(&u.nick)),
+        ("description", Value::str(&u.description)),
+        ("email", Value::str(&u.email)),
+        ("connection", Value::str(&u.connection)),
+        ("client", Value::str(&u.client)),
+        ("version", Value::str(&u.version)),
+        ("share", int(u.share)),
+        ("slots", u.slots.map_or(Value::Nil, |n| int(n.into()))),
+        ("free_slots", u.free_slots.map_or(Value::Nil, |n| int(n.into()))),
+        ("mode", opt_str(u.mode.as_str())),
+        ("hubs", hubs),
+        ("op", Value::Bool(u.op)),
+        ("bot", Value::Bool(u.bot)),
+        ("away", Value::Bool(u.away)),
+        ("ip", opt_str(u.ip.as_deref())),
+        ("cid", opt_str(u.cid.as_deref())),
+        ("raw", text(&u.raw, cs)),
+    ])
+}
+
+/// A search result as a Lua table's contents.
+fn hit_value(hub: HubId, h: &SearchHit, cs: &'static Encoding) -> Value {
+    Value::map([
+        ("hub", hub_value(hub)),
+        ("nick", Value::str(&h.nick)),
+        ("path", Value::str(&h.path)),
+        ("name", Value::str(h.name())),
+        ("size", h.size.map_or(Value::Nil, int)),
+        ("tth", h.tth.map_or(Value::Nil, |t| Value::str(t.to_base32()))),
+        ("is_dir", Value::Bool(h.is_dir())),
+        ("free_slots", int(h.free_slots.into())),
+        ("slots", int(h.slots.into())),
+        ("hub_name", Value::str(&h.hub_name)),
+        ("via", Value::str(h.via.as_str())),
+        ("raw", text(&h.raw, cs)),
+    ])
+}
+
+impl LuaHubSink {
+    fn host(&self) -> Option<LuaHost> {
+        self.host.upgrade().map(LuaHost::from_inner)
+    }
+
+    /// Queues the internal event whose default action runs `f` once every
+    /// event queued before it was dispatched.
+    fn after_dispatch(host: &LuaHost, f: impl FnOnce() + 'static) {
+        host.emit(Event {
+            name: Rc::from(VERDICT_EVENT),
+            data: Value::Nil,
+            default_action: Some(Box::new(f)),
+        });
+    }
+
+    fn one(&self, host: &LuaHost, hub: HubId, cs: &'static Encoding, label: &str, ev: HubEvent) {
+        let h = hub_value(hub);
+        let emit = |name: &str, fields: Vec<(&str, Value)>| {
+            let mut pairs = vec![("hub", h.clone())];
+            pairs.extend(fields);
+            host.emit_value(name, Value::map(pairs));
+        };
+        match ev {
+            HubEvent::Connected { users } => {
+                emit("hub_connected", vec![("users", int(users as u64))]);
+            }
+            HubEvent::Disconnected { reason, reconnect_in } => emit(
+                "hub_disconnected",
+                vec![
+                    ("reason", Value::str(reason)),
+                    (
+                        "reconnect_in",
+                        reconnect_in.map_or(Value::Nil, |d| Value::Num(d.as_secs_f64())),
+                    ),
+                ],
+            ),
+            HubEvent::LoginFailed { reason, raw } => emit(
+                "login_failed",
+                vec![
+                    ("reason", Value::str(reason)),
+                    ("raw", raw.map_or(Value::Nil, |r| text(&r, cs))),
+                ],
+            ),
+            HubEvent::Chat { nick, text: msg, me, raw } => {
+                let shown = match (&nick, me) {
+                    (Some(n), true) => format!("[{label}] * {n} {msg}"),
+                    (Some(n), false) => format!("[{label}] <{n}> {msg}"),
+                    (None, _) => format!("[{label}] {msg}"),
+                };
+                let data = Value::map([
+                    ("hub", h),
+                    ("nick", opt_str(nick.as_deref())),
+                    ("text", Value::str(msg)),
+                    ("me", Value::Bool(me)),
+                    ("raw", text(&raw, cs)),
+                ]);
+                host.emit(Event {
+                    name: Rc::from("chat"),
+                    data,
+                    default_action: show(host, shown),
+                });
+            }
+            HubEvent::Pm { from, to, nick, text: msg, me, raw } => {
+                let shown = if me {
+                    format!("[{label}] PM * {from} {msg}")
+                } else {
+                    format!("[{label}] PM <{from}> {msg}")
+                };
+                let data = Value::map([
+                    ("hub", h),
+                    ("from", Value::str(from)),
+                    ("to", Value::str(to)),
+                    ("nick", opt_str(nick.as_deref())),
+                    ("text", Value::str(msg)),
+                    ("me", Value::Bool(me)),
+                    ("raw", text(&raw, cs)),
+                ]);
+                host.emit(Event { name: Rc::from("pm"), data, default_action: show(host, shown) });
+            }
+            HubEvent::UserJoined { user } => self.user_event(host, hub, cs, "user_joined", &user),
+            HubEvent::UserUpdated { user } => self.user_event(host, hub, cs, "user_updated", &user),
+            HubEvent::UserLeft { nick } => {
+                if host.has_listener("user_left") {
+                    emit("user_left", vec![("nick", Value::str(nick))]);
+                }
+            }
+            HubEvent::Search { query, from, raw } => {
+                if !host.has_listener("search") {
+                    return;
+                }
+                emit(
+                    "search",
+                    vec![
+                        ("nick", opt_str(from.nick.as_deref())),
+                        ("address", opt_str(from.address.as_deref())),
+                        ("passive", Value::Bool(from.address.is_none())),
+                        ("text", Value::str(query.text())),
+                        ("tth", query.tth.map_or(Value::Nil, |t| Value::str(t.to_base32()))),
+                        ("type", opt_str(query.file_type.name())),
+                        ("type_code", int(query.file_type.nmdc_code().into())),
+                        ("min_size", query.min_size.map_or(Value::Nil, int)),
+                        ("max_size", query.max_size.map_or(Value::Nil, int)),
+                        ("raw", text(&raw, cs)),
+                    ],
+                );
+            }
+            HubEvent::SearchResult { hit } => {
+                let value = hit_value(hub, &hit, cs);
+                collect_result(host, hub, &hit, &value);
+                if host.has_listener("search_result") {
+                    host.emit_value("search_result", value);
+                }
+            }
+            HubEvent::Redirect { url, reason, follow } => {
+                let followed = Rc::new(Cell::new(false));
+                let mark = followed.clone();
+                let data = Value::map([
+                    ("hub", h),
+                    ("url", Value::str(&url)),
+                    ("reason", Value::str(reason)),
+                    ("follow", Value::Bool(follow)),
+                ]);
+                host.emit(Event {
+                    name: Rc::from("hub_redirect"),
+                    data,
+                    default_action: Some(Box::new(move || mark.set(true))),
+                });
+                let rt = host.runtime().clone();
+                LuaHubSink::after_dispatch(host, move || {
+                    let follow = follow && followed.get();
+                    rt.send(hub, HubCommand::RedirectVerdict { url, follow });
+                });
+            }
+            HubEvent::HubInfo { name, topic } => {
+                if host.has_listener("hub_info") {
+                    emit(
+                        "hub_info",
+                        vec![("name", Value::str(name)), ("topic", Value::str(topic))],
+                    );
+                }
+            }
+            HubEvent::ConnectionRequest { nick, address, tls, reverse, raw } => {
+                if host.has_listener("connection_request") {
+                    emit(
+                        "connection_request",
+                        vec![
+                            ("nick", opt_str(nick.as_deref())),
+                            ("address", opt_str(address.as_deref())),
+                            ("tls", Value::Bool(tls)),
+                            ("reverse", Value::Bool(reverse)),
+                            ("raw", text(&raw, cs)),
+                        ],
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The default action of `chat`/`pm`: show the line.
+fn show(host: &LuaHost, line: String) -> Option<Box<dyn FnOnce()>> {
+    match chat_display() {
+        ChatDisplay::Off => None,
+        ChatDisplay::Log => Some(Box::new(move || log::info!(target: "chat", "{line}"))),
+        ChatDisplay::Print => {
+            let weak = host.downgrade();
+            Some(Box::new(move || {
+                if let Some(h) = weak.upgrade().map(LuaHost::from_inner) {
+                    h.output(&line);
+                }
+            }))
+        }
+    }
+}
+
+impl HubSink for LuaHubSink {
+    fn deliver(&self, hub: HubId, events: Vec<HubEvent>) {
+        let Some(host) = self.host() else { return };
+        let (cs, label) = match Hubs::current().get(hub) {
+            Some(info) => {
+                let info = info.borrow();
+                (info.charset, info.label().to_string())
+            }
+            None => (encoding_rs::WINDOWS_1252, String::new()),
+        };
+        for ev in events {
+            self.one(&host, hub, cs, &label, ev);
+        }
+    }
+
+    fn congested(&self) -> bool {
+        self.host().is_some_and(|h| h.queue_len() > CONGESTION_LIMIT)
+    }
+
+    fn wants_raw(&self, _hub: HubId) -> bool {
+        self.host().is_some_and(|h| h.has_listener("hub_raw"))
+    }
+
+    fn filter_raw(&self, hub: HubId, batch: u64, lines: Vec<Box<[u8]>>) {
+        let rt_host = self.host();
+        let Some(host) = rt_host else { return };
+        let cs = Hubs::current().get(hub).map_or(encoding_rs::WINDOWS_1252, |i| i.borrow().charset);
+        // Consumed unless the default action runs.
+        let keep = Rc::new(RefCell::new(vec![false; lines.len()]));
+        for (i, line) in lines.iter().enumerate() {
+            let keep = keep.clone();
+            host.emit(Event {
+                name: Rc::from("hub_raw"),
+                data: Value::map([("hub", hub_value(hub)), ("raw", text(line, cs))]),
+                default_action: Some(Box::new(move || {
+                    if let Some(k) = keep.borrow_mut().get_mut(i) {
+                        *k = true;
+                    }
+                })),
+            });
+        }
+        let rt = host.runtime().clone();
+        LuaHubSink::after_dispatch(&host, move || {
+            let keep = keep.take();
+            rt.send(hub, HubCommand::RawVerdict { batch, keep });
+        });
+    }
+
+    fn decides_redirects(&self) -> bool {
+        self.host().is_some()
+    }
+}
+
+impl LuaHubSink {
+    fn user_event(&self, host: &LuaHost, hub: HubId, cs: &'static Encoding, name: &str, u: &User) {
+        if host.has_listener(name) {
+            host.emit_value(
+                name,
+                Value::map([
+                    ("hub", hub_value(hub)),
+                    ("nick", Value::str(&u.nick)),
+                    ("user", user_value(u, cs)),
+                    ("raw", text(&u.raw, cs)),
+                ]),
+            );
+        }
+    }
+}
+
+// ----- searches ------------------------------------------------------------------
+
+fn collect_result(host: &LuaHost, hub: HubId, hit: &SearchHit, value: &Value) {
+    let done: Vec<JobId> = with_state(|s| {
+        let mut done = Vec::new();
+        for c in &mut s.searches {
+            if c.hubs.contains(&hub)
+                && c.query.matches(hit)
+                && c.max.is_none_or(|m| c.results.len() < m)
+            {
+                c.results.push(value.clone());
+                if c.max.is_some_and(|m| c.results.len() >= m) {
+                    done.push(c.job);
+                }
+            }
+        }
+        done
+    });
+    for job in done {
+        host.wake_job(job);
+    }
+}
+
+fn lua_err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Reads a `dc.search` table into a query, the target hubs, the timeout and
+/// the result limit.
+fn parse_search(
+    opts: &Table,
+) -> Result<(SearchQuery, Option<HubId>, Duration, Option<usize>), String> {
+    for pair in opts.pairs::<mlua::Value, mlua::Value>() {
+        let (k, _) = pair.map_err(lua_err)?;
+        let key = match &k {
+            mlua::Value::String(s) => s.to_string_lossy(),
+            other => {
+                return Err(format!("dc.search: unexpected key of type {}", other.type_name()))
+            }
+        };
+        if !SEARCH_OPTIONS.contains(&key.as_str()) {
+            return Err(format!(
+                "dc.search: unknown option {key:?}{}",
+                did_you_mean(&key, SEARCH_OPTIONS)
+            ));
+        }
+    }
+    let mut q = SearchQuery::default();
+    if let Some(t) =
+        opts.get::<Option<String>>("text").map_err(|e| format!("dc.search: text: {e}"))?
+    {
+        q.include = t.split_whitespace().map(str::to_string).collect();
+    }
+    if let Some(t) =
+        opts.get::<Option<String>>("tth").map_err(|e| format!("dc.search: tth: {e}"))?
+    {
+        let tth: Tth = t
+            .trim()
+            .trim_start_matches("TTH:")
+            .parse()
+            .map_err(|_| format!("dc.search: tth {t:?} is not 39 base32 characters"))?;
+        q.tth = Some(tth);
+        q.file_type = FileType::Tth;
+    }
+    if let Some(t) =
+        opts.get::<Option<String>>("type").map_err(|e| format!("dc.search: type: {e}"))?
+    {
+        let names: Vec<&str> = [
+            "any",
+            "audio",
+            "compressed",
+            "document",
+            "executable",
+            "picture",
+            "video",
+            "folder",
+            "tth",
+        ]
+        .to_vec();
+        q.file_type = FileType::from_name(&t).ok_or_else(|| {
+            format!("dc.search: unknown type {t:?} (one of {})", names.join(", "))
+        })?;
+    }
+    let size = |key: &str| -> Result<Option<u64>, String> {
+        match opts.get::<mlua::Value>(key).map_err(lua_err)? {
+            mlua::Value::Nil => Ok(None),
+            mlua::Value::Integer(n) if n >= 0 => Ok(Some(n as u64)),
+            mlua::Value::Number(n) if n >= 0.0 && n.fract() == 0.0 && n < 1.8e19 => {
+                Ok(Some(n as u64))
+            }
+            other => Err(format!(
+                "dc.search: {key} must be a whole number of bytes >= 0, got {}",
+                other.type_name()
+            )),
+        }
+    };
+    q.size = size("size")?;
+    q.min_size = size("min_size")?;
+    q.max_size = size("max_size")?;
+    let words = |key: &str| -> Result<Vec<String>, String> {
+        match opts.get::<mlua::Value>(key).map_err(lua_err)? {
+            mlua::Value::Nil => Ok(Vec::new()),
+            mlua::Value::String(s) => {
+                Ok(s.to_string_lossy().split_whitespace().map(str::to_string).collect())
+            }
+            mlua::Value::Table(t) => t
+                .sequence_values::<String>()
+                .map(|v| v.map_err(|e| format!("dc.search: {key}: {e}")))
+                .collect(),
+            other => Err(format!(
+                "dc.search: {key} must be a string or a list of strings, got {}",
+                other.type_name()
+            )),
+        }
+    };
+    q.exclude = words("exclude")?;
+    q.extensions = words("extensions")?;
+    if q.include.is_empty() && q.tth.is_none() {
+        return Err("dc.search: give text = \"words\" or tth = \"...\"".into());
+    }
+    let hub = match opts.get::<mlua::Value>("hub").map_err(lua_err)? {
+        mlua::Value::Nil => None,
+        mlua::Value::Table(t) => match Value::from_lua(&mlua::Value::Table(t), "hub")? {
+            Value::Object { class: HUB_CLASS, id } => Some(JobId(id)),
+            _ => {
+                return Err("dc.search: hub must be a dc.Hub (from dc.connect or dc.hubs())".into())
+            }
+        },
+        _ => return Err("dc.search: hub must be a dc.Hub (from dc.connect or dc.hubs())".into()),
+    };
+    let timeout = match opts.get::<mlua::Value>("timeout").map_err(lua_err)? {
+        mlua::Value::Nil => DEFAULT_SEARCH_TIMEOUT,
+        mlua::Value::Integer(n) => n as f64,
+        mlua::Value::Number(n) => n,
+        other => {
+            return Err(format!(
+                "dc.search: timeout must be a number of seconds, got {}",
+                other.type_name()
+            ))
+        }
+    };
+    if !(0.0..=MAX_SEARCH_TIMEOUT).contains(&timeout) {
+        return Err(format!(
+            "dc.search: timeout must be between 0 and {MAX_SEARCH_TIMEOUT} seconds"
+        ));
+    }
+    let max = match opts.get::<mlua::Value>("max_results").map_err(lua_err)? {
+        mlua::Value::Nil => None,
+        mlua::Value::Integer(n) if n > 0 => Some(n as usize),
+        _ => return Err("dc.search: max_results must be an integer > 0".into()),
+    };
+    Ok((q, hub, Duration::from_secs_f64(timeout), max))
+}
+
+/// Starts a `dc.search` for coroutine job `job`: sends the search and
+/// registers the collector. Returns how long to collect.
+pub(crate) fn begin_search(
+    host: &LuaHost,
+    job: JobId,
+    arg: Option<&mlua::Value>,
+) -> Result<Duration, String> {
+    let Some(mlua::Value::Table(opts)) = arg else {
+        return Err("dc.search: expected a table {text = ..., tth = ..., timeout = ...}".into());
+    };
+    let (query, hub, timeout, max) = parse_search(opts)?;
+    let hubs = Hubs::current();
+    let targets: Vec<HubId> = match hub {
+        Some(id) => hubs.online().into_iter().filter(|h| *h == id).collect(),
+        None => hubs.online(),
+    };
+    let note = if targets.is_empty() {
+        Some(match hub {
+            Some(_) => "the hub is not online".to_string(),
+            None => "no hub is online".to_string(),
+        })
+    } else {
+        None
+    };
+    for &t in &targets {
+        host.runtime().send(t, HubCommand::Search(query.clone()));
+    }
+    let wait = if targets.is_empty() { Duration::ZERO } else { timeout };
+    with_state(|s| {
+        s.searches.push(Collector { job, query, hubs: targets, results: Vec::new(), max, note });
+    });
+    Ok(wait)
+}
+
+/// Ends job `job`'s search: `true, results[, note]` for the coroutine.
+pub(crate) fn end_search(job: JobId, lua: &Lua) -> mlua::Result<MultiValue> {
+    let collector = with_state(|s| {
+        let i = s.searches.iter().position(|c| c.job == job)?;
+        Some(s.searches.remove(i))
+    });
+    let Some(c) = collector else {
+        return Err(mlua::Error::runtime("the search was forgotten"));
+    };
+    let list = lua.create_table_with_capacity(c.results.len(), 0)?;
+    for (i, v) in c.results.iter().enumerate() {
+        list.raw_set(i + 1, v.to_lua(lua)?)?;
+    }
+    let mut out = vec![mlua::Value::Boolean(true), mlua::Value::Table(list)];
+    if let Some(note) = c.note {
+        out.push(mlua::Value::String(lua.create_string(note)?));
+    }
+    Ok(MultiValue::from_vec(out))
+}
+
+/// Drops a finished or stopped job's search, if any.
+pub(crate) fn forget_search(job: JobId) {
+    with_state(|s| s.searches.retain(|c| c.job != job));
+}
+
+// ----- natives ---------------------------------------------------------------------
+
+/// `" (did you mean \"x\"?)"` when a known name is close.
+fn did_you_mean(key: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(key, k), *k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!(" (did you mean {k:?}?)"))
+        .unwrap_or_default()
+}
+
+fn hub_id(n: i64) -> HubId {
+    JobId(n as u64)
+}
+
+fn connect_params(url: &str, opts: Option<&Table>) -> mlua::Result<HubParams> {
+    let mut p = HubParams::new(url, &Hubs::current().identity().nick);
+    let Some(opts) = opts else { return Ok(p) };
+    for pair in opts.pairs::<mlua::Value, mlua::Value>() {
+        let (k, _) = pair?;
+        let key = match &k {
+            mlua::Value::String(s) => s.to_string_lossy(),
+            other => {
+                return Err(mlua::Error::runtime(format!(
+                    "dc.connect: unexpected option key of type {}",
+                    other.type_name()
+                )))
+            }
+        };
+        if !CONNECT_OPTIONS.contains(&key.as_str()) {
+            return Err(mlua::Error::runtime(format!(
+                "dc.connect: unknown option {key:?}{}",
+                did_you_mean(&key, CONNECT_OPTIONS)
+            )));
+        }
+    }
+    let field = |e: mlua::Error, key: &str| mlua::Error::runtime(format!("dc.connect: {key}: {e}"));
+    if let Some(n) = opts.get::<Option<String>>("nick").map_err(|e| field(e, "nick"))? {
+        p.nick = n;
+    }
+    p.password = opts.get::<Option<String>>("password").map_err(|e| field(e, "password"))?;
+    if let Some(label) = opts.get::<Option<String>>("charset").map_err(|e| field(e, "charset"))? {
+        p.charset = Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
+            mlua::Error::runtime(format!(
+                "dc.connect: unknown charset {label:?} (cp1251, cp1252, utf-8, ...)"
+            ))
+        })?;
+    }
+    if let Some(f) =
+        opts.get::<Option<bool>>("follow_redirects").map_err(|e| field(e, "follow_redirects"))?
+    {
+        p.follow_redirects = f;
+    }
+    if let Some(d) =
+        opts.get::<Option<f64>>("reconnect_delay").map_err(|e| field(e, "reconnect_delay"))?
+    {
+        p.reconnect_delay = Duration::try_from_secs_f64(d).map_err(|_| {
+            mlua::Error::runtime(format!(
+                "dc.connect: reconnect_delay must be a number of seconds >= 0, got {d}"
+            ))
+        })?;
+    }
+    Ok(p)
+}
+
+/// Sends a command to a hub that must be in one of `states`; `(true)` or
+/// `(false, why)`.
+fn command(
+    lua: &Lua,
+    host: &LuaHost,
+    id: HubId,
+    states: &[HubState],
+    cmd: HubCommand,
+) -> mlua::Result<MultiValue> {
+    let state = Hubs::current().get(id).map(|h| h.borrow().state);
+    let why = match state {
+        Some(s) if states.contains(&s) && host.runtime().send(id, cmd) => {
+            return Ok(MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
+        }
+        Some(s) => format!("the hub is {}", s.as_str()),
+        None => "the hub is disconnected".to_string(),
+    };
+    Ok(MultiValue::from_vec(vec![
+        mlua::Value::Boolean(false),
+        mlua::Value::String(lua.create_string(why)?),
+    ]))
+}
+
+/// A field of a hub object (`hub.name`...).
+fn hub_field(lua: &Lua, id: HubId, key: &str) -> mlua::Result<mlua::Value> {
+    let Some(info) = Hubs::current().get(id) else {
+        let known = with_state(|s| s.known.get(&id).cloned());
+        return Ok(match (key, known) {
+            ("state", _) => mlua::Value::String(lua.create_string("disconnected")?),
+            ("url", Some((url, _))) => mlua::Value::String(lua.create_string(url)?),
+            ("protocol", Some((_, p))) => mlua::Value::String(lua.create_string(p)?),
+            ("user_count", _) => mlua::Value::Integer(0),
+            _ => mlua::Value::Nil,
+        });
+    };
+    let info = info.borrow();
+    let s = |v: &str| lua.create_string(v).map(mlua::Value::String);
+    Ok(match key {
+        "name" => s(&info.name)?,
+        "topic" => s(&info.topic)?,
+        "state" => s(info.state.as_str())?,
+        "url" => s(&info.url)?,
+        "protocol" => s(info.protocol.as_str())?,
+        "nick" => s(&info.my_nick)?,
+        "keyprint" => match &info.keyprint {
+            Some(k) => s(k)?,
+            None => mlua::Value::Nil,
+        },
+        "charset" => s(info.charset.name())?,
+        "user_count" => mlua::Value::Integer(info.users.len() as i64),
+        "share" => {
+            mlua::Value::Integer(i64::try_from(info.users.total_share()).unwrap_or(i64::MAX))
+        }
+        _ => mlua::Value::Nil,
+    })
+}
+
+/// Registers the hub natives and constructors in a new state.
+pub(crate) fn register(
+    lua: &Lua,
+    host_: &LuaHost,
+    script: ScriptId,
+    native: &Table,
+) -> mlua::Result<()> {
+    macro_rules! f {
+        ($key:expr, |$lua:ident, $h:ident, $args:tt: $ty:ty| $body:expr) => {{
+            let weak = host_.downgrade();
+            native.set(
+                $key,
+                lua.create_function(move |$lua, $args: $ty| {
+                    let $h = weak
+                        .upgrade()
+                        .map(LuaHost::from_inner)
+                        .ok_or_else(|| mlua::Error::runtime("dclua is shutting down"))?;
+                    $body
+                })?,
+            )?;
+        }};
+    }
+
+    native.set(
+        "class",
+        lua.create_function(|lua, (name, ctor): (String, mlua::Function)| {
+            if !OBJECT_CLASSES.contains(&name.as_str()) {
+                return Err(mlua::Error::runtime(format!("native.class: unknown class {name:?}")));
+            }
+            lua.set_named_registry_value(&class_key(&name), ctor)
+        })?,
+    )?;
+    f!("connect", |_lua, h, (url, opts): (String, Option<Table>)| {
+        let params = connect_params(&url, opts.as_ref())?;
+        let id = connect(&h, params, Some(script))
+            .map_err(|e| mlua::Error::runtime(format!("dc.connect: {e}")))?;
+        Ok(id.0 as i64)
+    });
+    f!("hubs", |_lua, _h, (): ()| Ok(Hubs::current()
+        .ids()
+        .into_iter()
+        .map(|id| id.0 as i64)
+        .collect::<Vec<_>>()));
+    f!("hub_field", |lua, _h, (id, key): (i64, String)| hub_field(lua, hub_id(id), &key));
+    f!("hub_say", |lua, h, (id, text, me): (i64, String, bool)| {
+        command(lua, &h, hub_id(id), &[HubState::Online], HubCommand::Say { text, me })
+    });
+    f!("hub_pm", |lua, h, (id, to, text, me): (i64, String, String, bool)| {
+        command(lua, &h, hub_id(id), &[HubState::Online], HubCommand::Pm { to, text, me })
+    });
+    f!("hub_send_raw", |lua, h, (id, line): (i64, String)| {
+        command(
+            lua,
+            &h,
+            hub_id(id),
+            &[HubState::LoggingIn, HubState::Online],
+            HubCommand::SendRaw(line),
+        )
+    });
+    f!("hub_disconnect", |_lua, h, id: i64| {
+        let id = hub_id(id);
+        with_state(|s| s.owners.remove(&id));
+        Ok(h.runtime().send(id, HubCommand::Disconnect))
+    });
+    f!("hub_users", |lua, _h, id: i64| {
+        let Some(info) = Hubs::current().get(hub_id(id)) else {
+            return lua.create_table().map(mlua::Value::Table);
+        };
+        let values: Vec<Value> = {
+            let info = info.borrow();
+            let mut users: Vec<&User> = info.users.iter().collect();
+            users.sort_by(|a, b| a.nick.cmp(&b.nick));
+            users.into_iter().map(|u| user_value(u, info.charset)).collect()
+        };
+        let t = lua.create_table_with_capacity(values.len(), 0)?;
+        for (i, v) in values.iter().enumerate() {
+            t.raw_set(i + 1, v.to_lua(lua)?)?;
+        }
+        Ok(mlua::Value::Table(t))
+    });
+    f!("hub_user", |lua, _h, (id, nick): (i64, String)| {
+        let Some(info) = Hubs::current().get(hub_id(id)) else { return Ok(mlua::Value::Nil) };
+        let v = {
+            let info = info.borrow();
+            info.users.get(&nick).map(|u| user_value(u, info.charset))
+        };
+        v.map_or(Ok(mlua::Value::Nil), |v| v.to_lua(lua))
+    });
+    Ok(())
+}
