@@ -279,7 +279,7 @@ impl ConsoleBackend for HostConsole {
             Some(host) => host.eval_console(&chunk, move |o| {
                 let _ = tx.send(match o {
                     ChunkOutcome::Values(v) => EvalOutcome::Values(v),
-                    ChunkOutcome::Error(e) => EvalOutcome::Error(e),
+                    ChunkOutcome::Error(e) => EvalOutcome::Error(console_error(&e)),
                 });
             }),
             None => {
@@ -319,6 +319,14 @@ impl ConsoleBackend for HostConsole {
         names.dedup();
         names
     }
+}
+
+/// An error as the console shows it: the message without mlua's "runtime
+/// error: " prefix and without the traceback (a chunk typed a moment ago
+/// needs no stack to find).
+fn console_error(e: &str) -> String {
+    let msg = e.split("\nstack traceback:").next().unwrap_or(e);
+    msg.strip_prefix("runtime error: ").unwrap_or(msg).to_string()
 }
 
 /// Names reachable from the globals for completing `prefix`: for `a.b.c`,

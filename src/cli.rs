@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+pub use crate::config::LogLevel;
 
 /// dclua: a Direct Connect client programmable in Lua.
 ///
@@ -52,36 +54,6 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-}
-
-/// Log levels, from quietest to noisiest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogLevel {
-    /// Nothing.
-    Off,
-    /// Errors only.
-    Error,
-    /// Errors and warnings.
-    Warn,
-    /// Normal operation (default).
-    Info,
-    /// Details for diagnosing problems.
-    Debug,
-    /// Every protocol line.
-    Trace,
-}
-
-impl From<LogLevel> for log::LevelFilter {
-    fn from(l: LogLevel) -> log::LevelFilter {
-        match l {
-            LogLevel::Off => log::LevelFilter::Off,
-            LogLevel::Error => log::LevelFilter::Error,
-            LogLevel::Warn => log::LevelFilter::Warn,
-            LogLevel::Info => log::LevelFilter::Info,
-            LogLevel::Debug => log::LevelFilter::Debug,
-            LogLevel::Trace => log::LevelFilter::Trace,
-        }
-    }
 }
 
 #[cfg(test)]

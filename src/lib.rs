@@ -14,6 +14,7 @@
 //! |---|---|---|
 //! | [`proto`] | pure codecs: NMDC, ADC, TTH | do I/O or read clocks |
 //! | [`runtime`] | jobs, the pool, the worker, timers, sockets | know any protocol |
+//! | [`tls`] | certificates, keyprints, trust on first use, hub addresses | touch sockets |
 //! | [`config`] | the configuration script and its typed, validated result | start anything |
 //! | [`cli`], [`app`], [`logging`] | the process: command line, signals, logs | hold protocol state |
 //!
@@ -30,3 +31,4 @@ pub mod lua;
 pub mod proto;
 pub mod runtime;
 pub mod share;
+pub mod tls;

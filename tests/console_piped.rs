@@ -123,7 +123,7 @@ fn completion_splits_the_identifier_path_before_the_cursor() {
         ("hub.ni", 6, 0, &["hub.nick"]),
         // The cursor in the middle: only what is before it counts.
         ("dc.sl(1)", 5, 0, &["dc.sleep"]),
-        ("dc.", 3, 0, &["dc.later", "dc.sleep", "dc.version"]),
+        ("dc.", 3, 0, &["dc.later", "dc.sleep", "dc.stuck", "dc.version"]),
         ("nosuchname.x", 12, 0, &[]),
         // Inside a string or a number, nothing.
         ("print('dc.sl", 12, 7, &[]),

@@ -334,3 +334,28 @@ fn nothing_from_an_old_load_fires_after_a_reload() {
         assert_eq!(r.line(), "v2", "an old timer fired after the reload");
     }
 }
+
+#[test]
+fn finished_jobs_leave_no_records_behind() {
+    let r = rig();
+    r.load(
+        "churn",
+        r#"
+        dc.on("tick", function(e) dc.sleep(0) end)
+        for i = 1, 500 do dc.emit("tick", {i = i}) end
+        for i = 1, 500 do dc.spawn(function() dc.sleep(0) end) end
+        dc.sleep(0.2)
+        collectgarbage() collectgarbage()
+        dc.sleep(0.05)
+        print("done")
+        "#,
+    )
+    .unwrap();
+    assert_eq!(r.line(), "done");
+    std::thread::sleep(Duration::from_millis(100));
+    let (records, jobs) =
+        r.worker.call(|pool| (LuaHost::current().unwrap().job_records(), pool.len())).unwrap();
+    // Only the dispatcher job is left; no record outlives its job and handle.
+    assert_eq!(jobs, 1, "jobs left: {jobs}");
+    assert_eq!(records, 0, "records left: {records}");
+}

@@ -248,8 +248,8 @@ pub enum Mode {
     Passive,
 }
 
-/// How much to log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How much to log (the `log_level` setting and the `--log-level` flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Nothing.
@@ -264,6 +264,12 @@ pub enum LogLevel {
     Debug,
     /// Everything, including protocol traffic.
     Trace,
+}
+
+impl From<LogLevel> for log::LevelFilter {
+    fn from(l: LogLevel) -> log::LevelFilter {
+        l.to_level_filter()
+    }
 }
 
 impl LogLevel {

@@ -12,7 +12,9 @@
 //! it runs. A handle never blocks its caller on the terminal: lines go through
 //! an unbounded queue to a printer thread, because rustyline's external
 //! printer can block (its hand-over channel holds a single line) and the
-//! worker thread, which prints Lua events, must never stall.
+//! worker thread, which prints Lua events, must never stall. One rare case
+//! remains: a line handed to rustyline at the very moment it stops reading
+//! (Enter was just pressed) shows at the next prompt rather than at once.
 //!
 //! This module must not read input or know anything about Lua.
 

@@ -28,17 +28,21 @@
 //! A chunk may wait for seconds (`dc.sleep(5)`, a search). Meanwhile rustyline
 //! is not reading: the terminal is back in its normal (cooked) mode, so what
 //! the user types is echoed and kept by the terminal, and rustyline reads it
-//! at the next prompt. Ctrl-C is then a real SIGINT, which a signal-hook flag
-//! (registered for the console's lifetime) catches; the waiting loop polls the
-//! flag and calls [`ConsoleBackend::interrupt`], and the chunk fails with
-//! "interrupted". If the chunk still does not end, the third Ctrl-C stops
-//! waiting for it (it keeps running; its outcome is dropped) so that a stuck
-//! host cannot lock the console. During that time SIGINT does not stop the
+//! at the next prompt (rustyline's `buffer-redux` feature keeps the lines
+//! after the first when one read returns several). Ctrl-C is then a real
+//! SIGINT, which a signal handler (registered for the console's lifetime)
+//! counts; the waiting loop looks at the count and calls
+//! [`ConsoleBackend::interrupt`], and the chunk fails with "interrupted". If
+//! the chunk still does not end, the third Ctrl-C stops waiting for it (it
+//! keeps running; its outcome is dropped) so that a stuck host cannot lock
+//! the console. During that time SIGINT does not stop the
 //! process: the application must not also treat SIGINT as "shut down" while
 //! the console runs (Ctrl-D quits the console).
 //!
 //! Events and log lines printed meanwhile go to the terminal directly; while
-//! rustyline reads, they go above the prompt (see [`super::printer`]).
+//! rustyline reads, they go above the prompt (see [`super::printer`]). The
+//! outcome itself is written by the console thread before the next prompt, so
+//! it always shows right under its chunk.
 //!
 //! # History
 //!
@@ -46,9 +50,9 @@
 //! chunk is appended as it is run, so a crash loses nothing. A history that
 //! cannot be read or written only prints one warning: the console goes on.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,11 +77,11 @@ pub const PROMPT: &str = "dclua> ";
 pub const CONTINUATION_PROMPT: &str = "   ... ";
 /// How many chunks the history keeps.
 const HISTORY_SIZE: usize = 2000;
-/// How often the waiting loop looks at the Ctrl-C flag. The outcome itself
+/// How often the waiting loop looks at the Ctrl-C count. The outcome itself
 /// wakes the loop at once; this only bounds the reaction to Ctrl-C.
 const INTERRUPT_POLL: Duration = Duration::from_millis(50);
 /// The Ctrl-C press (while one chunk runs) at which the console stops waiting.
-const GIVE_UP_AFTER_PRESSES: u32 = 3;
+const GIVE_UP_AFTER_PRESSES: usize = 3;
 
 /// Runs the interactive console on the calling thread until Ctrl-D.
 ///
@@ -85,6 +89,11 @@ const GIVE_UP_AFTER_PRESSES: u32 = 3;
 /// its folder when missing). While this runs, [`printer()`](super::printer())
 /// handles print above the prompt. Returns an error only when the terminal
 /// itself fails (the line editor cannot start or read).
+///
+/// SIGINT: while this runs, Ctrl-C belongs to the console (see the module
+/// documentation); the application must not also shut down on it. After this
+/// returns SIGINT no longer has its default action (signal-hook cannot restore
+/// it), so an application that goes on running handles SIGINT itself.
 pub fn run_interactive(backend: Arc<dyn ConsoleBackend>, history: PathBuf) -> anyhow::Result<()> {
     let config = Config::builder()
         .max_history_size(HISTORY_SIZE)
@@ -100,6 +109,7 @@ pub fn run_interactive(backend: Arc<dyn ConsoleBackend>, history: PathBuf) -> an
         backend: Arc::clone(&backend),
         checker: SyntaxChecker::new()?,
     }));
+    let checker = SyntaxChecker::new()?;
     let printer = printer::printer();
     let mut history = HistoryFile { path: history, warned: false };
     history.load(&mut editor, &printer);
@@ -109,17 +119,25 @@ pub fn run_interactive(backend: Arc<dyn ConsoleBackend>, history: PathBuf) -> an
         Ok(external) => Some(printer::attach(external).context("starting the console printer")?),
         Err(_) => None,
     };
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let sigint = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted))
-        .context("catching Ctrl-C for the console")?;
+    // Counts every SIGINT, so that quick presses are never merged.
+    let interrupts = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&interrupts);
+    // SAFETY: the action runs in the signal handler; it only does a lock-free
+    // atomic add, which is async-signal-safe.
+    let sigint = unsafe {
+        signal_hook::low_level::register(signal_hook::consts::SIGINT, move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+    }
+    .context("catching Ctrl-C for the console")?;
 
     let mut session = Session {
         editor,
         backend: &*backend,
-        checker: SyntaxChecker::new()?,
+        checker,
         history,
         printer,
-        interrupted: &interrupted,
+        interrupts: &interrupts,
         color: std::io::stdout().is_terminal(),
     };
     let result = session.run();
@@ -141,7 +159,8 @@ struct Session<'a> {
     checker: SyntaxChecker,
     history: HistoryFile,
     printer: Printer,
-    interrupted: &'a AtomicBool,
+    /// SIGINTs received (reset before each chunk).
+    interrupts: &'a AtomicUsize,
     color: bool,
 }
 
@@ -177,15 +196,23 @@ impl Session<'_> {
     /// Records `chunk` in the history, runs it and prints its outcome.
     fn run_chunk(&mut self, chunk: String) {
         self.history.add(&mut self.editor, &chunk, &self.printer);
+        // A SIGINT from before is stale; one from now on is for this chunk,
+        // even if it comes before the waiting starts.
+        self.interrupts.store(0, Ordering::SeqCst);
         let outcome = self.backend.eval(chunk);
         let outcome = self.await_outcome(&outcome);
-        print_outcome(&outcome, self.color, |line| self.printer.print_line(line));
+        // Straight to the terminal, not through the printer's queue: the
+        // outcome must be on screen before the next prompt, and rustyline is
+        // not reading now, so nothing can be torn.
+        let mut out = std::io::stdout().lock();
+        print_outcome(&outcome, self.color, |line| {
+            let _ = writeln!(out, "{line}");
+        });
+        let _ = out.flush();
     }
 
     /// Waits for the outcome, turning Ctrl-C (SIGINT) into interrupts.
     fn await_outcome(&self, outcome: &Receiver<EvalOutcome>) -> EvalOutcome {
-        // A SIGINT that came while rustyline was reading is stale.
-        self.interrupted.store(false, Ordering::SeqCst);
         let mut presses = 0;
         loop {
             match outcome.recv_timeout(INTERRUPT_POLL) {
@@ -197,10 +224,11 @@ impl Session<'_> {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            if !self.interrupted.swap(false, Ordering::SeqCst) {
+            let new = self.interrupts.swap(0, Ordering::SeqCst);
+            if new == 0 {
                 continue;
             }
-            presses += 1;
+            presses += new;
             if presses >= GIVE_UP_AFTER_PRESSES {
                 return EvalOutcome::Error(
                     "no longer waiting for the chunk (it may still be running; \
@@ -209,6 +237,7 @@ impl Session<'_> {
                 );
             }
             self.backend.interrupt();
+            // `presses` only grows, so this shows once.
             if presses == GIVE_UP_AFTER_PRESSES - 1 {
                 self.printer.print_line("(still running; Ctrl-C again stops waiting for it)");
             }

@@ -55,6 +55,12 @@ pub struct ApiField {
     pub doc: &'static str,
 }
 
+/// Lua sources of features, run in every new state after the prelude with
+/// `(dc, native)` as arguments, in this order. A feature's waiting functions
+/// use `native.await(name, ...)`, served by a handler registered with
+/// [`LuaHost::register_async`].
+pub const EXTENSIONS: &[(&str, &str)] = &[];
+
 /// The functions and methods.
 pub const FUNCTIONS: &[ApiFn] = &[
     ApiFn {
@@ -68,7 +74,7 @@ pub const FUNCTIONS: &[ApiFn] = &[
         path: "dc.wait",
         params: &[
             ("event", "string", "the event name"),
-            ("opts", "{filter?: table|fun(e: table): boolean, timeout?: number}?", "`filter`: a table of fields the event must have, or a function returning true for the wanted event (it must not wait); `timeout`: seconds"),
+            ("opts", "{filter?: table|(fun(e: table): boolean), timeout?: number}?", "`filter`: a table of fields the event must have, or a function returning true for the wanted event (it must not wait); `timeout`: seconds"),
         ],
         returns: &[("table?", "the event table, or nil on timeout")],
         doc: "Waits for the next event `event` that passes the filter.",
@@ -76,7 +82,7 @@ pub const FUNCTIONS: &[ApiFn] = &[
     },
     ApiFn {
         path: "dc.spawn",
-        params: &[("fn", "async fun(...): ...", "the function to run"), ("...", "any", "its arguments")],
+        params: &[("fn", "async fun(...): any", "the function to run"), ("...", "any", "its arguments")],
         returns: &[("dc.Job", "a handle to the new coroutine job")],
         doc: "Runs `fn(...)` as a new coroutine job of this script.",
         waits: false,

@@ -36,7 +36,9 @@ use std::time::Duration;
 
 use mlua::chunk::ChunkMode;
 use mlua::thread::ThreadStatus;
-use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Thread, VmState};
+use mlua::{
+    Function, HookTriggers, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Thread, VmState,
+};
 
 use super::value::Value;
 use crate::runtime::{Context, Job, JobId, Runtime, Step, TimerId};
@@ -83,8 +85,7 @@ pub struct Script {
     pub trusted: bool,
     lua: Lua,
     runner: Function,
-    req: *const std::ffi::c_void,
-    idle_marker: *const std::ffi::c_void,
+
     idle: RefCell<Vec<Thread>>,
     /// Hook ticks since the last resume.
     ticks: Rc<Cell<u64>>,
@@ -97,8 +98,6 @@ pub struct Script {
     handlers: Cell<usize>,
     timers: Cell<usize>,
     jobs: Cell<usize>,
-    // Keeps the sentinel tables alive (their pointers are compared).
-    _sentinels: (Table, Table),
 }
 
 impl std::fmt::Debug for Script {
@@ -178,7 +177,9 @@ struct JobRecord {
     results: Vec<mlua::Value>,
     error: Option<String>,
     joiners: Vec<JobId>,
-    /// The handle was collected: drop the record once the job is done.
+    /// No handle refers to it (a main chunk, a handler or timer call, a
+    /// console chunk), or its handle was collected: drop the record as soon as
+    /// the job is done.
     forgotten: bool,
 }
 
@@ -222,6 +223,8 @@ pub(crate) struct HostInner {
     timers: RefCell<HashMap<u64, LuaTimer>>,
     timer_ids: RefCell<HashMap<TimerId, u64>>,
     jobs: RefCell<HashMap<JobId, JobRecord>>,
+    /// Handlers of `native.await` calls, by name.
+    async_handlers: RefCell<HashMap<String, AsyncHandler>>,
     /// The Lua timer each waiting timer-callback job serves.
     job_timers: RefCell<HashMap<JobId, u64>>,
     hooks: RefCell<HostHooks>,
@@ -244,6 +247,23 @@ impl std::fmt::Debug for LuaHost {
 /// A message to a [`LuaJob`]: the reply to its request.
 struct Reply(Vec<Value>);
 
+/// A message to a [`LuaJob`]: the answer of an async handler.
+struct AsyncReply(Result<Vec<Value>, String>);
+
+/// A waiting call served by Rust (`native.await(name, ...)` in Lua).
+#[derive(Debug)]
+pub struct AsyncCall {
+    /// The waiting coroutine job; answer it with [`LuaHost::complete`].
+    pub job: JobId,
+    /// Its script.
+    pub script: ScriptId,
+    /// The arguments, as plain data.
+    pub args: Vec<Value>,
+}
+
+/// Starts the work of an async call; an `Err` fails the call at once.
+pub type AsyncHandler = Rc<dyn Fn(&LuaHost, AsyncCall) -> Result<(), String>>;
+
 impl LuaHost {
     /// Creates the host and its dispatcher job.
     pub fn new(rt: &Runtime, opts: HostOptions) -> LuaHost {
@@ -260,6 +280,7 @@ impl LuaHost {
             timer_ids: RefCell::new(HashMap::new()),
             jobs: RefCell::new(HashMap::new()),
             job_timers: RefCell::new(HashMap::new()),
+            async_handlers: RefCell::new(HashMap::new()),
             hooks: RefCell::new(HostHooks::default()),
             console: RefCell::new(None),
             delivered: Cell::new(0),
@@ -294,6 +315,25 @@ impl LuaHost {
     /// Installs the application's hooks.
     pub fn set_hooks(&self, hooks: HostHooks) {
         *self.inner.hooks.borrow_mut() = hooks;
+    }
+
+    /// Registers the Rust side of a waiting call: Lua's `native.await(name,
+    /// ...)` hands it an [`AsyncCall`]; the handler starts the work and later
+    /// answers with [`complete`](LuaHost::complete).
+    pub fn register_async(&self, name: &str, handler: AsyncHandler) {
+        self.inner.async_handlers.borrow_mut().insert(name.to_string(), handler);
+    }
+
+    /// Answers a waiting call: the coroutine resumes with the values, or
+    /// raises the error. A job that is gone (stopped meanwhile) is ignored.
+    pub fn complete(&self, job: JobId, result: Result<Vec<Value>, String>) {
+        self.inner.rt.send(job, AsyncReply(result));
+    }
+
+    /// Coroutine job records kept (for tests: none should outlive its job and
+    /// handle).
+    pub fn job_records(&self) -> usize {
+        self.inner.jobs.borrow().len()
     }
 
     /// Events delivered to handlers so far (for benchmarks and tests).
@@ -498,8 +538,6 @@ impl LuaHost {
             .map_err(err)?;
         }
         lua.set_memory_limit(self.inner.opts.memory_limit).map_err(err)?;
-        let req = lua.create_table().map_err(err)?;
-        let idle_marker = lua.create_table().map_err(err)?;
         let dc = lua.create_table().map_err(err)?;
         let native = lua.create_table().map_err(err)?;
         super::api::register(&lua, self, id, &dc, &native, trusted).map_err(err)?;
@@ -509,7 +547,15 @@ impl LuaHost {
             .set_name("=dclua prelude")
             .into_function()
             .map_err(err)?;
-        let runner: Function = prelude.call((&req, &idle_marker, &dc, &native)).map_err(err)?;
+        let runner: Function = prelude.call((REQ, IDLE, &dc, &native)).map_err(err)?;
+        // Features add their Lua side after the prelude (`dc.share`, hubs…).
+        for (ext, source) in super::api::EXTENSIONS {
+            lua.load(*source)
+                .set_name(format!("=dclua {ext}"))
+                .into_function()
+                .and_then(|f| f.call::<()>((&dc, &native)))
+                .map_err(err)?;
+        }
         if !trusted {
             super::api::sandbox(&lua).map_err(err)?;
         }
@@ -519,8 +565,6 @@ impl LuaHost {
             name: name.to_string(),
             path: path.map(Path::to_path_buf),
             trusted,
-            req: req.to_pointer(),
-            idle_marker: idle_marker.to_pointer(),
             lua,
             runner,
             idle: RefCell::new(Vec::new()),
@@ -532,7 +576,6 @@ impl LuaHost {
             handlers: Cell::new(0),
             timers: Cell::new(0),
             jobs: Cell::new(0),
-            _sentinels: (req, idle_marker),
         }))
     }
 
@@ -559,6 +602,8 @@ impl LuaHost {
         script.jobs.set(script.jobs.get() + 1);
         let host = self.downgrade();
         let script_rc = script.clone();
+        // Only dc.spawn gives out a handle; other jobs' records go when they end.
+        let forgotten = label != "dc.spawn function";
         let label = label.to_string();
         let id = self.inner.rt.spawn_with(move |_| LuaJob {
             host,
@@ -574,7 +619,7 @@ impl LuaHost {
         self.inner
             .jobs
             .borrow_mut()
-            .insert(id, JobRecord { script: script.id, ..Default::default() });
+            .insert(id, JobRecord { script: script.id, forgotten, ..Default::default() });
         id
     }
 
@@ -780,8 +825,8 @@ impl LuaHost {
                 },
             };
             self.inner.delivered.set(self.inner.delivered.get() + 1);
-            let label = format!("handler for '{}'", event.name);
-            if let CallResult::Done(results) = self.run_call(&script, func, table, &label, None) {
+            let label = Label::Handler(&event.name);
+            if let CallResult::Done(results) = self.run_call(&script, func, table, label, None) {
                 if matches!(results.front(), Some(mlua::Value::Boolean(true))) {
                     consumed = true;
                     break;
@@ -796,6 +841,9 @@ impl LuaHost {
     }
 
     fn wake_waiters(&self, event: &Event) {
+        if self.inner.waiters.borrow().is_empty() {
+            return;
+        }
         let candidates: Vec<(usize, JobId, ScriptId, Option<mlua::Value>)> = self
             .inner
             .waiters
@@ -860,7 +908,7 @@ impl LuaHost {
         script: &Rc<Script>,
         func: Function,
         arg: mlua::Value,
-        label: &str,
+        label: Label<'_>,
         timer: Option<u64>,
     ) -> CallResult {
         let thread = match script.idle.borrow_mut().pop() {
@@ -886,8 +934,14 @@ impl LuaHost {
                     CallResult::Done(vals)
                 }
                 Yielded::Request => {
-                    let job =
-                        self.spawn_job(script, thread, label, true, Start::Request(vals), None);
+                    let job = self.spawn_job(
+                        script,
+                        thread,
+                        &label.to_string(),
+                        true,
+                        Start::Request(vals),
+                        None,
+                    );
                     if let Some(t) = timer {
                         self.inner.job_timers.borrow_mut().insert(job, t);
                     }
@@ -964,7 +1018,8 @@ impl LuaHost {
             self.stop_timer(id);
         }
         let Some(script) = self.script(sid) else { return };
-        let label = if repeating { "dc.every callback" } else { "dc.after callback" };
+        let label =
+            Label::Static(if repeating { "dc.every callback" } else { "dc.after callback" });
         if let CallResult::Failed = self.run_call(&script, func, mlua::Value::Nil, label, Some(id))
         {
             self.timer_failed(id);
@@ -1113,6 +1168,22 @@ fn duration(seconds: f64) -> mlua::Result<Duration> {
         .map_err(|_| mlua::Error::runtime(format!("invalid duration: {seconds} seconds")))
 }
 
+/// What a call is, for messages (formatted only when needed).
+#[derive(Clone, Copy)]
+enum Label<'a> {
+    Handler(&'a str),
+    Static(&'static str),
+}
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Label::Handler(event) => write!(f, "handler for '{event}'"),
+            Label::Static(s) => f.write_str(s),
+        }
+    }
+}
+
 /// What a synchronous handler or timer call came to.
 enum CallResult {
     /// It returned these values.
@@ -1129,10 +1200,18 @@ enum Yielded {
     Other,
 }
 
-fn classify(script: &Script, vals: &MultiValue) -> Yielded {
+/// Marks a yield that is a host request: `(REQ, kind, args...)`. Light
+/// userdata: no allocation when it crosses to Rust, and Lua code cannot forge
+/// one without the C API. The addresses only need to be distinct.
+static REQ_TAG: u8 = 0;
+static IDLE_TAG: u8 = 0;
+const REQ: LightUserData = LightUserData(&REQ_TAG as *const u8 as *mut std::ffi::c_void);
+const IDLE: LightUserData = LightUserData(&IDLE_TAG as *const u8 as *mut std::ffi::c_void);
+
+fn classify(_script: &Script, vals: &MultiValue) -> Yielded {
     match vals.front() {
-        Some(mlua::Value::Table(t)) if t.to_pointer() == script.idle_marker => Yielded::Idle,
-        Some(mlua::Value::Table(t)) if t.to_pointer() == script.req => Yielded::Request,
+        Some(mlua::Value::LightUserData(p)) if *p == IDLE => Yielded::Idle,
+        Some(mlua::Value::LightUserData(p)) if *p == REQ => Yielded::Request,
         _ => Yielded::Other,
     }
 }
@@ -1269,6 +1348,10 @@ enum Start {
 
 enum JobState {
     Start(Start),
+    /// `dc.sleep(0)`: resume in the next pass.
+    Yielded,
+    /// An async handler works for it.
+    Awaiting,
     Sleeping(TimerId),
     Waiting {
         timer: Option<TimerId>,
@@ -1355,31 +1438,37 @@ impl LuaJob {
 
     /// Handles a yielded request `(REQ, name, args...)`.
     fn request(&mut self, host: &LuaHost, cx: &mut Context<'_>, vals: MultiValue) -> Step {
-        let mut it = vals.into_iter().skip(1);
-        let name = match it.next() {
-            Some(mlua::Value::String(s)) => s.to_string_lossy(),
-            _ => String::new(),
-        };
-        let args: Vec<mlua::Value> = it.collect();
-        let num = |i: usize| match args.get(i) {
+        let arg = |i: usize| vals.get(i + 2);
+        let num = |i: usize| match arg(i) {
             Some(mlua::Value::Integer(n)) => Some(*n as f64),
             Some(mlua::Value::Number(n)) => Some(*n),
             _ => None,
         };
-        match name.as_str() {
-            "dc.sleep" => match num(0).map(duration) {
+        let kind = match vals.get(1) {
+            Some(mlua::Value::Integer(k)) => *k,
+            _ => return self.reply_error(host, cx, "malformed host request"),
+        };
+        // Kinds as numbered in prelude.lua.
+        match kind {
+            1 => match num(0).map(duration) {
+                // A zero sleep only yields to the other jobs: no timer needed.
+                Some(Ok(d)) if d.is_zero() => {
+                    self.state = JobState::Yielded;
+                    cx.repoll();
+                    Step::Pending
+                }
                 Some(Ok(d)) => {
                     self.state = JobState::Sleeping(cx.after(d));
                     Step::Pending
                 }
                 _ => self.reply_error(host, cx, "dc.sleep: invalid duration"),
             },
-            "dc.wait" => {
-                let event = match args.first() {
+            2 => {
+                let event = match arg(0) {
                     Some(mlua::Value::String(s)) => s.to_string_lossy(),
                     _ => return self.reply_error(host, cx, "dc.wait: expected an event name"),
                 };
-                let filter = args.get(1).cloned().filter(|v| !v.is_nil());
+                let filter = arg(1).cloned().filter(|v| !v.is_nil());
                 let timer = match num(2).map(duration) {
                     Some(Ok(d)) => Some(cx.after(d)),
                     Some(Err(_)) => return self.reply_error(host, cx, "dc.wait: invalid timeout"),
@@ -1389,17 +1478,15 @@ impl LuaJob {
                 self.state = JobState::Waiting { timer };
                 Step::Pending
             }
-            "dc.search" => {
-                match super::hub_api::begin_search(host, self.script.id, cx.id(), args.first()) {
-                    Ok(timeout) => {
-                        self.state = JobState::Searching(cx.after(timeout));
-                        Step::Pending
-                    }
-                    Err(e) => self.reply_error(host, cx, &e),
+            5 => match super::hub_api::begin_search(host, self.script.id, cx.id(), arg(0)) {
+                Ok(timeout) => {
+                    self.state = JobState::Searching(cx.after(timeout));
+                    Step::Pending
                 }
-            }
-            "job:wait" => {
-                let target = match args.first() {
+                Err(e) => self.reply_error(host, cx, &e),
+            },
+            3 => {
+                let target = match arg(0) {
                     Some(mlua::Value::Integer(n)) => JobId(*n as u64),
                     _ => return self.reply_error(host, cx, "job:wait: not a job handle"),
                 };
@@ -1413,7 +1500,36 @@ impl LuaJob {
                     self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
                 }
             }
-            other => self.reply_error(host, cx, &format!("unknown host request '{other}'")),
+            4 => {
+                let name = match arg(0) {
+                    Some(mlua::Value::String(s)) => s.to_string_lossy(),
+                    _ => return self.reply_error(host, cx, "native.await: expected a name"),
+                };
+                let handler = host.inner.async_handlers.borrow().get(&name).cloned();
+                let Some(handler) = handler else {
+                    return self.reply_error(
+                        host,
+                        cx,
+                        &format!("{name}: not available in this dclua"),
+                    );
+                };
+                let mut args = Vec::new();
+                for (i, v) in vals.iter().skip(3).enumerate() {
+                    match Value::from_lua(v, &format!("{name} argument {}", i + 1)) {
+                        Ok(v) => args.push(v),
+                        Err(e) => return self.reply_error(host, cx, &e),
+                    }
+                }
+                let call = AsyncCall { job: cx.id(), script: self.script.id, args };
+                match handler(host, call) {
+                    Ok(()) => {
+                        self.state = JobState::Awaiting;
+                        Step::Pending
+                    }
+                    Err(e) => self.reply_error(host, cx, &e),
+                }
+            }
+            other => self.reply_error(host, cx, &format!("unknown host request kind {other}")),
         }
     }
 
@@ -1492,12 +1608,41 @@ impl LuaJob {
         let step = match state {
             JobState::Start(Start::Resume(args)) => self.run(host, cx, args),
             JobState::Start(Start::Request(vals)) => self.request(host, cx, vals),
+            JobState::Yielded => {
+                self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
+            }
             JobState::Sleeping(t) => {
                 if cx.fired(t) {
                     self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
                 } else {
                     self.state = JobState::Sleeping(t);
                     Step::Pending
+                }
+            }
+            JobState::Awaiting => {
+                let mut got = None;
+                while let Some(m) = cx.recv() {
+                    if let Ok(r) = m.downcast::<AsyncReply>() {
+                        got = Some(r.0);
+                    }
+                }
+                match got {
+                    Some(Ok(vals)) => {
+                        let lua = self.script.lua.clone();
+                        let mut out = vec![mlua::Value::Boolean(true)];
+                        for v in &vals {
+                            match v.to_lua(&lua) {
+                                Ok(v) => out.push(v),
+                                Err(e) => return self.reply_error(host, cx, &e.to_string()),
+                            }
+                        }
+                        self.reply(host, cx, MultiValue::from_vec(out))
+                    }
+                    Some(Err(e)) => self.reply_error(host, cx, &e),
+                    None => {
+                        self.state = JobState::Awaiting;
+                        Step::Pending
+                    }
                 }
             }
             JobState::Waiting { timer } => {

@@ -19,5 +19,7 @@ pub mod host;
 pub mod hub_api;
 pub mod value;
 
-pub use host::{ChunkOutcome, Event, HostHooks, HostOptions, LuaHost, Script, ScriptId};
+pub use host::{
+    AsyncCall, AsyncHandler, ChunkOutcome, Event, HostHooks, HostOptions, LuaHost, Script, ScriptId,
+};
 pub use value::Value;

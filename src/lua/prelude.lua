@@ -7,35 +7,51 @@
 -- coroutines (as OpenResty does); otherwise a bot using coroutines would
 -- swallow them.
 --
--- Arguments: REQ and IDLE sentinels, the `dc` table, and `native`, the Rust
+-- Arguments: REQ and IDLE sentinels (light userdata: no allocation when they
+-- cross to Rust), the `dc` table, and `native`, the Rust
 -- primitives the wrappers are built on. Returns the runner function of reused
 -- coroutines.
 local REQ, IDLE, dc, native = ...
 
 local yield, isyieldable = coroutine.yield, coroutine.isyieldable
 local co_create, co_resume = coroutine.create, coroutine.resume
-local pack, unpack = table.pack, table.unpack
 local error, type, tostring, setmetatable = error, type, tostring, setmetatable
 
 -- Yields a host request and returns its reply; raises the host's error.
-local function request(name, ...)
+-- The reply is `true, values...` or `false, message`.
+local function finish(ok, ...)
+  if ok then
+    return ...
+  end
+  error((...), 3)
+end
+
+-- Request kinds, as the host numbers them (integers cross to Rust without
+-- allocating anything).
+local SLEEP, WAIT, JOIN, ASYNC, SEARCH = 1, 2, 3, 4, 5
+local NAMES = { "dc.sleep", "dc.wait", "job:wait", nil, "dc.search" }
+
+local function request(kind, ...)
   if not isyieldable() then
-    error(name .. " waits, so it must run in a coroutine job (a script's main chunk,"
+    error((NAMES[kind] or (...)) .. " waits, so it must run in a coroutine job (a script's main chunk,"
       .. " an event handler, a timer callback, a dc.spawn function or a console line),"
       .. " not here (e.g. a table.sort comparator or a string.gsub callback)", 3)
   end
-  local r = pack(yield(REQ, name, ...))
-  if r[1] then
-    return unpack(r, 2, r.n)
-  end
-  error(r[2], 3)
+  return finish(yield(REQ, kind, ...))
 end
 
+-- The hottest request, written out in full (no varargs, no extra call).
 function dc.sleep(seconds)
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
     error("dc.sleep: expected a number of seconds >= 0, got " .. tostring(seconds), 2)
   end
-  request("dc.sleep", seconds)
+  if not isyieldable() then
+    request(SLEEP) -- raises the explanation
+  end
+  local ok, err = yield(REQ, SLEEP, seconds)
+  if not ok then
+    error(err, 2)
+  end
 end
 
 function dc.wait(event, opts)
@@ -53,7 +69,7 @@ function dc.wait(event, opts)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
     error("dc.wait: timeout must be a number of seconds >= 0", 2)
   end
-  return request("dc.wait", event, filter, timeout)
+  return request(WAIT, event, filter, timeout)
 end
 
 -- Handles -------------------------------------------------------------------
@@ -65,7 +81,7 @@ function Job:alive() return native.job_alive(self.id) end
 function Job:stop() native.job_stop(self.id) end
 function Job:wait()
   if native.job_alive(self.id) then
-    request("job:wait", self.id)
+    request(JOIN, self.id)
   end
   return native.job_result(self.id)
 end
@@ -162,6 +178,14 @@ local function recheck(ok, ...)
 end
 function pcall(f, ...) return recheck(raw_pcall(f, ...)) end
 function xpcall(f, h, ...) return recheck(raw_xpcall(f, h, ...)) end
+
+-- Waiting calls served by Rust features (search, hashing...): `native.await
+-- (name, args...)` yields an ASYNC request that the host hands to the handler
+-- registered under `name`; its answer is the reply. Extension chunks (see
+-- `api::EXTENSIONS`) build their waiting functions on it.
+function native.await(name, ...)
+  return request(ASYNC, name, ...)
+end
 
 -- Reused coroutines: one runner serves many handler calls and timer callbacks.
 -- It yields IDLE with the results when a call completes; the host then keeps
@@ -285,7 +309,7 @@ function dc.search(q)
   if type(q) ~= "table" then
     error("dc.search: expected a table {text = ..., tth = ..., timeout = ...}", 2)
   end
-  return request("dc.search", q)
+  return request(SEARCH, q)
 end
 
 return runner

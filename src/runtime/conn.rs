@@ -20,6 +20,12 @@
 //! - **Close**: [`Connection::close`] flushes what is queued, then shuts the
 //!   write side down. Dropping the connection deregisters it and frees its
 //!   token.
+//! - **TLS** ([`Connection::connect_tls`], [`Connection::accepted_tls`]): the
+//!   same connection with a rustls session between the socket and the
+//!   buffers (`tls.rs`). Framing, budgets, the queue and write interest work
+//!   as above on the plaintext; output queued during the handshake goes out
+//!   when it completes; `close` sends a close_notify before the shutdown. A
+//!   refused certificate fails the connection with [`ConnError::Keyprint`].
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -29,7 +35,9 @@ use memchr::memchr;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
+use super::tls::{ReadOutcome, TlsLayer};
 use super::{Context, IoEvent, JobId, Runtime};
+use crate::tls::{Keyprint, KeyprintError, TlsInfo, TlsSession};
 
 /// Bytes read from the socket per [`Connection::read_frames`] or
 /// [`Connection::read_raw`] call at most, for fairness between jobs.
@@ -95,6 +103,22 @@ pub enum ConnError {
     /// The connection is closed; nothing more can be sent.
     #[error("the connection is closed")]
     Closed,
+    /// The peer's certificate was refused by its keyprint (TLS).
+    #[error(transparent)]
+    Keyprint(#[from] KeyprintError),
+    /// The TLS session failed: a handshake error, an alert from the peer, a
+    /// bad record.
+    #[error("TLS {during} with {peer} failed: {source}{hint}")]
+    Tls {
+        /// `"handshake"` or `"session"`.
+        during: &'static str,
+        /// Who the peer is (`host:port` for hubs).
+        peer: String,
+        /// rustls's reason.
+        source: rustls::Error,
+        /// A hint for the user, starting with a space, or empty.
+        hint: &'static str,
+    },
 }
 
 /// What a read call saw.
@@ -156,6 +180,8 @@ pub struct Connection {
     write_interest: bool,
     eof: bool,
     bufs: Option<Box<Buffers>>,
+    /// The TLS session, for TLS connections.
+    tls: Option<Box<TlsLayer>>,
 }
 
 impl Connection {
@@ -167,6 +193,35 @@ impl Connection {
         owner: JobId,
         addr: SocketAddr,
         framing: Framing,
+    ) -> Result<Connection, ConnError> {
+        Connection::open(rt, owner, addr, framing, None)
+    }
+
+    /// Starts connecting to `addr`, then a TLS handshake as the client side
+    /// of `session` (from [`TlsContext::client`] or
+    /// [`TlsContext::hub_client`]). Output sent meanwhile waits in the queue
+    /// until the handshake completes. A refused certificate is reported by the
+    /// read and flush calls as [`ConnError::Keyprint`]; other handshake
+    /// failures as [`ConnError::Tls`].
+    ///
+    /// [`TlsContext::client`]: crate::tls::TlsContext::client
+    /// [`TlsContext::hub_client`]: crate::tls::TlsContext::hub_client
+    pub fn connect_tls(
+        rt: &Runtime,
+        owner: JobId,
+        addr: SocketAddr,
+        framing: Framing,
+        session: TlsSession,
+    ) -> Result<Connection, ConnError> {
+        Connection::open(rt, owner, addr, framing, Some(session))
+    }
+
+    fn open(
+        rt: &Runtime,
+        owner: JobId,
+        addr: SocketAddr,
+        framing: Framing,
+        session: Option<TlsSession>,
     ) -> Result<Connection, ConnError> {
         let mut stream =
             TcpStream::connect(addr).map_err(|source| ConnError::Connect { addr, source })?;
@@ -186,6 +241,7 @@ impl Connection {
             write_interest: true,
             eof: false,
             bufs: None,
+            tls: session.map(|s| Box::new(TlsLayer::new(s))),
         };
         conn.set_framing(framing);
         Ok(conn)
@@ -195,8 +251,34 @@ impl Connection {
     pub fn accepted(
         rt: &Runtime,
         owner: JobId,
+        stream: TcpStream,
+        framing: Framing,
+    ) -> io::Result<Connection> {
+        Connection::wrap_accepted(rt, owner, stream, framing, None)
+    }
+
+    /// Wraps an accepted stream for job `owner` as the server side of the TLS
+    /// `session` (from [`TlsContext::server`]); the client's certificate, if
+    /// it presented one, is then available from
+    /// [`peer_keyprint`](Connection::peer_keyprint).
+    ///
+    /// [`TlsContext::server`]: crate::tls::TlsContext::server
+    pub fn accepted_tls(
+        rt: &Runtime,
+        owner: JobId,
+        stream: TcpStream,
+        framing: Framing,
+        session: TlsSession,
+    ) -> io::Result<Connection> {
+        Connection::wrap_accepted(rt, owner, stream, framing, Some(session))
+    }
+
+    fn wrap_accepted(
+        rt: &Runtime,
+        owner: JobId,
         mut stream: TcpStream,
         framing: Framing,
+        session: Option<TlsSession>,
     ) -> io::Result<Connection> {
         let token = rt.register(owner, &mut stream, Interest::READABLE)?;
         let mut conn = Connection {
@@ -214,6 +296,7 @@ impl Connection {
             write_interest: false,
             eof: false,
             bufs: None,
+            tls: session.map(|s| Box::new(TlsLayer::new(s))),
         };
         conn.set_framing(framing);
         Ok(conn)
@@ -275,9 +358,73 @@ impl Connection {
         self.eof
     }
 
-    /// Bytes queued for writing and not yet accepted by the kernel.
+    /// Bytes queued for writing and not yet accepted by the kernel (or, for
+    /// TLS, by the TLS layer, which holds at most 64 KiB more).
     pub fn queued(&self) -> usize {
         self.bufs.as_ref().map_or(0, |b| b.queued)
+    }
+
+    /// Whether this is a TLS connection.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether the TLS handshake is still going on (false for plain TCP).
+    pub fn is_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.is_handshaking())
+    }
+
+    /// The keyprint of the certificate the peer presented (TLS only, once the
+    /// peer has shown it; a client may present none).
+    pub fn peer_keyprint(&self) -> Option<Keyprint> {
+        self.tls.as_ref().and_then(|t| t.peer_keyprint())
+    }
+
+    /// What is known about the TLS session; `None` for plain TCP.
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        self.tls.as_ref().map(|t| t.info())
+    }
+
+    /// Output waiting anywhere: in the queue, or as TLS records.
+    fn pending_output(&self) -> bool {
+        self.queued() > 0 || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// Whether the socket has to tell us when it takes output: TLS records
+    /// are waiting, or queued data that can be sent (not before the handshake
+    /// is done).
+    fn needs_write_interest(&self) -> bool {
+        match &self.tls {
+            None => self.queued() > 0,
+            Some(t) => t.wants_write() || (self.queued() > 0 && !t.is_handshaking()),
+        }
+    }
+
+    /// TLS: advances a handshake in progress with what the socket has, so
+    /// that jobs that only write still complete it.
+    fn drive_handshake(&mut self) -> Result<(), ConnError> {
+        let Some(tls) = self.tls.as_deref_mut() else { return Ok(()) };
+        if !tls.is_handshaking() || !self.readable || self.eof {
+            return Ok(());
+        }
+        match tls.pump_handshake(&mut self.stream) {
+            Ok(drained) => {
+                if drained && !tls.has_plaintext() {
+                    self.readable = false;
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// TLS: reading may have completed the handshake (releasing queued
+    /// output) or produced records to answer; send them.
+    fn flush_after_read(&mut self) -> Result<(), ConnError> {
+        if self.tls.is_some() && self.pending_output() && self.state != State::Closed {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Whether more input may be waiting (a read stopped at its budget): the
@@ -366,7 +513,7 @@ impl Connection {
         }
         // Output queued while connecting, or left over when the socket was
         // full, goes out as soon as the socket takes it.
-        if self.queued() > 0 && self.writable {
+        if self.pending_output() && self.writable {
             self.flush()?;
         }
         let Framing::Delimited { delim, max_frame } = self.framing() else {
@@ -401,6 +548,7 @@ impl Connection {
         }
         status.eof = self.eof && !self.has_buffered_frame(delim);
         self.compact();
+        self.flush_after_read()?;
         Ok(status)
     }
 
@@ -420,31 +568,26 @@ impl Connection {
         let want = READ_CHUNK.min(budget.max(1));
         let len = b.rbuf.len();
         b.rbuf.resize(len + want, 0);
-        let result = loop {
-            match self.stream.read(&mut b.rbuf[len..]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
+        let result = read_transport(&mut self.stream, self.tls.as_deref_mut(), &mut b.rbuf[len..]);
         match result {
-            Ok(0) => {
+            Ok(ReadOutcome::Eof) => {
                 b.rbuf.truncate(len);
                 self.eof = true;
                 self.readable = false;
                 Ok(0)
             }
-            Ok(n) => {
+            Ok(ReadOutcome::Data(n)) => {
                 b.rbuf.truncate(len + n);
                 Ok(n)
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            Ok(ReadOutcome::WouldBlock) => {
                 b.rbuf.truncate(len);
                 self.readable = false;
                 Ok(0)
             }
             Err(e) => {
                 b.rbuf.truncate(len);
-                Err(self.fail(ConnError::Io { op: "reading", source: e }))
+                Err(self.fail(e))
             }
         }
     }
@@ -470,22 +613,21 @@ impl Connection {
         if !self.readable || self.eof {
             return Ok(0);
         }
-        loop {
-            match self.stream.read(dst) {
-                Ok(0) => {
-                    self.eof = true;
-                    self.readable = false;
-                    return Ok(0);
-                }
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readable = false;
-                    return Ok(0);
-                }
-                Err(e) => return Err(self.fail(ConnError::Io { op: "reading", source: e })),
+        let n = match read_transport(&mut self.stream, self.tls.as_deref_mut(), dst) {
+            Ok(ReadOutcome::Eof) => {
+                self.eof = true;
+                self.readable = false;
+                0
             }
-        }
+            Ok(ReadOutcome::Data(n)) => n,
+            Ok(ReadOutcome::WouldBlock) => {
+                self.readable = false;
+                0
+            }
+            Err(e) => return Err(self.fail(e)),
+        };
+        self.flush_after_read()?;
+        Ok(n)
     }
 
     /// Queues bytes and writes as much as the socket takes now.
@@ -503,15 +645,29 @@ impl Connection {
         self.flush().map(|_| ())
     }
 
-    /// Writes `data` straight to the socket if nothing is queued, without
-    /// copying; returns how many bytes the kernel took (0 when it would block,
-    /// in which case write interest is armed). For bulk transfers.
+    /// Writes `data` straight to the socket, without copying, once the queue
+    /// is flushed; returns how many bytes the kernel took (0 when it would
+    /// block or queued output remains, in which case write interest is armed).
+    /// For bulk transfers.
+    ///
+    /// TLS: returns how many bytes the TLS layer took (encrypted, then written
+    /// as far as the socket takes them; the rest of the records go out on
+    /// later calls or flushes); 0 also while the handshake goes on. A sender
+    /// that then closes must keep calling [`flush`](Connection::flush) until
+    /// [`is_closed`](Connection::is_closed), or the tail may be lost.
     pub fn write_now(&mut self, data: &[u8]) -> Result<usize, ConnError> {
         if matches!(self.state, State::Closing | State::Closed) {
             return Err(ConnError::Closed);
         }
-        if self.queued() > 0 || !self.check_connected()? {
+        if !self.check_connected()? {
             return Ok(0);
+        }
+        // Queued output goes first (a request line sent before the data, say).
+        if self.queued() > 0 && !self.flush()? {
+            return Ok(0);
+        }
+        if self.tls.is_some() {
+            return self.write_now_tls(data);
         }
         if !self.writable {
             return Ok(0);
@@ -530,9 +686,39 @@ impl Connection {
         }
     }
 
-    /// Whether the socket can take output now (raw senders poll this).
+    fn write_now_tls(&mut self, data: &[u8]) -> Result<usize, ConnError> {
+        self.drive_handshake()?;
+        let mut taken = 0;
+        if let Some(tls) = self.tls.as_deref_mut() {
+            while self.writable {
+                match tls.write_records(&mut self.stream) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.writable = false;
+                        break;
+                    }
+                    Err(e) => return Err(self.fail(e)),
+                }
+                if taken == data.len() {
+                    break;
+                }
+                match tls.write_plain(&data[taken..]) {
+                    // Handshaking: the data waits for the handshake.
+                    Ok(0) => break,
+                    Ok(n) => taken += n,
+                    Err(e) => return Err(self.fail(e)),
+                }
+            }
+        }
+        let interest = self.needs_write_interest();
+        self.set_write_interest(interest)?;
+        Ok(taken)
+    }
+
+    /// Whether the socket can take output now (raw senders poll this); for
+    /// TLS, also that the handshake is done.
     pub fn is_writable(&self) -> bool {
-        self.writable && self.is_connected()
+        self.writable && self.is_connected() && !self.is_handshaking()
     }
 
     /// Writes queued output until it is drained or the socket would block.
@@ -543,11 +729,33 @@ impl Connection {
         if !self.check_connected()? {
             return Ok(false);
         }
+        self.drive_handshake()?;
         while self.writable {
+            if let Some(tls) = self.tls.as_deref_mut() {
+                // Records first: they are older than anything in the queue.
+                match tls.write_records(&mut self.stream) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.writable = false;
+                        break;
+                    }
+                    Err(e) => return Err(self.fail(e)),
+                }
+                if tls.is_handshaking() {
+                    break;
+                }
+            }
             let Some(b) = self.bufs.as_deref_mut() else { break };
             let Some(front) = b.wq.front() else { break };
-            match self.stream.write(&front[b.wpos..]) {
-                Ok(n) => {
+            match write_transport(&mut self.stream, self.tls.as_deref_mut(), &front[b.wpos..]) {
+                Ok(Some(0)) => {
+                    // TLS: the record buffer is full; the loop writes it out.
+                    // Plain TCP never takes 0 bytes of a non-empty write.
+                    if !self.tls.as_ref().is_some_and(|t| t.wants_write()) {
+                        break;
+                    }
+                }
+                Ok(Some(n)) => {
                     b.wpos += n;
                     b.queued -= n;
                     if b.wpos == front.len() {
@@ -555,25 +763,39 @@ impl Connection {
                         b.wpos = 0;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
-                Err(e) => return Err(self.fail(ConnError::Io { op: "writing", source: e })),
+                Ok(None) => self.writable = false,
+                Err(e) => return Err(self.fail(e)),
             }
         }
-        let drained = self.queued() == 0;
-        if drained && self.state == State::Closing {
-            let _ = self.stream.shutdown(Shutdown::Write);
-            self.state = State::Closed;
+        let mut drained = !self.pending_output();
+        if self.queued() == 0 && self.state == State::Closing {
+            if let Some(tls) = self.tls.as_deref_mut() {
+                tls.send_close_notify();
+                if self.writable {
+                    match tls.write_records(&mut self.stream) {
+                        Ok(done) => self.writable = done,
+                        Err(e) => return Err(self.fail(e)),
+                    }
+                }
+                drained = !tls.wants_write();
+            }
+            if drained {
+                let _ = self.stream.shutdown(Shutdown::Write);
+                self.state = State::Closed;
+            }
         }
         if self.state != State::Closed {
-            self.set_write_interest(!drained)?;
+            let interest = self.needs_write_interest();
+            self.set_write_interest(interest)?;
         }
         self.compact();
         Ok(drained)
     }
 
     /// Closes gracefully: queued output is flushed first (by later `flush`
-    /// calls if the socket is full), then the write side is shut down.
+    /// calls if the socket is full), then (TLS) a close_notify is sent, then
+    /// the write side is shut down. [`is_closed`](Connection::is_closed) says
+    /// when that is done.
     pub fn close(&mut self) {
         match self.state {
             State::Closed | State::Closing => {}
@@ -611,6 +833,11 @@ impl Connection {
     }
 
     fn fail(&mut self, err: ConnError) -> ConnError {
+        // TLS: tell the peer why (rustls queued an alert), as far as the
+        // socket takes it.
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.push_alert(&mut self.stream);
+        }
         let _ = self.stream.shutdown(Shutdown::Both);
         self.state = State::Closed;
         self.bufs = None;
@@ -631,6 +858,46 @@ impl Connection {
         // Don't keep a large read buffer around for a small partial frame.
         if b.rbuf.capacity() > 4 * READ_CHUNK && b.rbuf.len() < READ_CHUNK {
             b.rbuf.shrink_to(READ_CHUNK);
+        }
+    }
+}
+
+/// One read from the socket, through the TLS layer when there is one.
+fn read_transport(
+    stream: &mut TcpStream,
+    tls: Option<&mut TlsLayer>,
+    dst: &mut [u8],
+) -> Result<ReadOutcome, ConnError> {
+    if let Some(tls) = tls {
+        return tls.read(stream, dst);
+    }
+    loop {
+        match stream.read(dst) {
+            Ok(0) => return Ok(ReadOutcome::Eof),
+            Ok(n) => return Ok(ReadOutcome::Data(n)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOutcome::WouldBlock),
+            Err(e) => return Err(ConnError::Io { op: "reading", source: e }),
+        }
+    }
+}
+
+/// One write to the socket, through the TLS layer when there is one. Returns
+/// the bytes taken, `None` when the socket would block.
+fn write_transport(
+    stream: &mut TcpStream,
+    tls: Option<&mut TlsLayer>,
+    src: &[u8],
+) -> Result<Option<usize>, ConnError> {
+    if let Some(tls) = tls {
+        return tls.write_plain(src).map(Some);
+    }
+    loop {
+        match stream.write(src) {
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(ConnError::Io { op: "writing", source: e }),
         }
     }
 }

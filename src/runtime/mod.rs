@@ -11,7 +11,7 @@
 //! | [`Job`], [`Step`] | the contract (`poll`, `is_alive`, `stop`) | block |
 //! | [`JobPool`], [`Context`], [`Runtime`] | jobs, wake reasons, timers, tokens | do I/O |
 //! | [`Worker`], [`WorkerHandle`] | the thread, `mio::Poll`, the inbox | know any protocol |
-//! | [`Connection`], [`Listener`], [`UdpSocket`] | one socket, its buffers and framing | interpret bytes |
+//! | [`Connection`], [`Listener`], [`UdpSocket`] | one socket, its buffers and framing (and, for TLS, its rustls session) | interpret bytes |
 //! | [`helpers::HelperPool`] | CPU-heavy work off the worker | touch jobs |
 //!
 //! A job is polled when one of its wake reasons occurs — readiness of a source
@@ -25,6 +25,7 @@ mod job;
 mod net;
 mod pool;
 mod timer;
+mod tls;
 mod worker;
 
 pub use conn::{ConnError, Connection, Framing, ReadStatus, READ_BUDGET};

@@ -6,6 +6,7 @@
 //! - `dc.sleep(s)` sleeps on the host thread in small slices and fails with
 //!   "interrupted" when the console interrupts; an instruction-count hook does
 //!   the same for busy loops;
+//! - `dc.stuck(s)` sleeps and ignores interrupts, like a host that hangs;
 //! - `dc.later(s, text)` prints `text` through the console printer from
 //!   another thread after `s` seconds (an event arriving while one types);
 //! - `print` goes through the console printer;
@@ -153,6 +154,14 @@ fn setup(stats: &Arc<Stats>) -> mlua::Result<Lua> {
                 }
                 std::thread::sleep(SLEEP_SLICE.min(deadline - Instant::now()));
             }
+            Ok(())
+        })?,
+    )?;
+    // A host call that does not honour interrupts (a stuck host).
+    dc.set(
+        "stuck",
+        lua.create_function(|_, secs: f64| {
+            std::thread::sleep(Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
             Ok(())
         })?,
     )?;

@@ -1,0 +1,173 @@
+//! The `dclua` binary end to end: piped console, `run`, `init`, `hash`,
+//! configuration errors, exit codes.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary, with XDG folders pointing into `home` so no user file is read.
+fn dclua(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dclua"));
+    c.env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("HOME", home)
+        .env_remove("RUST_LOG");
+    c
+}
+
+/// Runs with `stdin` piped in, killing the process after `limit`.
+fn run_with_input(mut cmd: Command, stdin: &str, limit: Duration) -> Output {
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("dclua did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn piped_console_runs_multi_line_chunks_and_waits_for_dc_sleep() {
+    let home = tempfile::tempdir().unwrap();
+    let input = "function twice(x)\n  return 2 * x\nend\ntwice(21)\nlocal t0 = os.clock()\ndc.sleep(0.3) return 'slept'\nerror('oops')\n'still here'\n";
+    let t0 = Instant::now();
+    let out = run_with_input(dclua(home.path()), input, Duration::from_secs(30));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "42", "{stdout}");
+    assert_eq!(lines[1], "slept", "{stdout}");
+    assert!(lines[2].starts_with("error: ") && lines[2].contains("oops"), "{stdout}");
+    assert!(lines.contains(&"still here"), "the console went on after the error: {stdout}");
+    assert!(t0.elapsed() >= Duration::from_millis(300), "dc.sleep was waited for");
+}
+
+#[test]
+fn run_executes_a_script_until_it_ends() {
+    let home = tempfile::tempdir().unwrap();
+    let script = home.path().join("bot.lua");
+    std::fs::write(
+        &script,
+        "print('args', ...)\nlocal n = 0\nlocal t\nt = dc.every(0.05, function() n = n + 1 if n == 3 then t:stop() print('ticked', n) end end)\n",
+    )
+    .unwrap();
+    let mut cmd = dclua(home.path());
+    cmd.arg("run").arg(&script).args(["a", "b"]);
+    let out = run_with_input(cmd, "", Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "args a b\nticked 3\n");
+}
+
+#[test]
+fn run_exit_codes_follow_the_script() {
+    let home = tempfile::tempdir().unwrap();
+    let fails = home.path().join("fails.lua");
+    std::fs::write(&fails, "error('broken bot')").unwrap();
+    let mut cmd = dclua(home.path());
+    cmd.arg("run").arg(&fails);
+    let out = run_with_input(cmd, "", Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("broken bot"), "{}", text(&out.stderr));
+
+    let quits = home.path().join("quits.lua");
+    std::fs::write(&quits, "dc.every(1, function() end) dc.after(0.05, function() dc.quit(7) end)")
+        .unwrap();
+    let mut cmd = dclua(home.path());
+    cmd.arg("run").arg(&quits);
+    assert_eq!(run_with_input(cmd, "", Duration::from_secs(30)).status.code(), Some(7));
+}
+
+#[test]
+fn a_bad_configuration_exits_non_zero_with_file_line_and_key() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("config.lua");
+    std::fs::write(&cfg, "nick = 'me'\n\nslots = 3\nnikc = 'typo'\n").unwrap();
+    let mut cmd = dclua(home.path());
+    cmd.arg("--config").arg(&cfg);
+    let out = run_with_input(cmd, "", Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("config.lua:4: unknown setting \"nikc\" (did you mean \"nick\"?)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn init_writes_a_default_configuration_that_loads() {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = dclua(home.path());
+    cmd.arg("init");
+    let out = run_with_input(cmd, "", Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let path = home.path().join("config/dclua/config.lua");
+    assert!(path.is_file(), "{}", text(&out.stdout));
+    // It refuses to overwrite.
+    let mut again = dclua(home.path());
+    again.arg("init");
+    assert!(!run_with_input(again, "", Duration::from_secs(30)).status.success());
+    // And the client starts with it.
+    let out = run_with_input(dclua(home.path()), "dc.version\n", Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn hash_prints_tiger_tree_hashes() {
+    let home = tempfile::tempdir().unwrap();
+    let empty = home.path().join("empty");
+    let a = home.path().join("a");
+    std::fs::write(&empty, b"").unwrap();
+    std::fs::write(&a, b"a").unwrap();
+    let mut cmd = dclua(home.path());
+    cmd.arg("hash").arg(&empty).arg(&a);
+    let out = run_with_input(cmd, "", Duration::from_secs(30));
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ  {}\nCZQUWH3IYXBF5L3BGYUGZHASSMXU647IP2IKE4Y  {}\n",
+            empty.display(),
+            a.display()
+        )
+    );
+    let mut missing = dclua(home.path());
+    missing.arg("hash").arg(home.path().join("nope"));
+    let out = run_with_input(missing, "", Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("nope"));
+}
+
+#[test]
+fn a_failed_reload_keeps_the_last_good_configuration() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("config.lua");
+    std::fs::write(&cfg, "nick = 'first'\n").unwrap();
+    // The console reloads after breaking the file, then after fixing it.
+    let bad = cfg.display().to_string();
+    let input = format!(
+        "local f = io.open('{bad}', 'w') f:write('slots = \"three\"\\n') f:close()\n\
+         dc.reload_config()\n\
+         local f = io.open('{bad}', 'w') f:write('nick = \"second\"\\n') f:close()\n\
+         dc.reload_config()\n"
+    );
+    let mut cmd = dclua(home.path());
+    cmd.arg("--config").arg(&cfg);
+    let out = run_with_input(cmd, &input, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "false", "{stdout}");
+    assert!(lines[1].contains("config.lua:1: slots: expected an integer"), "{stdout}");
+    assert_eq!(lines[2], "true", "{stdout}");
+}
