@@ -1726,8 +1726,8 @@ impl State {
         };
         log::info!(target: "hub", "hub {}: logged in as {}; online, {users} users", self.params.url, self.my_nick());
         self.emit(HubEvent::Connected { users });
-        // Our hub counts changed (this hub now counts).
-        self.send_inf(cx, false);
+        // Our hub counts changed (this hub now counts, maybe as registered).
+        self.send_inf(cx, true);
     }
 
     fn on_hub_inf(&mut self, msg: &Message) {
