@@ -545,7 +545,7 @@ enum After {
     /// Try again after the backoff delay.
     Reconnect,
     /// Try again, but not sooner than this.
-    ReconnectAfter(Duration),
+    ReconnectNoSooner(Duration),
     /// The session ends.
     Stop,
     /// Wait for the sink's verdict on a redirect.
@@ -1032,7 +1032,7 @@ impl State {
         };
         match d.after {
             After::Reconnect => wait(self, Duration::ZERO, d.reason),
-            After::ReconnectAfter(min) => wait(self, min, d.reason),
+            After::ReconnectNoSooner(min) => wait(self, min, d.reason),
             After::Stop => self.finish(d.reason),
             After::AwaitRedirect(target) => {
                 log::info!(target: "hub", "hub {url}: {}", d.reason);
@@ -1395,7 +1395,7 @@ impl State {
                     self.send_msg(&pas.to_message(Header::Hub));
                 }
                 Err(e) => {
-                    self.login_failed(format!("the hub's password salt: {e}"), frame, After::Stop)
+                    self.login_failed(format!("the hub's password salt: {e}"), frame, After::Stop);
                 }
             },
             None => self.login_failed(
@@ -1429,7 +1429,7 @@ impl State {
             c::HUB_FULL | c::HUB_GENERIC | c::BANNED_GENERIC | c::TEMP_BANNED => {
                 match sta.time_left {
                     Some(t) if t < 0 => After::Stop,
-                    Some(t) => After::ReconnectAfter(Duration::from_secs(t.unsigned_abs())),
+                    Some(t) => After::ReconnectNoSooner(Duration::from_secs(t.unsigned_abs())),
                     None => After::Reconnect,
                 }
             }
@@ -1491,7 +1491,7 @@ impl State {
         }
         let after = match qui.time_left {
             Some(t) if t < 0 => After::Stop,
-            Some(t) => After::ReconnectAfter(Duration::from_secs(t.unsigned_abs())),
+            Some(t) => After::ReconnectNoSooner(Duration::from_secs(t.unsigned_abs())),
             None => After::Reconnect,
         };
         if !self.announced {
