@@ -1,6 +1,6 @@
 //! Hub sessions: the protocol-neutral model every hub protocol reports into,
-//! and the session jobs themselves ([`nmdc`] now; ADC later, with the same
-//! model).
+//! and the session jobs themselves ([`nmdc`] and [`adc`], both reporting into
+//! this model).
 //!
 //! # What lives here
 //!
