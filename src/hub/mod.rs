@@ -1,6 +1,6 @@
 //! Hub sessions: the protocol-neutral model every hub protocol reports into,
-//! and the session jobs themselves ([`nmdc`] now; ADC later, with the same
-//! model).
+//! and the session jobs themselves ([`nmdc`] and [`adc`], both reporting into
+//! this model).
 //!
 //! # What lives here
 //!
@@ -12,6 +12,7 @@
 //! | [`HubEvent`] | what a session reports, in batches, through a [`HubSink`] |
 //! | [`User`], [`SearchQuery`], [`SearchHit`] | protocol-neutral user, search and result |
 //! | [`nmdc`] | the NMDC session job |
+//! | [`adc`] | the ADC session job (`adc://`, `adcs://`) |
 //! | [`udp`] | the one UDP listener shared by all hubs (active-mode search results) |
 //!
 //! # Rules
@@ -34,6 +35,7 @@
 //! - A [`HubInfo`] exists while its session job lives; when the job ends its
 //!   entry is removed, so an unknown id means "disconnected".
 
+pub mod adc;
 pub mod nmdc;
 pub mod udp;
 
@@ -42,6 +44,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -583,9 +586,7 @@ pub fn connect(rt: &Runtime, params: HubParams, sink: Rc<dyn HubSink>) -> Result
             "{}: TLS hubs (nmdcs://) are not supported yet",
             params.url
         ))),
-        (Protocol::Adc, _) => {
-            Err(HubError::Unsupported(format!("{}: ADC hubs are not supported yet", params.url)))
-        }
+        (Protocol::Adc, _) => Ok(adc::spawn(rt, params, addr, sink)),
     }
 }
 
@@ -1051,6 +1052,8 @@ struct HubsInner {
     identity: RefCell<Identity>,
     /// The shared UDP listener; `Some(None)` after binding failed (not retried).
     udp: RefCell<Option<Option<UdpEndpoint>>>,
+    /// The data folder (ADC keeps its PID and TLS certificate there).
+    data_dir: RefCell<Option<PathBuf>>,
 }
 
 /// The hubs of this worker thread and our [`Identity`].
@@ -1075,6 +1078,7 @@ thread_local! {
             hubs: RefCell::new(BTreeMap::new()),
             identity: RefCell::new(Identity::default()),
             udp: RefCell::new(None),
+            data_dir: RefCell::new(None),
         }),
     };
 }
@@ -1139,6 +1143,17 @@ impl Hubs {
                 rt.send(id, HubCommand::InfoChanged);
             }
         }
+    }
+
+    /// Sets the data folder where ADC sessions keep our PID and our TLS
+    /// certificate (without one they use the default data folder).
+    pub fn set_data_dir(&self, dir: &Path) {
+        *self.inner.data_dir.borrow_mut() = Some(dir.to_path_buf());
+    }
+
+    /// The data folder set with [`Hubs::set_data_dir`].
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.inner.data_dir.borrow().clone()
     }
 
     /// Our hub counts for the tag: hubs we are logged in to, by role.

@@ -7,7 +7,8 @@
 //! `udp_port`. A datagram is routed by the hub address it names (`$SR ...
 //! (ip:port)`), else by the hub name, else to the hub searched last; the
 //! session then parses it in its own charset and reports it. This job never
-//! interprets more than that and never sends anything yet (answering active
+//! interprets more than that (ADC `URES` datagrams are routed by
+//! [`super::adc::route_udp`], by their search token) and never sends anything yet (answering active
 //! searches comes with sharing).
 
 use std::io;
@@ -83,6 +84,10 @@ impl Job for UdpListener {
 
 /// Hands a datagram to the session of the hub its first `$SR` names.
 fn route(cx: &Context<'_>, data: &[u8], from: SocketAddr) {
+    // ADC datagrams (`URES <cid> ...`) are routed by the ADC session's rules.
+    if data.starts_with(b"U") {
+        return super::adc::route_udp(cx, data, from);
+    }
     let first = data.split(|&b| b == b'|').find(|f| !f.is_empty()).unwrap_or(&[]);
     // Addresses and hub names are ASCII in practice; the session re-parses
     // the datagram in the hub's own charset.

@@ -1,0 +1,1916 @@
+//! The ADC hub session: one job per `adc://` or `adcs://` hub, from
+//! connecting to a clean quit, reconnecting by itself after a drop. It
+//! reports into the same protocol-neutral model as the NMDC session
+//! ([`HubInfo`], [`HubEvent`], [`HubSink`]), so that a bot written for one
+//! protocol works on the other unchanged.
+//!
+//! This module owns what ADC means for a session (states, our INF, the SID
+//! map of the user list); it must not know about Lua, and it never parses
+//! wire syntax itself: that is [`crate::proto::adc`].
+//!
+//! # Life of a session
+//!
+//! 1. **Connect.** `adc://host:port` or `adcs://host:port[/?kp=SHA256/...]`;
+//!    host names are resolved on a helper thread. TLS hubs are checked by
+//!    keyprint ([`crate::tls`]): the `kp` of the address, else trust on first
+//!    use. A refused keyprint ends the session for good (no reconnect), with
+//!    the reason naming both keyprints; `hub.keyprint` holds the hub's
+//!    keyprint once the handshake is done.
+//! 2. **PROTOCOL.** We send `HSUP ADBAS0 ADBASE ADTIGR` at once; the hub
+//!    answers `ISUP` and `ISID` (our SID).
+//! 3. **IDENTIFY.** Our `BINF`: `ID`/`PD` from a PID generated once and kept
+//!    in the data folder ([`PID_FILE_NAME`]), `NI DE EM SS SF SL FS HN HR HO
+//!    AP VE`, `SU`/`I4`/`U4` in active mode (`ADC0` and `KP` on TLS hubs).
+//! 4. **VERIFY.** `IGPA` is answered with `HPAS` when a password is set, else
+//!    the login fails without reconnecting.
+//! 5. **NORMAL.** The hub lists every user with `BINF` and ours last: that
+//!    echo is the end of the initial list, and [`HubEvent::Connected`] fires.
+//!    Then: incremental `BINF` (folded with [`Message::apply_update`]),
+//!    `IQUI`, `BMSG`/`IMSG` main chat, `EMSG`/`DMSG` PMs (`PM`, `ME1`),
+//!    `BSCH`/`FSCH` searches, `DRES` results (and `URES` over UDP, through the
+//!    shared listener of [`super::udp`]), `DCTM`/`DRCM` connection requests,
+//!    `ISTA` status.
+//! 6. **Drop.** As on NMDC: backoff doubled per failed attempt up to
+//!    [`MAX_BACKOFF`], jitter, restart after [`STABLE_ONLINE`]. No reconnect
+//!    after [`HubCommand::Disconnect`], a fatal login `STA` (bad password,
+//!    invalid nick, registered only, bad PID...; "nick taken" and "CID taken"
+//!    do reconnect: the holder may be our own dropped connection), a missing
+//!    password, a refused keyprint, or our own `IQUI` with `TL-1`.
+//!
+//! # Decisions
+//!
+//! - **STA**: a fatal one during login is a [`HubEvent::LoginFailed`] with
+//!   the hub's text; a fatal one later ends the connection with that text as
+//!   the reason. Non-fatal ones are hub text: a [`HubEvent::Chat`] without a
+//!   nick (as DC++ shows them in the hub window), and a log line. Floods of
+//!   them, and of malformed lines, are logged a few times per connection and
+//!   then counted, never line by line.
+//! - **Searches** carry a token naming this session (`d<hub>s<n>`), so that
+//!   UDP results (`URES`) find their hub. A passive searcher sends `FSCH`
+//!   to `+TCP4` users only (a passive user cannot connect to another passive
+//!   one), as DC++ does; an active one sends `BSCH`.
+//! - **Our own PMs** come back from the hub (`EMSG` echo); they are not
+//!   reported, as on NMDC. Our own searches are not reported either.
+//! - **Users** are kept by nick in the shared [`UserList`] (their `raw` is
+//!   the accumulated INF); the session keeps the SID ↔ nick map. A `BINF` of
+//!   a new SID with a nick another SID holds (a SID collision) replaces the
+//!   stale entry, with a warning. An INF longer than [`MAX_INF`] is refused.
+//! - **Our INF** goes out again when what it says changes, as a diff (only
+//!   the changed fields; a cleared field is sent empty), at most every
+//!   [`INF_INTERVAL`] (every [`SHARE_INTERVAL`] when only the share changed).
+//! - **Redirects** (`IQUI` of our SID with `RD`) follow the same policy as
+//!   NMDC's `$ForceMove`; only ADC addresses can be followed by this session.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::nmdc::UdpFrame;
+use super::{
+    ConnectMode, FileType, HubAddress, HubCommand, HubCounts, HubEvent, HubId, HubInfo, HubParams,
+    HubSink, HubState, Hubs, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, UserList,
+    UserMode, Via,
+};
+use crate::proto::adc::{
+    self, Away, Command, Ctm, Feature, FeatureFilter, FileType as AdcFileType, Header, Inf,
+    Message, MessageType, Msg, Pid, Qui, Rcm, Res, Sch, Severity, Sid, Sta, Sup, Update, UserType,
+};
+use crate::runtime::{
+    ConnError, Connection, Context, Framing, Job, Message as JobMessage, Runtime, Step, TaskDone,
+    TaskId, TimerId,
+};
+use crate::tls::{HubUrl, TlsContext};
+
+/// The longest line accepted from a hub (ADC lines are short; a long MOTD
+/// or user-command list fits).
+pub const MAX_FRAME: usize = 256 << 10;
+/// The longest INF kept for one user; longer ones are refused (real ones
+/// are well under 1 KiB).
+pub const MAX_INF: usize = 8 << 10;
+/// Frames applied per poll at most, before letting other jobs run.
+pub const MAX_FRAMES_PER_POLL: usize = 20_000;
+/// From starting to connect to being logged in.
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the keep-alive is checked.
+pub const KEEPALIVE_CHECK: Duration = Duration::from_secs(30);
+/// An empty keep-alive line goes out after this long without sending.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(120);
+/// INF changes go out at most this often.
+pub const INF_INTERVAL: Duration = Duration::from_secs(2);
+/// Share-size-only INF changes go out at most this often.
+pub const SHARE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a batch of raw lines waits for the sink's verdict.
+pub const RAW_VERDICT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a redirect waits for the sink's verdict.
+pub const REDIRECT_VERDICT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait between two reconnect attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// A session online this long restarts the reconnect doubling.
+pub const STABLE_ONLINE: Duration = Duration::from_secs(60);
+/// Malformed lines and status messages logged per connection before they
+/// are only counted.
+pub const NOISY_LOG_LIMIT: u32 = 10;
+/// The file in the data folder holding our PID (base32, one line).
+pub const PID_FILE_NAME: &str = "adc_pid";
+/// How soon a session whose sink is congested looks again.
+const CONGESTION_RETRY: Duration = Duration::from_millis(20);
+
+/// The features of our `HSUP`.
+const HUB_FEATURES: [Feature; 3] = [Feature::BAS0, Feature::BASE, Feature::TIGR];
+
+// ----- our ADC identity --------------------------------------------------------
+
+/// Our PID and, once a TLS hub needed it, our TLS context: the same on
+/// every hub of the process.
+struct AdcSelf {
+    dir: Option<PathBuf>,
+    pid: Pid,
+    tls: RefCell<Option<TlsContext>>,
+}
+
+thread_local! {
+    static SELF: RefCell<Option<Rc<AdcSelf>>> = const { RefCell::new(None) };
+}
+
+/// The data folder the hub registry names, else the default one.
+fn data_dir() -> Option<PathBuf> {
+    Hubs::current().data_dir().or_else(|| crate::config::paths::default_data_dir().ok())
+}
+
+fn adc_self() -> Rc<AdcSelf> {
+    let dir = data_dir();
+    SELF.with(|s| {
+        if let Some(me) = s.borrow().as_ref().filter(|m| m.dir == dir) {
+            return me.clone();
+        }
+        let pid = match &dir {
+            Some(d) => load_or_create_pid(d).unwrap_or_else(|e| {
+                log::error!(target: "hub", "ADC: {e}; using a PID for this run only");
+                Pid::random()
+            }),
+            None => {
+                log::warn!(target: "hub", "ADC: no data folder; using a PID for this run only");
+                Pid::random()
+            }
+        };
+        let me = Rc::new(AdcSelf { dir, pid, tls: RefCell::new(None) });
+        *s.borrow_mut() = Some(me.clone());
+        me
+    })
+}
+
+impl AdcSelf {
+    /// The TLS context, opened (our certificate made) on first use.
+    fn tls(&self) -> Result<TlsContext, String> {
+        if let Some(t) = self.tls.borrow().as_ref() {
+            return Ok(t.clone());
+        }
+        let dir = self.dir.as_ref().ok_or("no data folder for our TLS certificate")?;
+        let cid = self.pid.cid().to_base32();
+        let ctx = TlsContext::open(dir, Some(&cid)).map_err(|e| e.to_string())?;
+        *self.tls.borrow_mut() = Some(ctx.clone());
+        Ok(ctx)
+    }
+}
+
+/// Reads our PID from `dir/adc_pid`, or makes one and writes it there
+/// atomically (write, fsync, rename).
+pub fn load_or_create_pid(dir: &Path) -> Result<Pid, String> {
+    let path = dir.join(PID_FILE_NAME);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match text.trim().parse::<Pid>() {
+            Ok(pid) => return Ok(pid),
+            Err(e) => {
+                log::warn!(target: "hub", "ADC: {}: {e}; making a new PID", path.display());
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("reading our PID from {}: {e}", path.display())),
+    }
+    let pid = Pid::random();
+    let write = || -> io::Result<()> {
+        use std::io::Write as _;
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!("{PID_FILE_NAME}.tmp"));
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(format!("{}\n", pid.to_base32()).as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| format!("writing our PID to {}: {e}", path.display()))?;
+    Ok(pid)
+}
+
+// ----- users -----------------------------------------------------------------------
+
+/// The SID ↔ nick map of one hub's user list.
+#[derive(Debug, Default)]
+pub struct SidMap {
+    by_sid: HashMap<Sid, Box<str>>,
+    by_nick: HashMap<Box<str>, Sid>,
+}
+
+impl SidMap {
+    /// The nick of a SID.
+    pub fn nick(&self, sid: Sid) -> Option<&str> {
+        self.by_sid.get(&sid).map(|n| &**n)
+    }
+
+    /// The SID of a nick.
+    pub fn sid(&self, nick: &str) -> Option<Sid> {
+        self.by_nick.get(nick).copied()
+    }
+
+    /// Number of SIDs known.
+    pub fn len(&self) -> usize {
+        self.by_sid.len()
+    }
+
+    /// Whether no SID is known.
+    pub fn is_empty(&self) -> bool {
+        self.by_sid.is_empty()
+    }
+
+    fn insert(&mut self, sid: Sid, nick: Box<str>) {
+        self.by_nick.insert(nick.clone(), sid);
+        self.by_sid.insert(sid, nick);
+    }
+
+    fn remove_sid(&mut self, sid: Sid) -> Option<Box<str>> {
+        let nick = self.by_sid.remove(&sid)?;
+        if self.by_nick.get(&nick) == Some(&sid) {
+            self.by_nick.remove(&nick);
+        }
+        Some(nick)
+    }
+
+    fn clear(&mut self) {
+        *self = SidMap::default();
+    }
+}
+
+/// What applying a `BINF` did to the user list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InfChange {
+    /// A new user (the nick).
+    Joined(Box<str>),
+    /// A known user's information changed (the nick).
+    Updated(Box<str>),
+    /// A known user changed nick.
+    Renamed {
+        /// The old nick.
+        old: Box<str>,
+        /// The new nick.
+        new: Box<str>,
+    },
+    /// Nothing changed.
+    Unchanged,
+    /// The INF was not applied (why).
+    Rejected(String),
+}
+
+/// A [`User`] from an INF (the whole, accumulated one) and its line.
+pub fn user_from_inf(inf: &Inf<'_>, raw: &[u8]) -> User {
+    fn text(v: &Option<Update<&str>>) -> Box<str> {
+        v.as_ref().and_then(Update::value).copied().unwrap_or("").into()
+    }
+    fn num(v: &Option<Update<u64>>) -> Option<u64> {
+        v.as_ref().and_then(Update::value).copied()
+    }
+    let small = |v: &Option<Update<u64>>| num(v).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    let version = text(&inf.version);
+    let (client, version) = match inf.application.as_ref().and_then(Update::value) {
+        Some(app) => ((*app).into(), version),
+        // Without AP, VE holds "client version" (DC++: "++ 0.868").
+        None => match version.rsplit_once(' ') {
+            Some((c, v)) => (c.into(), v.into()),
+            None => (version, "".into()),
+        },
+    };
+    let hubs = if inf.hubs_normal.is_some()
+        || inf.hubs_registered.is_some()
+        || inf.hubs_operator.is_some()
+    {
+        Some(HubCounts {
+            normal: small(&inf.hubs_normal).unwrap_or(0),
+            registered: small(&inf.hubs_registered).unwrap_or(0),
+            op: small(&inf.hubs_operator).unwrap_or(0),
+        })
+    } else {
+        None
+    };
+    let mode = if inf.supports(Feature::TCP4) || inf.supports(Feature::TCP6) {
+        UserMode::Active
+    } else {
+        UserMode::Passive
+    };
+    let ct = inf.client_type.as_ref().and_then(Update::value).copied().unwrap_or(UserType(0));
+    let ip = match (&inf.ip4, &inf.ip6) {
+        (Some(Update::Set(ip)), _) if !ip.is_unspecified() => Some(ip.to_string().into()),
+        (_, Some(Update::Set(ip))) if !ip.is_unspecified() => Some(ip.to_string().into()),
+        _ => None,
+    };
+    User {
+        nick: text(&inf.nick),
+        description: text(&inf.description),
+        email: text(&inf.email),
+        connection: "".into(),
+        client,
+        version,
+        ip,
+        cid: inf.cid.as_ref().and_then(Update::value).map(|c| c.to_string().into()),
+        raw: raw.into(),
+        share: num(&inf.share_size).unwrap_or(0),
+        slots: small(&inf.slots),
+        free_slots: small(&inf.free_slots),
+        hubs,
+        mode,
+        op: ct.is_operator(),
+        bot: ct.contains(UserType::BOT) || ct.contains(UserType::HUB),
+        away: matches!(inf.away, Some(Update::Set(a)) if a != Away::from_value(0)),
+    }
+}
+
+/// Applies one `BINF` of `sid` (parsed `msg`, wire `frame`) to a user list
+/// and its SID map, the way a session does: a new SID is a new user (a
+/// nick another SID holds is taken over), a known one is updated
+/// incrementally.
+pub fn apply_inf(
+    users: &mut UserList,
+    sids: &mut SidMap,
+    sid: Sid,
+    msg: &Message,
+    frame: &[u8],
+) -> InfChange {
+    if frame.len() > MAX_INF {
+        return InfChange::Rejected(format!(
+            "an INF of {} bytes (more than {MAX_INF})",
+            frame.len()
+        ));
+    }
+    let Some(old_nick) = sids.nick(sid).map(Box::<str>::from) else {
+        let (inf, _) = Inf::from_message_lossy(msg);
+        let user = user_from_inf(&inf, frame);
+        if user.nick.is_empty() {
+            return InfChange::Rejected(format!("a new user {sid} without a nick (NI)"));
+        }
+        let nick = user.nick.clone();
+        let mut change = InfChange::Joined(nick.clone());
+        if let Some(other) = sids.sid(&nick) {
+            log::warn!(target: "hub", "ADC: SID collision: {sid} takes the nick {nick:?} of {other}; the old entry is dropped");
+            sids.remove_sid(other);
+            change = InfChange::Updated(nick.clone());
+        }
+        users.insert(user);
+        sids.insert(sid, nick);
+        return change;
+    };
+    let Some(old) = users.get(&old_nick) else {
+        sids.remove_sid(sid);
+        return InfChange::Rejected(format!("SID {sid} names a user that is not listed"));
+    };
+    let mut stored = match adc::parse(&old.raw) {
+        Ok(m) => m,
+        Err(_) => msg.clone(),
+    };
+    stored.apply_update(msg);
+    let mut raw = stored.encode();
+    raw.pop();
+    if raw.len() > MAX_INF {
+        return InfChange::Rejected(format!("INF of {old_nick:?} grew past {MAX_INF} bytes"));
+    }
+    let (inf, _) = Inf::from_message_lossy(&stored);
+    let mut user = user_from_inf(&inf, &raw);
+    if user.nick.is_empty() {
+        user.nick = old_nick.clone();
+    }
+    if user.nick == old_nick {
+        if users.get(&old_nick).is_some_and(|o| *o == user) {
+            return InfChange::Unchanged;
+        }
+        users.insert(user);
+        return InfChange::Updated(old_nick);
+    }
+    let new = user.nick.clone();
+    if let Some(other) = sids.sid(&new) {
+        log::warn!(target: "hub", "ADC: SID collision: {sid} renames to {new:?}, held by {other}; the old entry is dropped");
+        sids.remove_sid(other);
+    }
+    users.remove(&old_nick);
+    sids.remove_sid(sid);
+    users.insert(user);
+    sids.insert(sid, new.clone());
+    InfChange::Renamed { old: old_nick, new }
+}
+
+/// Applies a flood of `BINF` lines to a user list the way a session does
+/// (parse, convert, insert by SID); returns how many users were applied.
+/// For benchmarks.
+pub fn apply_binf_lines<'a>(
+    users: &mut UserList,
+    sids: &mut SidMap,
+    lines: impl IntoIterator<Item = &'a [u8]>,
+) -> usize {
+    let mut n = 0;
+    for line in lines {
+        let Ok(msg) = adc::parse(line) else { continue };
+        let (MessageType::Broadcast, Some(sid)) = (msg.message_type(), msg.header().from_sid())
+        else {
+            continue;
+        };
+        if msg.command() == adc::CommandName::INF
+            && !matches!(apply_inf(users, sids, sid, &msg, line), InfChange::Rejected(_))
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+// ----- the UDP route -----------------------------------------------------------
+
+/// The search token of hub `id`'s search number `n`.
+fn search_token(id: HubId, n: u64) -> String {
+    format!("d{}s{n}", id.0)
+}
+
+/// The hub a search token names.
+fn token_hub(token: &str) -> Option<HubId> {
+    let rest = token.strip_prefix('d')?;
+    let (id, _) = rest.split_once('s')?;
+    id.parse::<u64>().ok().map(crate::runtime::JobId)
+}
+
+/// Routes an ADC datagram (`URES`) from the shared UDP listener to the
+/// session whose search token it carries, else to the ADC hub searched
+/// last.
+pub(crate) fn route_udp(cx: &Context<'_>, data: &[u8], from: SocketAddr) {
+    let line = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let msg = match adc::parse(line) {
+        Ok(m) => m,
+        Err(e) => {
+            log::debug!(target: "hub", "UDP datagram from {from}: not ADC: {e}; dropped");
+            return;
+        }
+    };
+    if msg.command() != adc::CommandName::RES {
+        log::debug!(target: "hub", "UDP datagram from {from} is a {}, not a result; dropped", msg.command());
+        return;
+    }
+    let hubs = Hubs::current();
+    let is_adc = |id: HubId| hubs.get(id).is_some_and(|h| h.borrow().protocol == Protocol::Adc);
+    let by_token = msg.get("TO").and_then(token_hub).filter(|id| is_adc(*id));
+    let hub = by_token.or_else(|| {
+        hubs.ids()
+            .into_iter()
+            .filter(|id| is_adc(*id))
+            .filter_map(|id| hubs.get(id).and_then(|h| h.borrow().last_search.map(|t| (t, id))))
+            .max()
+            .map(|(_, id)| id)
+    });
+    match hub {
+        Some(h) => {
+            cx.send(h, UdpFrame(data.to_vec()));
+        }
+        None => log::debug!(target: "hub", "UDP result from {from} for no ADC hub; dropped"),
+    }
+}
+
+// ----- the session job ---------------------------------------------------------------
+
+/// Starts a session job; the hub is registered at once.
+pub(crate) fn spawn(
+    rt: &Runtime,
+    params: HubParams,
+    addr: HubAddress,
+    sink: Rc<dyn HubSink>,
+) -> HubId {
+    rt.spawn_with(|id| {
+        let info = Hubs::current().insert(HubInfo::new(
+            id,
+            &params.url,
+            Protocol::Adc,
+            &params.nick,
+            encoding_rs::UTF_8,
+        ));
+        AdcSession {
+            conn: None,
+            s: State {
+                id,
+                rt: rt.clone(),
+                params,
+                addr,
+                info,
+                sink,
+                me: adc_self(),
+                phase: Phase::Start,
+                stage: Stage::Protocol,
+                out: Vec::new(),
+                events: Vec::new(),
+                coalesce: HashMap::new(),
+                sids: SidMap::default(),
+                my_sid: None,
+                tls: false,
+                attempts: 0,
+                online_at: None,
+                local_ip: None,
+                announced: false,
+                registered: false,
+                last_inf: None,
+                last_inf_at: None,
+                last_sent_at: Instant::now(),
+                searches: 0,
+                noisy: 0,
+                login_timer: None,
+                keepalive: None,
+                inf_timer: None,
+                raw_timer: None,
+                congestion_timer: None,
+                raw_batch: 0,
+                raw_pending: None,
+                pending_drop: None,
+                stopping: false,
+            },
+        }
+    })
+}
+
+/// What happens after a connection ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum After {
+    /// Try again after the backoff delay.
+    Reconnect,
+    /// Try again, but not sooner than this.
+    ReconnectNoSooner(Duration),
+    /// The session ends.
+    Stop,
+    /// Wait for the sink's verdict on a redirect.
+    AwaitRedirect(String),
+    /// Follow a redirect now.
+    Follow(String),
+}
+
+#[derive(Debug)]
+struct Ending {
+    reason: String,
+    after: After,
+    graceful: bool,
+}
+
+enum Phase {
+    Start,
+    Resolving(TaskId),
+    Connected,
+    Waiting(TimerId),
+    AwaitRedirect { url: String, timer: TimerId },
+    Done,
+}
+
+/// The ADC states of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Protocol,
+    Identify,
+    Verify,
+    Normal,
+}
+
+/// An ADC hub session job; see the module docs.
+pub struct AdcSession {
+    conn: Option<Connection>,
+    s: State,
+}
+
+struct State {
+    id: HubId,
+    rt: Runtime,
+    params: HubParams,
+    addr: HubAddress,
+    info: Rc<RefCell<HubInfo>>,
+    sink: Rc<dyn HubSink>,
+    me: Rc<AdcSelf>,
+    phase: Phase,
+    stage: Stage,
+    out: Vec<u8>,
+    events: Vec<HubEvent>,
+    coalesce: HashMap<Box<str>, usize>,
+    sids: SidMap,
+    my_sid: Option<Sid>,
+    tls: bool,
+    attempts: u32,
+    online_at: Option<Instant>,
+    local_ip: Option<IpAddr>,
+    announced: bool,
+    registered: bool,
+    /// The whole INF we announced last (to send only changes).
+    last_inf: Option<Message>,
+    last_inf_at: Option<Instant>,
+    last_sent_at: Instant,
+    searches: u64,
+    /// Malformed lines and status messages seen on this connection.
+    noisy: u32,
+    login_timer: Option<TimerId>,
+    keepalive: Option<TimerId>,
+    inf_timer: Option<TimerId>,
+    raw_timer: Option<TimerId>,
+    congestion_timer: Option<TimerId>,
+    raw_batch: u64,
+    raw_pending: Option<(u64, Vec<Box<[u8]>>)>,
+    pending_drop: Option<Ending>,
+    stopping: bool,
+}
+
+impl Job for AdcSession {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Step {
+        let fired: Vec<TimerId> = cx.fired_timers().to_vec();
+        if let Some(c) = self.conn.as_mut() {
+            c.absorb(cx);
+        }
+        while let Some(m) = cx.recv() {
+            self.on_message(cx, m);
+            self.apply_drop(cx);
+        }
+        if self.s.stopping && !matches!(self.s.phase, Phase::Done) {
+            self.s.request_drop("closed by the client".into(), After::Stop, true);
+            self.apply_drop(cx);
+        }
+        for t in fired {
+            self.on_timer(cx, t);
+            self.apply_drop(cx);
+        }
+        if matches!(self.s.phase, Phase::Start) {
+            self.start_connect(cx);
+        }
+        if matches!(self.s.phase, Phase::Connected) {
+            self.pump(cx);
+        }
+        self.flush_out(cx);
+        self.apply_drop(cx);
+        self.s.deliver();
+        if matches!(self.s.phase, Phase::Done) {
+            self.s.info.borrow_mut().state = HubState::Disconnected;
+            Hubs::current().remove(self.s.id);
+            return Step::Done;
+        }
+        Step::Pending
+    }
+
+    fn is_alive(&self) -> bool {
+        !self.s.stopping && !matches!(self.s.phase, Phase::Done)
+    }
+
+    fn stop(&mut self) {
+        self.s.stopping = true;
+    }
+
+    fn name(&self) -> String {
+        format!("hub {}", self.s.params.url)
+    }
+}
+
+impl AdcSession {
+    // ----- connecting ------------------------------------------------------------
+
+    fn start_connect(&mut self, cx: &mut Context<'_>) {
+        let host = self.s.addr.host.clone();
+        let port = self.s.addr.port;
+        {
+            let mut info = self.s.info.borrow_mut();
+            info.state = HubState::Connecting;
+            info.url = self.s.params.url.clone();
+        }
+        if let Some(t) = self.s.login_timer.take() {
+            cx.cancel_timer(t);
+        }
+        self.s.login_timer = Some(cx.after(LOGIN_TIMEOUT));
+        match host.parse::<IpAddr>() {
+            Ok(ip) => self.open(cx, SocketAddr::new(ip, port)),
+            Err(_) => {
+                log::debug!(target: "hub", "hub {}: resolving {host}", self.s.params.url);
+                let task = cx.submit(move || -> io::Result<Vec<SocketAddr>> {
+                    Ok((host.as_str(), port).to_socket_addrs()?.collect())
+                });
+                self.s.phase = Phase::Resolving(task);
+            }
+        }
+    }
+
+    fn resolved(&mut self, cx: &mut Context<'_>, result: io::Result<Vec<SocketAddr>>) {
+        let host = self.s.addr.host.clone();
+        match result {
+            Ok(addrs) => match addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
+                Some(&a) => self.open(cx, a),
+                None => self.s.request_drop(
+                    format!("resolving {host}: no address"),
+                    After::Reconnect,
+                    false,
+                ),
+            },
+            Err(e) => {
+                self.s.request_drop(format!("resolving {host}: {e}"), After::Reconnect, false);
+            }
+        }
+    }
+
+    fn open(&mut self, cx: &mut Context<'_>, addr: SocketAddr) {
+        let url = self.s.params.url.clone();
+        log::info!(target: "hub", "hub {url}: connecting to {addr}");
+        let framing = Framing::adc(MAX_FRAME);
+        let conn = if self.s.addr.tls {
+            let session = HubUrl::parse(&url)
+                .map_err(|e| e.to_string())
+                .and_then(|u| self.s.me.tls()?.hub_client(&u).map_err(|e| e.to_string()));
+            match session {
+                Ok(session) => {
+                    Connection::connect_tls(cx.runtime(), cx.id(), addr, framing, session)
+                }
+                Err(e) => {
+                    let msg = format!("TLS for {url}: {e}");
+                    log::error!(target: "hub", "hub {url}: {msg}");
+                    return self.s.request_drop(msg, After::Stop, false);
+                }
+            }
+        } else {
+            Connection::connect(cx.runtime(), cx.id(), addr, framing)
+        };
+        match conn {
+            Ok(conn) => {
+                self.s.local_ip = conn.local_addr().map(|a| a.ip());
+                self.s.tls = conn.is_tls();
+                self.conn = Some(conn);
+                self.s.phase = Phase::Connected;
+                self.s.stage = Stage::Protocol;
+                self.s.info.borrow_mut().address = Some(addr);
+                if self.s.keepalive.is_none() {
+                    self.s.keepalive = Some(cx.every(KEEPALIVE_CHECK));
+                }
+                // ADC clients speak first; the connection queues this until
+                // it is connected (and the TLS handshake is done).
+                let sup = Sup::adding(&HUB_FEATURES).to_message(Header::Hub);
+                self.s.send_msg(&sup);
+            }
+            Err(e) => self.s.request_drop(e.to_string(), After::Reconnect, false),
+        }
+    }
+
+    // ----- reading -----------------------------------------------------------------
+
+    fn pump(&mut self, cx: &mut Context<'_>) {
+        if self.s.pending_drop.is_some() || self.s.raw_pending.is_some() {
+            return;
+        }
+        if self.s.sink.congested() {
+            if self.s.congestion_timer.is_none() {
+                self.s.congestion_timer = Some(cx.after(CONGESTION_RETRY));
+            }
+            return;
+        }
+        let want_raw = self.s.sink.wants_raw(self.s.id);
+        let Some(conn) = self.conn.as_mut() else { return };
+        let s = &mut self.s;
+        let mut raw_lines: Vec<Box<[u8]>> = Vec::new();
+        let result = conn.read_frames(MAX_FRAMES_PER_POLL, |frame| {
+            // An empty line is a keep-alive.
+            if frame.is_empty() {
+            } else if want_raw {
+                raw_lines.push(frame.into());
+            } else {
+                s.handle(cx, frame);
+            }
+        });
+        if s.tls && s.info.borrow().keyprint.is_none() && !conn.is_handshaking() {
+            if let Some(kp) = conn.peer_keyprint() {
+                s.info.borrow_mut().keyprint = Some(kp.to_string());
+            }
+        }
+        let more = conn.has_more();
+        match result {
+            Ok(status) => {
+                if !raw_lines.is_empty() {
+                    s.filter_raw(cx, raw_lines);
+                }
+                if status.eof {
+                    s.request_drop("the hub closed the connection".into(), After::Reconnect, false);
+                } else if more {
+                    cx.repoll();
+                }
+            }
+            Err(ConnError::Keyprint(e)) => {
+                log::error!(target: "hub", "hub {}: {e}", s.params.url);
+                s.request_drop(e.to_string(), After::Stop, false);
+            }
+            Err(e) => s.request_drop(e.to_string(), After::Reconnect, false),
+        }
+    }
+
+    fn flush_out(&mut self, cx: &mut Context<'_>) {
+        if self.s.out.is_empty() {
+            if let Some(c) = self.conn.as_mut().filter(|c| c.queued() > 0) {
+                if let Err(e) = c.flush() {
+                    let after = keyprint_after(&e);
+                    self.s.request_drop(e.to_string(), after, false);
+                }
+            }
+            return;
+        }
+        let data = std::mem::take(&mut self.s.out);
+        let Some(conn) = self.conn.as_mut() else { return };
+        self.s.last_sent_at = cx.now();
+        if let Err(e) = conn.send(data) {
+            let after = keyprint_after(&e);
+            self.s.request_drop(e.to_string(), after, false);
+        }
+    }
+
+    fn apply_drop(&mut self, cx: &mut Context<'_>) {
+        let Some(d) = self.s.pending_drop.take() else { return };
+        if let Some(mut c) = self.conn.take() {
+            if d.graceful {
+                if !self.s.out.is_empty() {
+                    let _ = c.send(std::mem::take(&mut self.s.out));
+                }
+                c.close();
+            } else {
+                c.abort();
+            }
+        }
+        self.s.out.clear();
+        self.s.connection_lost(cx, d);
+        if matches!(self.s.phase, Phase::Start) {
+            cx.repoll();
+        }
+    }
+
+    // ----- messages and timers ----------------------------------------------------
+
+    fn on_message(&mut self, cx: &mut Context<'_>, m: JobMessage) {
+        let m = match m.downcast::<HubCommand>() {
+            Ok(cmd) => return self.s.command(cx, *cmd),
+            Err(m) => m,
+        };
+        let m = match m.downcast::<UdpFrame>() {
+            Ok(f) => return self.s.udp_frame(&f.0),
+            Err(m) => m,
+        };
+        if let Ok(done) = m.downcast::<TaskDone>() {
+            if matches!(self.s.phase, Phase::Resolving(t) if t == done.task) {
+                match done.result.downcast::<io::Result<Vec<SocketAddr>>>() {
+                    Ok(r) => self.resolved(cx, *r),
+                    Err(_) => self.s.request_drop(
+                        "resolving: unexpected helper result".into(),
+                        After::Reconnect,
+                        false,
+                    ),
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut Context<'_>, t: TimerId) {
+        let s = &mut self.s;
+        match &s.phase {
+            Phase::Waiting(w) if *w == t => {
+                s.phase = Phase::Start;
+                return;
+            }
+            Phase::AwaitRedirect { url, timer } if *timer == t => {
+                let url = url.clone();
+                let follow = s.params.follow_redirects;
+                log::info!(target: "hub", "hub {}: no verdict on the redirect to {url}; policy: {}", s.params.url, if follow { "follow" } else { "stay" });
+                s.redirect_verdict(cx, &url, follow);
+                return;
+            }
+            _ => {}
+        }
+        if s.login_timer == Some(t) {
+            s.login_timer = None;
+            if !s.announced {
+                let msg = format!(
+                    "not logged in after {} s; giving up this attempt",
+                    LOGIN_TIMEOUT.as_secs()
+                );
+                s.request_drop(msg, After::Reconnect, false);
+            }
+        } else if s.keepalive == Some(t) {
+            if matches!(s.phase, Phase::Connected)
+                && cx.now().duration_since(s.last_sent_at) >= KEEPALIVE_IDLE
+            {
+                s.out.push(b'\n');
+            }
+        } else if s.inf_timer == Some(t) {
+            s.inf_timer = None;
+            s.send_inf(cx, false);
+        } else if s.raw_timer == Some(t) {
+            s.raw_timer = None;
+            if let Some((batch, lines)) = s.raw_pending.take() {
+                log::warn!(target: "hub", "hub {}: no verdict on raw lines (batch {batch}) after {} s; processing them", s.params.url, RAW_VERDICT_TIMEOUT.as_secs());
+                for line in lines {
+                    s.handle(cx, &line);
+                }
+            }
+        } else if s.congestion_timer == Some(t) {
+            s.congestion_timer = None;
+        }
+    }
+}
+
+/// A refused keyprint ends the session; other failures reconnect.
+fn keyprint_after(e: &ConnError) -> After {
+    if matches!(e, ConnError::Keyprint(_)) {
+        After::Stop
+    } else {
+        After::Reconnect
+    }
+}
+
+/// The text a status line gives, else its code's description.
+fn sta_text(sta: &Sta<'_>) -> String {
+    if sta.text.trim().is_empty() {
+        sta.description().to_string()
+    } else {
+        sta.text.to_string()
+    }
+}
+
+impl State {
+    fn emit(&mut self, e: HubEvent) {
+        self.events.push(e);
+    }
+
+    fn deliver(&mut self) {
+        self.coalesce.clear();
+        if !self.events.is_empty() {
+            let events = std::mem::take(&mut self.events);
+            self.sink.deliver(self.id, events);
+        }
+    }
+
+    fn request_drop(&mut self, reason: String, after: After, graceful: bool) {
+        if self.pending_drop.is_none() {
+            self.pending_drop = Some(Ending { reason, after, graceful });
+        }
+    }
+
+    fn my_nick(&self) -> String {
+        self.info.borrow().my_nick.clone()
+    }
+
+    fn send_msg(&mut self, msg: &Message) {
+        msg.encode_into(&mut self.out);
+    }
+
+    /// Logs a malformed line or a status message: the first few per
+    /// connection at `level`, then one line per thousand.
+    fn noisy(&mut self, level: log::Level, what: &str) {
+        self.noisy = self.noisy.saturating_add(1);
+        let n = self.noisy;
+        if n <= NOISY_LOG_LIMIT {
+            log::log!(target: "hub", level, "hub {}: {what}", self.params.url);
+            if n == NOISY_LOG_LIMIT {
+                log::log!(target: "hub", level, "hub {}: further malformed lines and status messages are counted, not logged", self.params.url);
+            }
+        } else if n % 1000 == 0 {
+            log::log!(target: "hub", level, "hub {}: {n} malformed lines and status messages so far (last: {what})", self.params.url);
+        }
+    }
+
+    fn connection_lost(&mut self, cx: &mut Context<'_>, d: Ending) {
+        let was_logged_in = self.info.borrow().role.is_some();
+        let was_stable =
+            self.online_at.is_some_and(|t| cx.now().duration_since(t) >= STABLE_ONLINE);
+        if was_stable {
+            self.attempts = 0;
+        }
+        self.stage = Stage::Protocol;
+        self.announced = false;
+        self.registered = false;
+        self.online_at = None;
+        self.my_sid = None;
+        self.last_inf = None;
+        self.last_inf_at = None;
+        self.raw_pending = None;
+        self.noisy = 0;
+        self.sids.clear();
+        for t in [
+            self.login_timer.take(),
+            self.inf_timer.take(),
+            self.raw_timer.take(),
+            self.congestion_timer.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            cx.cancel_timer(t);
+        }
+        if let Phase::Waiting(t) | Phase::AwaitRedirect { timer: t, .. } = self.phase {
+            cx.cancel_timer(t);
+        }
+        {
+            let mut info = self.info.borrow_mut();
+            info.users.clear();
+            info.role = None;
+            info.address = None;
+            info.my_ip = None;
+        }
+        if was_logged_in {
+            Hubs::current().info_changed(&self.rt, Some(self.id));
+        }
+        let url = self.params.url.clone();
+        let wait = |s: &mut State, min: Duration, reason: String| match s.next_delay() {
+            Some(delay) => {
+                let delay = delay.max(min);
+                log::warn!(target: "hub", "hub {url}: {reason}; reconnecting in {:.1} s", delay.as_secs_f64());
+                s.phase = Phase::Waiting(cx.after(delay));
+                s.info.borrow_mut().state = HubState::Reconnecting;
+                s.emit(HubEvent::Disconnected { reason, reconnect_in: Some(delay) });
+            }
+            None => s.finish(reason),
+        };
+        match d.after {
+            After::Reconnect => wait(self, Duration::ZERO, d.reason),
+            After::ReconnectNoSooner(min) => wait(self, min, d.reason),
+            After::Stop => self.finish(d.reason),
+            After::AwaitRedirect(target) => {
+                log::info!(target: "hub", "hub {url}: {}", d.reason);
+                let timer = cx.after(REDIRECT_VERDICT_TIMEOUT);
+                self.phase = Phase::AwaitRedirect { url: target, timer };
+                self.info.borrow_mut().state = HubState::Reconnecting;
+            }
+            After::Follow(target) => self.follow(target, d.reason),
+        }
+    }
+
+    fn finish(&mut self, reason: String) {
+        log::info!(target: "hub", "hub {}: {reason}; session ended", self.params.url);
+        if let Some(t) = self.keepalive.take() {
+            self.rt.cancel_timer(t);
+        }
+        self.phase = Phase::Done;
+        self.info.borrow_mut().state = HubState::Disconnected;
+        self.emit(HubEvent::Disconnected { reason, reconnect_in: None });
+    }
+
+    fn follow(&mut self, target: String, reason: String) {
+        match HubAddress::parse(&target) {
+            Ok(a) if a.protocol == Protocol::Adc => {
+                log::info!(target: "hub", "hub {}: following the redirect to {target}", self.params.url);
+                self.params.url = target;
+                self.addr = a;
+                self.attempts = 0;
+                self.phase = Phase::Start;
+                self.info.borrow_mut().state = HubState::Connecting;
+                self.info.borrow_mut().keyprint = None;
+                self.emit(HubEvent::Disconnected { reason, reconnect_in: Some(Duration::ZERO) });
+            }
+            _ => {
+                log::warn!(target: "hub", "hub {}: cannot follow the redirect to {target:?} (not an ADC hub address)", self.params.url);
+                self.redirect_refused(reason);
+            }
+        }
+    }
+
+    fn redirect_refused(&mut self, reason: String) {
+        match self.next_delay() {
+            Some(delay) => {
+                self.phase = Phase::Waiting(self.rt.timer_after(self.id, delay));
+                self.info.borrow_mut().state = HubState::Reconnecting;
+                self.emit(HubEvent::Disconnected { reason, reconnect_in: Some(delay) });
+            }
+            None => self.finish(reason),
+        }
+    }
+
+    fn redirect_verdict(&mut self, cx: &mut Context<'_>, url: &str, follow: bool) {
+        let Phase::AwaitRedirect { url: pending, timer } = &self.phase else { return };
+        if pending != url {
+            return;
+        }
+        cx.cancel_timer(*timer);
+        let reason = format!("redirected to {url}");
+        if follow {
+            self.follow(url.to_string(), reason);
+        } else {
+            self.redirect_refused(format!("{reason} (not followed)"));
+        }
+    }
+
+    fn next_delay(&mut self) -> Option<Duration> {
+        let base = self.params.reconnect_delay;
+        if base.is_zero() || self.stopping {
+            return None;
+        }
+        let exp = 1u32 << self.attempts.min(16);
+        let delay = base.saturating_mul(exp).min(MAX_BACKOFF.max(base));
+        self.attempts = self.attempts.saturating_add(1);
+        let jitter: f64 = rand::random_range(0.75..1.25);
+        Some(delay.mul_f64(jitter))
+    }
+
+    // ----- commands --------------------------------------------------------------
+
+    fn command(&mut self, cx: &mut Context<'_>, cmd: HubCommand) {
+        let online = matches!(self.phase, Phase::Connected);
+        match cmd {
+            HubCommand::Disconnect => {
+                self.request_drop("disconnected by request".into(), After::Stop, true);
+            }
+            HubCommand::InfoChanged => self.send_inf(cx, false),
+            HubCommand::RedirectVerdict { url, follow } => self.redirect_verdict(cx, &url, follow),
+            HubCommand::RawVerdict { batch, keep } => self.raw_verdict(cx, batch, keep),
+            HubCommand::SendRaw(line) if online => {
+                self.out.extend_from_slice(line.as_bytes());
+                if !line.ends_with('\n') {
+                    self.out.push(b'\n');
+                }
+            }
+            _ if !online || self.stage != Stage::Normal => {
+                log::debug!(target: "hub", "hub {}: not logged in; dropped {cmd:?}", self.params.url);
+            }
+            HubCommand::SendRaw(_) => {}
+            HubCommand::Say { text, me } => {
+                let Some(sid) = self.my_sid else { return };
+                let msg = Msg { me, ..Msg::chat(&text) };
+                self.send_msg(&msg.to_message(Header::Broadcast { from: sid }));
+            }
+            HubCommand::Pm { to, text, me } => {
+                let Some(sid) = self.my_sid else { return };
+                let Some(them) = self.sids.sid(&to) else {
+                    log::warn!(target: "hub", "hub {}: no user {to:?} to send a private message to", self.params.url);
+                    return;
+                };
+                let msg = Msg { me, ..Msg::private(&text, sid) };
+                self.send_msg(&msg.to_message(Header::Echo { from: sid, to: them }));
+            }
+            HubCommand::Search(q) => self.search(cx, &q),
+            HubCommand::ConnectToMe { nick, port, tls } => {
+                let (Some(sid), Some(them)) = (self.my_sid, self.sids.sid(&nick)) else { return };
+                let token = format!("{:x}", rand::random::<u32>());
+                let protocol = if tls { adc::PROTOCOL_ADCS } else { adc::PROTOCOL_ADC };
+                let ctm = Ctm { protocol, port, token: &token };
+                log::debug!(target: "hub", "hub {}: CTM to {nick} with token {token}", self.params.url);
+                self.send_msg(&ctm.to_message(Header::Direct { from: sid, to: them }));
+            }
+            HubCommand::RevConnectToMe { nick } => {
+                let (Some(sid), Some(them)) = (self.my_sid, self.sids.sid(&nick)) else { return };
+                let token = format!("{:x}", rand::random::<u32>());
+                let rcm = Rcm { protocol: adc::PROTOCOL_ADC, token: &token };
+                self.send_msg(&rcm.to_message(Header::Direct { from: sid, to: them }));
+            }
+        }
+    }
+
+    /// The UDP port of active searches, when we are active.
+    fn active_udp(&self) -> Option<u16> {
+        let hubs = Hubs::current();
+        if hubs.identity().mode != ConnectMode::Active {
+            return None;
+        }
+        hubs.udp(&self.rt).map(|e| e.addr.port())
+    }
+
+    fn search(&mut self, cx: &mut Context<'_>, q: &SearchQuery) {
+        let Some(sid) = self.my_sid else { return };
+        if q.tth.is_none() && q.include.iter().all(|w| w.trim().is_empty()) {
+            log::debug!(target: "hub", "hub {}: a search without words or TTH is not sent", self.params.url);
+            return;
+        }
+        self.searches += 1;
+        let token = search_token(self.id, self.searches);
+        let mut sch = Sch { token: Some(&token), ..Sch::default() };
+        match &q.tth {
+            Some(t) => sch.tth = Some(*t),
+            None => {
+                sch.include = q.include.iter().map(String::as_str).collect();
+                sch.exclude = q.exclude.iter().map(String::as_str).collect();
+                sch.extensions = q.extensions.iter().map(|e| e.trim_start_matches('.')).collect();
+                sch.min_size = q.min_size;
+                sch.max_size = q.max_size;
+                sch.exact_size = q.size;
+                match q.file_type {
+                    FileType::Folder => sch.file_type = Some(AdcFileType::Directory),
+                    other => {
+                        if let Some(g) = sega_group(other) {
+                            sch.groups = Some(g);
+                            sch.file_type = Some(AdcFileType::File);
+                        }
+                    }
+                }
+            }
+        }
+        let header = if self.active_udp().is_some() {
+            Header::Broadcast { from: sid }
+        } else {
+            Header::Feature { from: sid, filter: FeatureFilter::new().require(Feature::TCP4) }
+        };
+        self.send_msg(&sch.to_message(header));
+        self.info.borrow_mut().last_search = Some(cx.now());
+    }
+
+    // ----- our INF -----------------------------------------------------------------
+
+    /// Our whole INF as it stands now.
+    fn my_inf(&self, sid: Sid) -> Message {
+        let hubs = Hubs::current();
+        let id = hubs.identity();
+        let mut counts = hubs.hub_counts();
+        match self.info.borrow().role {
+            // Not counted yet while logging in: we are about to be.
+            None if self.registered => counts.registered += 1,
+            None => counts.normal += 1,
+            Some(_) => {}
+        }
+        let udp = self.active_udp();
+        let mut features = Vec::new();
+        if udp.is_some() {
+            features.extend([Feature::TCP4, Feature::UDP4]);
+            if self.tls {
+                features.push(Feature::ADC0);
+            }
+        }
+        let keyprint =
+            if self.tls { self.me.tls().ok().map(|t| t.our_keyprint().to_string()) } else { None };
+        let pid = self.me.pid;
+        let nick = self.info.borrow().my_nick.clone();
+        fn set(s: &str) -> Option<Update<&str>> {
+            (!s.is_empty()).then_some(Update::Set(s))
+        }
+        let inf = Inf {
+            cid: Some(Update::Set(pid.cid().into())),
+            pid: Some(Update::Set(pid)),
+            nick: Some(Update::Set(nick.as_str())),
+            description: set(&id.description),
+            email: set(&id.email),
+            slots: Some(Update::Set(u64::from(id.slots))),
+            free_slots: Some(Update::Set(u64::from(id.slots))),
+            share_size: Some(Update::Set(id.share_size)),
+            shared_files: Some(Update::Set(0)),
+            hubs_normal: Some(Update::Set(u64::from(counts.normal))),
+            hubs_registered: Some(Update::Set(u64::from(counts.registered))),
+            hubs_operator: Some(Update::Set(u64::from(counts.op))),
+            application: Some(Update::Set("dclua")),
+            version: Some(Update::Set(env!("CARGO_PKG_VERSION"))),
+            ip4: udp.map(|_| Update::Set(std::net::Ipv4Addr::UNSPECIFIED)),
+            udp4: udp.map(Update::Set),
+            features: (!features.is_empty()).then_some(Update::Set(features)),
+            away: id.away.then_some(Update::Set(Away::from_value(1))),
+            keyprint: keyprint.as_deref().map(Update::Set),
+            ..Inf::default()
+        };
+        inf.to_message(Header::Broadcast { from: sid })
+    }
+
+    /// Sends our INF (the first time whole, later only what changed),
+    /// respecting the rate limits (`force`: at once).
+    fn send_inf(&mut self, cx: &mut Context<'_>, force: bool) {
+        let Some(sid) = self.my_sid else { return };
+        if !matches!(self.phase, Phase::Connected) || self.stage == Stage::Protocol {
+            return;
+        }
+        let now = self.my_inf(sid);
+        let Some(last) = &self.last_inf else {
+            self.send_msg(&now);
+            self.last_inf = Some(now);
+            self.last_inf_at = Some(cx.now());
+            return;
+        };
+        let diff = inf_diff(last, &now);
+        if diff.is_empty() {
+            return;
+        }
+        let share_only = diff.named().all(|(n, _)| n == "SS" || n == "SF");
+        let interval = if share_only { SHARE_INTERVAL } else { INF_INTERVAL };
+        let due = self.last_inf_at.map_or(cx.now(), |at| at + interval);
+        if force || cx.now() >= due {
+            self.send_msg(&diff);
+            self.last_inf = Some(now);
+            self.last_inf_at = Some(cx.now());
+            if let Some(t) = self.inf_timer.take() {
+                cx.cancel_timer(t);
+            }
+        } else if self.inf_timer.is_none() {
+            self.inf_timer = Some(self.rt.timer_at(self.id, due));
+        }
+    }
+
+    // ----- raw lines -----------------------------------------------------------------
+
+    fn filter_raw(&mut self, cx: &mut Context<'_>, lines: Vec<Box<[u8]>>) {
+        self.raw_batch += 1;
+        let batch = self.raw_batch;
+        self.raw_pending = Some((batch, lines.clone()));
+        self.raw_timer = Some(cx.after(RAW_VERDICT_TIMEOUT));
+        self.sink.filter_raw(self.id, batch, lines);
+    }
+
+    fn raw_verdict(&mut self, cx: &mut Context<'_>, batch: u64, keep: Vec<bool>) {
+        if !matches!(&self.raw_pending, Some((b, _)) if *b == batch) {
+            return;
+        }
+        let Some((_, lines)) = self.raw_pending.take() else { return };
+        if let Some(t) = self.raw_timer.take() {
+            cx.cancel_timer(t);
+        }
+        for (i, line) in lines.into_iter().enumerate() {
+            if keep.get(i).copied().unwrap_or(true) {
+                self.handle(cx, &line);
+            }
+        }
+        cx.repoll();
+    }
+
+    // ----- incoming lines --------------------------------------------------------------
+
+    fn handle(&mut self, cx: &mut Context<'_>, frame: &[u8]) {
+        if self.pending_drop.is_some() {
+            return;
+        }
+        if log::log_enabled!(target: "hub", log::Level::Trace) {
+            log::trace!(target: "hub", "hub {} <- {}", self.params.url, String::from_utf8_lossy(frame));
+        }
+        let msg = match adc::parse(frame) {
+            Ok(m) => m,
+            Err(e) => {
+                let what = format!("ignored a malformed line ({e}): {:?}", excerpt(frame));
+                return self.noisy(log::Level::Warn, &what);
+            }
+        };
+        let command = match Command::from_message(&msg) {
+            Ok(c) => c,
+            Err(e) => {
+                // A user must not vanish for one odd field: INF is read lossily.
+                if msg.command() == adc::CommandName::INF {
+                    return self.on_inf(cx, &msg, frame);
+                }
+                let what = format!("ignored a line ({e}): {:?}", excerpt(frame));
+                return self.noisy(log::Level::Warn, &what);
+            }
+        };
+        match command {
+            Command::Sup(_) => {}
+            Command::Sid(s) => self.on_sid(cx, s.sid),
+            Command::Inf(_) => self.on_inf(cx, &msg, frame),
+            Command::Gpa(gpa) => self.on_gpa(&gpa, frame),
+            Command::Sta(sta) => self.on_sta(&sta, frame),
+            Command::Qui(qui) => self.on_qui(&qui),
+            Command::Msg(m) => self.on_msg(&msg, &m, frame),
+            Command::Sch(sch) => self.on_sch(&msg, &sch, frame),
+            Command::Res(res) => {
+                let from =
+                    msg.header().from_sid().and_then(|s| self.sids.nick(s).map(str::to_string));
+                let nick = from.unwrap_or_default();
+                self.on_res(&res, nick, frame, Via::Hub);
+            }
+            Command::Ctm(ctm) => self.on_ctm(&msg, Some(&ctm), None, frame),
+            Command::Rcm(rcm) => self.on_ctm(&msg, None, Some(&rcm), frame),
+            Command::Pas(_) | Command::Get(_) | Command::Gfi(_) | Command::Snd(_) => {
+                log::debug!(target: "hub", "hub {}: ignored {} from the hub", self.params.url, msg.command());
+            }
+            Command::Raw(m) => {
+                log::debug!(target: "hub", "hub {}: unknown command {}", self.params.url, m.command());
+            }
+        }
+    }
+
+    fn on_sid(&mut self, cx: &mut Context<'_>, sid: Sid) {
+        if self.stage != Stage::Protocol {
+            return self.noisy(log::Level::Warn, &format!("ignored a second ISID {sid}"));
+        }
+        self.my_sid = Some(sid);
+        self.stage = Stage::Identify;
+        self.info.borrow_mut().state = HubState::LoggingIn;
+        log::debug!(target: "hub", "hub {}: our SID is {sid}", self.params.url);
+        self.send_inf(cx, true);
+    }
+
+    fn on_gpa(&mut self, gpa: &adc::Gpa<'_>, frame: &[u8]) {
+        match self.params.password.clone() {
+            Some(pw) => match gpa.respond(&pw) {
+                Ok(pas) => {
+                    self.stage = Stage::Verify;
+                    self.registered = true;
+                    self.send_msg(&pas.to_message(Header::Hub));
+                }
+                Err(e) => {
+                    self.login_failed(format!("the hub's password salt: {e}"), frame, After::Stop);
+                }
+            },
+            None => self.login_failed(
+                "the hub asks for a password and none is set".into(),
+                frame,
+                After::Stop,
+            ),
+        }
+    }
+
+    fn login_failed(&mut self, reason: String, frame: &[u8], after: After) {
+        log::warn!(target: "hub", "hub {}: login failed: {reason}", self.params.url);
+        self.emit(HubEvent::LoginFailed { reason: reason.clone(), raw: Some(frame.into()) });
+        self.request_drop(format!("login failed: {reason}"), after, false);
+    }
+
+    fn on_sta(&mut self, sta: &Sta<'_>, frame: &[u8]) {
+        let text = sta_text(sta);
+        let code = sta.code_string();
+        if sta.severity != Severity::Fatal {
+            let level =
+                if sta.severity == Severity::Success { log::Level::Info } else { log::Level::Warn };
+            self.noisy(level, &format!("status {code}: {text}"));
+            self.emit(HubEvent::Chat { nick: None, text, me: false, raw: frame.into() });
+            return;
+        }
+        use adc::status::code as c;
+        let after = match sta.code {
+            // Our own dropped connection may still hold the nick or CID.
+            c::NICK_TAKEN | c::CID_TAKEN => After::Reconnect,
+            c::HUB_FULL | c::HUB_GENERIC | c::BANNED_GENERIC | c::TEMP_BANNED => {
+                match sta.time_left {
+                    Some(t) if t < 0 => After::Stop,
+                    Some(t) => After::ReconnectNoSooner(Duration::from_secs(t.unsigned_abs())),
+                    None => After::Reconnect,
+                }
+            }
+            20..=29 | c::PERM_BANNED => After::Stop,
+            _ => After::Reconnect,
+        };
+        if self.announced {
+            log::warn!(target: "hub", "hub {}: fatal status {code}: {text}", self.params.url);
+            self.emit(HubEvent::Chat {
+                nick: None,
+                text: text.clone(),
+                me: false,
+                raw: frame.into(),
+            });
+            self.request_drop(format!("the hub says: {text} (status {code})"), after, false);
+        } else {
+            self.login_failed(text, frame, after);
+        }
+    }
+
+    fn on_qui(&mut self, qui: &Qui<'_>) {
+        if Some(qui.sid) != self.my_sid {
+            let Some(nick) = self.sids.remove_sid(qui.sid) else { return };
+            let removed = self.info.borrow_mut().users.remove(&nick).is_some();
+            if removed && self.announced {
+                self.coalesce.remove(&nick);
+                self.emit(HubEvent::UserLeft { nick: nick.to_string() });
+            }
+            return;
+        }
+        // We are being disconnected (kicked, banned, redirected).
+        let by = qui.initiator.and_then(|s| self.sids.nick(s)).map(str::to_string);
+        let mut reason =
+            qui.message.map(str::to_string).unwrap_or_else(|| "the hub disconnected us".into());
+        if let Some(by) = by {
+            reason = format!("{reason} (by {by})");
+        }
+        if let Some(target) = qui.redirect.filter(|r| !r.trim().is_empty()) {
+            let target = target.trim().to_string();
+            if let Err(e) = HubAddress::parse(&target) {
+                log::warn!(target: "hub", "hub {}: ignoring a redirect to a bad address: {e}", self.params.url);
+            } else {
+                let follow = self.params.follow_redirects;
+                self.emit(HubEvent::Redirect {
+                    url: target.clone(),
+                    reason: reason.clone(),
+                    follow,
+                });
+                let why = format!("redirected to {target}: {reason}");
+                if self.sink.decides_redirects() {
+                    self.request_drop(why, After::AwaitRedirect(target), true);
+                } else if follow {
+                    self.request_drop(why, After::Follow(target), true);
+                } else {
+                    self.request_drop(format!("{why} (not followed)"), After::Reconnect, true);
+                }
+                return;
+            }
+        }
+        let after = match qui.time_left {
+            Some(t) if t < 0 => After::Stop,
+            Some(t) => After::ReconnectNoSooner(Duration::from_secs(t.unsigned_abs())),
+            None => After::Reconnect,
+        };
+        if !self.announced {
+            self.emit(HubEvent::LoginFailed { reason: reason.clone(), raw: None });
+        }
+        self.request_drop(reason, after, false);
+    }
+
+    fn nick_of(&self, sid: Sid) -> String {
+        self.sids.nick(sid).map_or_else(|| sid.to_string(), str::to_string)
+    }
+
+    fn on_msg(&mut self, msg: &Message, m: &Msg<'_>, frame: &[u8]) {
+        let text = m.text.to_string();
+        match *msg.header() {
+            Header::Info => {
+                self.emit(HubEvent::Chat { nick: None, text, me: m.me, raw: frame.into() });
+            }
+            Header::Broadcast { from } if m.pm.is_none() => {
+                let nick = Some(self.nick_of(from));
+                self.emit(HubEvent::Chat { nick, text, me: m.me, raw: frame.into() });
+            }
+            Header::Broadcast { from }
+            | Header::Direct { from, .. }
+            | Header::Echo { from, .. } => {
+                if Some(from) == self.my_sid {
+                    // The echo of our own PM.
+                    return;
+                }
+                let speaker = self.nick_of(from);
+                let room = m.pm.map_or_else(|| speaker.clone(), |s| self.nick_of(s));
+                self.emit(HubEvent::Pm {
+                    from: room,
+                    to: self.my_nick(),
+                    nick: Some(speaker),
+                    text,
+                    me: m.me,
+                    raw: frame.into(),
+                });
+            }
+            _ => self.noisy(log::Level::Debug, "ignored a MSG with an unexpected header"),
+        }
+    }
+
+    fn on_sch(&mut self, msg: &Message, sch: &Sch<'_>, frame: &[u8]) {
+        let Some(from) = msg.header().from_sid() else { return };
+        if Some(from) == self.my_sid {
+            return;
+        }
+        let nick = self.sids.nick(from).map(str::to_string);
+        let address = nick.as_deref().and_then(|n| {
+            let info = self.info.borrow();
+            let raw = info.users.get(n)?.raw.clone();
+            let m = adc::parse(&raw).ok()?;
+            let (inf, _) = Inf::from_message_lossy(&m);
+            if !inf.supports(Feature::UDP4) {
+                return None;
+            }
+            let ip = inf.ip4.as_ref()?.value().copied()?;
+            let port = inf.udp4.as_ref()?.value().copied()?;
+            Some(format!("{ip}:{port}"))
+        });
+        let mut q = SearchQuery {
+            include: sch.include.iter().map(|s| s.to_string()).collect(),
+            exclude: sch.exclude.iter().map(|s| s.to_string()).collect(),
+            extensions: sch.extensions.iter().map(|s| s.to_string()).collect(),
+            min_size: sch.min_size,
+            max_size: sch.max_size,
+            size: sch.exact_size,
+            ..SearchQuery::default()
+        };
+        if let Some(t) = sch.tth {
+            q.tth = Some(t);
+            q.file_type = FileType::Tth;
+        } else if sch.file_type == Some(AdcFileType::Directory) {
+            q.file_type = FileType::Folder;
+        } else if let Some(t) = sch.groups.and_then(type_of_group) {
+            q.file_type = t;
+        }
+        self.emit(HubEvent::Search {
+            query: q,
+            from: SearchFrom { nick, address },
+            raw: frame.into(),
+        });
+    }
+
+    fn on_res(&mut self, res: &Res<'_>, nick: String, frame: &[u8], via: Via) {
+        let slots = self.info.borrow().users.get(&nick).and_then(|u| u.slots).unwrap_or(0);
+        let dir = res.is_directory();
+        let path = res.path.trim_start_matches('/').to_string();
+        let hit = SearchHit {
+            nick,
+            path,
+            size: if dir { None } else { res.size },
+            tth: res.tth,
+            free_slots: res.slots.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+            slots,
+            hub_name: String::new(),
+            via,
+            raw: frame.into(),
+        };
+        self.emit(HubEvent::SearchResult { hit });
+    }
+
+    /// A datagram from the UDP listener: `URES` lines for us.
+    fn udp_frame(&mut self, data: &[u8]) {
+        for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(msg) = adc::parse(line) else {
+                log::debug!(target: "hub", "hub {}: a UDP line that is not ADC", self.params.url);
+                continue;
+            };
+            let (Header::Udp { cid }, Ok(Command::Res(res))) =
+                (msg.header(), Command::from_message(&msg))
+            else {
+                log::debug!(target: "hub", "hub {}: a UDP line that is not a URES", self.params.url);
+                continue;
+            };
+            let cid = cid.to_string();
+            let nick = self
+                .info
+                .borrow()
+                .users
+                .iter()
+                .find(|u| u.cid.as_deref() == Some(cid.as_str()))
+                .map_or_else(|| cid.clone(), |u| u.nick.to_string());
+            self.on_res(&res, nick, line, Via::Udp);
+        }
+    }
+
+    fn on_ctm(
+        &mut self,
+        msg: &Message,
+        ctm: Option<&Ctm<'_>>,
+        rcm: Option<&Rcm<'_>>,
+        frame: &[u8],
+    ) {
+        let Some(from) = msg.header().from_sid() else { return };
+        if Some(from) == self.my_sid {
+            return;
+        }
+        let nick = self.sids.nick(from).map(str::to_string);
+        let protocol = ctm.map(|c| c.protocol).or(rcm.map(|r| r.protocol)).unwrap_or("");
+        let tls = protocol.starts_with("ADCS");
+        let address = ctm.and_then(|c| {
+            let info = self.info.borrow();
+            let ip = info.users.get(nick.as_deref()?)?.ip.clone()?;
+            Some(if ip.contains(':') {
+                format!("[{ip}]:{}", c.port)
+            } else {
+                format!("{ip}:{}", c.port)
+            })
+        });
+        self.emit(HubEvent::ConnectionRequest {
+            nick,
+            address,
+            tls,
+            reverse: rcm.is_some(),
+            raw: frame.into(),
+        });
+    }
+
+    fn on_inf(&mut self, cx: &mut Context<'_>, msg: &Message, frame: &[u8]) {
+        match *msg.header() {
+            Header::Info => return self.on_hub_inf(msg),
+            Header::Broadcast { .. } => {}
+            _ => return self.noisy(log::Level::Debug, "ignored an INF with an unexpected header"),
+        }
+        let Some(sid) = msg.header().from_sid() else { return };
+        let own = Some(sid) == self.my_sid;
+        let change = {
+            let mut info = self.info.borrow_mut();
+            apply_inf(&mut info.users, &mut self.sids, sid, msg, frame)
+        };
+        match change {
+            InfChange::Rejected(why) => {
+                self.noisy(log::Level::Warn, &format!("ignored an INF: {why}"));
+            }
+            InfChange::Unchanged => {}
+            InfChange::Joined(nick) => self.user_event(&nick, true),
+            InfChange::Updated(nick) => self.user_event(&nick, false),
+            InfChange::Renamed { old, new } => {
+                if self.announced {
+                    self.coalesce.remove(&old);
+                    self.emit(HubEvent::UserLeft { nick: old.to_string() });
+                }
+                self.user_event(&new, true);
+            }
+        }
+        if own {
+            self.on_own_inf(cx, msg);
+        }
+    }
+
+    /// Our INF came back: the initial list is in (first time), our role and
+    /// IP as the hub sees them.
+    fn on_own_inf(&mut self, cx: &mut Context<'_>, msg: &Message) {
+        let (inf, _) = Inf::from_message_lossy(msg);
+        if let Some(Update::Set(ip)) = inf.ip4 {
+            self.info.borrow_mut().my_ip = Some(ip.to_string());
+        }
+        let ct = inf.client_type.and_then(Update::into_value);
+        let role = match ct {
+            Some(ct) if ct.is_operator() => Some(Role::Op),
+            Some(ct) if ct.contains(UserType::REGISTERED) => Some(Role::Registered),
+            _ if self.announced => None,
+            _ if self.registered => Some(Role::Registered),
+            _ => Some(Role::Normal),
+        };
+        let changed = role.is_some_and(|r| self.info.borrow().role != Some(r));
+        if let Some(r) = role {
+            self.info.borrow_mut().role = Some(r);
+        }
+        if !self.announced {
+            self.announce(cx);
+        }
+        if changed {
+            Hubs::current().info_changed(&self.rt, Some(self.id));
+        }
+    }
+
+    fn announce(&mut self, cx: &mut Context<'_>) {
+        self.announced = true;
+        self.stage = Stage::Normal;
+        self.online_at = Some(cx.now());
+        if let Some(t) = self.login_timer.take() {
+            cx.cancel_timer(t);
+        }
+        let users = {
+            let mut info = self.info.borrow_mut();
+            info.state = HubState::Online;
+            info.users.len()
+        };
+        log::info!(target: "hub", "hub {}: logged in as {}; online, {users} users", self.params.url, self.my_nick());
+        self.emit(HubEvent::Connected { users });
+        // Our hub counts changed (this hub now counts, maybe as registered).
+        self.send_inf(cx, true);
+    }
+
+    fn on_hub_inf(&mut self, msg: &Message) {
+        let (inf, _) = Inf::from_message_lossy(msg);
+        let mut changed = false;
+        {
+            let mut info = self.info.borrow_mut();
+            if let Some(n) = inf.nick.as_ref().and_then(Update::value) {
+                changed |= info.name != *n;
+                info.name = n.to_string();
+            }
+            if let Some(d) = &inf.description {
+                let d = d.value().copied().unwrap_or("");
+                changed |= info.topic != d;
+                info.topic = d.to_string();
+            }
+        }
+        if changed {
+            let (name, topic) = {
+                let info = self.info.borrow();
+                (info.name.clone(), info.topic.clone())
+            };
+            self.emit(HubEvent::HubInfo { name, topic });
+        }
+    }
+
+    /// Reports a join or an update (after the initial list), coalescing
+    /// several of one user within a batch into one event.
+    fn user_event(&mut self, nick: &str, joined: bool) {
+        if !self.announced {
+            return;
+        }
+        let Some(user) = self.info.borrow().users.get(nick).cloned() else { return };
+        if let Some(&i) = self.coalesce.get(nick) {
+            if let Some(HubEvent::UserJoined { user: u } | HubEvent::UserUpdated { user: u }) =
+                self.events.get_mut(i)
+            {
+                *u = user;
+                return;
+            }
+        }
+        self.coalesce.insert(user.nick.clone(), self.events.len());
+        self.emit(if joined {
+            HubEvent::UserJoined { user }
+        } else {
+            HubEvent::UserUpdated { user }
+        });
+    }
+}
+
+/// The changes from `old` to `new` as an incremental INF (same header as
+/// `new`): changed fields with their value, removed ones empty.
+fn inf_diff(old: &Message, new: &Message) -> Message {
+    let mut diff = Message::new(new.header().clone(), new.command());
+    for (name, value) in new.named() {
+        if old.get(name) != Some(value) {
+            diff.push_named(name, value);
+        }
+    }
+    for (name, _) in old.named() {
+        if !new.has(name) {
+            diff.push_named(name, "");
+        }
+    }
+    diff
+}
+
+/// The SEGA extension group of a file type.
+fn sega_group(t: FileType) -> Option<u32> {
+    Some(match t {
+        FileType::Audio => 1,
+        FileType::Compressed => 2,
+        FileType::Document => 4,
+        FileType::Executable => 8,
+        FileType::Picture => 16,
+        FileType::Video => 32,
+        _ => return None,
+    })
+}
+
+/// The file type of a SEGA group sum naming exactly one group.
+fn type_of_group(groups: u32) -> Option<FileType> {
+    Some(match groups {
+        1 => FileType::Audio,
+        2 => FileType::Compressed,
+        4 => FileType::Document,
+        8 => FileType::Executable,
+        16 => FileType::Picture,
+        32 => FileType::Video,
+        _ => return None,
+    })
+}
+
+/// The start of a line, for logs.
+fn excerpt(frame: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&frame[..frame.len().min(80)]).into_owned();
+    if frame.len() > 80 {
+        format!("{s}...")
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(s: &str) -> (Message, Vec<u8>) {
+        (adc::parse(s.as_bytes()).unwrap(), s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn inf_flood_incremental_and_collisions() {
+        let mut users = UserList::default();
+        let mut sids = SidMap::default();
+        let a: Sid = "AAAB".parse().unwrap();
+        let b: Sid = "AAAC".parse().unwrap();
+        let (m, f) = line("BINF AAAB IDKAEPJQ7XF2QQTBLTQ4DMTXJZBFJQXKUHGV5QWNQ NIalice SS100 SUTCP4,UDP4 I4127.0.0.1 APdclua VE0.1 CT2");
+        assert_eq!(apply_inf(&mut users, &mut sids, a, &m, &f), InfChange::Joined("alice".into()));
+        let u = users.get("alice").unwrap();
+        assert_eq!(
+            (u.share, u.mode, u.client.as_ref(), u.ip.as_deref()),
+            (100, UserMode::Active, "dclua", Some("127.0.0.1"))
+        );
+        assert!(!u.op);
+        // Incremental: SS changes, DE appears, SU cleared.
+        let (m, f) = line("BINF AAAB SS200 DEhello SU");
+        assert_eq!(apply_inf(&mut users, &mut sids, a, &m, &f), InfChange::Updated("alice".into()));
+        let u = users.get("alice").unwrap();
+        assert_eq!((u.share, u.description.as_ref(), u.mode), (200, "hello", UserMode::Passive));
+        assert!(String::from_utf8_lossy(&u.raw).contains("NIalice"));
+        assert_eq!(apply_inf(&mut users, &mut sids, a, &m, &f), InfChange::Unchanged);
+        // A rename.
+        let (m, f) = line("BINF AAAB NIalice2");
+        assert_eq!(
+            apply_inf(&mut users, &mut sids, a, &m, &f),
+            InfChange::Renamed { old: "alice".into(), new: "alice2".into() }
+        );
+        assert!(users.get("alice").is_none() && sids.sid("alice2") == Some(a));
+        // A SID collision: another SID takes the nick.
+        let (m, f) = line("BINF AAAC NIalice2 VE++\\s0.868");
+        assert_eq!(
+            apply_inf(&mut users, &mut sids, b, &m, &f),
+            InfChange::Updated("alice2".into())
+        );
+        assert_eq!((sids.sid("alice2"), sids.nick(a), users.len()), (Some(b), None, 1));
+        let u = users.get("alice2").unwrap();
+        assert_eq!((u.client.as_ref(), u.version.as_ref()), ("++", "0.868"));
+        // A new SID without a nick, and a huge INF, are refused.
+        let (m, f) = line("BINF AAAD SS5");
+        assert!(matches!(
+            apply_inf(&mut users, &mut sids, "AAAD".parse().unwrap(), &m, &f),
+            InfChange::Rejected(_)
+        ));
+        let big = format!("BINF AAAE NIbig DE{}", "x".repeat(MAX_INF));
+        let (m, f) = line(&big);
+        assert!(matches!(
+            apply_inf(&mut users, &mut sids, "AAAE".parse().unwrap(), &m, &f),
+            InfChange::Rejected(_)
+        ));
+        assert_eq!(users.len(), 1);
+    }
+
+    #[test]
+    fn inf_diffs_and_tokens() {
+        let old = adc::parse(b"BINF AAAB NIa SS1 DEx").unwrap();
+        let new = adc::parse(b"BINF AAAB NIa SS2 EMe").unwrap();
+        assert_eq!(inf_diff(&old, &new).to_string(), "BINF AAAB SS2 EMe DE");
+        assert!(inf_diff(&new, &new).is_empty());
+        let id = crate::runtime::JobId(77);
+        assert_eq!(token_hub(&search_token(id, 3)), Some(id));
+        assert_eq!(token_hub("12345"), None);
+    }
+
+    #[test]
+    fn pid_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create_pid(dir.path()).unwrap();
+        let b = load_or_create_pid(dir.path()).unwrap();
+        assert_eq!(a, b);
+        std::fs::write(dir.path().join(PID_FILE_NAME), "garbage").unwrap();
+        let c = load_or_create_pid(dir.path()).unwrap();
+        assert_ne!(a, c);
+        assert_eq!(load_or_create_pid(dir.path()).unwrap(), c);
+    }
+}

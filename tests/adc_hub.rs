@@ -1,0 +1,721 @@
+//! dclua's ADC hub session, driven from Lua, against real software: uhub
+//! with two dclua clients (chat, PMs, searches, passwords, reconnect,
+//! `adcs://` keyprints), eiskaltdcpp on uhub, the greeter bot on an ADC and
+//! an NMDC hub at once, and an in-process fake hub for hostile input a real
+//! hub never sends.
+//!
+//! Each dclua client is a worker thread with its own Lua host, hub registry
+//! and data folder (PID, certificate), driven through console chunks.
+//! Everything talks to 127.0.0.1 only; every wait is bounded.
+//! `tests/setup-peers.sh` must have run.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use dclua::hub::{ConnectMode, Hubs, Identity};
+use dclua::lua::{ChunkOutcome, HostHooks, HostOptions, LuaHost};
+use dclua::runtime::{Worker, WorkerConfig, WorkerHandle};
+use dclua::tls::Keyprint;
+use support::{
+    Eiskalt, EiskaltOptions, NmdcHub, NmdcHubOptions, SearchType, TlsCert, Uhub, UhubOptions,
+};
+
+// ----- log capture -----------------------------------------------------------
+
+/// Log lines of every test of this binary ("LEVEL target: message").
+static LOG: OnceLock<Arc<Mutex<Vec<String>>>> = OnceLock::new();
+
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Info
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            let line = format!("{} {}: {}", r.level(), r.target(), r.args());
+            if std::env::var_os("DCLUA_TEST_LOG").is_some() {
+                eprintln!("{line}");
+            }
+            if let Ok(mut v) = self.0.lock() {
+                v.push(line);
+            }
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn log_lines() -> Arc<Mutex<Vec<String>>> {
+    LOG.get_or_init(|| {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        if log::set_boxed_logger(Box::new(Capture(lines.clone()))).is_ok() {
+            log::set_max_level(log::LevelFilter::Info);
+        }
+        lines
+    })
+    .clone()
+}
+
+/// Waits (≤ 10 s) for a log line containing every needle.
+fn wait_log(needles: &[&str]) -> Result<String> {
+    let lines = log_lines();
+    support::wait_until(
+        &format!("a log line with {needles:?}"),
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            let v = lines.lock().map_err(|_| anyhow::anyhow!("log lock"))?;
+            Ok(v.iter().find(|l| needles.iter().all(|n| l.contains(n))).cloned())
+        },
+    )
+}
+
+// ----- a dclua client ----------------------------------------------------------
+
+/// Lua helpers loaded into every client's console.
+const HELPERS: &str = r#"
+function eventually(what, f, seconds)
+  for _ = 1, math.ceil((seconds or 10) / 0.02) do
+    local r = table.pack(f())
+    if r[1] then return table.unpack(r, 1, r.n) end
+    dc.sleep(0.02)
+  end
+  error("timed out waiting for " .. what)
+end
+-- Starts waiting for an event now; `expect_done(name)` returns it later.
+expected = {}
+function expect(name, event, filter, seconds)
+  expected[name] = dc.spawn(function()
+    local e = dc.wait(event, { filter = filter, timeout = seconds or 10 })
+    if e == nil then error("no " .. event .. " event for " .. name) end
+    return e
+  end)
+end
+function expect_done(name)
+  local ok, e = expected[name]:wait()
+  if not ok then error(e) end
+  return e
+end
+"#;
+
+/// One dclua client: a worker with its Lua host and hub registry.
+struct Client {
+    worker: WorkerHandle,
+    out: Receiver<String>,
+    // Our PID and TLS certificate live here (one per client: two clients
+    // with one PID would have the same CID).
+    _data: tempfile::TempDir,
+}
+
+impl Client {
+    fn new(identity: Identity) -> Client {
+        log_lines();
+        let worker = Worker::start(WorkerConfig {
+            helper_threads: Some(1),
+            shutdown_grace: Duration::from_secs(3),
+            ..Default::default()
+        })
+        .expect("starting a worker");
+        let data = tempfile::tempdir().expect("a data folder");
+        let data_dir = data.path().to_path_buf();
+        let (tx, rx) = channel::<String>();
+        let tx = Arc::new(Mutex::new(tx));
+        worker
+            .call(move |pool| {
+                let host = LuaHost::new(pool.runtime(), HostOptions::default());
+                host.set_hooks(HostHooks {
+                    output: Some(Box::new(move |line| {
+                        let _ = tx.lock().map(|t| t.send(line.to_string()));
+                    })),
+                    ..Default::default()
+                });
+                Hubs::current().set_identity(pool.runtime(), identity);
+                Hubs::current().set_data_dir(&data_dir);
+            })
+            .expect("creating the host");
+        let c = Client { worker, out: rx, _data: data };
+        c.run(HELPERS).expect("loading the test helpers");
+        c
+    }
+
+    fn active(nick: &str) -> Client {
+        Client::new(Identity {
+            nick: nick.to_string(),
+            description: format!("{nick} the tester"),
+            slots: 2,
+            mode: ConnectMode::Active,
+            listen_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ..Identity::default()
+        })
+    }
+
+    fn passive(nick: &str) -> Client {
+        Client::new(Identity {
+            nick: nick.to_string(),
+            description: format!("{nick} the tester"),
+            email: format!("{nick}@example.org"),
+            slots: 4,
+            ..Identity::default()
+        })
+    }
+
+    /// Runs a console chunk; its values, or the Lua error.
+    fn eval(&self, chunk: &str) -> ChunkOutcome {
+        let (tx, rx) = channel();
+        let chunk = chunk.to_string();
+        self.worker
+            .call(move |_| {
+                LuaHost::current().expect("the host").eval_console(&chunk, move |o| {
+                    let _ = tx.send(o);
+                });
+            })
+            .expect("the worker answers");
+        rx.recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| ChunkOutcome::Error("the chunk did not finish in 30 s".into()))
+    }
+
+    /// Runs a chunk that must succeed; its values.
+    fn run(&self, chunk: &str) -> Result<Vec<String>> {
+        match self.eval(chunk) {
+            ChunkOutcome::Values(v) => Ok(v),
+            ChunkOutcome::Error(e) => bail!("Lua chunk failed: {e}\n--- chunk ---\n{chunk}"),
+        }
+    }
+
+    /// Runs a chunk that returns one value.
+    fn value(&self, chunk: &str) -> Result<String> {
+        let v = self.run(chunk)?;
+        v.into_iter().next().with_context(|| format!("no value from {chunk}"))
+    }
+
+    /// `hub = dc.connect(url, opts)` and waits until it is online.
+    fn connect(&self, url: &str, opts: &str) -> Result<()> {
+        self.run(&format!(
+            r#"expect("connected", "hub_connected")
+               hub = dc.connect("{url}", {opts})
+               local e = expect_done("connected")
+               assert(e.hub == hub, "hub_connected for another hub")
+               assert(hub.state == "online", hub.state)"#
+        ))?;
+        Ok(())
+    }
+
+    /// Waits (≤ 10 s) for an output line containing `needle`.
+    fn output_line(&self, needle: &str) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return Ok(l),
+                Ok(_) => {}
+                Err(_) => bail!("no output line containing {needle:?} within 10 s"),
+            }
+        }
+    }
+
+    /// Runs `f` on the worker thread.
+    fn on_worker<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        self.worker.call(move |_| f()).expect("the worker answers")
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.worker.shutdown_and_join();
+    }
+}
+
+/// The SID of our own user on the hub (from our INF as the hub echoed it).
+const MY_SID: &str = r#"hub:user(hub.nick).raw:sub(6, 9)"#;
+
+// ----- against uhub ------------------------------------------------------------------
+
+#[test]
+fn two_clients_see_each_other_chat_pm_and_search() -> Result<()> {
+    let hub = Uhub::start(UhubOptions::default())?;
+    let url = hub.url();
+    let alice = Client::passive("alice");
+    let bob = Client::active("bob");
+
+    alice.connect(&url, "{}")?;
+    alice.run(
+        r#"joined = {}
+           dc.on("user_joined", function(e) joined[#joined + 1] = e.nick .. ":" .. e.user.client end)"#,
+    )?;
+    bob.connect(&url, "{}")?;
+    assert_eq!(
+        bob.run("return hub.protocol, hub.name, hub.state, hub.keyprint")?,
+        ["adc", "dclua-test-adc", "online", "nil"]
+    );
+
+    // Each sees the other with the INF it announced.
+    let seen = alice.run(
+        r#"local u = eventually("bob's INF", function()
+             local u = hub:user("bob"); return u and u.client ~= "" and u end)
+           return u.nick, u.description, u.client, u.version, u.mode, u.slots, u.hubs.normal,
+                  u.share, u.op, u.ip, #u.cid, u.raw:sub(1, 4)"#,
+    )?;
+    assert_eq!(
+        seen,
+        [
+            "bob",
+            "bob the tester",
+            "dclua",
+            env!("CARGO_PKG_VERSION"),
+            "active",
+            "2",
+            "1",
+            "0",
+            "false",
+            "127.0.0.1",
+            "39",
+            "BINF"
+        ]
+    );
+    let seen = bob.run(
+        r#"local u = eventually("alice's INF", function()
+             local u = hub:user("alice"); return u and u.client ~= "" and u end)
+           return u.description, u.email, u.mode, hub:user("bob") ~= nil"#,
+    )?;
+    assert_eq!(seen, ["alice the tester", "alice@example.org", "passive", "true"]);
+    assert_eq!(
+        alice.value("return eventually('the join', function() return joined[1] end)")?,
+        "bob:dclua"
+    );
+
+    // Main chat both ways (with spaces and backslashes escaped on the wire).
+    bob.run(r#"expect("chat", "chat", {nick = "alice"})"#)?;
+    alice.run(r#"assert(hub:say("hi bob \\ with spaces"))"#)?;
+    assert_eq!(
+        bob.run(
+            r#"local e = expect_done("chat") return e.text, e.me, e.raw:sub(1, 9), e.hub == hub"#
+        )?,
+        ["hi bob \\ with spaces", "false", "BMSG AAAB", "true"]
+    );
+    bob.output_line("<alice> hi bob \\ with spaces")?;
+    alice.run(r#"expect("chat", "chat", {nick = "bob"})"#)?;
+    bob.run(r#"assert(hub:say("waves", {me = true}))"#)?;
+    assert_eq!(
+        alice.run(r#"local e = expect_done("chat") return e.text, e.me"#)?,
+        ["waves", "true"]
+    );
+    alice.output_line("* bob waves")?;
+
+    // PMs both ways; our own PM's echo is not reported.
+    alice.run(r#"own_pms = 0 dc.on("pm", function(e) if e.from == "bob" and e.text == "psst, bob" then own_pms = own_pms + 1 end end)"#)?;
+    bob.run(r#"expect("pm", "pm", {from = "alice"})"#)?;
+    alice.run(r#"assert(hub:pm("bob", "psst, bob"))"#)?;
+    assert_eq!(
+        bob.run(
+            r#"local e = expect_done("pm") return e.from, e.to, e.nick, e.text, e.raw:sub(1, 4)"#
+        )?,
+        ["alice", "bob", "alice", "psst, bob", "EMSG"]
+    );
+    alice.run(r#"expect("pm", "pm", {from = "bob"})"#)?;
+    bob.run(r#"assert(hub:pm("alice", "reply", {me = true}))"#)?;
+    assert_eq!(alice.run(r#"local e = expect_done("pm") return e.text, e.me"#)?, ["reply", "true"]);
+    assert_eq!(alice.value("dc.sleep(0.2) return own_pms")?, "0");
+
+    // Alice (passive) searches: FSCH to active users; bob (active) gets it
+    // and answers through the hub with a DRES.
+    bob.run(&format!(
+        r#"dc.on("search", function(e)
+             last_search = e
+             local token = e.raw:match(" TO(%S+)")
+             local tth = "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ"
+             hub:send_raw(("DRES %s %s SI4321 SL2 FN/music/Some\\sSong.mp3 TR%s TO%s"):format(
+               {MY_SID}, e.raw:sub(6, 9), tth, token))
+           end)"#
+    ))?;
+    let got = alice.run(
+        r#"local results, note = dc.search{text = "song", timeout = 5, max_results = 1}
+           assert(note == nil, note)
+           local r = assert(results[1], "no result")
+           return #results, r.nick, r.path, r.name, r.size, r.tth, r.free_slots, r.slots,
+                  r.is_dir, r.via, r.hub == hub"#,
+    )?;
+    assert_eq!(
+        got,
+        [
+            "1",
+            "bob",
+            "music/Some Song.mp3",
+            "Some Song.mp3",
+            "4321",
+            "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ",
+            "2",
+            "2",
+            "false",
+            "hub",
+            "true"
+        ]
+    );
+    assert_eq!(
+        bob.run("return last_search.nick, last_search.text, last_search.passive, last_search.type, last_search.raw:sub(1, 4)")?,
+        ["alice", "song", "true", "any", "FSCH"]
+    );
+    // Bob (active) searches with BSCH; alice answers through the hub.
+    alice.run(&format!(
+        r#"dc.on("search", function(e)
+             alice_saw = e
+             hub:send_raw(("DRES %s %s SI7 SL1 FN/docs/needle.txt TO%s"):format(
+               {MY_SID}, e.raw:sub(6, 9), e.raw:match(" TO(%S+)")))
+           end)"#
+    ))?;
+    let got = bob.run(
+        r#"local results = dc.search{text = "needle", type = "document", timeout = 5, max_results = 1}
+           local r = assert(results[1], "no result")
+           return r.nick, r.path, r.size, r.via"#,
+    )?;
+    assert_eq!(got, ["alice", "docs/needle.txt", "7", "hub"]);
+    assert_eq!(
+        alice.run("return alice_saw.nick, alice_saw.passive, alice_saw.address ~= nil, alice_saw.type, alice_saw.raw:sub(1, 4)")?,
+        ["bob", "false", "true", "document", "BSCH"]
+    );
+
+    // A user who changes their information: an incremental INF.
+    alice.run(r#"expect("upd", "user_updated", {nick = "bob"})"#)?;
+    bob.worker
+        .call(|pool| {
+            let hubs = Hubs::current();
+            let mut id = hubs.identity();
+            id.description = "bob, updated".into();
+            id.away = true;
+            hubs.set_identity(pool.runtime(), id);
+        })
+        .expect("the worker answers");
+    assert_eq!(
+        alice.run(
+            r#"local e = expect_done("upd") return e.user.description, e.user.away, e.user.client"#
+        )?,
+        ["bob, updated", "true", "dclua"]
+    );
+
+    // Bob leaves: alice sees it.
+    alice.run(r#"expect("left", "user_left", {nick = "bob"})"#)?;
+    bob.run("hub:disconnect()")?;
+    alice.run(r#"expect_done("left") assert(hub:user("bob") == nil)"#)?;
+    assert_eq!(bob.value(r#"return eventually("the end", function() return hub.state == "disconnected" and hub.state end)"#)?, "disconnected");
+    Ok(())
+}
+
+#[test]
+fn registered_account_logs_in_and_a_wrong_password_fails() -> Result<()> {
+    let hub = Uhub::start(UhubOptions {
+        users: vec![("member".into(), "s3cret".into()), ("spare".into(), "pw2".into())],
+        ..Default::default()
+    })?;
+    let url = hub.url();
+    let member = Client::passive("member");
+    member.connect(&url, r#"{password = "s3cret"}"#)?;
+    assert_eq!(
+        member.run(
+            r#"local u = eventually("HR1", function()
+                 local u = hub:user("member") return u.hubs.registered == 1 and u end)
+               return u.hubs.registered, u.hubs.normal"#
+        )?,
+        ["1", "0"]
+    );
+
+    let intruder = Client::passive("intruder");
+    let got = intruder.run(&format!(
+        r#"expect("failed", "login_failed")
+           expect("gone", "hub_disconnected")
+           hub = dc.connect("{url}", {{nick = "spare", password = "wrong", reconnect_delay = 0.2}})
+           local f = expect_done("failed")
+           local d = expect_done("gone")
+           return f.reason, f.raw:sub(1, 8), d.reconnect_in, f.hub == hub, d.reason"#
+    ))?;
+    ensure!(got[0].to_lowercase().contains("password"), "reason {:?}", got[0]);
+    assert_eq!(got[1..4], ["ISTA 223", "nil", "true"]);
+    ensure!(got[4].starts_with("login failed: "), "{:?}", got[4]);
+    assert_eq!(
+        intruder.value("dc.sleep(0.5) return hub.state .. ' ' .. #dc.hubs()")?,
+        "disconnected 0"
+    );
+
+    let got = intruder.run(&format!(
+        r#"expect("failed", "login_failed")
+           dc.connect("{url}", {{nick = "spare"}})
+           return expect_done("failed").reason"#
+    ))?;
+    assert_eq!(got, ["the hub asks for a password and none is set"]);
+    Ok(())
+}
+
+#[test]
+fn the_client_reconnects_by_itself_after_uhub_restarts() -> Result<()> {
+    let mut hub = Uhub::start(UhubOptions::default())?;
+    let url = hub.url();
+    let dave = Client::passive("dave");
+    dave.connect(&url, "{reconnect_delay = 0.3}")?;
+    dave.run(
+        r#"drops = {}
+           dc.on("hub_disconnected", function(e) drops[#drops + 1] = e end)
+           expect("back", "hub_connected", nil, 20)"#,
+    )?;
+    hub.restart()?;
+    let got = dave.run(
+        r#"local e = expect_done("back")
+           local d = drops[1]
+           return e.hub == hub, hub.state, d.reason, d.reconnect_in ~= nil"#,
+    )?;
+    assert_eq!(got[..2], ["true", "online"]);
+    assert_eq!(got[3], "true");
+    assert!(got[2].contains("closed"), "drop reason {:?}", got[2]);
+    let erin = Client::passive("erin");
+    erin.connect(&url, "{}")?;
+    erin.run(r#"expect("hi", "chat", {nick = "dave"})"#)?;
+    dave.run(r#"assert(hub:say("back again"))"#)?;
+    assert_eq!(erin.value(r#"return expect_done("hi").text"#)?, "back again");
+    Ok(())
+}
+
+#[test]
+fn adcs_with_the_right_keyprint_connects_and_a_wrong_one_is_refused() -> Result<()> {
+    let certs = support::component_dir("certs")?;
+    let cert = TlsCert::generate(certs.path())?;
+    let hub = Uhub::start(UhubOptions {
+        tls: Some((cert.cert.clone(), cert.key.clone())),
+        tls_required: true,
+        ..UhubOptions::default()
+    })?;
+    let good = format!("{}/?kp={}", hub.url(), cert.keyprint);
+    let fay = Client::active("fay");
+    fay.connect(&good, "{}")?;
+    assert_eq!(
+        fay.run(r#"return hub.protocol, hub.keyprint, hub:user("fay").raw:match(" KP(%S+)") ~= nil, hub:user("fay").raw:match("SU(%S+)")"#)?,
+        ["adc", cert.keyprint.as_str(), "true", "TCP4,UDP4,ADC0"]
+    );
+    let wrong = Keyprint::of_der(b"another certificate").to_string();
+    let bad = format!("{}/?kp={wrong}", hub.url());
+    let gus = Client::passive("gus");
+    let got = gus.run(&format!(
+        r#"expect("gone", "hub_disconnected")
+           hub = dc.connect("{bad}", {{reconnect_delay = 0.2}})
+           local d = expect_done("gone")
+           dc.sleep(0.5)
+           return d.reason, d.reconnect_in, hub.state"#
+    ))?;
+    ensure!(got[0].contains(&wrong) && got[0].contains(&cert.keyprint), "reason {:?}", got[0]);
+    assert_eq!(got[1..], ["nil", "disconnected"]);
+    wait_log(&["hub adcs://", "refusing the connection"])?;
+    Ok(())
+}
+
+// ----- with eiskaltdcpp on uhub --------------------------------------------------------
+
+#[test]
+fn eiskaltdcpp_and_dclua_chat_pm_search_and_see_each_other() -> Result<()> {
+    let hub = Uhub::start(UhubOptions::default())?;
+    let url = hub.url();
+    let files = support::component_dir("eiskalt-share")?;
+    let share = files.path().join("stuff");
+    std::fs::create_dir_all(&share)?;
+    std::fs::write(share.join("payload-alpha.bin"), vec![7u8; 100_000])?;
+    let eisk = Eiskalt::start(EiskaltOptions {
+        nick: "eisk".into(),
+        share: Some(share),
+        hubs: vec![url.clone()],
+        ..EiskaltOptions::default()
+    })?;
+    let frank = Client::new(Identity {
+        nick: "frank".into(),
+        description: "dclua under test".into(),
+        slots: 5,
+        share_size: 123_456_789,
+        mode: ConnectMode::Active,
+        listen_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ..Identity::default()
+    });
+    frank.connect(&url, "{}")?;
+
+    let seen = eisk.wait_user(&url, "frank")?;
+    ensure!(seen.share == 123_456_789, "share as eiskaltdcpp sees it: {}", seen.share);
+    ensure!(seen.description == "dclua under test", "description {:?}", seen.description);
+    ensure!(!seen.passive, "eiskaltdcpp sees frank as passive: {:?}", seen.raw);
+    let got = frank.run(
+        r#"local u = eventually("eisk", function()
+             local u = hub:user("eisk") return u and u.client ~= "" and u end)
+           return u.client, u.mode, u.share > 0, #u.cid"#,
+    )?;
+    assert_eq!(got, ["EiskaltDC++", "active", "true", "39"]);
+
+    frank.run(r#"assert(hub:say("hello eiskalt"))"#)?;
+    eisk.wait_chat(&url, Some("frank"), "hello eiskalt")?;
+    frank.run(r#"expect("chat", "chat", {nick = "eisk"})"#)?;
+    eisk.say(&url, "hello dclua")?;
+    assert_eq!(frank.value(r#"return expect_done("chat").text"#)?, "hello dclua");
+
+    frank.run(r#"assert(hub:pm("eisk", "private hello"))"#)?;
+    ensure!(eisk.wait_pm(&url, "frank", "private hello")? == "private hello");
+    frank.run(r#"expect("pm", "pm", {from = "eisk"})"#)?;
+    eisk.pm(&url, "frank", "private answer")?;
+    assert_eq!(frank.value(r#"return expect_done("pm").text"#)?, "private answer");
+
+    frank
+        .run(r#"expect("search", "search", function(e) return e.text == "needle haystack" end)"#)?;
+    eisk.search_with(
+        Some(&url),
+        "needle haystack",
+        SearchType::Any,
+        support::SearchWait {
+            max: Duration::from_millis(300),
+            min_results: 1,
+            quiet: Duration::ZERO,
+        },
+    )?;
+    let got = frank.run(
+        r#"local e = expect_done("search")
+           return e.passive, e.nick, e.address ~= nil, e.type, e.raw:sub(1, 4)"#,
+    )?;
+    assert_eq!(got, ["false", "eisk", "true", "any", "BSCH"]);
+
+    // dclua searches actively: eiskaltdcpp answers with a URES datagram to
+    // the shared UDP listener, routed to this hub by the search token.
+    let got = frank.run(
+        r#"local results = dc.search{text = "payload alpha", timeout = 5, max_results = 1}
+           local r = assert(results[1], "no result")
+           return r.nick, r.name, r.size, r.via, #r.tth, r.hub == hub"#,
+    )?;
+    assert_eq!(got, ["eisk", "payload-alpha.bin", "100000", "udp", "39", "true"]);
+    Ok(())
+}
+
+// ----- one bot, both protocols ----------------------------------------------------------
+
+#[test]
+fn the_greeter_works_unchanged_on_an_adc_and_an_nmdc_hub() -> Result<()> {
+    let adc = Uhub::start(UhubOptions::default())?;
+    let nmdc = NmdcHub::start(NmdcHubOptions::default())?;
+    let greeter = Client::passive("greeter");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/greeter.lua");
+    greeter
+        .on_worker(move || {
+            LuaHost::current().expect("host").load_file(&script, false, &[]).map(|_| ())
+        })
+        .map_err(anyhow::Error::msg)?;
+    greeter.run(&format!(
+        r#"expect("a", "hub_connected") adc_hub = dc.connect("{}") expect_done("a")
+           expect("n", "hub_connected") nmdc_hub = dc.connect("{}") expect_done("n")"#,
+        adc.url(),
+        nmdc.url()
+    ))?;
+    let carol = Client::passive("carol");
+    carol.run(r#"expect("welcome", "chat", {nick = "greeter"}, 15)"#)?;
+    carol.connect(&adc.url(), "{}")?;
+    let dora = Client::passive("dora");
+    dora.run(r#"expect("welcome", "chat", {nick = "greeter"}, 15)"#)?;
+    dora.connect(&nmdc.url(), "{}")?;
+    assert_eq!(carol.value(r#"return expect_done("welcome").text"#)?, "Welcome, carol!");
+    assert_eq!(dora.value(r#"return expect_done("welcome").text"#)?, "Welcome, dora!");
+    assert_eq!(greeter.run("return adc_hub.protocol, nmdc_hub.protocol")?, ["adc", "nmdc"]);
+    Ok(())
+}
+
+// ----- hostile input from a fake hub ------------------------------------------------------
+
+/// Reads lines from the client until one starts with `prefix` (≤ 10 s).
+fn read_until(r: &mut BufReader<TcpStream>, prefix: &str) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut line = String::new();
+    while Instant::now() < deadline {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            bail!("the client closed the connection before sending {prefix:?}");
+        }
+        if line.starts_with(prefix) {
+            return Ok(line.trim_end().to_string());
+        }
+    }
+    bail!("no {prefix:?} line within 10 s")
+}
+
+#[test]
+fn hostile_input_from_a_fake_hub_is_survived_and_logged() -> Result<()> {
+    let port = support::ports::free_port()?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port.get()))?;
+    listener.set_nonblocking(false)?;
+    let url = format!("adc://127.0.0.1:{}", port.get());
+    let (done_tx, done_rx) = channel::<Result<String>>();
+    let (go_tx, go_rx) = channel::<()>();
+    let hub = std::thread::spawn(move || {
+        let run = || -> Result<String> {
+            let (stream, _) = listener.accept()?;
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let mut w = stream.try_clone()?;
+            let mut r = BufReader::new(stream);
+            read_until(&mut r, "HSUP ")?;
+            w.write_all(
+                b"ISUP ADBASE ADTIGR\nISID AAAB\nIINF CT32 NIFake\\shub DEhostile VEfake\n",
+            )?;
+            let inf = read_until(&mut r, "BINF AAAB ")?;
+            let mut out = Vec::new();
+            out.extend_from_slice(b"BINF AAAC IDKAEPJQ7XF2QQTBLTQ4DMTXJZBFJQXKUHGV5QWNQ NIbob SS5 SUTCP4 I4127.0.0.1\n");
+            out.extend_from_slice(format!("{inf} I4127.0.0.1 CT0\n").as_bytes());
+            // Unknown escapes, a huge INF, SID collisions, a STA flood, garbage.
+            out.extend_from_slice(b"BMSG AAAC bad\\xescape\n");
+            out.extend_from_slice(
+                format!("BINF AAAD NIhuge DE{}\n", "x".repeat(200_000)).as_bytes(),
+            );
+            out.extend_from_slice(b"BINF AAAE NIbob SS77\n");
+            out.extend_from_slice(b"BINF AAAF SS1\n");
+            for i in 0..5000 {
+                out.extend_from_slice(format!("ISTA 110 flood\\s{i}\n").as_bytes());
+            }
+            out.extend_from_slice(b"\xff\xfe\x00garbage\nZZZZ\nBINF\nBMSG\nEMSG AAAC\nIQUI\nBSCH AAAC TRnot-a-tth\n\n\n");
+            out.extend_from_slice(
+                b"IQUI AAAC\nDMSG AAAE AAAB still\\salive PMAAAE\nBMSG AAAE still\\salive\n",
+            );
+            w.write_all(&out)?;
+            // A line past the frame limit: the client must close, not grow.
+            go_rx.recv_timeout(Duration::from_secs(20))?;
+            let big = vec![b'x'; 600_000];
+            let _ = w.write_all(&big);
+            // The client reconnects: the new connection says HSUP again.
+            let (stream, _) = listener.accept()?;
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let mut r = BufReader::new(stream);
+            read_until(&mut r, "HSUP ")
+        };
+        let _ = done_tx.send(run());
+    });
+    let mallory = Client::passive("mallory");
+    mallory.run(
+        r#"chats, pms = {}, {}
+           dc.on("chat", function(e) chats[#chats + 1] = e end)
+           dc.on("pm", function(e) pms[#pms + 1] = e end)"#,
+    )?;
+    mallory.connect(&url, "{reconnect_delay = 0.2}")?;
+    let got = mallory.run(
+        r#"local e = eventually("still alive", function()
+             for _, c in ipairs(chats) do if c.text == "still alive" then return c end end end)
+           local flood = 0
+           for _, c in ipairs(chats) do if c.text:find("^flood") then flood = flood + 1 end end
+           local p = eventually("the pm", function() return pms[1] end)
+           return e.nick, flood, hub.name, hub.topic, hub:user("bob").share, hub:user("huge"),
+                  p.from, p.text"#,
+    )?;
+    assert_eq!(got, ["bob", "5000", "Fake hub", "hostile", "77", "nil", "bob", "still alive"]);
+    assert_eq!(mallory.value("return hub.user_count")?, "2");
+    go_tx.send(())?;
+    let again = done_rx.recv_timeout(Duration::from_secs(20)).context("the fake hub's end")??;
+    ensure!(again.starts_with("HSUP ADBAS0 ADBASE ADTIGR"), "{again}");
+    let _ = hub.join();
+    for needles in [
+        &["unknown escape"][..],
+        &["ignored an INF", "8192"],
+        &["SID collision", "AAAE"],
+        &["counted, not logged"],
+        &["frame longer than", "reconnecting"],
+    ] {
+        wait_log(needles)?;
+    }
+    Ok(())
+}
