@@ -99,29 +99,14 @@ fn hash(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// Our CID: Tiger of the PID kept in `<data>/pid` (created at the first
-/// start, written atomically). Without a readable or writable file, a PID
-/// for this run only.
+/// Our CID: Tiger of the PID kept in the data folder (the one identity every
+/// hub and our file list use; created at the first start). Without a
+/// readable or writable file, a PID for this run only.
 fn own_cid(data_dir: &Path) -> String {
-    let file = data_dir.join("pid");
-    if let Ok(text) = std::fs::read_to_string(&file) {
-        match Pid::from_base32(text.trim()) {
-            Ok(pid) => return pid.cid().to_base32(),
-            Err(e) => log::warn!("{}: {e}; making a new identity", file.display()),
-        }
-    }
-    let pid = Pid::random();
-    let tmp = data_dir.join("pid.tmp");
-    let written = std::fs::create_dir_all(data_dir)
-        .and_then(|()| {
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, format!("{pid}\n").as_bytes())?;
-            f.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&tmp, &file));
-    if let Err(e) = written {
-        log::warn!("writing {}: {e}; the identity holds for this run only", file.display());
-    }
+    let pid = crate::hub::adc::load_or_create_pid(data_dir).unwrap_or_else(|e| {
+        log::warn!("{e}; the identity holds for this run only");
+        Pid::random()
+    });
     pid.cid().to_base32()
 }
 
@@ -178,9 +163,12 @@ fn client(
         let exit = exit.clone();
         let handle = worker.clone();
         let scripts = config.scripts.clone();
+        let hub_data_dir = data_dir.clone();
         worker
             .post(move |pool| {
                 let config = Rc::new(RefCell::new(config));
+                // Sessions keep their identity (PID) and certificates there.
+                crate::hub::Hubs::current().set_data_dir(&hub_data_dir);
                 let host = LuaHost::new(pool.runtime(), HostOptions::default());
                 // The share starts before the scripts, so that they find it.
                 let share = ShareService::start(pool.runtime(), handle.clone(), share_options);

@@ -115,7 +115,7 @@ pub const STABLE_ONLINE: Duration = Duration::from_secs(60);
 /// are only counted.
 pub const NOISY_LOG_LIMIT: u32 = 10;
 /// The file in the data folder holding our PID (base32, one line).
-pub const PID_FILE_NAME: &str = "adc_pid";
+pub const PID_FILE_NAME: &str = "pid";
 /// How soon a session whose sink is congested looks again.
 const CONGESTION_RETRY: Duration = Duration::from_millis(20);
 
