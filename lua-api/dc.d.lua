@@ -9,6 +9,20 @@ error("cannot require a meta file")
 ---| "config_reloaded" # The configuration file was read again and is in force.
 ---| "hash_progress" # Hashing progress of the share (at most two a second; the last one of a pass, files_done = files_total, always comes). The default action prints a line in the console every few seconds.
 ---| "share_updated" # A pass over the shared folders is over and our file list is written.
+---| "hub_connected" # Logged in to a hub, with its initial user list.
+---| "hub_disconnected" # A hub connection (or an attempt) ended.
+---| "login_failed" # A hub refused the login (wrong password, nick taken, no password set). After a wrong or missing password the session ends.
+---| "chat" # A main-chat message (yours too: hubs echo main chat). Shown in the console unless consumed.
+---| "pm" # A private message to you (not your own: hubs do not echo them). Shown in the console unless consumed.
+---| "user_joined" # A user arrived on a hub (users of the initial list at login are not reported one by one).
+---| "user_updated" # A user's information changed.
+---| "user_left" # A user left a hub.
+---| "search" # Someone searches on a hub (your own searches are not reported).
+---| "search_result" # A search result arrived (by UDP or through a hub).
+---| "hub_raw" # A line from a hub, before the client processes it (only while a handler or waiter exists; lines keep their order).
+---| "hub_redirect" # A hub redirects the client elsewhere; it is followed when `follow` is true and no handler consumes the event (consuming vetoes it).
+---| "hub_info" # A hub's name or topic changed.
+---| "connection_request" # Someone asks for a client-client connection (transfers).
 
 ---A script was loaded (after its main chunk started).
 ---@class dc.event.script_loaded
@@ -41,6 +55,116 @@ error("cannot require a meta file")
 ---@field problems integer entries the walk skipped (unreadable, dangling links)
 ---@field list string? our files.xml.bz2
 
+---Logged in to a hub, with its initial user list.
+---@class dc.event.hub_connected
+---@field hub dc.Hub the hub
+---@field users integer users listed
+
+---A hub connection (or an attempt) ended.
+---@class dc.event.hub_disconnected
+---@field hub dc.Hub the hub
+---@field reason string why
+---@field reconnect_in number? seconds until the next attempt; nil when the session ended for good
+
+---A hub refused the login (wrong password, nick taken, no password set). After a wrong or missing password the session ends.
+---@class dc.event.login_failed
+---@field hub dc.Hub the hub
+---@field reason string why
+---@field raw string? the line that said so
+
+---A main-chat message (yours too: hubs echo main chat). Shown in the console unless consumed.
+---@class dc.event.chat
+---@field hub dc.Hub the hub
+---@field nick string? the sender; nil for hub text
+---@field text string the message
+---@field me boolean an action (/me)
+---@field raw string the line
+
+---A private message to you (not your own: hubs do not echo them). Shown in the console unless consumed.
+---@class dc.event.pm
+---@field hub dc.Hub the hub
+---@field from string the sender
+---@field to string you
+---@field nick string? the nick shown inside the message (a relaying bot may show another)
+---@field text string the message
+---@field me boolean an action (/me)
+---@field raw string the line
+
+---A user arrived on a hub (users of the initial list at login are not reported one by one).
+---@class dc.event.user_joined
+---@field hub dc.Hub the hub
+---@field nick string the nick
+---@field user table nick, description, email, connection, client, version, share, slots, free_slots, mode ("active"|"passive"|"socks5"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid, raw
+---@field raw string the line the user's information came from (empty for a user known only by nick)
+
+---A user's information changed.
+---@class dc.event.user_updated
+---@field hub dc.Hub the hub
+---@field nick string the nick
+---@field user table the user, updated (fields as in `user_joined`)
+---@field raw string the line the information came from
+
+---A user left a hub.
+---@class dc.event.user_left
+---@field hub dc.Hub the hub
+---@field nick string the nick
+
+---Someone searches on a hub (your own searches are not reported).
+---@class dc.event.search
+---@field hub dc.Hub the hub
+---@field nick string? the searcher, for a passive search
+---@field address string? ip:port where results go, for an active search
+---@field passive boolean results go through the hub
+---@field text string the words (empty for a TTH search)
+---@field tth string? the TTH searched for
+---@field type string? any, audio, compressed, document, executable, picture, video, folder or tth
+---@field type_code integer the protocol's type code
+---@field min_size integer? bytes
+---@field max_size integer? bytes
+---@field raw string the line
+
+---A search result arrived (by UDP or through a hub).
+---@class dc.event.search_result
+---@field hub dc.Hub the hub
+---@field nick string who has it
+---@field path string the path in their share, /-separated
+---@field name string the file or folder name
+---@field size integer? bytes; nil for a folder
+---@field tth string? the file's TTH
+---@field is_dir boolean a folder
+---@field free_slots integer their free slots
+---@field slots integer their slots
+---@field hub_name string the hub name the result gives
+---@field via "udp"|"hub" how it arrived
+---@field raw string the line
+
+---A line from a hub, before the client processes it (only while a handler or waiter exists; lines keep their order).
+---@class dc.event.hub_raw
+---@field hub dc.Hub the hub
+---@field raw string the line, without its terminator
+
+---A hub redirects the client elsewhere; it is followed when `follow` is true and no handler consumes the event (consuming vetoes it).
+---@class dc.event.hub_redirect
+---@field hub dc.Hub the hub
+---@field url string the new address
+---@field reason string the hub's reason, if any
+---@field follow boolean whether the hub's policy (follow_redirects) follows it
+
+---A hub's name or topic changed.
+---@class dc.event.hub_info
+---@field hub dc.Hub the hub
+---@field name string the name
+---@field topic string the topic
+
+---Someone asks for a client-client connection (transfers).
+---@class dc.event.connection_request
+---@field hub dc.Hub the hub
+---@field nick string? the user, when the request names them
+---@field address string? ip:port to connect to
+---@field tls boolean TLS required
+---@field reverse boolean a passive user asks you to send a connection request
+---@field raw string the line
+
 ---@class dc
 ---@field version string dclua's version.
 ---@field script string The name of the running script.
@@ -55,6 +179,20 @@ dc.scripts = {}
 
 ---@class dc.share
 dc.share = {}
+
+---@class dc.Hub
+---@field id integer The hub session's id.
+---@field url string The hub's address (after a followed redirect, the new one).
+---@field protocol "nmdc"|"adc" The protocol.
+---@field state "connecting"|"logging_in"|"online"|"reconnecting"|"disconnected" Where the session stands.
+---@field name string The hub's name (empty until the hub sends it).
+---@field topic string The hub's topic.
+---@field nick string Your nick on this hub.
+---@field keyprint string? The hub's TLS keyprint (TLS hubs only).
+---@field charset string The hub's text encoding.
+---@field user_count integer Users listed.
+---@field share integer Bytes shared by all users listed.
+local dc_Hub = {}
 
 ---@class dc.Job
 local dc_Job = {}
@@ -80,6 +218,20 @@ function dc.sleep(seconds) end
 ---@overload async fun(event: "config_reloaded", opts?: table): dc.event.config_reloaded?
 ---@overload async fun(event: "hash_progress", opts?: table): dc.event.hash_progress?
 ---@overload async fun(event: "share_updated", opts?: table): dc.event.share_updated?
+---@overload async fun(event: "hub_connected", opts?: table): dc.event.hub_connected?
+---@overload async fun(event: "hub_disconnected", opts?: table): dc.event.hub_disconnected?
+---@overload async fun(event: "login_failed", opts?: table): dc.event.login_failed?
+---@overload async fun(event: "chat", opts?: table): dc.event.chat?
+---@overload async fun(event: "pm", opts?: table): dc.event.pm?
+---@overload async fun(event: "user_joined", opts?: table): dc.event.user_joined?
+---@overload async fun(event: "user_updated", opts?: table): dc.event.user_updated?
+---@overload async fun(event: "user_left", opts?: table): dc.event.user_left?
+---@overload async fun(event: "search", opts?: table): dc.event.search?
+---@overload async fun(event: "search_result", opts?: table): dc.event.search_result?
+---@overload async fun(event: "hub_raw", opts?: table): dc.event.hub_raw?
+---@overload async fun(event: "hub_redirect", opts?: table): dc.event.hub_redirect?
+---@overload async fun(event: "hub_info", opts?: table): dc.event.hub_info?
+---@overload async fun(event: "connection_request", opts?: table): dc.event.connection_request?
 function dc.wait(event, opts) end
 
 ---Runs `fn(...)` as a new coroutine job of this script.
@@ -97,6 +249,20 @@ function dc.spawn(fn, ...) end
 ---@overload fun(event: "config_reloaded", handler: async fun(e: dc.event.config_reloaded): boolean?): dc.Handler
 ---@overload fun(event: "hash_progress", handler: async fun(e: dc.event.hash_progress): boolean?): dc.Handler
 ---@overload fun(event: "share_updated", handler: async fun(e: dc.event.share_updated): boolean?): dc.Handler
+---@overload fun(event: "hub_connected", handler: async fun(e: dc.event.hub_connected): boolean?): dc.Handler
+---@overload fun(event: "hub_disconnected", handler: async fun(e: dc.event.hub_disconnected): boolean?): dc.Handler
+---@overload fun(event: "login_failed", handler: async fun(e: dc.event.login_failed): boolean?): dc.Handler
+---@overload fun(event: "chat", handler: async fun(e: dc.event.chat): boolean?): dc.Handler
+---@overload fun(event: "pm", handler: async fun(e: dc.event.pm): boolean?): dc.Handler
+---@overload fun(event: "user_joined", handler: async fun(e: dc.event.user_joined): boolean?): dc.Handler
+---@overload fun(event: "user_updated", handler: async fun(e: dc.event.user_updated): boolean?): dc.Handler
+---@overload fun(event: "user_left", handler: async fun(e: dc.event.user_left): boolean?): dc.Handler
+---@overload fun(event: "search", handler: async fun(e: dc.event.search): boolean?): dc.Handler
+---@overload fun(event: "search_result", handler: async fun(e: dc.event.search_result): boolean?): dc.Handler
+---@overload fun(event: "hub_raw", handler: async fun(e: dc.event.hub_raw): boolean?): dc.Handler
+---@overload fun(event: "hub_redirect", handler: async fun(e: dc.event.hub_redirect): boolean?): dc.Handler
+---@overload fun(event: "hub_info", handler: async fun(e: dc.event.hub_info): boolean?): dc.Handler
+---@overload fun(event: "connection_request", handler: async fun(e: dc.event.connection_request): boolean?): dc.Handler
 function dc.on(event, handler) end
 
 ---Emits an event of your own; handlers (of every script) see it on the next pass.
@@ -162,6 +328,63 @@ function dc.scripts.reload(name) end
 ---The loaded scripts, in load order.
 ---@return string[] # names of the loaded scripts
 function dc.scripts.list() end
+
+---Connects to a hub. Watch `hub_connected`, `login_failed` and `hub_disconnected` for how it goes.
+---@param url string the hub: dchub://host[:port], nmdc://host[:port] or host:port
+---@param opts {nick?: string, password?: string, charset?: string, follow_redirects?: boolean, reconnect_delay?: number}? `nick` (default: the configured nick), `password` for a registered nick, `charset` of the hub's text (default cp1252), `follow_redirects` (default true), `reconnect_delay`: seconds before the first reconnect after a drop, doubled per failed attempt (default 30; 0 = never)
+---@return dc.Hub # the hub, connecting; it belongs to this script (unloading the script disconnects it)
+function dc.connect(url, opts) end
+
+---The hubs this client is connected or connecting to.
+---@return dc.Hub[] # every hub session, oldest first (configured hubs included)
+function dc.hubs() end
+
+---Searches and collects the matching results until the timeout; each is also emitted as `search_result`.
+---@async
+---@param query {text?: string, tth?: string, type?: string, size?: integer, min_size?: integer, max_size?: integer, exclude?: string|string[], extensions?: string|string[], hub?: dc.Hub, timeout?: number, max_results?: integer}|string `text` (words, all required) or `tth`; `type`: any, audio, compressed, document, executable, picture, video, folder, tth; sizes in bytes; `hub`: one hub (default: every online hub); `timeout`: seconds to collect (default 5); `max_results`: return as soon as this many arrived. A string is `{text = string}`
+---@return table[] # the results (tables as in the `search_result` event)
+---@return string? # why nothing was searched (no hub online)
+function dc.search(query) end
+
+---Says `text` in the hub's main chat.
+---@param text string the message
+---@param opts {me?: boolean}? `me`: an action (/me)
+---@return boolean # whether it was sent (the hub is online)
+---@return string? # why not
+function dc_Hub:say(text, opts) end
+
+---Sends a private message. The hub does not echo it: no `pm` event fires for your own messages.
+---@param nick string the recipient
+---@param text string the message
+---@param opts {me?: boolean}? `me`: an action (/me)
+---@return boolean # whether it was sent (the hub is online)
+---@return string? # why not
+function dc_Hub:pm(nick, text, opts) end
+
+---Everyone on the hub, as known now.
+---@return table[] # the users, sorted by nick (fields as `user` in `user_joined`)
+function dc_Hub:users() end
+
+---One user of the hub.
+---@param nick string the nick
+---@return table? # the user (fields as `user` in `user_joined`), or nil
+function dc_Hub:user(nick) end
+
+---Sends a line to the hub as it is.
+---@param line string a protocol line (NMDC: `$Command ...`; the final `|` is added if missing), encoded in the hub's charset
+---@return boolean # whether it was sent (the hub is connected)
+---@return string? # why not
+function dc_Hub:send_raw(line) end
+
+---Waits for the next event `event` of this hub that passes the filter.
+---@async
+---@param event dc.EventName|string the event name
+---@param opts {filter?: table|(fun(e: table): boolean), timeout?: number}? as for `dc.wait`; only events of this hub pass
+---@return table? # the event table, or nil on timeout
+function dc_Hub:wait(event, opts) end
+
+---Leaves the hub for good (no reconnect); `hub_disconnected` follows.
+function dc_Hub:disconnect() end
 
 ---Whether the job is still running.
 ---@return boolean # whether it still runs

@@ -61,6 +61,8 @@ local handles = {
   dc.spawn(function() end),
   dc.on("x", function() end),
   dc.after(100, function() end),
+  -- A hub object (never polled here: a bare pool does no I/O).
+  dc.connect("127.0.0.1:1", {reconnect_delay = 0}),
 }
 for _, h in ipairs(handles) do
   local mt = getmetatable(h)
@@ -132,7 +134,7 @@ fn the_walk_sees_what_it_must() {
     // Guards the walk itself: a walk that found nothing would agree with an
     // empty description.
     let live = live_names(false);
-    for must in ["fn dc.sleep", "fn dc.log.info", "fn dc.scripts.load", "fn dc.Job:wait"] {
+    for must in ["fn dc.sleep", "fn dc.log.info", "fn dc.scripts.load", "fn dc.Job:wait", "fn dc.Hub:say"] {
         assert!(live.iter().any(|l| l == must), "{must} not found in {live:?}");
     }
     for must in ["fn dc.Handler:remove", "fn dc.Timer:stop", "field dc.version", "field dc.args"] {
