@@ -134,7 +134,9 @@ fn the_walk_sees_what_it_must() {
     // Guards the walk itself: a walk that found nothing would agree with an
     // empty description.
     let live = live_names(false);
-    for must in ["fn dc.sleep", "fn dc.log.info", "fn dc.scripts.load", "fn dc.Job:wait", "fn dc.Hub:say"] {
+    for must in
+        ["fn dc.sleep", "fn dc.log.info", "fn dc.scripts.load", "fn dc.Job:wait", "fn dc.Hub:say"]
+    {
         assert!(live.iter().any(|l| l == must), "{must} not found in {live:?}");
     }
     for must in ["fn dc.Handler:remove", "fn dc.Timer:stop", "field dc.version", "field dc.args"] {

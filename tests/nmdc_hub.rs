@@ -1347,3 +1347,107 @@ fn the_hub_api_checks_its_arguments_and_matches_its_description() -> Result<()> 
     assert_eq!(got, [fake.url().as_str(), "0", "false", "the hub is disconnected"]);
     Ok(())
 }
+
+// ----- nmdcs:// -------------------------------------------------------------------
+
+/// A fake NMDC hub over TLS (rustls in a plain thread): greets, takes the
+/// login, says one line in main chat, then keeps the connection open until
+/// the client goes.
+fn tls_fake_hub(
+    tls: dclua::tls::TlsContext,
+) -> Result<(String, std::thread::JoinHandle<Result<()>>)> {
+    let port = support::ports::free_port()?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port.get())).context("binding")?;
+    let url = format!("nmdcs://127.0.0.1:{}", port.get());
+    let server = tls.server(dclua::tls::ClientAuth::Request)?;
+    let handle = std::thread::spawn(move || -> Result<()> {
+        let _port = port;
+        listener.set_nonblocking(false)?;
+        let (tcp, _) = listener.accept()?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let rustls::Connection::Server(conn) = server.into_rustls() else {
+            bail!("a server session was expected");
+        };
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        let mut lock = b"$Lock ".to_vec();
+        lock.extend_from_slice(FAKE_LOCK);
+        lock.extend_from_slice(b" Pk=tlshub|$HubName secure hub|");
+        // The handshake happens on the first write or read.
+        if s.write_all(&lock).and_then(|()| s.flush()).is_err() {
+            return Ok(()); // the client refused our certificate
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"$|$|" || w == b"$$|") && !got.ends_with(b"$|") {
+            match s.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Err(_) => return Ok(()), // refused, or the client went
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    if got.windows(14).any(|w| w == b"$ValidateNick ")
+                        && !got.windows(6).any(|w| w == b"$Hello")
+                    {
+                        if let Some(nick) = String::from_utf8_lossy(&got)
+                            .split("$ValidateNick ")
+                            .nth(1)
+                            .and_then(|r| r.split('|').next())
+                            .map(str::to_string)
+                        {
+                            s.write_all(format!("$Hello {nick}|").as_bytes())?;
+                            got.extend_from_slice(b"$Hello");
+                        }
+                    }
+                }
+            }
+        }
+        s.write_all(b"<secure> hello over TLS|")?;
+        s.flush()?;
+        // Stay until the client closes.
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(())
+    });
+    Ok((url, handle))
+}
+
+#[test]
+fn nmdcs_with_the_right_keyprint_connects_and_a_wrong_one_is_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let hub_tls = dclua::tls::TlsContext::open(&dir.path().join("hub"), Some("HUB"))?;
+    let kp = hub_tls.our_keyprint().to_string();
+
+    // The right keyprint: login, chat over TLS, hub.keyprint filled.
+    let (url, server) = tls_fake_hub(hub_tls.clone())?;
+    let c = Client::passive("tlsbot");
+    let data = dir.path().join("client");
+    c.on_worker(move || Hubs::current().set_data_dir(&data));
+    c.run(r#"expect("chat", "chat")"#)?;
+    c.connect(&format!("{url}/?kp={kp}"), "{}")?;
+    let text = c.value(r#"local e = expect_done("chat") return e.nick .. ": " .. e.text"#)?;
+    assert_eq!(text, "secure: hello over TLS");
+    assert_eq!(c.value("return hub.keyprint")?, kp);
+    c.run("hub:disconnect()")?;
+    drop(c);
+    server.join().map_err(|_| anyhow::anyhow!("the fake hub panicked"))??;
+
+    // A wrong keyprint: refused with both keyprints named, and no reconnect.
+    let (url, server) = tls_fake_hub(hub_tls)?;
+    let c = Client::passive("tlsbot2");
+    let data = dir.path().join("client2");
+    c.on_worker(move || Hubs::current().set_data_dir(&data));
+    let wrong = "SHA256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let reason = c.value(&format!(
+        r#"expect("gone", "hub_disconnected")
+           hub = dc.connect("{url}/?kp={wrong}", {{}})
+           local e = expect_done("gone")
+           return e.reason .. " / reconnect: " .. tostring(e.reconnect_in)"#
+    ))?;
+    assert!(reason.contains(wrong) && reason.contains(&kp), "{reason}");
+    assert!(reason.ends_with("reconnect: nil"), "{reason}");
+    drop(c);
+    server.join().map_err(|_| anyhow::anyhow!("the fake hub panicked"))??;
+    Ok(())
+}

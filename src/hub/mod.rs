@@ -581,11 +581,7 @@ pub fn connect(rt: &Runtime, params: HubParams, sink: Rc<dyn HubSink>) -> Result
         )));
     }
     match (addr.protocol, addr.tls) {
-        (Protocol::Nmdc, false) => Ok(nmdc::spawn(rt, params, addr, sink)),
-        (Protocol::Nmdc, true) => Err(HubError::Unsupported(format!(
-            "{}: TLS hubs (nmdcs://) are not supported yet",
-            params.url
-        ))),
+        (Protocol::Nmdc, _) => Ok(nmdc::spawn(rt, params, addr, sink)),
         (Protocol::Adc, _) => Ok(adc::spawn(rt, params, addr, sink)),
     }
 }
@@ -1054,6 +1050,8 @@ struct HubsInner {
     udp: RefCell<Option<Option<UdpEndpoint>>>,
     /// The data folder (ADC keeps its PID and TLS certificate there).
     data_dir: RefCell<Option<PathBuf>>,
+    /// Our TLS context (certificate, trusted keyprints), opened on first use.
+    tls: RefCell<Option<crate::tls::TlsContext>>,
 }
 
 /// The hubs of this worker thread and our [`Identity`].
@@ -1079,6 +1077,7 @@ thread_local! {
             identity: RefCell::new(Identity::default()),
             udp: RefCell::new(None),
             data_dir: RefCell::new(None),
+            tls: RefCell::new(None),
         }),
     };
 }
@@ -1154,6 +1153,20 @@ impl Hubs {
     /// The data folder set with [`Hubs::set_data_dir`].
     pub fn data_dir(&self) -> Option<PathBuf> {
         self.inner.data_dir.borrow().clone()
+    }
+
+    /// Our TLS context for `nmdcs://` hubs: our certificate (made on first
+    /// use, its CN our CID) and the trust-on-first-use store, both in the data
+    /// folder.
+    pub fn tls_context(&self) -> Result<crate::tls::TlsContext, String> {
+        if let Some(t) = self.inner.tls.borrow().as_ref() {
+            return Ok(t.clone());
+        }
+        let dir = self.data_dir().ok_or("no data folder for our TLS certificate")?;
+        let cid = adc::load_or_create_pid(&dir)?.cid().to_base32();
+        let ctx = crate::tls::TlsContext::open(&dir, Some(&cid)).map_err(|e| e.to_string())?;
+        *self.inner.tls.borrow_mut() = Some(ctx.clone());
+        Ok(ctx)
     }
 
     /// Our hub counts for the tag: hubs we are logged in to, by role.

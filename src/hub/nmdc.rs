@@ -86,9 +86,10 @@ use crate::proto::nmdc::{
     SearchPattern, SearchResult, SearchSource, SizeLimit, Tag,
 };
 use crate::runtime::{
-    Connection, Context, Framing, Job, Message as JobMessage, Runtime, Step, TaskDone, TaskId,
-    TimerId, READ_BUDGET,
+    ConnError, Connection, Context, Framing, Job, Message as JobMessage, Runtime, Step, TaskDone,
+    TaskId, TimerId, READ_BUDGET,
 };
+use crate::tls::HubUrl;
 
 /// The longest line accepted from a hub. `$MyINFO` lines are short, but a
 /// `$NickList` of 100,000 users is about 1.5 MB.
@@ -366,7 +367,27 @@ impl NmdcSession {
     fn open(&mut self, cx: &mut Context<'_>, addr: SocketAddr) {
         log::info!(target: "hub", "hub {}: connecting to {addr}", self.s.params.url);
         self.reader.reset();
-        match Connection::connect(cx.runtime(), cx.id(), addr, Framing::Raw) {
+        let conn = if self.s.addr.tls {
+            // nmdcs://: TLS from the first byte, checked against `?kp=` or
+            // trusted on first use, as for adcs://.
+            let url = self.s.params.url.clone();
+            let session = HubUrl::parse(&url).map_err(|e| e.to_string()).and_then(|u| {
+                Hubs::current().tls_context()?.hub_client(&u).map_err(|e| e.to_string())
+            });
+            match session {
+                Ok(session) => {
+                    Connection::connect_tls(cx.runtime(), cx.id(), addr, Framing::Raw, session)
+                }
+                Err(e) => {
+                    let msg = format!("TLS for {url}: {e}");
+                    log::error!(target: "hub", "hub {url}: {msg}");
+                    return self.s.request_drop(msg, After::Stop, false);
+                }
+            }
+        } else {
+            Connection::connect(cx.runtime(), cx.id(), addr, Framing::Raw)
+        };
+        match conn {
             Ok(conn) => {
                 self.s.local_ip = conn.local_addr().map(|a| a.ip());
                 self.conn = Some(conn);
@@ -385,6 +406,8 @@ impl NmdcSession {
     // ----- reading -------------------------------------------------------------
 
     /// Reads and applies what the hub sent, within this poll's budgets.
+    ///
+    /// A refused TLS keyprint ends the session for good (no reconnect).
     fn pump(&mut self, cx: &mut Context<'_>) {
         let mut frames = 0usize;
         let mut read = 0usize;
@@ -435,7 +458,13 @@ impl NmdcSession {
                 break;
             }
             let Some(conn) = self.conn.as_mut() else { break };
-            match self.reader.read_from(conn, READ_BUDGET - read) {
+            let result = self.reader.read_from(conn, READ_BUDGET - read);
+            if conn.is_tls() && !conn.is_handshaking() && self.s.info.borrow().keyprint.is_none() {
+                if let Some(kp) = conn.peer_keyprint() {
+                    self.s.info.borrow_mut().keyprint = Some(kp.to_string());
+                }
+            }
+            match result {
                 Ok(f) if f.bytes > 0 => read += f.bytes,
                 Ok(f) if f.eof => {
                     self.s.request_drop(
@@ -447,7 +476,7 @@ impl NmdcSession {
                 }
                 Ok(_) => break,
                 Err(e) => {
-                    self.s.request_drop(e.to_string(), After::Reconnect, false);
+                    self.s.request_drop(e.to_string(), after_error(&e), false);
                     break;
                 }
             }
@@ -465,7 +494,7 @@ impl NmdcSession {
         if self.s.out.is_empty() {
             if let Some(c) = self.conn.as_mut().filter(|c| c.queued() > 0) {
                 if let Err(e) = c.flush() {
-                    self.s.request_drop(e.to_string(), After::Reconnect, false);
+                    self.s.request_drop(e.to_string(), after_error(&e), false);
                 }
             }
             return;
@@ -474,7 +503,7 @@ impl NmdcSession {
         let Some(conn) = self.conn.as_mut() else { return };
         self.s.last_sent_at = cx.now();
         if let Err(e) = conn.send(data) {
-            self.s.request_drop(e.to_string(), After::Reconnect, false);
+            self.s.request_drop(e.to_string(), after_error(&e), false);
         }
     }
 
@@ -1412,6 +1441,16 @@ pub fn apply_my_info_lines<'a>(
         }
     }
     n
+}
+
+/// What follows a connection error: a refused keyprint ends the session for
+/// good (reconnecting would only be refused again); anything else reconnects.
+fn after_error(e: &ConnError) -> After {
+    if matches!(e, ConnError::Keyprint(_)) {
+        After::Stop
+    } else {
+        After::Reconnect
+    }
 }
 
 #[cfg(test)]

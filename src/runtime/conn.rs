@@ -600,6 +600,11 @@ impl Connection {
         if dst.is_empty() || !self.check_connected()? {
             return Ok(0);
         }
+        // As in `read_frames`: pending output (a TLS client's hello, when the
+        // peer speaks first as NMDC hubs do) goes out as soon as it can.
+        if self.pending_output() && self.writable {
+            self.flush()?;
+        }
         if let Some(b) = self.bufs.as_deref_mut() {
             let avail = b.rbuf.len() - b.rpos;
             if avail > 0 {

@@ -228,6 +228,12 @@ pub struct TlsSession {
 }
 
 impl TlsSession {
+    /// The rustls connection itself, for blocking use outside the runtime
+    /// (a test's fake hub in a plain thread, with `rustls::StreamOwned`).
+    pub fn into_rustls(self) -> rustls::Connection {
+        self.conn
+    }
+
     /// Whether this is the client side.
     pub fn is_client(&self) -> bool {
         matches!(self.conn, rustls::Connection::Client(_))
