@@ -4,9 +4,9 @@
 //! name, path, size and TTH; a file hidden by a Lua answer filter is not
 //! answered; eiskaltdcpp's user list shows dclua's share size.
 //!
-//! The two transports are both covered: on the NMDC hub eiskaltdcpp is
-//! active, so dclua's `$SR`s go to it by UDP; on uhub it is passive, so the
-//! `DRES`s go through the hub.
+//! Both transports on both hubs: an active eiskaltdcpp gets UDP results
+//! (from dclua's shared listener when dclua is active, from a send-only
+//! socket when it is passive), a passive one gets them through the hub.
 //!
 //! Each dclua is a worker thread with a Lua host, a share service (a
 //! temporary share and data folder) and the hub registry, wired as
@@ -128,7 +128,7 @@ impl Dclua {
         let d = Dclua { worker, _data: data, _share: share, size };
         // The identity starts with an empty share: only the share service's
         // update event brings the size.
-        d.wait("the share hashed and announced", Duration::from_secs(60), move |_| {
+        d.wait("the share hashed and announced", Duration::from_secs(60), move || {
             let id = Hubs::current().identity();
             (id.share_size == size && id.shared_files == 3).then_some(())
         })?;
@@ -140,12 +140,12 @@ impl Dclua {
         &self,
         what: &str,
         timeout: Duration,
-        probe: impl Fn(&dclua::runtime::Runtime) -> Option<T> + Send + Clone + 'static,
+        probe: impl Fn() -> Option<T> + Send + Clone + 'static,
     ) -> Result<T> {
         let deadline = Instant::now() + timeout;
         loop {
             let p = probe.clone();
-            if let Some(v) = self.worker.call(move |pool| p(pool.runtime()))? {
+            if let Some(v) = self.worker.call(move |_| p())? {
                 return Ok(v);
             }
             if Instant::now() >= deadline {
@@ -161,7 +161,7 @@ impl Dclua {
         let id = self
             .worker
             .call(move |pool| hub::connect(pool.runtime(), params, Rc::new(NullSink)))??;
-        self.wait("the hub session online", Duration::from_secs(20), move |_| {
+        self.wait("the hub session online", Duration::from_secs(20), move || {
             let info = Hubs::current().get(id)?;
             let online = info.borrow().state == HubState::Online;
             online.then_some(())
@@ -212,47 +212,61 @@ fn check_answers(eisk: &Eiskalt, url: &str) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn eiskaltdcpp_on_the_nmdc_hub_gets_udp_answers_and_sees_the_share() -> Result<()> {
-    let hub = NmdcHub::start(NmdcHubOptions::default())?;
-    let url = hub.url();
+/// eiskaltdcpp (`eisk_passive` or active) and dclua (`mode`) on the hub
+/// `url` (`adc`: an ADC hub): eiskaltdcpp sees dclua's share size (and on
+/// ADC our INF carries the file count), and gets its answers.
+fn answers_on(url: &str, adc: bool, eisk_passive: bool, mode: ConnectMode) -> Result<()> {
     let eisk = Eiskalt::start(EiskaltOptions {
         nick: "eisk".into(),
-        hubs: vec![url.clone()],
+        hubs: vec![url.to_string()],
+        passive: eisk_passive,
         ..EiskaltOptions::default()
     })?;
-    let dclua = Dclua::start(ConnectMode::Active)?;
-    dclua.connect(&url)?;
+    let dclua = Dclua::start(mode)?;
+    let id = dclua.connect(url)?;
 
-    let seen = eisk.wait_user(&url, NICK)?;
+    let seen = eisk.wait_user(url, NICK)?;
     ensure!(seen.share == dclua.size, "share as eiskaltdcpp sees it: {}", seen.share);
-    ensure!(!seen.passive, "eiskaltdcpp sees dclua as passive: {:?}", seen.raw);
-    // eiskaltdcpp is active: its searches carry its UDP address.
-    check_answers(&eisk, &url)
+    let m = if mode == ConnectMode::Passive { "M:P" } else { "M:A" };
+    ensure!(seen.tag.contains(m), "dclua's tag as eiskaltdcpp sees it: {:?}, want {m}", seen.tag);
+    if adc {
+        // eiskaltdcpp does not show SF: our INF as the hub echoed it does.
+        let inf = dclua.wait("our INF echoed", Duration::from_secs(10), move || {
+            let info = Hubs::current().get(id)?;
+            let raw = info.borrow().users.get(NICK)?.raw.clone();
+            Some(String::from_utf8_lossy(&raw).into_owned())
+        })?;
+        ensure!(inf.split(' ').any(|f| f == "SF3"), "shared files (SF) in our INF: {inf}");
+    }
+    check_answers(&eisk, url)
 }
 
+/// Active dclua, active eiskaltdcpp: `$SR`s by UDP from the shared listener.
 #[test]
-fn passive_eiskaltdcpp_on_uhub_gets_answers_through_the_hub_and_sees_the_share() -> Result<()> {
-    let hub = Uhub::start(UhubOptions::default())?;
-    let url = hub.url();
-    let eisk = Eiskalt::start(EiskaltOptions {
-        nick: "eisk".into(),
-        hubs: vec![url.clone()],
-        passive: true,
-        ..EiskaltOptions::default()
-    })?;
-    // Active, since a passive searcher's FSCH goes to active users only.
-    let dclua = Dclua::start(ConnectMode::Active)?;
-    let id = dclua.connect(&url)?;
+fn nmdc_active_searcher_gets_udp_results_from_the_listener() -> Result<()> {
+    let hub = NmdcHub::start(NmdcHubOptions::default())?;
+    answers_on(&hub.url(), false, false, ConnectMode::Active)
+}
 
-    let seen = eisk.wait_user(&url, NICK)?;
-    ensure!(seen.share == dclua.size, "share as eiskaltdcpp sees it: {}", seen.share);
-    // eiskaltdcpp does not show SF: our INF as the hub echoed it does.
-    let inf = dclua.wait("our INF echoed", Duration::from_secs(10), move |_| {
-        let info = Hubs::current().get(id)?;
-        let raw = info.borrow().users.get(NICK)?.raw.clone();
-        Some(String::from_utf8_lossy(&raw).into_owned())
-    })?;
-    ensure!(inf.split(' ').any(|f| f == "SF3"), "shared files (SF) in our INF: {inf}");
-    check_answers(&eisk, &url)
+/// Active dclua, passive eiskaltdcpp: `$SR`s through the hub.
+#[test]
+fn nmdc_passive_searcher_gets_results_through_the_hub() -> Result<()> {
+    let hub = NmdcHub::start(NmdcHubOptions::default())?;
+    answers_on(&hub.url(), false, true, ConnectMode::Active)
+}
+
+/// Active dclua (a passive searcher's `FSCH` goes to active users only),
+/// passive eiskaltdcpp: `DRES` through the hub.
+#[test]
+fn adc_passive_searcher_gets_results_through_the_hub() -> Result<()> {
+    let hub = Uhub::start(UhubOptions::default())?;
+    answers_on(&hub.url(), true, true, ConnectMode::Active)
+}
+
+/// Passive dclua (no listener), active eiskaltdcpp: `URES` by UDP from the
+/// send-only socket.
+#[test]
+fn adc_active_searcher_gets_udp_results_from_a_passive_dclua() -> Result<()> {
+    let hub = Uhub::start(UhubOptions::default())?;
+    answers_on(&hub.url(), true, false, ConnectMode::Passive)
 }
