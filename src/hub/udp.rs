@@ -56,7 +56,9 @@ struct Outgoing {
 }
 
 thread_local! {
-    /// The send-only sockets of passive mode (IPv4, IPv6), made on first use.
+    /// The send-only sockets of passive mode (IPv4, IPv6), made on first use
+    /// on the configured `listen_address` (any address when it is of the
+    /// other family).
     static SENDERS: RefCell<[Option<std::net::UdpSocket>; 2]> = const { RefCell::new([None, None]) };
 }
 
@@ -65,7 +67,8 @@ thread_local! {
 /// are logged, never returned: a lost result is not the session's concern.
 pub(crate) fn send(rt: &Runtime, to: SocketAddr, data: Vec<u8>) {
     let hubs = Hubs::current();
-    if hubs.identity().mode == ConnectMode::Active {
+    let identity = hubs.identity();
+    if identity.mode == ConnectMode::Active {
         if let Some(e) = hubs.udp(rt) {
             if !rt.send(e.job, Outgoing { to, data }) {
                 log::debug!(target: "hub", "a UDP search result to {to}: the listener is gone");
@@ -77,12 +80,13 @@ pub(crate) fn send(rt: &Runtime, to: SocketAddr, data: Vec<u8>) {
     let sent = SENDERS.with(|s| -> io::Result<()> {
         let mut s = s.borrow_mut();
         if s[slot].is_none() {
-            let any = if to.is_ipv6() {
-                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-            } else {
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            // The configured local address when it fits the family.
+            let local = match identity.listen_address {
+                a if a.is_ipv6() == to.is_ipv6() => a,
+                _ if to.is_ipv6() => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             };
-            let socket = std::net::UdpSocket::bind(SocketAddr::new(any, 0))?;
+            let socket = std::net::UdpSocket::bind(SocketAddr::new(local, 0))?;
             socket.set_nonblocking(true)?;
             s[slot] = Some(socket);
         }
