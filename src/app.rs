@@ -173,6 +173,8 @@ fn client(
                 // The share starts before the scripts, so that they find it.
                 let share = ShareService::start(pool.runtime(), handle.clone(), share_options);
                 share_api::install(&host, &share);
+                // Hubs announce the share's size and answer from it.
+                crate::hub::follow_share(pool.runtime(), &share);
                 let result = start_host(
                     &host,
                     &handle,

@@ -49,8 +49,13 @@
 //!   UDP results (`URES`) find their hub. A passive searcher sends `FSCH`
 //!   to `+TCP4` users only (a passive user cannot connect to another passive
 //!   one), as DC++ does; an active one sends `BSCH`.
+//! - **Others' searches** are answered from the share service
+//!   ([`super::share_answers`]): up to 10 `URES` datagrams to an active
+//!   searcher (one announcing `UDP4` with `I4`/`U4`), up to 5 `DRES` through
+//!   the hub to a passive one, with the search's token.
 //! - **Our own PMs** come back from the hub (`EMSG` echo); they are not
-//!   reported, as on NMDC. Our own searches are not reported either.
+//!   reported, as on NMDC. Our own searches are neither reported nor
+//!   answered.
 //! - **Users** are kept by nick in the shared [`UserList`] (their `raw` is
 //!   the accumulated INF); the session keeps the SID ↔ nick map. A `BINF` of
 //!   a new SID with a nick another SID holds (a SID collision) replaces the
@@ -1247,7 +1252,7 @@ impl State {
             slots: Some(Update::Set(u64::from(id.slots))),
             free_slots: Some(Update::Set(u64::from(id.slots))),
             share_size: Some(Update::Set(id.share_size)),
-            shared_files: Some(Update::Set(0)),
+            shared_files: Some(Update::Set(id.shared_files)),
             hubs_normal: Some(Update::Set(u64::from(counts.normal))),
             hubs_registered: Some(Update::Set(u64::from(counts.registered))),
             hubs_operator: Some(Update::Set(u64::from(counts.op))),
@@ -1571,11 +1576,55 @@ impl State {
         } else if let Some(t) = sch.groups.and_then(type_of_group) {
             q.file_type = t;
         }
+        self.answer(&q, from, address.as_deref(), sch.token);
         self.emit(HubEvent::Search {
             query: q,
             from: SearchFrom { nick, address },
             raw: frame.into(),
         });
+    }
+
+    /// Answers a search from our share: `URES` datagrams to an active
+    /// searcher's `I4:U4` (`address`), `DRES` through the hub to a passive
+    /// one. `FN` starts with `/` (a folder's also ends with one); `TO` gives
+    /// the search's token back.
+    fn answer(&mut self, q: &SearchQuery, from: Sid, address: Option<&str>, token: Option<&str>) {
+        let Some(my_sid) = self.my_sid else { return };
+        let to = match address.map(str::parse::<SocketAddr>) {
+            Some(Ok(a)) => Some(a),
+            Some(Err(_)) => {
+                log::debug!(target: "hub", "hub {}: not answering a search from the bad address {address:?}", self.params.url);
+                return;
+            }
+            None => None,
+        };
+        let hits = super::share_answers(q, to.is_some());
+        if hits.is_empty() {
+            return;
+        }
+        let slots = u64::from(Hubs::current().identity().slots);
+        let header = match to {
+            Some(_) => Header::Udp { cid: self.me.pid.cid().into() },
+            None => Header::Direct { from: my_sid, to: from },
+        };
+        for hit in hits {
+            let path =
+                if hit.is_dir { format!("/{}/", hit.path) } else { format!("/{}", hit.path) };
+            let res = Res {
+                path: &path,
+                size: Some(hit.size),
+                // No uploads run yet: every slot is free.
+                slots: Some(slots),
+                tth: hit.tth,
+                token,
+                tree_depth: None,
+            };
+            let msg = res.to_message(header.clone());
+            match to {
+                Some(addr) => super::udp::send(&self.rt, addr, msg.encode()),
+                None => self.send_msg(&msg),
+            }
+        }
     }
 
     fn on_res(&mut self, res: &Res<'_>, nick: String, frame: &[u8], via: Via) {

@@ -13,13 +13,17 @@
 //! | [`User`], [`SearchQuery`], [`SearchHit`] | protocol-neutral user, search and result |
 //! | [`nmdc`] | the NMDC session job |
 //! | [`adc`] | the ADC session job (`adc://`, `adcs://`) |
-//! | [`udp`] | the one UDP listener shared by all hubs (active-mode search results) |
+//! | [`udp`] | the one UDP listener shared by all hubs (active-mode search results, and our results to active searchers) |
+//! | [`share_answers`], [`follow_share`] | what sessions answer from the share service, and our share figures following it |
 //!
 //! # Rules
 //!
 //! - Sessions never call Lua and never know about it: they report
 //!   [`HubEvent`]s to a [`HubSink`], which the Lua layer implements
 //!   (dependencies run downward: `lua` uses `hub`, never the reverse).
+//!   They answer searches from the share service ([`share_answers`]); the
+//!   answer filter it applies may be a Lua function, but that is the share
+//!   service's business, invisible to the sessions.
 //! - Sessions never block: DNS resolution goes to a helper thread, every
 //!   socket is non-blocking, every wait is a timer.
 //! - A session applies a whole read batch to its [`HubInfo`] first, then hands
@@ -52,6 +56,8 @@ use encoding_rs::Encoding;
 
 use crate::proto::tth::Tth;
 use crate::runtime::{JobId, Runtime};
+use crate::share::index::{self as share_index, MAX_RESULTS_ACTIVE, MAX_RESULTS_PASSIVE};
+use crate::share::service::{ShareEvent, ShareService};
 
 /// A hub is identified by the id of its session job.
 pub type HubId = JobId;
@@ -386,8 +392,11 @@ pub struct Identity {
     pub email: String,
     /// Upload slots.
     pub slots: u32,
-    /// Shared bytes (0 until sharing is running).
+    /// Shared bytes (0 until sharing is running; [`follow_share`] keeps it
+    /// up to date).
     pub share_size: u64,
+    /// Shared files (ADC `SF`), like `share_size`.
+    pub shared_files: u64,
     /// Active or passive.
     pub mode: ConnectMode,
     /// The local address the UDP listener binds in active mode.
@@ -408,6 +417,7 @@ impl Default for Identity {
             email: String::new(),
             slots: 3,
             share_size: 0,
+            shared_files: 0,
             mode: ConnectMode::Passive,
             listen_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             udp_port: 0,
@@ -418,14 +428,18 @@ impl Default for Identity {
 }
 
 impl Identity {
-    /// The identity a configuration describes.
+    /// The identity a configuration describes, with the share figures of
+    /// the running share service (0 without one): applying a configuration
+    /// must not announce an empty share.
     pub fn from_config(config: &crate::config::Config) -> Identity {
+        let share = ShareService::current();
         Identity {
             nick: config.nick.clone(),
             description: config.description.clone(),
             email: config.email.clone(),
             slots: config.slots,
-            share_size: 0,
+            share_size: share.as_ref().map_or(0, ShareService::share_size),
+            shared_files: share.as_ref().map_or(0, ShareService::shared_files),
             mode: match config.mode {
                 crate::config::Mode::Active => ConnectMode::Active,
                 crate::config::Mode::Passive => ConnectMode::Passive,
@@ -998,6 +1012,72 @@ impl SearchQuery {
     }
 }
 
+/// The one conversion of an incoming search to a search of our share. The
+/// limit is the active one ([`MAX_RESULTS_ACTIVE`]); [`share_answers`] sets
+/// the passive one where it applies. A TTH search keeps only its TTH (the
+/// index ignores the rest); types the share does not group (`Tth`,
+/// `Other`) search any file.
+impl From<&SearchQuery> for share_index::SearchQuery {
+    fn from(q: &SearchQuery) -> share_index::SearchQuery {
+        use share_index::FileType as Group;
+        let file_type = match q.file_type {
+            FileType::Any | FileType::Tth | FileType::Other(_) => Group::Any,
+            FileType::Audio => Group::Audio,
+            FileType::Compressed => Group::Compressed,
+            FileType::Document => Group::Document,
+            FileType::Executable => Group::Executable,
+            FileType::Picture => Group::Picture,
+            FileType::Video => Group::Video,
+            FileType::Folder => Group::Folder,
+        };
+        share_index::SearchQuery {
+            tth: q.tth,
+            include: q.include.clone(),
+            exclude: q.exclude.clone(),
+            min_size: q.min_size,
+            max_size: q.max_size,
+            size: q.size,
+            file_type,
+            extensions: q
+                .extensions
+                .iter()
+                .map(|e| e.trim_start_matches('.').to_string())
+                .collect(),
+            max_results: MAX_RESULTS_ACTIVE,
+        }
+    }
+}
+
+/// Our answers to someone's search: the running share service's hits
+/// (after its answer filter), at most [`MAX_RESULTS_ACTIVE`] for an active
+/// searcher (results by UDP) and [`MAX_RESULTS_PASSIVE`] for a passive one
+/// (results through the hub). None without a share service.
+pub(crate) fn share_answers(query: &SearchQuery, active: bool) -> Vec<share_index::SearchHit> {
+    let Some(share) = ShareService::current() else { return Vec::new() };
+    let mut q = share_index::SearchQuery::from(query);
+    q.max_results = if active { MAX_RESULTS_ACTIVE } else { MAX_RESULTS_PASSIVE };
+    share.answer(&q)
+}
+
+/// Makes our [`Identity`]'s share figures (`share_size`, `shared_files`)
+/// follow `share`: set now, and again after each pass
+/// ([`ShareEvent::Updated`]); every hub announces the change
+/// ([`Hubs::set_identity`], rate-limited by the sessions).
+pub fn follow_share(rt: &Runtime, share: &ShareService) {
+    fn set(rt: &Runtime, size: u64, files: u64) {
+        let hubs = Hubs::current();
+        let identity = Identity { share_size: size, shared_files: files, ..hubs.identity() };
+        hubs.set_identity(rt, identity);
+    }
+    set(rt, share.share_size(), share.shared_files());
+    let rt = rt.clone();
+    share.subscribe(move |e| {
+        if let ShareEvent::Updated(summary) = e {
+            set(&rt, summary.size, summary.files);
+        }
+    });
+}
+
 /// A search result, protocol-neutral.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchHit {
@@ -1330,5 +1410,53 @@ mod tests {
         assert_eq!(FileType::from_nmdc(12), FileType::Other(12));
         assert_eq!(FileType::Other(12).name(), None);
         assert_eq!(FileType::from_name("VIDEO"), Some(FileType::Video));
+    }
+
+    #[test]
+    fn queries_convert_to_share_queries() {
+        use share_index::FileType as Group;
+        let q = SearchQuery {
+            include: vec!["beatles".into(), "help".into()],
+            exclude: vec!["live".into()],
+            extensions: vec![".MP3".into(), "flac".into()],
+            min_size: Some(10),
+            max_size: Some(20),
+            size: Some(15),
+            file_type: FileType::Audio,
+            ..SearchQuery::default()
+        };
+        let s = share_index::SearchQuery::from(&q);
+        assert_eq!(
+            s,
+            share_index::SearchQuery {
+                tth: None,
+                include: vec!["beatles".into(), "help".into()],
+                exclude: vec!["live".into()],
+                min_size: Some(10),
+                max_size: Some(20),
+                size: Some(15),
+                file_type: Group::Audio,
+                extensions: vec!["MP3".into(), "flac".into()],
+                max_results: MAX_RESULTS_ACTIVE,
+            }
+        );
+        let types = [
+            (FileType::Any, Group::Any),
+            (FileType::Compressed, Group::Compressed),
+            (FileType::Document, Group::Document),
+            (FileType::Executable, Group::Executable),
+            (FileType::Picture, Group::Picture),
+            (FileType::Video, Group::Video),
+            (FileType::Folder, Group::Folder),
+            (FileType::Tth, Group::Any),
+            (FileType::Other(12), Group::Any),
+        ];
+        for (t, g) in types {
+            let q = SearchQuery { file_type: t, ..SearchQuery::words("x") };
+            assert_eq!(share_index::SearchQuery::from(&q).file_type, g, "{t:?}");
+        }
+        let tth: Tth = "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ".parse().unwrap();
+        let s = share_index::SearchQuery::from(&SearchQuery::for_tth(tth));
+        assert_eq!((s.tth, s.file_type, s.include.len()), (Some(tth), Group::Any, 0));
     }
 }

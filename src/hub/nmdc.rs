@@ -62,6 +62,10 @@
 //!   changed); the tag is `<dclua V:x,M:A|P,H:n/r/o,S:slots>`.
 //! - **Active searches** use the one UDP socket of [`super::udp`]; results
 //!   are routed back to the hub they name.
+//! - **Others' searches** are answered from the share service
+//!   ([`super::share_answers`]): up to 10 `$SR` datagrams to an active
+//!   searcher (through [`super::udp::send`]), up to 5 `$SR`s through the hub
+//!   to a passive one. Our own searches get no answer.
 
 mod frames;
 
@@ -1309,7 +1313,66 @@ impl State {
             SizeLimit::AtLeast(n) => q.min_size = Some(n),
             SizeLimit::AtMost(n) => q.max_size = Some(n),
         }
+        self.answer(&q, &s.source);
         self.emit(HubEvent::Search { query: q, from, raw: frame.into() });
+    }
+
+    /// Answers a search from our share: `$SR`s by UDP to an active searcher,
+    /// through the hub (with the searcher as target) to a passive one.
+    /// Paths use `\`; a file carries `TTH:<root>` in place of the hub name.
+    fn answer(&mut self, q: &SearchQuery, source: &SearchSource) {
+        let to = match source {
+            SearchSource::Active { ip, port } => match ip.parse::<IpAddr>() {
+                Ok(ip) => Some(SocketAddr::new(ip, *port)),
+                Err(_) => {
+                    log::debug!(target: "hub", "hub {}: not answering a search from the bad address {ip:?}", self.params.url);
+                    return;
+                }
+            },
+            SearchSource::Passive { .. } => None,
+        };
+        let hits = super::share_answers(q, to.is_some());
+        if hits.is_empty() {
+            return;
+        }
+        let (nick, hub_name, hub_address) = {
+            let info = self.info.borrow();
+            let address = info.address.map_or_else(
+                || format!("{}:{}", self.addr.host, self.addr.port),
+                |a| a.to_string(),
+            );
+            (info.my_nick.clone(), info.label().to_string(), address)
+        };
+        let slots = Hubs::current().identity().slots;
+        let target = match source {
+            SearchSource::Passive { nick } => Some(nick.clone()),
+            SearchSource::Active { .. } => None,
+        };
+        for hit in hits {
+            let sr = SearchResult {
+                nick: nick.clone(),
+                path: hit.path.replace('/', "\\"),
+                size: (!hit.is_dir).then_some(hit.size),
+                // No uploads run yet: every slot is free.
+                free_slots: slots,
+                total_slots: slots,
+                hub: match hit.tth {
+                    Some(t) => ResultHub::Tth(t),
+                    None => ResultHub::Name(hub_name.clone()),
+                },
+                hub_address: hub_address.clone(),
+                target: target.clone(),
+            };
+            let msg = Message::SearchResult(sr);
+            match to {
+                Some(addr) => {
+                    let mut datagram = Vec::new();
+                    nmdc::encode_into(&msg, self.cs, &mut datagram);
+                    super::udp::send(&self.rt, addr, datagram);
+                }
+                None => self.send_msg(&msg),
+            }
+        }
     }
 
     fn on_result(&mut self, sr: SearchResult, frame: &[u8], via: Via) {

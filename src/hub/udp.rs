@@ -8,14 +8,20 @@
 //! (ip:port)`), else by the hub name, else to the hub searched last; the
 //! session then parses it in its own charset and reports it. This job never
 //! interprets more than that (ADC `URES` datagrams are routed by
-//! [`super::adc::route_udp`], by their search token) and never sends anything yet (answering active
-//! searches comes with sharing).
+//! [`super::adc::route_udp`], by their search token).
+//!
+//! Sessions answering an active searcher hand their datagrams to [`send`]:
+//! in active mode they go out from this listener's socket (the port we
+//! announce), in passive mode (no listener) from a send-only socket of the
+//! worker thread. Sending never blocks; a datagram the kernel cannot take
+//! is dropped, as UDP may drop it anyway.
 
+use std::cell::RefCell;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::nmdc::UdpFrame;
-use super::{Hubs, UdpEndpoint};
+use super::{ConnectMode, Hubs, UdpEndpoint};
 use crate::proto::nmdc::{self, Message, ResultHub};
 use crate::runtime::{Context, Job, Runtime, Step, UdpSocket};
 
@@ -42,6 +48,58 @@ pub(crate) fn start(rt: &Runtime, bind: SocketAddr) -> io::Result<UdpEndpoint> {
     Ok(UdpEndpoint { job, addr })
 }
 
+/// A datagram for the listener to send from its socket.
+#[derive(Debug)]
+struct Outgoing {
+    to: SocketAddr,
+    data: Vec<u8>,
+}
+
+thread_local! {
+    /// The send-only sockets of passive mode (IPv4, IPv6), made on first use
+    /// on the configured `listen_address` (any address when it is of the
+    /// other family).
+    static SENDERS: RefCell<[Option<std::net::UdpSocket>; 2]> = const { RefCell::new([None, None]) };
+}
+
+/// Sends one datagram to `to` (search results for an active searcher): from
+/// the shared listener in active mode, else from a send-only socket. Errors
+/// are logged, never returned: a lost result is not the session's concern.
+pub(crate) fn send(rt: &Runtime, to: SocketAddr, data: Vec<u8>) {
+    let hubs = Hubs::current();
+    let identity = hubs.identity();
+    if identity.mode == ConnectMode::Active {
+        if let Some(e) = hubs.udp(rt) {
+            if !rt.send(e.job, Outgoing { to, data }) {
+                log::debug!(target: "hub", "a UDP search result to {to}: the listener is gone");
+            }
+            return;
+        }
+    }
+    let slot = usize::from(to.is_ipv6());
+    let sent = SENDERS.with(|s| -> io::Result<()> {
+        let mut s = s.borrow_mut();
+        if s[slot].is_none() {
+            // The configured local address when it fits the family.
+            let local = match identity.listen_address {
+                a if a.is_ipv6() == to.is_ipv6() => a,
+                _ if to.is_ipv6() => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            };
+            let socket = std::net::UdpSocket::bind(SocketAddr::new(local, 0))?;
+            socket.set_nonblocking(true)?;
+            s[slot] = Some(socket);
+        }
+        match s[slot].as_ref().map(|socket| socket.send_to(&data, to)) {
+            Some(Err(e)) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(()),
+        }
+    });
+    if let Err(e) = sent {
+        log::debug!(target: "hub", "sending a UDP search result to {to}: {e}");
+    }
+}
+
 /// The listener job.
 struct UdpListener {
     socket: Option<UdpSocket>,
@@ -55,6 +113,13 @@ impl Job for UdpListener {
             return Step::Done;
         };
         socket.absorb(cx);
+        while let Some(m) = cx.recv() {
+            if let Ok(out) = m.downcast::<Outgoing>() {
+                if let Err(e) = socket.send_to(&out.data, out.to) {
+                    log::debug!(target: "hub", "sending a UDP search result to {}: {e}", out.to);
+                }
+            }
+        }
         for _ in 0..DATAGRAMS_PER_POLL {
             match socket.recv_from(&mut self.buf) {
                 Ok(Some((n, from))) => route(cx, &self.buf[..n], from),
