@@ -1254,8 +1254,7 @@ fn the_hub_api_checks_its_arguments_and_matches_its_description() -> Result<()> 
     };
     for (chunk, want) in [
         (r#"dc.connect("http://x")"#, "unknown scheme \"http\""),
-        (r#"dc.connect("adc://127.0.0.1:5")"#, "ADC hubs are not supported yet"),
-        (r#"dc.connect("nmdcs://127.0.0.1:5")"#, "TLS hubs (nmdcs://) are not supported yet"),
+        (r#"dc.connect("adc://127.0.0.1")"#, "ADC addresses need a port"),
         (
             r#"dc.connect("127.0.0.1:5", {pasword = "x"})"#,
             "unknown option \"pasword\" (did you mean \"password\"?)",
