@@ -525,6 +525,7 @@ impl Pane<'_> {
     fn quit(&self) {
         self.keys(&["C-d"]);
         let deadline = Instant::now() + WAIT;
+        let mut dead_since: Option<Instant> = None;
         loop {
             let state = self.tmux.run(&[
                 "display-message",
@@ -533,14 +534,25 @@ impl Pane<'_> {
                 self.name,
                 "#{pane_dead} #{pane_dead_status}",
             ]);
-            // tmux may show the pane dead a moment before its status is known.
             match state.split_whitespace().collect::<Vec<_>>()[..] {
                 ["1", "0"] => return,
                 ["1", status] => {
                     panic!("the console exited with status {status}; screen:\n{}", self.screen())
                 }
+                // tmux may show the pane dead a moment before its status is
+                // known, and under load sometimes never records the status
+                // at all: a pane dead for a while has quit.
+                ["1"] => match dead_since {
+                    Some(t) if t.elapsed() > Duration::from_secs(2) => return,
+                    Some(_) => std::thread::sleep(Duration::from_millis(50)),
+                    None => dead_since = Some(Instant::now()),
+                },
                 _ if Instant::now() > deadline => {
-                    panic!("the console did not quit on Ctrl-D; screen:\n{}", self.screen())
+                    panic!(
+                        "the console {:?} did not quit on Ctrl-D (pane state {state:?}); screen:\n{}",
+                        self.name,
+                        self.screen()
+                    )
                 }
                 _ => std::thread::sleep(Duration::from_millis(50)),
             }
