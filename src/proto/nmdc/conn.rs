@@ -213,14 +213,14 @@ mod tests {
     #[test]
     fn ctm_suffixes() {
         let cs = encoding_rs::WINDOWS_1252;
-        let c = ConnectToMe::parse(b"john 192.168.1.2:412NS peter", cs).unwrap();
+        let c = ConnectToMe::parse(b"john 127.0.0.2:412NS peter", cs).unwrap();
         assert_eq!(
             (c.nat, c.tls, c.sender.as_deref()),
             (Some(NatRole::Request), true, Some("peter"))
         );
-        let c = ConnectToMe::parse(b"peter 192.168.1.3:412RS", cs).unwrap();
+        let c = ConnectToMe::parse(b"peter 127.0.0.3:412RS", cs).unwrap();
         assert_eq!((c.nat, c.tls, c.port), (Some(NatRole::Response), true, 412));
-        let c = ConnectToMe::parse(b"peter john 192.168.1.2:412", cs).unwrap();
+        let c = ConnectToMe::parse(b"peter john 127.0.0.2:412", cs).unwrap();
         assert_eq!((c.remote.as_str(), c.sender.as_deref()), ("john", Some("peter")));
         assert!(ConnectToMe::parse(b"john 1.2.3.4:412X", cs).is_err());
         assert!(ConnectToMe::parse(b"john", cs).is_err());
