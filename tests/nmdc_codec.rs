@@ -262,16 +262,16 @@ fn user_vectors() -> Vec<Vector> {
         v(b"$BotList marie$$", Message::BotList(vec![s("marie")])),
         v(b"$Quit peter", Message::Quit(s("peter"))),
         v(
-            b"$UserIP johndoe 192.168.1.2$$janedoe 192.168.1.3",
+            b"$UserIP johndoe 127.0.1.2$$janedoe 127.0.1.3",
             Message::UserIp(vec![
-                UserIp { nick: s("johndoe"), ip: Some(s("192.168.1.2")) },
-                UserIp { nick: s("janedoe"), ip: Some(s("192.168.1.3")) },
+                UserIp { nick: s("johndoe"), ip: Some(s("127.0.1.2")) },
+                UserIp { nick: s("janedoe"), ip: Some(s("127.0.1.3")) },
             ]),
         ),
         vc(
-            b"$UserIP johndoe 192.168.1.2$$",
-            Message::UserIp(vec![UserIp { nick: s("johndoe"), ip: Some(s("192.168.1.2")) }]),
-            b"$UserIP johndoe 192.168.1.2",
+            b"$UserIP johndoe 127.0.1.2$$",
+            Message::UserIp(vec![UserIp { nick: s("johndoe"), ip: Some(s("127.0.1.2")) }]),
+            b"$UserIP johndoe 127.0.1.2",
         ),
         v(b"$UserIP johndoe", Message::UserIp(vec![UserIp { nick: s("johndoe"), ip: None }])),
     ]
@@ -322,7 +322,7 @@ fn search_vectors() -> Vec<Vector> {
     let search = |source: SearchSource, size: SizeLimit, file_type: u8, pattern: SearchPattern| {
         Message::Search(Search { source, size, file_type, pattern })
     };
-    let active = || SearchSource::Active { ip: s("192.168.1.5"), port: 412 };
+    let active = || SearchSource::Active { ip: s("127.0.1.5"), port: 412 };
     let passive = |nick: &str| SearchSource::Passive { nick: s(nick) };
     let words = |w: &str| SearchPattern::Text(s(w));
     let root = "TO32WPD6AQE7VA7654HEAM5GKFQGIL7F2BEKFNA";
@@ -345,10 +345,10 @@ fn search_vectors() -> Vec<Vector> {
     };
     let hub = |name: &str| ResultHub::Name(s(name));
     vec![
-        v(b"$Search 192.168.1.5:412 T?T?500000?1?Gentoo$2005", search(active(), SizeLimit::AtMost(500_000), file_type::ANY, words("Gentoo 2005"))),
+        v(b"$Search 127.0.1.5:412 T?T?500000?1?Gentoo$2005", search(active(), SizeLimit::AtMost(500_000), file_type::ANY, words("Gentoo 2005"))),
         v(b"$Search Hub:SomeNick T?F?500000?7?Gentoo$2005", search(passive("SomeNick"), SizeLimit::AtLeast(500_000), file_type::VIDEO, words("Gentoo 2005"))),
         v(
-            b"$Search 192.168.1.5:412 F?T?0?9?TTH:TO32WPD6AQE7VA7654HEAM5GKFQGIL7F2BEKFNA",
+            b"$Search 127.0.1.5:412 F?T?0?9?TTH:TO32WPD6AQE7VA7654HEAM5GKFQGIL7F2BEKFNA",
             search(active(), SizeLimit::None, file_type::TTH, SearchPattern::Tth(tth(root))),
         ),
         vc(
@@ -364,21 +364,21 @@ fn search_vectors() -> Vec<Vector> {
             v(b"$Search Hub:\xcf\xe5\xf2\xff F?T?0?1?\xf4\xe8\xeb\xfc\xec$2024", search(passive("Петя"), SizeLimit::None, file_type::ANY, words("фильм 2024"))),
         ),
         // $SR examples of nmdc.md, plus TTH and passive forms.
-        v(b"$SR User1 ponies.txt\x05437 3/4\x05Testhub (192.168.1.1:411)", sr("ponies.txt", Some(437), (3, 4), hub("Testhub"), "192.168.1.1:411", None)),
-        v(b"$SR User1 images 0/4\x05Testhub (192.168.1.1:411)", sr("images", None, (0, 4), hub("Testhub"), "192.168.1.1:411", None)),
-        v(b"$SR User1 pictures 0/4\x05Testhub (192.168.1.1)", sr("pictures", None, (0, 4), hub("Testhub"), "192.168.1.1", None)),
+        v(b"$SR User1 ponies.txt\x05437 3/4\x05Testhub (127.0.1.1:411)", sr("ponies.txt", Some(437), (3, 4), hub("Testhub"), "127.0.1.1:411", None)),
+        v(b"$SR User1 images 0/4\x05Testhub (127.0.1.1:411)", sr("images", None, (0, 4), hub("Testhub"), "127.0.1.1:411", None)),
+        v(b"$SR User1 pictures 0/4\x05Testhub (127.0.1.1)", sr("pictures", None, (0, 4), hub("Testhub"), "127.0.1.1", None)),
         v(
-            b"$SR User1 ponies.txt\x05437 3/4\x05Testhub (192.168.1.1:411)\x05User2",
-            sr("ponies.txt", Some(437), (3, 4), hub("Testhub"), "192.168.1.1:411", Some("User2")),
+            b"$SR User1 ponies.txt\x05437 3/4\x05Testhub (127.0.1.1:411)\x05User2",
+            sr("ponies.txt", Some(437), (3, 4), hub("Testhub"), "127.0.1.1:411", Some("User2")),
         ),
-        v(b"$SR User1 images 0/4\x05Testhub (192.168.1.1:411)\x05User2", sr("images", None, (0, 4), hub("Testhub"), "192.168.1.1:411", Some("User2"))),
+        v(b"$SR User1 images 0/4\x05Testhub (127.0.1.1:411)\x05User2", sr("images", None, (0, 4), hub("Testhub"), "127.0.1.1:411", Some("User2"))),
         v(
-            b"$SR User1 My Music\\a b.mp3\x054000000 1/3\x05My (very) good hub (10.0.0.1:4111)",
-            sr("My Music\\a b.mp3", Some(4_000_000), (1, 3), hub("My (very) good hub"), "10.0.0.1:4111", None),
+            b"$SR User1 My Music\\a b.mp3\x054000000 1/3\x05My (very) good hub (127.0.0.9:4111)",
+            sr("My Music\\a b.mp3", Some(4_000_000), (1, 3), hub("My (very) good hub"), "127.0.0.9:4111", None),
         ),
         v(
-            b"$SR User1 share\\x.iso\x05123 0/1\x05TTH:TO32WPD6AQE7VA7654HEAM5GKFQGIL7F2BEKFNA (10.0.0.1:411)\x05User2",
-            sr("share\\x.iso", Some(123), (0, 1), ResultHub::Tth(tth(root)), "10.0.0.1:411", Some("User2")),
+            b"$SR User1 share\\x.iso\x05123 0/1\x05TTH:TO32WPD6AQE7VA7654HEAM5GKFQGIL7F2BEKFNA (127.0.0.9:411)\x05User2",
+            sr("share\\x.iso", Some(123), (0, 1), ResultHub::Tth(tth(root)), "127.0.0.9:411", Some("User2")),
         ),
         in_charset(
             WINDOWS_1251,
@@ -394,7 +394,7 @@ fn connection_vectors() -> Vec<Vector> {
     let ctm = |remote: &str, port: u16, tls: bool, nat: Option<NatRole>, sender: Option<&str>| {
         Message::ConnectToMe(ConnectToMe {
             remote: s(remote),
-            ip: s("192.168.1.2"),
+            ip: s("127.0.1.2"),
             port,
             tls,
             nat,
@@ -409,24 +409,24 @@ fn connection_vectors() -> Vec<Vector> {
         flags: flags.iter().map(|f| s(f)).collect(),
     };
     vec![
-        v(b"$ConnectToMe john 192.168.1.2:412", ctm("john", 412, false, None, None)),
-        v(b"$ConnectToMe john 192.168.1.2:412S", ctm("john", 412, true, None, None)),
+        v(b"$ConnectToMe john 127.0.1.2:412", ctm("john", 412, false, None, None)),
+        v(b"$ConnectToMe john 127.0.1.2:412S", ctm("john", 412, true, None, None)),
         v(
-            b"$ConnectToMe john 192.168.1.2:412NS peter",
+            b"$ConnectToMe john 127.0.1.2:412NS peter",
             ctm("john", 412, true, Some(NatRole::Request), Some("peter")),
         ),
         v(
-            b"$ConnectToMe john 192.168.1.2:412N peter",
+            b"$ConnectToMe john 127.0.1.2:412N peter",
             ctm("john", 412, false, Some(NatRole::Request), Some("peter")),
         ),
         v(
-            b"$ConnectToMe peter 192.168.1.2:412RS",
+            b"$ConnectToMe peter 127.0.1.2:412RS",
             ctm("peter", 412, true, Some(NatRole::Response), None),
         ),
         vc(
-            b"$ConnectToMe peter john 192.168.1.2:412",
+            b"$ConnectToMe peter john 127.0.1.2:412",
             ctm("john", 412, false, None, Some("peter")),
-            b"$ConnectToMe john 192.168.1.2:412 peter",
+            b"$ConnectToMe john 127.0.1.2:412 peter",
         ),
         v(
             b"$RevConnectToMe peter john",
