@@ -20,6 +20,7 @@
 // Each test binary includes this module with `mod support;` and uses only part of it.
 #![allow(dead_code)]
 
+pub mod client;
 pub mod eiskalt;
 pub mod jsonrpc;
 pub mod nmdc_hub;

@@ -1,0 +1,219 @@
+//! A dclua client for integration tests: a worker thread with its own Lua
+//! host, hub registry and data folder (PID, certificate), driven through
+//! console chunks (coroutine jobs, so they may wait), plus capture of the log
+//! lines of every test of a binary and Lua helpers for waiting on events.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use dclua::hub::{ConnectMode, Hubs, Identity};
+use dclua::lua::{ChunkOutcome, HostHooks, HostOptions, LuaHost};
+use dclua::runtime::{Worker, WorkerConfig, WorkerHandle};
+
+// ----- log capture -----------------------------------------------------------
+
+/// Log lines of every test of this binary ("LEVEL target: message").
+static LOG: OnceLock<Arc<Mutex<Vec<String>>>> = OnceLock::new();
+
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Info
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            let line = format!("{} {}: {}", r.level(), r.target(), r.args());
+            if std::env::var_os("DCLUA_TEST_LOG").is_some() {
+                eprintln!("{line}");
+            }
+            if let Ok(mut v) = self.0.lock() {
+                v.push(line);
+            }
+        }
+    }
+    fn flush(&self) {}
+}
+
+pub fn log_lines() -> Arc<Mutex<Vec<String>>> {
+    LOG.get_or_init(|| {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        if log::set_boxed_logger(Box::new(Capture(lines.clone()))).is_ok() {
+            log::set_max_level(log::LevelFilter::Info);
+        }
+        lines
+    })
+    .clone()
+}
+
+/// Waits (≤ 10 s) for a log line containing every needle.
+pub fn wait_log(needles: &[&str]) -> Result<String> {
+    let lines = log_lines();
+    super::wait_until(
+        &format!("a log line with {needles:?}"),
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            let v = lines.lock().map_err(|_| anyhow::anyhow!("log lock"))?;
+            Ok(v.iter().find(|l| needles.iter().all(|n| l.contains(n))).cloned())
+        },
+    )
+}
+
+// ----- a dclua client ----------------------------------------------------------
+
+/// Lua helpers loaded into every client's console.
+pub const HELPERS: &str = r#"
+function eventually(what, f, seconds)
+  for _ = 1, math.ceil((seconds or 10) / 0.02) do
+    local r = table.pack(f())
+    if r[1] then return table.unpack(r, 1, r.n) end
+    dc.sleep(0.02)
+  end
+  error("timed out waiting for " .. what)
+end
+-- Starts waiting for an event now; `expect_done(name)` returns it later.
+expected = {}
+function expect(name, event, filter, seconds)
+  expected[name] = dc.spawn(function()
+    local e = dc.wait(event, { filter = filter, timeout = seconds or 10 })
+    if e == nil then error("no " .. event .. " event for " .. name) end
+    return e
+  end)
+end
+function expect_done(name)
+  local ok, e = expected[name]:wait()
+  if not ok then error(e) end
+  return e
+end
+"#;
+
+/// One dclua client: a worker with its Lua host and hub registry.
+pub struct Client {
+    pub worker: WorkerHandle,
+    pub out: Receiver<String>,
+    // Our PID and TLS certificate live here (one per client: two clients
+    // with one PID would have the same CID).
+    _data: tempfile::TempDir,
+}
+
+impl Client {
+    pub fn new(identity: Identity) -> Client {
+        log_lines();
+        let worker = Worker::start(WorkerConfig {
+            helper_threads: Some(1),
+            shutdown_grace: Duration::from_secs(3),
+            ..Default::default()
+        })
+        .expect("starting a worker");
+        let data = tempfile::tempdir().expect("a data folder");
+        let data_dir = data.path().to_path_buf();
+        let (tx, rx) = channel::<String>();
+        let tx = Arc::new(Mutex::new(tx));
+        worker
+            .call(move |pool| {
+                let host = LuaHost::new(pool.runtime(), HostOptions::default());
+                host.set_hooks(HostHooks {
+                    output: Some(Box::new(move |line| {
+                        let _ = tx.lock().map(|t| t.send(line.to_string()));
+                    })),
+                    ..Default::default()
+                });
+                Hubs::current().set_identity(pool.runtime(), identity);
+                Hubs::current().set_data_dir(&data_dir);
+            })
+            .expect("creating the host");
+        let c = Client { worker, out: rx, _data: data };
+        c.run(HELPERS).expect("loading the test helpers");
+        c
+    }
+
+    pub fn active(nick: &str) -> Client {
+        Client::new(Identity {
+            nick: nick.to_string(),
+            description: format!("{nick} the tester"),
+            slots: 2,
+            mode: ConnectMode::Active,
+            listen_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ..Identity::default()
+        })
+    }
+
+    pub fn passive(nick: &str) -> Client {
+        Client::new(Identity {
+            nick: nick.to_string(),
+            description: format!("{nick} the tester"),
+            email: format!("{nick}@example.org"),
+            slots: 4,
+            ..Identity::default()
+        })
+    }
+
+    /// Runs a console chunk; its values, or the Lua error.
+    pub fn eval(&self, chunk: &str) -> ChunkOutcome {
+        let (tx, rx) = channel();
+        let chunk = chunk.to_string();
+        self.worker
+            .call(move |_| {
+                LuaHost::current().expect("the host").eval_console(&chunk, move |o| {
+                    let _ = tx.send(o);
+                });
+            })
+            .expect("the worker answers");
+        rx.recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| ChunkOutcome::Error("the chunk did not finish in 30 s".into()))
+    }
+
+    /// Runs a chunk that must succeed; its values.
+    pub fn run(&self, chunk: &str) -> Result<Vec<String>> {
+        match self.eval(chunk) {
+            ChunkOutcome::Values(v) => Ok(v),
+            ChunkOutcome::Error(e) => bail!("Lua chunk failed: {e}\n--- chunk ---\n{chunk}"),
+        }
+    }
+
+    /// Runs a chunk that returns one value.
+    pub fn value(&self, chunk: &str) -> Result<String> {
+        let v = self.run(chunk)?;
+        v.into_iter().next().with_context(|| format!("no value from {chunk}"))
+    }
+
+    /// `hub = dc.connect(url, opts)` and waits until it is online.
+    pub fn connect(&self, url: &str, opts: &str) -> Result<()> {
+        self.run(&format!(
+            r#"expect("connected", "hub_connected")
+               hub = dc.connect("{url}", {opts})
+               local e = expect_done("connected")
+               assert(e.hub == hub, "hub_connected for another hub")
+               assert(hub.state == "online", hub.state)"#
+        ))?;
+        Ok(())
+    }
+
+    /// Waits (≤ 10 s) for an output line containing `needle`.
+    pub fn output_line(&self, needle: &str) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return Ok(l),
+                Ok(_) => {}
+                Err(_) => bail!("no output line containing {needle:?} within 10 s"),
+            }
+        }
+    }
+
+    /// Runs `f` on the worker thread.
+    pub fn on_worker<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        self.worker.call(move |_| f()).expect("the worker answers")
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.worker.shutdown_and_join();
+    }
+}
