@@ -116,32 +116,41 @@ fn worker() -> WorkerHandle {
     Worker::start(WorkerConfig { helper_threads: Some(1), ..Default::default() }).unwrap()
 }
 
-/// Plain blocking copy between two threads: the baseline.
-fn std_copy(total: u64, data: &Arc<Vec<u8>>) -> Duration {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let data = data.clone();
-    let t0 = Instant::now();
-    let sender = std::thread::spawn(move || {
-        let mut s = TcpStream::connect(addr).unwrap();
-        let mut sent = 0u64;
-        while sent < total {
-            let off = (sent % data.len() as u64) as usize;
-            let n = (data.len() - off).min((total - sent) as usize);
-            s.write_all(&data[off..off + n]).unwrap();
-            sent += n as u64;
-        }
-    });
+/// Sends `total` bytes of `data` (cycled) to `addr` with blocking writes.
+fn blocking_send(addr: SocketAddr, total: u64, data: &[u8]) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut sent = 0u64;
+    while sent < total {
+        let off = (sent % data.len() as u64) as usize;
+        let n = (data.len() - off).min((total - sent) as usize);
+        s.write_all(&data[off..off + n]).unwrap();
+        sent += n as u64;
+    }
+}
+
+/// Accepts one connection and reads it to the end with blocking reads;
+/// returns the bytes received.
+fn blocking_receive(l: &TcpListener) -> u64 {
     let (mut r, _) = l.accept().unwrap();
     let mut buf = vec![0u8; 256 * 1024];
     let mut got = 0u64;
     loop {
         let n = r.read(&mut buf).unwrap();
         if n == 0 {
-            break;
+            return got;
         }
         got += n as u64;
     }
+}
+
+/// Plain blocking copy between two threads: the baseline.
+fn std_copy(total: u64, data: &Arc<Vec<u8>>) -> Duration {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let data = data.clone();
+    let t0 = Instant::now();
+    let sender = std::thread::spawn(move || blocking_send(addr, total, &data));
+    let got = blocking_receive(&l);
     sender.join().unwrap();
     assert_eq!(got, total);
     t0.elapsed()
@@ -156,16 +165,7 @@ fn runtime_receive(total: u64, data: &Arc<Vec<u8>>) -> Duration {
     w.spawn(move |_, _| BulkReceiver::new(l, tx)).unwrap();
     let data = data.clone();
     let t0 = Instant::now();
-    let sender = std::thread::spawn(move || {
-        let mut s = TcpStream::connect(addr).unwrap();
-        let mut sent = 0u64;
-        while sent < total {
-            let off = (sent % data.len() as u64) as usize;
-            let n = (data.len() - off).min((total - sent) as usize);
-            s.write_all(&data[off..off + n]).unwrap();
-            sent += n as u64;
-        }
-    });
+    let sender = std::thread::spawn(move || blocking_send(addr, total, &data));
     let (got, _) = rx.recv().unwrap().unwrap();
     let dt = t0.elapsed();
     sender.join().unwrap();
@@ -183,16 +183,7 @@ fn runtime_send(total: u64, data: &Arc<Vec<u8>>) -> Duration {
     let data = data.clone();
     let t0 = Instant::now();
     w.spawn(move |_, _| BulkSender::new(addr, data, total, tx)).unwrap();
-    let (mut r, _) = l.accept().unwrap();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut got = 0u64;
-    loop {
-        let n = r.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        got += n as u64;
-    }
+    let got = blocking_receive(&l);
     let dt = t0.elapsed();
     rx.recv().unwrap().unwrap();
     assert_eq!(got, total);
