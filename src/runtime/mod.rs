@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | [`Job`], [`Step`] | the contract (`poll`, `is_alive`, `stop`) | block |
 //! | [`JobPool`], [`Context`], [`Runtime`] | jobs, wake reasons, timers, tokens | do I/O |
+//! | [`Clock`], [`VirtualClock`] | the one "now" of timers and timeouts | sleep |
 //! | [`Worker`], [`WorkerHandle`] | the thread, `mio::Poll`, the inbox | know any protocol |
 //! | [`Connection`], [`Listener`], [`UdpSocket`] | one socket, its buffers and framing (and, for TLS, its rustls session) | interpret bytes |
 //! | [`helpers::HelperPool`] | CPU-heavy work off the worker | touch jobs |
@@ -19,6 +20,7 @@
 //! own request to run again — and never otherwise: an idle process uses no CPU.
 //! Read `docs/RUNTIME.md` for the invariants in one place.
 
+mod clock;
 mod conn;
 pub mod helpers;
 mod job;
@@ -28,6 +30,7 @@ mod timer;
 mod tls;
 mod worker;
 
+pub use clock::{Clock, VirtualClock};
 pub use conn::{ConnError, Connection, Framing, ReadStatus, READ_BUDGET};
 pub use job::{FnJob, Job, JobId, Step};
 pub use net::{Listener, UdpSocket, LISTEN_BACKLOG};

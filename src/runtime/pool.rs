@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
 
+use super::clock::Clock;
 use super::helpers::HelperPool;
 use super::timer::{TimerId, Timers};
 use super::{Job, JobId, Step};
@@ -199,6 +200,7 @@ impl State {
 
 struct Inner {
     state: RefCell<State>,
+    clock: Clock,
     registry: Option<mio::Registry>,
     helpers: Option<Arc<HelperPool>>,
     remote: Option<RemoteLink>,
@@ -303,7 +305,20 @@ impl Runtime {
 
     /// Arms a one-shot timer for `owner`, due after `delay`.
     pub fn timer_after(&self, owner: JobId, delay: Duration) -> TimerId {
-        self.state().timers.add(owner, Instant::now() + delay, None)
+        let at = self.now() + delay;
+        self.state().timers.add(owner, at, None)
+    }
+
+    /// The current instant on the pool's clock: what timers, sleeps and
+    /// session timeouts are measured against (see [`Clock`]).
+    #[inline]
+    pub fn now(&self) -> Instant {
+        self.inner.clock.now()
+    }
+
+    /// The pool's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
     }
 
     /// Arms a one-shot timer for `owner`, due at `deadline`.
@@ -313,7 +328,8 @@ impl Runtime {
 
     /// Arms a repeating timer for `owner`, first due after `period`.
     pub fn timer_every(&self, owner: JobId, period: Duration) -> TimerId {
-        self.state().timers.add(owner, Instant::now() + period, Some(period))
+        let at = self.now() + period;
+        self.state().timers.add(owner, at, Some(period))
     }
 
     /// Cancels a timer; returns whether it was still armed.
@@ -464,7 +480,7 @@ impl<'a> Context<'a> {
         self.rt
     }
 
-    /// The time this pass started.
+    /// The time this pass started, on the pool's clock.
     pub fn now(&self) -> Instant {
         self.now
     }
@@ -577,13 +593,20 @@ impl Default for JobPool {
 impl JobPool {
     /// A pool without I/O, for tests of jobs and of the pool itself.
     pub fn new() -> JobPool {
-        JobPool::build(None, None, None)
+        JobPool::build(None, None, None, Clock::System)
+    }
+
+    /// A pool without I/O whose time is `clock` (a
+    /// [`VirtualClock`](super::VirtualClock) in tests that jump in time).
+    pub fn with_clock(clock: Clock) -> JobPool {
+        JobPool::build(None, None, None, clock)
     }
 
     pub(crate) fn build(
         registry: Option<mio::Registry>,
         helpers: Option<Arc<HelperPool>>,
         remote: Option<RemoteLink>,
+        clock: Clock,
     ) -> JobPool {
         let state = State {
             generations: Vec::new(),
@@ -598,7 +621,7 @@ impl JobPool {
             free_tokens: Vec::new(),
             next_task: 0,
         };
-        let inner = Inner { state: RefCell::new(state), registry, helpers, remote };
+        let inner = Inner { state: RefCell::new(state), clock, registry, helpers, remote };
         JobPool {
             rt: Runtime { inner: Rc::new(inner) },
             slots: Vec::new(),
@@ -767,10 +790,11 @@ impl JobPool {
     pub fn run_until_idle(&mut self, max_passes: usize) -> usize {
         let mut n = 0;
         while n < max_passes {
-            if self.poll_timeout(Instant::now()) != Some(Duration::ZERO) {
+            let now = self.rt.now();
+            if self.poll_timeout(now) != Some(Duration::ZERO) {
                 break;
             }
-            self.run_pass(Instant::now());
+            self.run_pass(now);
             n += 1;
         }
         n
@@ -1080,6 +1104,36 @@ mod tests {
         // The orphan timer is dropped the first time it comes due.
         pool.run_pass(Instant::now() + Duration::from_millis(5));
         assert_eq!(pool.timers(), 0);
+    }
+
+    #[test]
+    fn a_virtual_clock_fires_timers_in_order_without_waiting() {
+        let clock = crate::runtime::VirtualClock::new();
+        let mut pool = JobPool::with_clock(Clock::Virtual(clock.clone()));
+        let fired = Rc::new(RefCell::new(Vec::new()));
+        let f = fired.clone();
+        let mut armed = false;
+        pool.spawn(FnJob::new("sleeper", move |cx| {
+            if !armed {
+                armed = true;
+                cx.after(Duration::from_secs(3600));
+                cx.after(Duration::from_secs(60));
+            }
+            for _ in cx.fired_timers() {
+                f.borrow_mut().push(cx.now());
+            }
+            Step::Pending
+        }));
+        let t0 = pool.runtime().now();
+        pool.run_until_idle(10);
+        assert!(fired.borrow().is_empty());
+        clock.advance(Duration::from_secs(61));
+        pool.run_until_idle(10);
+        assert_eq!(*fired.borrow(), vec![t0 + Duration::from_secs(61)]);
+        clock.advance(Duration::from_secs(3600));
+        pool.run_until_idle(10);
+        assert_eq!(fired.borrow().len(), 2);
+        assert_eq!(pool.poll_timeout(pool.runtime().now()), None);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 
+use super::clock::{Clock, VirtualClock};
 use super::helpers::HelperPool;
 use super::pool::{IoEvent, Remote, RemoteLink};
 use super::{Job, JobId, JobPool, Runtime};
@@ -41,6 +42,10 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// Capacity of the `mio::Events` buffer (events handled per wake-up).
     pub events_capacity: usize,
+    /// Run the pool on a [`VirtualClock`](super::VirtualClock) (reachable as
+    /// `pool.runtime().clock()` on the worker): timers fire only when the
+    /// clock is advanced, and the worker waits for I/O alone meanwhile.
+    pub virtual_clock: bool,
 }
 
 impl Default for WorkerConfig {
@@ -50,6 +55,7 @@ impl Default for WorkerConfig {
             helper_threads: None,
             shutdown_grace: Duration::from_secs(5),
             events_capacity: 1024,
+            virtual_clock: false,
         }
     }
 }
@@ -99,11 +105,18 @@ fn run(
         None => HelperPool::per_core(),
     });
     let registry = poll.registry().try_clone()?;
-    let mut pool = JobPool::build(Some(registry), Some(helpers), Some(link));
+    let clock =
+        if config.virtual_clock { Clock::Virtual(VirtualClock::new()) } else { Clock::System };
+    let mut pool = JobPool::build(Some(registry), Some(helpers), Some(link), clock);
     let mut events = Events::with_capacity(config.events_capacity.max(16));
     let mut deadline: Option<Instant> = None;
     loop {
-        let mut timeout = pool.poll_timeout(Instant::now());
+        let mut timeout = pool.poll_timeout(pool.runtime().now());
+        if config.virtual_clock && timeout != Some(Duration::ZERO) {
+            // Virtual timers come due only when someone advances the clock
+            // (through the inbox, which wakes us): never sleep for them.
+            timeout = None;
+        }
         if deadline.is_some() {
             // While shutting down, wake at least every 50 ms to see the deadline.
             let tick = Duration::from_millis(50);
@@ -138,7 +151,8 @@ fn run(
             // Also catches jobs spawned after the shutdown request.
             pool.stop_all();
         }
-        pool.run_pass(Instant::now());
+        let now = pool.runtime().now();
+        pool.run_pass(now);
         if let Some(d) = deadline {
             if pool.is_empty() {
                 return Ok(());
