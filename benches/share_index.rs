@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dclua::proto::tth::Tth;
+use dclua::search::{FileType, Query, MAX_RESULTS_ACTIVE};
 use dclua::share::filelist::{read_listing, write_bz2, write_xml, ListOptions, ReadLimits};
-use dclua::share::index::{FileType, SearchQuery, ShareIndex, MAX_RESULTS_ACTIVE};
+use dclua::share::index::ShareIndex;
 use dclua::share::tree::{NodeId, ShareEntry, ShareTree};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -197,6 +198,25 @@ fn synthetic_share(files: usize, seed: u64) -> Vec<ShareEntry> {
 
 // ----- queries -----
 
+/// A query and the result limit it is run with.
+struct SearchQuery {
+    q: Query,
+    max_results: usize,
+}
+
+impl std::ops::Deref for SearchQuery {
+    type Target = Query;
+    fn deref(&self) -> &Query {
+        &self.q
+    }
+}
+
+impl std::ops::DerefMut for SearchQuery {
+    fn deref_mut(&mut self) -> &mut Query {
+        &mut self.q
+    }
+}
+
 struct Mix {
     kinds: Vec<&'static str>,
     queries: Vec<(usize, SearchQuery)>,
@@ -255,7 +275,7 @@ fn query_mix(tree: &ShareTree, n: usize, seed: u64) -> Mix {
             }
             w
         };
-        let mut q = SearchQuery { max_results: limit, ..SearchQuery::default() };
+        let mut q = SearchQuery { max_results: limit, q: Query::default() };
         match kind {
             0 => q.include = vec![vocab.pick(&mut rng).to_string()],
             1 => q.include = pick(&mut rng, 2),
@@ -518,7 +538,7 @@ fn main() {
     // --- search ---
     let mix = query_mix(tree, 11_000, 99);
     for (_, q) in mix.queries.iter().take(500) {
-        std::hint::black_box(index.search(q));
+        std::hint::black_box(index.search(&q.q, q.max_results));
     }
     let mut slowest: Vec<(Duration, usize, usize)> = Vec::new();
     let mut all = Vec::with_capacity(mix.queries.len());
@@ -529,7 +549,7 @@ fn main() {
     for (i, (kind, q)) in mix.queries.iter().enumerate() {
         let c = thread_cpu();
         let t = Instant::now();
-        let hits = index.search(q);
+        let hits = index.search(&q.q, q.max_results);
         let d = t.elapsed();
         let cpu = thread_cpu().saturating_sub(c);
         all_cpu.push(cpu);
@@ -595,7 +615,7 @@ fn main() {
     let t = Instant::now();
     let mut found_index = 0;
     for q in &sample {
-        found_index += index.search(q).len();
+        found_index += index.search(&q.q, q.max_results).len();
     }
     let indexed = t.elapsed();
     println!(

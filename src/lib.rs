@@ -31,5 +31,6 @@ pub mod logging;
 pub mod lua;
 pub mod proto;
 pub mod runtime;
+pub mod search;
 pub mod share;
 pub mod tls;

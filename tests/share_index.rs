@@ -5,9 +5,8 @@
 use std::collections::BTreeSet;
 
 use dclua::proto::tth::Tth;
-use dclua::share::index::{
-    FileType, SearchQuery, ShareIndex, MAX_RESULTS_ACTIVE, MAX_RESULTS_PASSIVE,
-};
+use dclua::search::{FileType, Query, MAX_RESULTS_ACTIVE, MAX_RESULTS_PASSIVE};
+use dclua::share::index::ShareIndex;
 use dclua::share::tree::{NodeId, ShareEntry, ShareTree};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -46,20 +45,20 @@ fn sample() -> ShareIndex {
     ShareIndex::new(tree)
 }
 
-fn paths(index: &ShareIndex, q: &SearchQuery) -> Vec<String> {
-    let mut p: Vec<String> = index.search(q).into_iter().map(|h| h.path).collect();
+fn paths(index: &ShareIndex, q: &Query) -> Vec<String> {
+    let mut p: Vec<String> = index.search(q, 100).into_iter().map(|h| h.path).collect();
     p.sort();
     p
 }
 
-fn words(w: &str) -> SearchQuery {
-    SearchQuery { max_results: 100, ..SearchQuery::words(w) }
+fn words(w: &str) -> Query {
+    Query::words(w)
 }
 
 #[test]
 fn by_tth_finds_every_copy_and_nothing_else() {
     let index = sample();
-    let hits = index.search(&SearchQuery::by_tth(tth(1)));
+    let hits = index.search(&Query::for_tth(tth(1)), 100);
     let mut got: Vec<_> = hits.iter().map(|h| (h.path.as_str(), h.size, h.tth, h.is_dir)).collect();
     got.sort();
     assert_eq!(
@@ -69,12 +68,11 @@ fn by_tth_finds_every_copy_and_nothing_else() {
             ("Music/The Beatles/Help.mp3", 4_000_000, Some(tth(1)), false),
         ]
     );
-    assert!(index.search(&SearchQuery::by_tth(tth(999))).is_empty());
-    let one = SearchQuery { max_results: 1, ..SearchQuery::by_tth(tth(1)) };
-    assert_eq!(index.search(&one).len(), 1);
+    assert!(index.search(&Query::for_tth(tth(999)), 100).is_empty());
+    let one = Query::for_tth(tth(1));
+    assert_eq!(index.search(&one, 1).len(), 1);
     // Words are ignored in a TTH search, as DC++ does.
-    let mixed =
-        SearchQuery { include: vec!["nothing-like-this".into()], ..SearchQuery::by_tth(tth(9)) };
+    let mixed = Query { include: vec!["nothing-like-this".into()], ..Query::for_tth(tth(9)) };
     assert_eq!(paths(&index, &mixed), ["Books/linux-kernel.pdf"]);
     assert_eq!(
         index.find_tth(&tth(2)),
@@ -118,16 +116,16 @@ fn words_match_names_and_folders_case_insensitively() {
         ["Music/Queen/Live", "Music/Queen/Live/Help Live.mp3"]
     );
     // Terms nothing contains.
-    assert!(index.search(&words("help zzzz")).is_empty());
-    assert!(index.search(&words("xq")).is_empty());
+    assert!(index.search(&words("help zzzz"), 100).is_empty());
+    assert!(index.search(&words("xq"), 100).is_empty());
 }
 
 #[test]
 fn exclusions_remove_whole_paths() {
     let index = sample();
-    let q = SearchQuery { exclude: vec!["LIVE".into(), "movies".into()], ..words("help") };
+    let q = Query { exclude: vec!["LIVE".into(), "movies".into()], ..words("help") };
     assert_eq!(paths(&index, &q), ["Backup/Help.mp3", "Music/The Beatles/Help.mp3"]);
-    let q = SearchQuery { exclude: vec!["beatles".into()], ..words("mp3") };
+    let q = Query { exclude: vec!["beatles".into()], ..words("mp3") };
     assert_eq!(
         paths(&index, &q),
         ["Backup/Help.mp3", "Music/Queen/Bohemian Rhapsody.mp3", "Music/Queen/Live/Help Live.mp3"]
@@ -137,28 +135,28 @@ fn exclusions_remove_whole_paths() {
 #[test]
 fn sizes_bound_files_and_drop_folders() {
     let index = sample();
-    let q = SearchQuery { min_size: Some(5_000_000), ..words("help") };
+    let q = Query { min_size: Some(5_000_000), ..words("help") };
     assert_eq!(paths(&index, &q), ["Movies/Help! (1965).mkv", "Music/Queen/Live/Help Live.mp3"]);
-    let q = SearchQuery { max_size: Some(4_000_000), ..words("help") };
+    let q = Query { max_size: Some(4_000_000), ..words("help") };
     assert_eq!(
         paths(&index, &q),
         ["Backup/Help.mp3", "Movies/Help! (1965).nfo", "Music/The Beatles/Help.mp3"]
     );
-    let q = SearchQuery { size: Some(2_000), ..words("help") };
+    let q = Query { size: Some(2_000), ..words("help") };
     assert_eq!(paths(&index, &q), ["Movies/Help! (1965).nfo"]);
-    let q = SearchQuery { min_size: Some(0), ..words("beatles") };
-    assert_eq!(index.search(&q).iter().filter(|h| h.is_dir).count(), 0);
-    let q = SearchQuery { min_size: Some(10), max_size: Some(5), ..words("help") };
-    assert!(index.search(&q).is_empty());
+    let q = Query { min_size: Some(0), ..words("beatles") };
+    assert_eq!(index.search(&q, 100).iter().filter(|h| h.is_dir).count(), 0);
+    let q = Query { min_size: Some(10), max_size: Some(5), ..words("help") };
+    assert!(index.search(&q, 100).is_empty());
     // Size only, no words: the tree is walked.
-    let q = SearchQuery { size: Some(12_000_000), ..SearchQuery::default() };
+    let q = Query { size: Some(12_000_000), ..Query::default() };
     assert_eq!(paths(&index, &q), ["Books/linux-kernel.pdf"]);
 }
 
 #[test]
 fn types_and_extensions() {
     let index = sample();
-    let typed = |t: FileType, w: &str| SearchQuery { file_type: t, ..words(w) };
+    let typed = |t: FileType, w: &str| Query { file_type: t, ..words(w) };
     assert_eq!(paths(&index, &typed(FileType::Video, "help")), ["Movies/Help! (1965).mkv"]);
     assert_eq!(paths(&index, &typed(FileType::Document, "help")), ["Movies/Help! (1965).nfo"]);
     assert_eq!(
@@ -179,17 +177,11 @@ fn types_and_extensions() {
         paths(&index, &typed(FileType::File, "queen")),
         ["Music/Queen/Bohemian Rhapsody.mp3", "Music/Queen/Live/Help Live.mp3"]
     );
-    let ext = SearchQuery { extensions: vec!["FLAC".into(), ".mkv".into()], ..words("") };
+    let ext = Query { extensions: vec!["FLAC".into(), ".mkv".into()], ..words("") };
     assert_eq!(
         paths(&index, &ext),
         ["Movies/Help! (1965).mkv", "Music/The Beatles/Yesterday.flac"]
     );
-    // NMDC and ADC codes.
-    assert_eq!(FileType::from_nmdc(7), FileType::Video);
-    assert_eq!(FileType::from_nmdc(9), FileType::Any);
-    assert_eq!(FileType::from_nmdc(8).to_nmdc(), 8);
-    assert_eq!(FileType::from_adc_ty(2), FileType::Folder);
-    assert_eq!(FileType::from_adc_ty(1), FileType::File);
     assert!(FileType::Audio.extensions().contains(&"mp3"));
 }
 
@@ -199,49 +191,47 @@ fn limits_cap_the_results() {
         (0..50).map(|i| entry(&format!("Stuff/song {i:02}.mp3"), 1000 + i, i as u32)).collect();
     let index = ShareIndex::new(ShareTree::from_entries(entries).0);
     for limit in [MAX_RESULTS_PASSIVE, MAX_RESULTS_ACTIVE, 1, 0] {
-        let q = SearchQuery { max_results: limit, ..SearchQuery::words("song") };
-        assert_eq!(index.search(&q).len(), limit);
+        assert_eq!(index.search(&Query::words("song"), limit).len(), limit);
     }
     assert_eq!((MAX_RESULTS_PASSIVE, MAX_RESULTS_ACTIVE), (5, 10));
-    let q =
-        SearchQuery { max_results: 1000, file_type: FileType::Audio, ..SearchQuery::words("song") };
-    assert_eq!(index.search(&q).len(), 50);
+    let q = Query { file_type: FileType::Audio, ..Query::words("song") };
+    assert_eq!(index.search(&q, 1000).len(), 50);
 }
 
 #[test]
 fn unhashed_files_and_empty_folders_stay_hidden() {
     let index = sample();
-    assert!(index.search(&words("unhashed")).is_empty());
-    assert!(index.search(&words("pending")).is_empty());
+    assert!(index.search(&words("unhashed"), 100).is_empty());
+    assert!(index.search(&words("pending"), 100).is_empty());
 }
 
 #[test]
 fn updates_are_seen_by_searches() {
     let mut index = sample();
-    assert!(index.search(&words("submarine")).is_empty());
+    assert!(index.search(&words("submarine"), 100).is_empty());
     index.insert(entry("Music/The Beatles/Yellow Submarine.mp3", 7, 100)).unwrap();
     assert_eq!(
         paths(&index, &words("beatles submarine")),
         ["Music/The Beatles/Yellow Submarine.mp3"]
     );
-    assert_eq!(index.search(&SearchQuery::by_tth(tth(100))).len(), 1);
+    assert_eq!(index.search(&Query::for_tth(tth(100)), 100).len(), 1);
     // A file that gets its TTH becomes searchable.
     index.insert(entry("Music/Pending/Help unhashed.mp3", 5, 101)).unwrap();
     assert_eq!(paths(&index, &words("unhashed")), ["Music/Pending/Help unhashed.mp3"]);
     // A new TTH replaces the old one.
     index.insert(entry("Music/Pending/Help unhashed.mp3", 5, 102)).unwrap();
-    assert!(index.search(&SearchQuery::by_tth(tth(101))).is_empty());
-    assert_eq!(index.search(&SearchQuery::by_tth(tth(102))).len(), 1);
+    assert!(index.search(&Query::for_tth(tth(101)), 100).is_empty());
+    assert_eq!(index.search(&Query::for_tth(tth(102)), 100).len(), 1);
     // Removing a folder removes everything below it from every search.
     index.remove("Music/The Beatles").unwrap();
-    assert!(index.search(&words("beatles")).is_empty());
-    assert!(index.search(&words("submarine")).is_empty());
-    assert!(index.search(&SearchQuery::by_tth(tth(100))).is_empty());
-    assert_eq!(index.search(&SearchQuery::by_tth(tth(1))).len(), 1);
+    assert!(index.search(&words("beatles"), 100).is_empty());
+    assert!(index.search(&words("submarine"), 100).is_empty());
+    assert!(index.search(&Query::for_tth(tth(100)), 100).is_empty());
+    assert_eq!(index.search(&Query::for_tth(tth(1)), 100).len(), 1);
     // Reused ids must not bring stale names back.
     index.insert(entry("New/plain.txt", 1, 200)).unwrap();
     index.insert(entry("New/other.txt", 1, 201)).unwrap();
-    assert!(index.search(&words("yesterday")).is_empty());
+    assert!(index.search(&words("yesterday"), 100).is_empty());
     assert_eq!(paths(&index, &words("plain")), ["New/plain.txt"]);
     assert_eq!(index.tree().shared_files(), 12);
 }
@@ -313,11 +303,7 @@ fn listed_paths(tree: &ShareTree) -> Vec<(NodeId, Vec<String>)> {
 }
 
 /// The definition of a match, written the slow and obvious way.
-fn brute_force(
-    tree: &ShareTree,
-    listed: &[(NodeId, Vec<String>)],
-    q: &SearchQuery,
-) -> BTreeSet<NodeId> {
+fn brute_force(tree: &ShareTree, listed: &[(NodeId, Vec<String>)], q: &Query) -> BTreeSet<NodeId> {
     let split = |terms: &[String]| -> Vec<String> {
         terms
             .iter()
@@ -370,8 +356,8 @@ fn brute_force(
     out
 }
 
-fn random_query(rng: &mut StdRng) -> SearchQuery {
-    let mut q = SearchQuery { max_results: usize::MAX, ..SearchQuery::default() };
+fn random_query(rng: &mut StdRng) -> Query {
+    let mut q = Query::default();
     let term = |rng: &mut StdRng| -> String {
         let w = VOCAB[rng.random_range(0..VOCAB.len())];
         let chars: Vec<char> = w.chars().collect();
@@ -418,13 +404,13 @@ fn check_against_brute_force(index: &ShareIndex, rng: &mut StdRng, queries: usiz
         let q = random_query(rng);
         let expected = brute_force(index.tree(), &listed, &q);
         answered += usize::from(!expected.is_empty());
-        let hits = index.search(&q);
+        let hits = index.search(&q, usize::MAX);
         let got: BTreeSet<NodeId> = hits.iter().map(|h| h.id).collect();
         assert_eq!(got.len(), hits.len(), "duplicate results for {q:?}");
         assert_eq!(got, expected, "query {q:?}");
         // A limit returns that many of the same results.
         let limit = rng.random_range(1..12);
-        let capped = index.search(&SearchQuery { max_results: limit, ..q.clone() });
+        let capped = index.search(&q, limit);
         assert_eq!(capped.len(), limit.min(expected.len()), "limit {limit} for {q:?}");
         assert!(capped.iter().all(|h| expected.contains(&h.id)), "capped {q:?}");
         for h in &hits {

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use dclua::lua::{share_api, ChunkOutcome, HostHooks, HostOptions, LuaHost};
 use dclua::proto::tth::tree_root;
 use dclua::runtime::{Worker, WorkerConfig, WorkerHandle};
+use dclua::search::{FileType, Query, MAX_RESULTS_PASSIVE};
 use dclua::share::filelist::{read_listing, ListDir, ReadLimits};
-use dclua::share::index::{FileType, SearchQuery, MAX_RESULTS_PASSIVE};
 use dclua::share::service::{ShareOptions, ShareService, SharedFolder, LIST_FILE};
 
 const FILES: usize = 300;
@@ -214,15 +214,18 @@ fn a_share_is_hashed_searched_listed_and_kept_across_restarts() {
     assert_eq!(stats, format!("{total}\t0\t{total}\t1\tShare"));
 
     // Answering others: the caller's limit, then the Lua filter.
-    let words =
-        |text: &str, max: usize| SearchQuery { max_results: max, ..SearchQuery::words(text) };
+    let words = |text: &str, max: usize| (Query::words(text), max);
     let q = words("f00", MAX_RESULTS_PASSIVE);
-    let hits = rig.service(move |s| s.answer(&q));
+    let hits = rig.service(move |s| s.answer(&q.0, q.1));
     assert_eq!(hits.len(), MAX_RESULTS_PASSIVE);
     let q = words("f00", 1000);
-    assert_eq!(rig.service(move |s| s.answer(&q)).len(), 10, "at most 10 whatever the caller asks");
-    let q = SearchQuery { file_type: FileType::Audio, ..words("f00", 10) };
-    assert!(rig.service(move |s| s.answer(&q)).iter().all(|h| h.path.ends_with(".mp3")));
+    assert_eq!(
+        rig.service(move |s| s.answer(&q.0, q.1)).len(),
+        10,
+        "at most 10 whatever the caller asks"
+    );
+    let q = (Query { file_type: FileType::Audio, ..Query::words("f00") }, 10);
+    assert!(rig.service(move |s| s.answer(&q.0, q.1)).iter().all(|h| h.path.ends_with(".mp3")));
     assert_eq!(
         rig.service(|s| (s.shared_files(), s.file_list_path())),
         (total, Some(list_path.clone()))
@@ -238,21 +241,21 @@ fn a_share_is_hashed_searched_listed_and_kept_across_restarts() {
     )
     .unwrap();
     let q = words("secret", 10);
-    assert!(rig.service(move |s| s.answer(&q)).is_empty(), "vetoed by the filter");
+    assert!(rig.service(move |s| s.answer(&q.0, q.1)).is_empty(), "vetoed by the filter");
     let q = words("secret", 10);
-    assert_eq!(rig.service(move |s| s.find(&q)).len(), 1, "find does not filter");
+    assert_eq!(rig.service(move |s| s.find(&q.0, q.1)).len(), 1, "find does not filter");
     let q = words("f00", 10);
-    let kept = rig.service(move |s| s.answer(&q));
+    let kept = rig.service(move |s| s.answer(&q.0, q.1));
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].path, hits[1].path);
     let q = words("f0042", 10);
-    assert_eq!(rig.service(move |s| s.answer(&q)).len(), 1, "nil from the filter keeps all");
+    assert_eq!(rig.service(move |s| s.answer(&q.0, q.1)).len(), 1, "nil from the filter keeps all");
     rig.eval("dc.share.filter(function() error('broken') end)").unwrap();
     let q = words("f0042", 10);
-    assert!(rig.service(move |s| s.answer(&q)).is_empty(), "a failing filter fails closed");
+    assert!(rig.service(move |s| s.answer(&q.0, q.1)).is_empty(), "a failing filter fails closed");
     rig.eval("dc.share.filter(nil)").unwrap();
     let q = words("secret", 10);
-    assert_eq!(rig.service(move |s| s.answer(&q)).len(), 1);
+    assert_eq!(rig.service(move |s| s.answer(&q.0, q.1)).len(), 1);
 
     // The list, read back; a partial list of one folder.
     let root = read_list(&list_path);

@@ -56,7 +56,7 @@ use encoding_rs::Encoding;
 
 use crate::proto::tth::Tth;
 use crate::runtime::{JobId, Runtime};
-use crate::share::index::{self as share_index, MAX_RESULTS_ACTIVE, MAX_RESULTS_PASSIVE};
+use crate::search::{self as share_index, MAX_RESULTS_ACTIVE, MAX_RESULTS_PASSIVE};
 use crate::share::service::{ShareEvent, ShareService};
 
 /// A hub is identified by the id of its session job.
@@ -1017,8 +1017,8 @@ impl SearchQuery {
 /// the passive one where it applies. A TTH search keeps only its TTH (the
 /// index ignores the rest); types the share does not group (`Tth`,
 /// `Other`) search any file.
-impl From<&SearchQuery> for share_index::SearchQuery {
-    fn from(q: &SearchQuery) -> share_index::SearchQuery {
+impl From<&SearchQuery> for share_index::Query {
+    fn from(q: &SearchQuery) -> share_index::Query {
         use share_index::FileType as Group;
         let file_type = match q.file_type {
             FileType::Any | FileType::Tth | FileType::Other(_) => Group::Any,
@@ -1030,7 +1030,7 @@ impl From<&SearchQuery> for share_index::SearchQuery {
             FileType::Video => Group::Video,
             FileType::Folder => Group::Folder,
         };
-        share_index::SearchQuery {
+        share_index::Query {
             tth: q.tth,
             include: q.include.clone(),
             exclude: q.exclude.clone(),
@@ -1043,7 +1043,6 @@ impl From<&SearchQuery> for share_index::SearchQuery {
                 .iter()
                 .map(|e| e.trim_start_matches('.').to_string())
                 .collect(),
-            max_results: MAX_RESULTS_ACTIVE,
         }
     }
 }
@@ -1052,11 +1051,13 @@ impl From<&SearchQuery> for share_index::SearchQuery {
 /// (after its answer filter), at most [`MAX_RESULTS_ACTIVE`] for an active
 /// searcher (results by UDP) and [`MAX_RESULTS_PASSIVE`] for a passive one
 /// (results through the hub). None without a share service.
-pub(crate) fn share_answers(query: &SearchQuery, active: bool) -> Vec<share_index::SearchHit> {
+pub(crate) fn share_answers(
+    query: &SearchQuery,
+    active: bool,
+) -> Vec<crate::share::index::SearchHit> {
     let Some(share) = ShareService::current() else { return Vec::new() };
-    let mut q = share_index::SearchQuery::from(query);
-    q.max_results = if active { MAX_RESULTS_ACTIVE } else { MAX_RESULTS_PASSIVE };
-    share.answer(&q)
+    let q = share_index::Query::from(query);
+    share.answer(&q, if active { MAX_RESULTS_ACTIVE } else { MAX_RESULTS_PASSIVE })
 }
 
 /// Makes our [`Identity`]'s share figures (`share_size`, `shared_files`)
@@ -1425,10 +1426,10 @@ mod tests {
             file_type: FileType::Audio,
             ..SearchQuery::default()
         };
-        let s = share_index::SearchQuery::from(&q);
+        let s = share_index::Query::from(&q);
         assert_eq!(
             s,
-            share_index::SearchQuery {
+            share_index::Query {
                 tth: None,
                 include: vec!["beatles".into(), "help".into()],
                 exclude: vec!["live".into()],
@@ -1437,7 +1438,6 @@ mod tests {
                 size: Some(15),
                 file_type: Group::Audio,
                 extensions: vec!["MP3".into(), "flac".into()],
-                max_results: MAX_RESULTS_ACTIVE,
             }
         );
         let types = [
@@ -1453,10 +1453,10 @@ mod tests {
         ];
         for (t, g) in types {
             let q = SearchQuery { file_type: t, ..SearchQuery::words("x") };
-            assert_eq!(share_index::SearchQuery::from(&q).file_type, g, "{t:?}");
+            assert_eq!(share_index::Query::from(&q).file_type, g, "{t:?}");
         }
         let tth: Tth = "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ".parse().unwrap();
-        let s = share_index::SearchQuery::from(&SearchQuery::for_tth(tth));
+        let s = share_index::Query::from(&SearchQuery::for_tth(tth));
         assert_eq!((s.tth, s.file_type, s.include.len()), (Some(tth), Group::Any, 0));
     }
 }

@@ -34,8 +34,9 @@ use mlua::{Function, Lua, Table};
 use super::host::{Event, LuaHost, ScriptId};
 use super::value::Value;
 use crate::proto::tth::Tth;
+use crate::search::{FileType, Query};
 use crate::share::hasher::HashProgress;
-use crate::share::index::{FileType, SearchHit, SearchQuery};
+use crate::share::index::SearchHit;
 use crate::share::service::{ShareEvent, ShareService, UpdateSummary};
 
 /// Results `dc.share.find` returns when `max` is not given.
@@ -138,8 +139,8 @@ pub(crate) fn register(lua: &Lua, script: ScriptId, native: &Table) -> mlua::Res
     native.set(
         "share_find",
         lua.create_function(|lua, q: Table| {
-            let query = query_from_lua(&q)?;
-            hits_to_lua(lua, &service()?.find(&query))
+            let (query, limit) = query_from_lua(&q)?;
+            hits_to_lua(lua, &service()?.find(&query, limit))
         })?,
     )?;
     native.set(
@@ -316,32 +317,7 @@ fn summary_value(s: &UpdateSummary) -> Value {
     ])
 }
 
-fn type_name(t: FileType) -> &'static str {
-    match t {
-        FileType::Any => "any",
-        FileType::Audio => "audio",
-        FileType::Compressed => "compressed",
-        FileType::Document => "document",
-        FileType::Executable => "executable",
-        FileType::Picture => "picture",
-        FileType::Video => "video",
-        FileType::Folder => "folder",
-        FileType::File => "file",
-    }
-}
-
 fn file_type(v: &mlua::Value) -> mlua::Result<FileType> {
-    const ALL: [FileType; 9] = [
-        FileType::Any,
-        FileType::Audio,
-        FileType::Compressed,
-        FileType::Document,
-        FileType::Executable,
-        FileType::Picture,
-        FileType::Video,
-        FileType::Folder,
-        FileType::File,
-    ];
     let bad = || {
         mlua::Error::runtime(
             "dc.share.find: type must be one of any, audio, compressed, document, executable, \
@@ -350,11 +326,9 @@ fn file_type(v: &mlua::Value) -> mlua::Result<FileType> {
     };
     match v {
         mlua::Value::Nil => Ok(FileType::Any),
-        mlua::Value::String(s) => {
-            let s = s.to_string_lossy().to_lowercase();
-            ALL.into_iter().find(|t| type_name(*t) == s).ok_or_else(bad)
-        }
-        mlua::Value::Integer(n) if (1..=8).contains(n) => Ok(FileType::from_nmdc(*n as u8)),
+        mlua::Value::String(s) => FileType::from_name(&s.to_string_lossy()).ok_or_else(bad),
+        // The NMDC type numbers 1-8 are the first eight types, in order.
+        mlua::Value::Integer(n) if (1..=8).contains(n) => Ok(FileType::ALL[*n as usize - 1].1),
         _ => Err(bad()),
     }
 }
@@ -371,8 +345,8 @@ fn size_field(q: &Table, key: &str) -> mlua::Result<Option<u64>> {
     }
 }
 
-/// The query of a `dc.share.find{...}` table.
-fn query_from_lua(q: &Table) -> mlua::Result<SearchQuery> {
+/// The query of a `dc.share.find{...}` table, and its result limit.
+fn query_from_lua(q: &Table) -> mlua::Result<(Query, usize)> {
     const KEYS: &[&str] = &["text", "tth", "type", "min_size", "max_size", "size", "max"];
     for pair in q.pairs::<mlua::Value, mlua::Value>() {
         let (k, _) = pair?;
@@ -385,7 +359,7 @@ fn query_from_lua(q: &Table) -> mlua::Result<SearchQuery> {
             )));
         }
     }
-    let mut query = SearchQuery::default();
+    let mut query = Query::default();
     if let Some(text) = q.get::<Option<String>>("text")? {
         query.include = text.split_whitespace().map(str::to_string).collect();
     }
@@ -399,7 +373,7 @@ fn query_from_lua(q: &Table) -> mlua::Result<SearchQuery> {
     query.min_size = size_field(q, "min_size")?;
     query.max_size = size_field(q, "max_size")?;
     query.size = size_field(q, "size")?;
-    query.max_results = match size_field(q, "max")? {
+    let limit = match size_field(q, "max")? {
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
         None => FIND_DEFAULT_MAX,
     };
@@ -414,7 +388,7 @@ fn query_from_lua(q: &Table) -> mlua::Result<SearchQuery> {
             "dc.share.find: give at least one of text, tth, type, min_size, max_size, size",
         ));
     }
-    Ok(query)
+    Ok((query, limit))
 }
 
 fn hit_to_lua(lua: &Lua, h: &SearchHit) -> mlua::Result<Table> {
@@ -434,22 +408,21 @@ fn hits_to_lua(lua: &Lua, hits: &[SearchHit]) -> mlua::Result<Table> {
     Ok(list)
 }
 
-fn query_to_lua(lua: &Lua, q: &SearchQuery) -> mlua::Result<Table> {
+fn query_to_lua(lua: &Lua, q: &Query) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     if !q.include.is_empty() {
         t.set("text", q.include.join(" "))?;
     }
     t.set("tth", q.tth.map(|t| t.to_base32()))?;
-    t.set("type", type_name(q.file_type))?;
+    t.set("type", q.file_type.name())?;
     t.set("min_size", q.min_size)?;
     t.set("max_size", q.max_size)?;
     t.set("size", q.size)?;
-    t.set("max", q.max_results)?;
     Ok(t)
 }
 
 /// Runs every live script's filter over the hits (see the module docs).
-fn run_filters(host: &LuaHost, query: &SearchQuery, mut hits: Vec<SearchHit>) -> Vec<SearchHit> {
+fn run_filters(host: &LuaHost, query: &Query, mut hits: Vec<SearchHit>) -> Vec<SearchHit> {
     let filters: Vec<(ScriptId, Function)> = FILTERS.with(|fs| {
         let mut fs = fs.borrow_mut();
         // Filters of unloaded scripts go with them.

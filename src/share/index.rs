@@ -4,29 +4,16 @@
 //! This module owns [`ShareIndex`], which owns the [`ShareTree`] so that the
 //! two can never drift apart: every change goes through
 //! [`ShareIndex::insert`] / [`ShareIndex::remove`]. It is protocol-neutral:
-//! hub sessions turn NMDC `$Search` and ADC `SCH` into a [`SearchQuery`] and
+//! hub sessions turn NMDC `$Search` and ADC `SCH` into a [`Query`] and
 //! the [`SearchHit`]s back into `$SR` / `RES`. It does no I/O.
 //!
-//! # What matches (DC++ and ADC semantics)
+//! # What matches
 //!
-//! - **TTH** (`tth` set, NMDC type 9, ADC `TR`): the hashed files with that
-//!   root. Every other criterion is ignored, as DC++ does.
-//! - **Words**: every `include` term must occur, case-insensitively, in the
-//!   entry's virtual path — in its own name or in the name of a folder above
-//!   it (ADC: "each filename, including the path to it"). A term is matched
-//!   inside one path component: a term holding `/` or `\` is split there
-//!   into several terms. No `exclude` term (ADC `NO`) may occur anywhere in
-//!   the path.
-//! - **Type**: [`FileType`] groups are extension lists (the NMDC search
-//!   types); `Folder` (NMDC 8, ADC `TY2`) returns folders only, `File`
-//!   (ADC `TY1`) files only. `extensions` (ADC `EX`) requires one of them.
-//! - **Size** (`min_size`, `max_size`, `size`; inclusive): applies to files.
-//!   Folders have no size to search by, so a query with any size bound, a
-//!   type group or extensions returns files only.
-//! - Only listed entries match: hashed files, and folders with a hashed file
-//!   below. A matching folder is returned, and so is everything matching
-//!   below it, in tree order, until `max_results`
-//!   ([`MAX_RESULTS_PASSIVE`], [`MAX_RESULTS_ACTIVE`]).
+//! Exactly what [`crate::search`] says: the index runs the query's
+//! [`Matcher`] over its tree, component by component. Only listed entries
+//! match: hashed files, and folders with a hashed file below. A matching
+//! folder is returned, and so is everything matching below it, in tree order,
+//! until the caller's limit.
 //!
 //! # How
 //!
@@ -63,18 +50,10 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use crate::proto::tth::Tth;
+use crate::search::{Matcher, Query};
 use crate::share::tree::{
-    fold, fold_into, Change, EntryKind, FxBuild, NodeId, RemovedEntry, ShareEntry, ShareTree,
-    TreeError,
+    fold_into, Change, EntryKind, FxBuild, NodeId, RemovedEntry, ShareEntry, ShareTree, TreeError,
 };
-
-/// Results to send a passive searcher (through the hub).
-pub const MAX_RESULTS_PASSIVE: usize = 5;
-/// Results to send an active searcher (by UDP).
-pub const MAX_RESULTS_ACTIVE: usize = 10;
-
-/// At most this many include terms are used (one bit each); more are ignored.
-pub const MAX_TERMS: usize = 64;
 
 /// A term's candidates come from the intersection of at most this many of
 /// its trigram lists (the shortest ones), and only of lists at most
@@ -83,166 +62,6 @@ pub const MAX_TERMS: usize = 64;
 /// (measured with `benches/share_index.rs`).
 const MAX_LISTS: usize = 3;
 const FILTER_RATIO: usize = 256;
-
-/// A search type group (NMDC types 1–8; ADC `TY`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FileType {
-    /// Anything (NMDC 1, and 9 for TTH searches).
-    #[default]
-    Any,
-    /// Audio files (NMDC 2).
-    Audio,
-    /// Archives (NMDC 3).
-    Compressed,
-    /// Documents (NMDC 4).
-    Document,
-    /// Executables and installers (NMDC 5).
-    Executable,
-    /// Pictures (NMDC 6).
-    Picture,
-    /// Video (NMDC 7).
-    Video,
-    /// Folders only (NMDC 8, ADC `TY2`).
-    Folder,
-    /// Files only, any extension (ADC `TY1`).
-    File,
-}
-
-const AUDIO: &[&str] = &[
-    "mp3", "mp2", "mpa", "wav", "wma", "flac", "ogg", "oga", "opus", "m4a", "aac", "ape", "aif",
-    "aiff", "au", "mid", "midi", "ra", "ram", "wv", "mka", "ac3", "dts", "m3u", "pls", "mpc",
-];
-const COMPRESSED: &[&str] = &[
-    "zip", "rar", "7z", "tar", "gz", "tgz", "bz2", "tbz", "tbz2", "xz", "txz", "zst", "lz", "lzma",
-    "z", "ace", "arj", "lha", "lzh", "cab", "sit", "sitx", "hqx", "sea", "r00", "r01",
-];
-const DOCUMENT: &[&str] = &[
-    "txt", "nfo", "doc", "docx", "odt", "rtf", "pdf", "ps", "tex", "htm", "html", "xhtml", "xml",
-    "md", "epub", "mobi", "djvu", "xls", "xlsx", "ods", "ppt", "pptx", "odp", "csv", "chm", "wri",
-    "fb2", "azw3",
-];
-const EXECUTABLE: &[&str] = &[
-    "exe", "com", "bat", "cmd", "msi", "scr", "pif", "jar", "apk", "deb", "rpm", "appimage", "dmg",
-    "sh", "run", "bin",
-];
-const PICTURE: &[&str] = &[
-    "jpg", "jpeg", "jpe", "png", "gif", "bmp", "tif", "tiff", "ico", "webp", "svg", "psd", "raw",
-    "cr2", "nef", "dng", "heic", "heif", "pcx", "tga", "xcf", "jxl", "avif",
-];
-const VIDEO: &[&str] = &[
-    "avi", "mkv", "mp4", "m4v", "mov", "wmv", "mpg", "mpeg", "mpe", "vob", "ogm", "ogv", "webm",
-    "flv", "asf", "divx", "rm", "rmvb", "ts", "m2ts", "mts", "3gp",
-];
-
-impl FileType {
-    /// The group of an NMDC search type. 9 (TTH) gives `Any`: the caller
-    /// puts the `TTH:` root into [`SearchQuery::tth`]. Unknown types (10–13
-    /// exist in the wild) give `Any`, so that such searches still get
-    /// answers.
-    pub fn from_nmdc(code: u8) -> FileType {
-        match code {
-            2 => FileType::Audio,
-            3 => FileType::Compressed,
-            4 => FileType::Document,
-            5 => FileType::Executable,
-            6 => FileType::Picture,
-            7 => FileType::Video,
-            8 => FileType::Folder,
-            _ => FileType::Any,
-        }
-    }
-
-    /// The NMDC search type (`File` has none and gives 1, any).
-    pub fn to_nmdc(self) -> u8 {
-        match self {
-            FileType::Any | FileType::File => 1,
-            FileType::Audio => 2,
-            FileType::Compressed => 3,
-            FileType::Document => 4,
-            FileType::Executable => 5,
-            FileType::Picture => 6,
-            FileType::Video => 7,
-            FileType::Folder => 8,
-        }
-    }
-
-    /// ADC `TY`: 1 files, 2 folders, anything else any.
-    pub fn from_adc_ty(ty: u8) -> FileType {
-        match ty {
-            1 => FileType::File,
-            2 => FileType::Folder,
-            _ => FileType::Any,
-        }
-    }
-
-    /// The extensions of a group (lower case, no dot); empty for `Any`,
-    /// `File` and `Folder`.
-    pub fn extensions(self) -> &'static [&'static str] {
-        match self {
-            FileType::Audio => AUDIO,
-            FileType::Compressed => COMPRESSED,
-            FileType::Document => DOCUMENT,
-            FileType::Executable => EXECUTABLE,
-            FileType::Picture => PICTURE,
-            FileType::Video => VIDEO,
-            FileType::Any | FileType::Folder | FileType::File => &[],
-        }
-    }
-}
-
-/// A protocol-neutral search.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchQuery {
-    /// Search by TTH; when set, everything else but `max_results` is ignored.
-    pub tth: Option<Tth>,
-    /// Terms that must all occur in the path (NMDC words, ADC `AN`).
-    pub include: Vec<String>,
-    /// Terms that must not occur in the path (ADC `NO`).
-    pub exclude: Vec<String>,
-    /// Smallest size, inclusive (NMDC "at least", ADC `GE`).
-    pub min_size: Option<u64>,
-    /// Largest size, inclusive (NMDC "at most", ADC `LE`).
-    pub max_size: Option<u64>,
-    /// Exact size (ADC `EQ`).
-    pub size: Option<u64>,
-    /// Type group (NMDC type, ADC `TY`).
-    pub file_type: FileType,
-    /// Accepted extensions without the dot (ADC `EX`); empty means any.
-    pub extensions: Vec<String>,
-    /// Stop after this many results (see [`MAX_RESULTS_ACTIVE`]).
-    pub max_results: usize,
-}
-
-impl Default for SearchQuery {
-    fn default() -> Self {
-        SearchQuery {
-            tth: None,
-            include: Vec::new(),
-            exclude: Vec::new(),
-            min_size: None,
-            max_size: None,
-            size: None,
-            file_type: FileType::Any,
-            extensions: Vec::new(),
-            max_results: MAX_RESULTS_ACTIVE,
-        }
-    }
-}
-
-impl SearchQuery {
-    /// A search for whitespace-separated words.
-    pub fn words(text: &str) -> SearchQuery {
-        SearchQuery {
-            include: text.split_whitespace().map(str::to_string).collect(),
-            ..SearchQuery::default()
-        }
-    }
-
-    /// A search by TTH.
-    pub fn by_tth(tth: Tth) -> SearchQuery {
-        SearchQuery { tth: Some(tth), ..SearchQuery::default() }
-    }
-}
 
 /// One search result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -827,16 +646,15 @@ impl ShareIndex {
     }
 
     /// Answers a search; see the module docs for what matches.
-    pub fn search(&self, query: &SearchQuery) -> Vec<SearchHit> {
-        let limit = query.max_results;
+    pub fn search(&self, query: &Query, limit: usize) -> Vec<SearchHit> {
         let mut ids = Vec::new();
         if limit == 0 {
             return Vec::new();
         }
         if let Some(tth) = &query.tth {
             self.tths.find(&self.tree, tth, limit, &mut ids);
-        } else if let Some(plan) = Plan::new(query) {
-            let mut s = Search::new(self, &plan);
+        } else if let Some(plan) = Matcher::new(query) {
+            let mut s = Search::new(self, &plan, limit);
             s.run();
             ids = s.hits;
         }
@@ -953,100 +771,6 @@ impl ShareIndex {
 // ===================================================================
 // Query execution
 // ===================================================================
-
-/// A query normalised for execution.
-struct Plan {
-    include: Vec<String>,
-    exclude: Vec<String>,
-    extensions: Vec<String>,
-    group: &'static [&'static str],
-    min: u64,
-    max: u64,
-    files: bool,
-    dirs: bool,
-    full: u64,
-    limit: usize,
-}
-
-fn split_terms(terms: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for t in terms {
-        for part in t.split(['/', '\\']) {
-            if part.is_empty() {
-                continue;
-            }
-            let f = fold(part);
-            if !out.contains(&f) {
-                out.push(f);
-            }
-        }
-    }
-    out
-}
-
-impl Plan {
-    /// `None` when nothing can match.
-    fn new(q: &SearchQuery) -> Option<Plan> {
-        let mut include = split_terms(&q.include);
-        include.truncate(MAX_TERMS);
-        let exclude = split_terms(&q.exclude);
-        let extensions: Vec<String> = q
-            .extensions
-            .iter()
-            .map(|e| fold(e.trim_start_matches('.')))
-            .filter(|e| !e.is_empty())
-            .collect();
-        let mut min = q.min_size.unwrap_or(0);
-        let mut max = q.max_size.unwrap_or(u64::MAX);
-        if let Some(s) = q.size {
-            min = min.max(s);
-            max = max.min(s);
-        }
-        let sized = q.min_size.is_some() || q.max_size.is_some() || q.size.is_some();
-        let group = q.file_type.extensions();
-        let files = q.file_type != FileType::Folder;
-        let dirs = matches!(q.file_type, FileType::Any | FileType::Folder)
-            && extensions.is_empty()
-            && !sized;
-        if min > max || (!files && !dirs) {
-            return None;
-        }
-        // A path holding an include term holds every piece of it: an
-        // exclude term inside an include term rules out everything.
-        if include.iter().any(|t| exclude.iter().any(|x| t.contains(x.as_str()))) {
-            return None;
-        }
-        let full = if include.len() == 64 { u64::MAX } else { (1u64 << include.len()) - 1 };
-        Some(Plan {
-            include,
-            exclude,
-            extensions,
-            group,
-            min,
-            max,
-            files,
-            dirs,
-            full,
-            limit: q.max_results,
-        })
-    }
-
-    /// Size, type and extension checks of a hashed file.
-    fn file_ok(&self, tree: &ShareTree, id: NodeId) -> bool {
-        let size = tree.size(id);
-        if size < self.min || size > self.max {
-            return false;
-        }
-        if self.group.is_empty() && self.extensions.is_empty() {
-            return true;
-        }
-        let Some((_, ext)) = tree.name(id).rsplit_once('.') else { return false };
-        if !self.group.is_empty() && !self.group.iter().any(|g| g.eq_ignore_ascii_case(ext)) {
-            return false;
-        }
-        self.extensions.is_empty() || self.extensions.contains(&fold(ext))
-    }
-}
 
 /// How the terms stand on a path: which include terms it holds, and
 /// whether it holds an exclude term.
@@ -1267,7 +991,8 @@ impl Stream<'_> {
 struct Search<'a> {
     index: &'a ShareIndex,
     tree: &'a ShareTree,
-    plan: &'a Plan,
+    plan: &'a Matcher,
+    limit: usize,
     buf: String,
     hits: Vec<NodeId>,
     stack: Vec<(NodeId, u64)>,
@@ -1279,11 +1004,12 @@ struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
-    fn new(index: &'a ShareIndex, plan: &'a Plan) -> Search<'a> {
+    fn new(index: &'a ShareIndex, plan: &'a Matcher, limit: usize) -> Search<'a> {
         Search {
             index,
             tree: &index.tree,
             plan,
+            limit,
             buf: String::new(),
             hits: Vec::new(),
             stack: Vec::new(),
@@ -1294,7 +1020,7 @@ impl<'a> Search<'a> {
     }
 
     fn full(&self) -> bool {
-        self.hits.len() >= self.plan.limit
+        self.hits.len() >= self.limit
     }
 
     fn run(&mut self) {
@@ -1495,13 +1221,12 @@ impl<'a> Search<'a> {
             }
             return;
         }
-        let size = self.tree.size(id);
-        if !plan.files || self.tree.tth(id).is_none() || size < plan.min || size > plan.max {
+        if self.tree.tth(id).is_none() || !plan.file_ok(self.tree.name(id), self.tree.size(id)) {
             return;
         }
         let Some(parent) = self.tree.parent(id) else { return };
         let ps = self.path_state(parent);
-        if ps.excluded || !plan.file_ok(self.tree, id) {
+        if ps.excluded {
             return;
         }
         let st = self.name_state(id, ps.mask);
@@ -1512,18 +1237,13 @@ impl<'a> Search<'a> {
 
     /// Terms on the name of `id` added to `mask`, and whether the name holds
     /// an exclude term.
-    fn name_state(&mut self, id: NodeId, mut mask: u64) -> PathState {
+    fn name_state(&mut self, id: NodeId, mask: u64) -> PathState {
         let plan = self.plan;
         if mask == plan.full && plan.exclude.is_empty() {
             return PathState { mask, excluded: false };
         }
         fold_into(self.tree.name(id), &mut self.buf);
-        for (i, t) in plan.include.iter().enumerate() {
-            if mask & (1 << i) == 0 && self.buf.contains(t.as_str()) {
-                mask |= 1 << i;
-            }
-        }
-        let excluded = plan.exclude.iter().any(|t| self.buf.contains(t.as_str()));
+        let (mask, excluded) = plan.name_terms(&self.buf, mask);
         PathState { mask, excluded }
     }
 
@@ -1580,7 +1300,9 @@ impl<'a> Search<'a> {
                         }
                     }
                     self.subdirs.push((c, st.mask));
-                } else if plan.files && self.tree.tth(c).is_some() && plan.file_ok(self.tree, c) {
+                } else if self.tree.tth(c).is_some()
+                    && plan.file_ok(self.tree.name(c), self.tree.size(c))
+                {
                     let st = self.name_state(c, mask);
                     if !st.excluded && st.mask == plan.full {
                         self.hits.push(c);

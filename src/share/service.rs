@@ -73,12 +73,13 @@ use std::time::{Duration, Instant};
 
 use super::filelist::{self, FileListError, ListOptions};
 use super::hasher::{hash_file, HashBatch, HashError, HashProgress, HashedFile};
-use super::index::{SearchHit, SearchQuery, ShareIndex, MAX_RESULTS_ACTIVE};
+use super::index::{SearchHit, ShareIndex};
 use super::scan::{plan, scan, ScanOptions, ScanResult, ShareRoot};
 use super::store::{self, Store};
 use super::tree::{ShareEntry, ShareTree};
 use crate::runtime::helpers::HelperPool;
 use crate::runtime::{Context, Job, JobId, Runtime, Step, TaskDone, TaskId, TimerId, WorkerHandle};
+use crate::search::{Query, MAX_RESULTS_ACTIVE};
 
 /// The file name of our list in the data folder.
 pub const LIST_FILE: &str = "files.xml.bz2";
@@ -173,7 +174,7 @@ pub struct ShareStats {
 pub type Done<T> = Box<dyn FnOnce(Result<T, String>)>;
 
 /// Filters the hits of an answer; returns those to send (a subset).
-pub type AnswerFilter = Rc<dyn Fn(&SearchQuery, Vec<SearchHit>) -> Vec<SearchHit>>;
+pub type AnswerFilter = Rc<dyn Fn(&Query, Vec<SearchHit>) -> Vec<SearchHit>>;
 
 type Observer = Rc<dyn Fn(&ShareEvent)>;
 
@@ -370,15 +371,14 @@ impl ShareService {
 
     // ----- for hub sessions and uploads --------------------------------------
 
-    /// Answers an incoming search: the index's hits (at most
-    /// `query.max_results`, which the caller sets to
-    /// [`MAX_RESULTS_PASSIVE`](super::index::MAX_RESULTS_PASSIVE) or
+    /// Answers an incoming search: the index's hits (at most `limit`, which
+    /// the caller sets to
+    /// [`MAX_RESULTS_PASSIVE`](crate::search::MAX_RESULTS_PASSIVE) or
     /// [`MAX_RESULTS_ACTIVE`]; larger values are cut to the latter), passed
     /// through the answer filter. Empty means: send nothing.
-    pub fn answer(&self, query: &SearchQuery) -> Vec<SearchHit> {
-        let mut q = query.clone();
-        q.max_results = q.max_results.min(MAX_RESULTS_ACTIVE);
-        let hits = self.find(&q);
+    pub fn answer(&self, query: &Query, limit: usize) -> Vec<SearchHit> {
+        let q = query;
+        let hits = self.find(q, limit.min(MAX_RESULTS_ACTIVE));
         if hits.is_empty() {
             return hits;
         }
@@ -387,7 +387,7 @@ impl ShareService {
         let filter = self.inner.filter.borrow().clone();
         match filter {
             Some(f) => {
-                let allowed: Vec<SearchHit> = f(&q, hits.clone());
+                let allowed: Vec<SearchHit> = f(q, hits.clone());
                 // A filter may only take away, never add or alter.
                 hits.into_iter().filter(|h| allowed.iter().any(|a| a.path == h.path)).collect()
             }
@@ -395,11 +395,11 @@ impl ShareService {
         }
     }
 
-    /// Searches the index (no filter, the query's own limit): what
+    /// Searches the index (no filter, at most `limit` hits): what
     /// `dc.share.find` uses.
-    pub fn find(&self, query: &SearchQuery) -> Vec<SearchHit> {
+    pub fn find(&self, query: &Query, limit: usize) -> Vec<SearchHit> {
         let st = self.inner.st.borrow();
-        let mut hits = st.index.search(query);
+        let mut hits = st.index.search(query, limit);
         // Folders removed from the share whose removal pass still runs.
         hits.retain(|h| {
             let root = h.path.split('/').next().unwrap_or("");

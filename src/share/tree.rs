@@ -233,29 +233,7 @@ impl Default for ShareTree {
     }
 }
 
-/// Case-folds `s` into `out` (cleared first): Unicode lower case, char by char.
-pub(crate) fn fold_into(s: &str, out: &mut String) {
-    out.clear();
-    if s.is_ascii() {
-        out.push_str(s);
-        out.make_ascii_lowercase();
-    } else {
-        for c in s.chars() {
-            if c.is_ascii() {
-                out.push(c.to_ascii_lowercase());
-            } else {
-                out.extend(c.to_lowercase());
-            }
-        }
-    }
-}
-
-/// Case-folded `s` as a new string.
-pub(crate) fn fold(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    fold_into(s, &mut out);
-    out
-}
+pub(crate) use crate::search::{fold, fold_into};
 
 /// Compares two names the way folder children are ordered: by case-folded
 /// characters.
