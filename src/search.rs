@@ -344,12 +344,15 @@ mod tests {
         q
     }
 
+    /// A query, an entry (path, size, TTH) and whether it matches.
+    type Case<'a> = (Query, &'a str, Option<u64>, Option<&'a Tth>, bool);
+
     #[test]
     fn matching_table() {
         let tth: Tth = "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ".parse().unwrap();
         let other: Tth = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".parse().unwrap();
         #[rustfmt::skip]
-        let cases: Vec<(Query, &str, Option<u64>, Option<&Tth>, bool)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (Query::words("beatles help"), "/Music/Beatles/Help.mp3", Some(5), None, true),
             (Query::words("beatles help"), "Music/Beatles/Help.mp3", Some(5), None, true),
             (Query::words("beatles stones"), "/Music/Beatles/Help.mp3", Some(5), None, false),
