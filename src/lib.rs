@@ -26,6 +26,8 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod console;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hub;
 pub mod logging;
 pub mod lua;
