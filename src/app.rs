@@ -21,6 +21,7 @@ use signal_hook::iterator::Signals;
 use crate::cli::{Cli, Command};
 use crate::config::{self, paths, Config};
 use crate::console::{self, ConsoleBackend, EvalOutcome};
+use crate::instance::DataDirLock;
 use crate::logging;
 use crate::lua::hub_api::{self, ChatDisplay};
 use crate::lua::{api, share_api, ChunkOutcome, HostHooks, HostOptions, LuaHost};
@@ -140,6 +141,9 @@ fn client(
     mode: Mode,
 ) -> anyhow::Result<ExitCode> {
     let data_dir = paths::data_dir(cli.data_dir.as_deref(), &config)?;
+    // Held until the client ends: one process per data folder (identity,
+    // hash store, queue).
+    let _lock = DataDirLock::acquire(&data_dir)?;
     let worker = Worker::start(WorkerConfig::default()).context("starting the worker thread")?;
     let exit = Arc::new(AtomicI32::new(0));
     let quiet_log = cli.log_level.is_some();

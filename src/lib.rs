@@ -29,6 +29,7 @@ pub mod console;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hub;
+pub mod instance;
 pub mod logging;
 pub mod lua;
 pub mod proto;

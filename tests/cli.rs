@@ -201,3 +201,39 @@ fn scripts_named_in_the_configuration_start_at_launch() {
     assert!(stdout.contains("pong 1"), "{stdout}");
     assert!(stdout.contains("io available: true"), "{stdout}");
 }
+
+#[test]
+fn a_second_process_on_the_same_data_folder_is_told_to_use_another() {
+    let home = tempfile::tempdir().unwrap();
+    let mut first = dclua(home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The lock file names its holder once the first client runs.
+    let lock = home.path().join("data/dclua/lock");
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&lock).map_or(true, |s| s.trim() != first.id().to_string()) {
+        assert!(t0.elapsed() < Duration::from_secs(20), "the first dclua never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = run_with_input(dclua(home.path()), "", Duration::from_secs(20));
+    let stderr = text(&second.stderr);
+    assert!(!second.status.success(), "the second dclua ran: {stderr}");
+    assert!(
+        stderr.contains("is in use by another dclua")
+            && stderr.contains(&format!("process {}", first.id()))
+            && stderr.contains("--data-dir"),
+        "{stderr}"
+    );
+    // With its own folder it runs beside the first.
+    let other = home.path().join("other");
+    let mut cmd = dclua(home.path());
+    cmd.arg("--data-dir").arg(&other);
+    let third = run_with_input(cmd, "1 + 1\n", Duration::from_secs(20));
+    assert!(third.status.success(), "{}", text(&third.stderr));
+    assert_eq!(text(&third.stdout).trim(), "2");
+    drop(first.stdin.take());
+    assert!(first.wait().unwrap().success());
+}
