@@ -32,4 +32,5 @@ pub mod lua;
 pub mod proto;
 pub mod runtime;
 pub mod share;
+pub mod text;
 pub mod tls;
