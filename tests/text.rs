@@ -75,7 +75,7 @@ fn a_log_record_is_one_neutralised_line() {
     let seen = Arc::clone(&lines);
     logging::init(log::LevelFilter::Info);
     logging::set_sink(Some(Box::new(move |l: &str| {
-        seen.lock().expect("lines").push(l.to_string())
+        seen.lock().expect("lines").push(l.to_string());
     })));
     log::info!(target: "dclua::test_text", "chat: {}", "a\nb\x1b[2J");
     logging::set_sink(None);

@@ -671,7 +671,7 @@ fn find_or_match(
                 out.push(Value::Integer(m.end as Integer));
             }
             for c in m.captures {
-                out.push(capture_value(lua, &subject, c)?);
+                out.push(capture_value(lua, subject, c)?);
             }
             Ok(ok(out))
         }
@@ -713,7 +713,7 @@ fn gmatch(lua: &Lua, args: MultiValue, budget: u64) -> mlua::Result<MultiValue> 
                     };
                     let values = caps
                         .into_iter()
-                        .map(|c| capture_value(lua, &subject, c))
+                        .map(|c| capture_value(lua, subject, c))
                         .collect::<mlua::Result<Vec<_>>>()?;
                     return Ok(ok(values));
                 }
