@@ -454,4 +454,11 @@ fn compare_speed() {
         r_secs * 1e3,
         r_secs / c_secs
     );
+    // How long a script can hold the thread with one call: the time to
+    // exhaust the default budget on the catastrophic pattern.
+    let started = Instant::now();
+    let result: mlua::Result<mlua::Value> =
+        lua.load(r#"return safe.find(("a"):rep(40), ("a*"):rep(25) .. "b")"#).eval();
+    assert!(result.is_err());
+    println!("the default budget ({DEFAULT_BUDGET} steps) is spent in {:?}", started.elapsed());
 }

@@ -458,7 +458,8 @@ impl ShareService {
     }
 
     /// The file on disk behind a virtual path (`Root/dir/file`, a leading `/`
-    /// accepted), if that path is in the share.
+    /// accepted), if that path is in the share. Not for serving files: it
+    /// checks neither links nor changes; [`Self::resolve`] does.
     pub fn real_path(&self, virtual_path: &str) -> Option<PathBuf> {
         let st = self.inner.st.borrow();
         let vp = virtual_path.strip_prefix('/').unwrap_or(virtual_path);
