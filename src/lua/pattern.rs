@@ -31,7 +31,11 @@
 //!
 //! Errors reach Lua as plain strings with the caller's position, as the C
 //! functions raise them (a small Lua wrapper raises them at the right level),
-//! so scripts that `pcall` and inspect the message see the same text.
+//! so scripts that `pcall` and inspect the message see the same text. One
+//! difference remains: a *tail call* (`return string.find(s, p)`) to a C
+//! function keeps the caller's frame, to a Lua wrapper it does not, so there
+//! the position is the caller's caller's (or none under `pcall`); tracebacks
+//! also show the wrapper's frame (`pattern:N`).
 
 use mlua::{Function, Integer, Lua, MultiValue, Table, Value};
 
