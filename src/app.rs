@@ -160,7 +160,12 @@ fn client(
         folders: config
             .shares
             .iter()
-            .map(|s| SharedFolder { name: s.name.clone(), path: s.path.clone(), hidden: s.hidden })
+            .map(|s| SharedFolder {
+                name: s.name.clone(),
+                path: s.path.clone(),
+                hidden: s.hidden,
+                follow_symlinks: s.follow_symlinks,
+            })
             .collect(),
     };
     {

@@ -36,4 +36,5 @@ pub mod proto;
 pub mod runtime;
 pub mod search;
 pub mod share;
+pub mod text;
 pub mod tls;

@@ -3,12 +3,21 @@
 //! Lines go to standard error by default. The console swaps the sink so that
 //! log lines print above its prompt without breaking the line being typed.
 //! The level can change at run time (configuration reload).
+//!
+//! Every record is one line, neutralised by [`crate::text::neutralise`]:
+//! messages often carry text a hub or a peer chose (chat, nicks, reasons), and
+//! a control character in them must neither drive the terminal nor start a
+//! forged log line. A message's own newlines (a Lua traceback) are shown as
+//! `\n` too. This module must not hold protocol state or filter records by
+//! content.
 
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use log::{LevelFilter, Log, Metadata, Record};
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+use crate::text::neutralise;
 
 /// Where formatted log lines go.
 pub type Sink = Box<dyn Fn(&str) + Send + Sync>;
@@ -45,17 +54,22 @@ pub fn set_sink(sink: Option<Sink>) {
 /// Formats one record: `HH:MM:SS.mmm LEVEL target: message`, UTC.
 fn format(record: &Record<'_>) -> String {
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    format_at(now, record.level(), record.target(), &record.args().to_string())
+}
+
+/// Formats one record at `now` (since the epoch) into one neutralised line.
+pub fn format_at(now: Duration, level: Level, target: &str, message: &str) -> String {
     let secs = now.as_secs() % 86_400;
-    let target = record.target().strip_prefix("dclua::").unwrap_or(record.target());
+    let target = target.strip_prefix("dclua::").unwrap_or(target);
     format!(
         "{:02}:{:02}:{:02}.{:03} {:<5} {}: {}",
         secs / 3600,
         secs / 60 % 60,
         secs % 60,
         now.subsec_millis(),
-        record.level(),
-        target,
-        record.args()
+        level,
+        neutralise(target),
+        neutralise(message)
     )
 }
 

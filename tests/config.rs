@@ -83,8 +83,18 @@ fn a_full_configuration_parses_into_the_struct() {
         data_dir: Some("/var/lib/dclua".into()),
         download_dir: Some("/srv/downloads".into()),
         shares: vec![
-            ShareConfig { path: "/srv/music".into(), name: "music".into(), hidden: false },
-            ShareConfig { path: "/srv/films".into(), name: "Films".into(), hidden: true },
+            ShareConfig {
+                path: "/srv/music".into(),
+                name: "music".into(),
+                hidden: false,
+                follow_symlinks: false,
+            },
+            ShareConfig {
+                path: "/srv/films".into(),
+                name: "Films".into(),
+                hidden: true,
+                follow_symlinks: false,
+            },
         ],
         hubs: vec![
             HubConfig {

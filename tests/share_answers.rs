@@ -100,6 +100,7 @@ impl Dclua {
                 name: "Share".into(),
                 path: share.path().to_path_buf(),
                 hidden: false,
+                follow_symlinks: false,
             }],
         };
         let identity = Identity {

@@ -69,7 +69,12 @@ impl Rig {
         let opts = ShareOptions {
             data_dir: data.to_path_buf(),
             cid: CID.into(),
-            folders: vec![SharedFolder { name: "Share".into(), path: share.into(), hidden: false }],
+            folders: vec![SharedFolder {
+                name: "Share".into(),
+                path: share.into(),
+                hidden: false,
+                follow_symlinks: false,
+            }],
         };
         worker
             .call(move |pool| {

@@ -71,7 +71,7 @@ fn restart_hashes_nothing_touch_rehashes_one_delete_removes_one() {
     let share = dir.path().join("share");
     let paths = make_tree(&share);
     let db = dir.path().join("state/hashes.sqlite");
-    let roots = [ShareRoot { virtual_name: "Share".into(), path: share.clone() }];
+    let roots = [ShareRoot::new("Share", share.clone())];
     let pool = HelperPool::new(2);
 
     // First start: everything is hashed.

@@ -46,11 +46,15 @@
 --   path    the folder to share (required)
 --   name    the name other users see (default: the folder's own name)
 --   hidden  also share hidden files and folders (default: false)
+--   follow_symlinks follow symbolic links in the folder (default: false).
+--           Off, a link is skipped whatever it points to; on, a link may
+--           lead outside the folder (what it points to is shared too), but
+--           never into the data folder, which is never shared.
 -- shares = {}
 -- For example:
 -- shares = {
 --   "~/Music",
---   { path = "/srv/films", name = "Films", hidden = false },
+--   { path = "/srv/films", name = "Films", hidden = false, follow_symlinks = true },
 -- }
 
 ---------------------------------------------------------------------- hubs

@@ -154,6 +154,8 @@ pub struct ShareConfig {
     pub name: String,
     /// Whether hidden files and folders are shared too.
     pub hidden: bool,
+    /// Whether symbolic links in the folder are followed.
+    pub follow_symlinks: bool,
 }
 
 /// One hub.

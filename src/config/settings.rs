@@ -155,6 +155,12 @@ pub static SHARE: Record = Record {
             Value("false"),
             "Also share hidden files and folders (names starting with a dot).",
         ),
+        setting(
+            "follow_symlinks",
+            Kind::Bool,
+            Value("false"),
+            "Follow symbolic links in this folder, even to places outside it (never into the data folder).",
+        ),
     ],
     shorthand: Some("path"),
     example: r#"{ path = "~/Music", name = "Music" }"#,
@@ -215,7 +221,7 @@ pub static SETTINGS: &[Setting] = &[
         "shares",
         Kind::List(&SHARE),
         Value("{}"),
-        "Shared folders: a list of paths or of tables {path = ..., name = ..., hidden = ...}.",
+        "Shared folders: a list of paths or of tables {path = ..., name = ..., hidden = ..., follow_symlinks = ...}.",
     ),
     // Hubs.
     setting(

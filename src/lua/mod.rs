@@ -11,6 +11,8 @@
 //!   `dc.Hub` objects, and the sink that turns hub events into Lua events.
 //! - [`value`]: plain data crossing between states.
 //! - [`share_api`]: `dc.share`, `dc.tth` and the share events.
+//! - [`pattern`]: Lua patterns with a step budget (`string.find` and co. for
+//!   untrusted scripts).
 //!
 //! This module depends on the runtime and on protocol-neutral session handles,
 //! never on codec internals. See `lua-api/README.md` for the user's guide.
@@ -18,6 +20,7 @@
 pub mod api;
 pub mod host;
 pub mod hub_api;
+pub mod pattern;
 pub mod share_api;
 pub mod value;
 

@@ -15,6 +15,30 @@
 //! `.`) unless [`ScanOptions::include_hidden`], and anything that is neither a
 //! file nor a directory. A directory reached a second time (a symlink loop, a
 //! bind mount) is recognised by its (device, inode) and walked once.
+//!
+//! # Shares stay inside their roots
+//!
+//! A share must not offer what its owner did not mean to share: a link
+//! `etc -> /etc` inside a shared folder used to put `/etc` (`/etc/shadow`
+//! included) into the file list. The rules:
+//!
+//! - **Symbolic links are not followed** unless the share root sets
+//!   [`ShareRoot::follow_symlinks`]. A link found in a root that does not
+//!   follow them is skipped (counted in [`ScanResult::links_skipped`]),
+//!   whatever it points to, inside the root or not.
+//! - **A followed link may leave the root**: following links is the owner's
+//!   explicit choice, and linking other folders in is what it is for.
+//! - **The data folder is never shared** (the hash store, the file list, the
+//!   certificates, downloads in progress): paths in [`ScanOptions::exclude`]
+//!   are skipped wherever the walk meets them — a root inside one, a folder
+//!   that is one (recognised by device and inode, whatever path leads to
+//!   it), or a followed link whose target lies inside one.
+//! - **Every served file is checked again when it is served**
+//!   ([`open_served`]): its path is resolved on disk and must obey the same
+//!   rules, and the file must have the size and modification time it had
+//!   when it was hashed. The walk only decides what is *listed*; the disk
+//!   may have changed since (a folder replaced by a link), so uploads never
+//!   trust a path from the list alone.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, Metadata};
@@ -33,21 +57,24 @@ pub struct ShareRoot {
     pub virtual_name: String,
     /// The folder on disk.
     pub path: PathBuf,
-}
-
-/// Choices for the walk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScanOptions {
-    /// Share entries whose name starts with `.` (default: no).
-    pub include_hidden: bool,
-    /// Follow symbolic links to files and folders (default: yes).
+    /// Follow symbolic links below it (see the module doc; default no).
     pub follow_symlinks: bool,
 }
 
-impl Default for ScanOptions {
-    fn default() -> ScanOptions {
-        ScanOptions { include_hidden: false, follow_symlinks: true }
+impl ShareRoot {
+    /// A root that does not follow symbolic links.
+    pub fn new(virtual_name: impl Into<String>, path: impl Into<PathBuf>) -> ShareRoot {
+        ShareRoot { virtual_name: virtual_name.into(), path: path.into(), follow_symlinks: false }
     }
+}
+
+/// Choices for the walk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Share entries whose name starts with `.` (default: no).
+    pub include_hidden: bool,
+    /// Folders never shared, whatever leads to them: the data folder.
+    pub exclude: Vec<PathBuf>,
 }
 
 /// One shared file.
@@ -86,6 +113,8 @@ pub struct ScanResult {
     /// Directories (on disk) that could not be listed completely: what the
     /// store knows below them is kept, not taken as deleted.
     pub incomplete: Vec<PathBuf>,
+    /// Symbolic links skipped because their root does not follow links.
+    pub links_skipped: u64,
 }
 
 /// A share definition that cannot be walked at all.
@@ -141,16 +170,59 @@ pub fn scan(roots: &[ShareRoot], options: &ScanOptions) -> Result<ScanResult, Sc
             });
         }
     }
-    let mut walk =
-        Walk { options: *options, result: ScanResult::default(), visited: HashSet::new() };
+    let exclude: Vec<PathBuf> = options.exclude.iter().map(|p| canonical_guess_full(p)).collect();
+    let excluded_ids =
+        exclude.iter().filter_map(|p| fs::metadata(p).ok()).filter_map(|m| file_id(&m)).collect();
+    let mut walk = Walk {
+        include_hidden: options.include_hidden,
+        follow: false,
+        exclude,
+        excluded_ids,
+        result: ScanResult::default(),
+        visited: HashSet::new(),
+    };
     for root in roots {
+        walk.follow = root.follow_symlinks;
+        let links_before = walk.result.links_skipped;
         walk.root(root);
+        let skipped = walk.result.links_skipped - links_before;
+        if skipped > 0 {
+            log::info!(
+                "share scan: {skipped} symbolic links in {:?} not followed (follow_symlinks is off)",
+                root.virtual_name
+            );
+        }
     }
     Ok(walk.result)
 }
 
+/// (device, inode) of a file or folder.
+fn file_id(meta: &Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// `path` canonical if it exists, else as canonical as its parent allows.
+fn canonical_guess_full(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| canonical_guess(path))
+}
+
 struct Walk {
-    options: ScanOptions,
+    include_hidden: bool,
+    /// Whether the root being walked follows symbolic links.
+    follow: bool,
+    /// Canonical folders never shared.
+    exclude: Vec<PathBuf>,
+    /// Their (device, inode).
+    excluded_ids: HashSet<(u64, u64)>,
     result: ScanResult,
     /// (device, inode) of every directory entered.
     visited: HashSet<(u64, u64)>,
@@ -160,6 +232,10 @@ impl Walk {
     fn problem(&mut self, path: &Path, what: String) {
         log::warn!("share scan: skipping {}: {what}", path.display());
         self.result.problems.push(ScanProblem { path: path.to_owned(), what });
+    }
+
+    fn excluded(&self, path: &Path) -> bool {
+        self.exclude.iter().any(|ex| path.starts_with(ex))
     }
 
     fn root(&mut self, root: &ShareRoot) {
@@ -173,6 +249,14 @@ impl Walk {
                 return;
             }
         };
+        if self.excluded(&path) {
+            let what = format!(
+                "share root {:?} is in the data folder, which is never shared",
+                root.virtual_name
+            );
+            self.problem(&path, what);
+            return;
+        }
         match fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => {
                 if !self.first_visit(&meta) {
@@ -232,7 +316,7 @@ impl Walk {
                 }
             };
             let name = entry.file_name();
-            if !self.options.include_hidden && name.as_encoded_bytes().first() == Some(&b'.') {
+            if !self.include_hidden && name.as_encoded_bytes().first() == Some(&b'.') {
                 continue;
             }
             let path = entry.path();
@@ -249,8 +333,20 @@ impl Walk {
                 }
             };
             let meta = if file_type.is_symlink() {
-                if !self.options.follow_symlinks {
+                if !self.follow {
+                    self.result.links_skipped += 1;
                     continue;
+                }
+                match fs::canonicalize(&path) {
+                    Ok(target) if self.excluded(&target) => {
+                        self.problem(
+                            &path,
+                            "the link leads into the data folder, which is never shared".into(),
+                        );
+                        continue;
+                    }
+                    // Dangling: reported below by the metadata call.
+                    _ => {}
                 }
                 fs::metadata(&path)
             } else if file_type.is_file() || file_type.is_dir() {
@@ -266,7 +362,12 @@ impl Walk {
                 }
             };
             let child_vpath = format!("{vpath}/{name}");
-            if meta.is_dir() {
+            if meta.is_dir() && file_id(&meta).is_some_and(|id| self.excluded_ids.contains(&id)) {
+                log::info!(
+                    "share scan: {} is the data folder, never shared; skipped",
+                    path.display()
+                );
+            } else if meta.is_dir() {
                 if self.first_visit(&meta) {
                     stack.push((path, child_vpath));
                 } else {
@@ -295,6 +396,117 @@ fn canonical_guess(path: &Path) -> PathBuf {
         (Some(parent), Some(name)) => parent.join(name),
         _ => std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
     }
+}
+
+/// Why a file is not served (see "Shares stay inside their roots" in the
+/// module doc). Each names the path that was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServeRefusal {
+    /// No such file in the share, or no longer on disk.
+    #[error("{0:?}: not in the share")]
+    NotFound(String),
+    /// In the share but without a TTH yet (or its hashing failed).
+    #[error("{0:?}: not hashed yet")]
+    NotHashed(String),
+    /// The path leaves the share by itself (`..`, `.`, an empty or absolute
+    /// component).
+    #[error("{0:?}: outside the share")]
+    OutsideShare(String),
+    /// It resolves through a symbolic link to a place outside its root, in a
+    /// share that does not follow links.
+    #[error("{0:?}: a symbolic link leads out of the share")]
+    SymlinkOutOfShare(String),
+    /// It is reached through a symbolic link, in a share that does not
+    /// follow links (the link stays inside the root).
+    #[error("{0:?}: reached through a symbolic link, and the share does not follow links")]
+    Symlink(String),
+    /// It resolves into the data folder.
+    #[error("{0:?}: in the data folder, which is never shared")]
+    DataFolder(String),
+    /// Its size or modification time differ from when it was hashed.
+    #[error("{0:?}: changed since it was hashed")]
+    Changed(String),
+}
+
+/// A file checked and opened for serving.
+#[derive(Debug)]
+pub struct ServedFile {
+    /// The virtual path it was asked for (or found by, for a TTH).
+    pub virtual_path: String,
+    /// Its real path, every symbolic link resolved.
+    pub path: PathBuf,
+    /// The file, open for reading: serve from this handle, not by opening
+    /// `path` again, so that what was checked is what is sent.
+    pub file: fs::File,
+    /// Its size (equal to the hashed size).
+    pub size: u64,
+}
+
+/// What the share knew of a file when it was hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hashed {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, whole seconds since the Unix epoch.
+    pub mtime_secs: u64,
+}
+
+/// Resolves and opens the file `rel` (`/`-separated, below the root, no
+/// leading `/`) of `root` for serving, if the rules of the module doc allow
+/// it and it is unchanged since `hashed`. `virtual_path` names the request in
+/// refusals. `exclude` is the folders never shared (the data folder).
+///
+/// The real path is resolved (every link followed) and checked, then opened
+/// without following a final link and checked again through the open handle
+/// (a file swapped between the two calls fails the size and time check or
+/// the open). Costs a few system calls; no file content is read.
+pub fn open_served(
+    root: &ShareRoot,
+    rel: &str,
+    exclude: &[PathBuf],
+    hashed: Hashed,
+    virtual_path: &str,
+) -> Result<ServedFile, ServeRefusal> {
+    let vp = || virtual_path.to_string();
+    let parts: Vec<&str> = rel.split('/').collect();
+    if rel.is_empty()
+        || parts.iter().any(|p| p.is_empty() || *p == "." || *p == ".." || p.contains(['\\', '\0']))
+    {
+        return Err(ServeRefusal::OutsideShare(vp()));
+    }
+    let root_path = fs::canonicalize(&root.path).map_err(|_| ServeRefusal::NotFound(vp()))?;
+    let mut candidate = root_path.clone();
+    candidate.extend(&parts);
+    let real = fs::canonicalize(&candidate).map_err(|_| ServeRefusal::NotFound(vp()))?;
+    let exclude: Vec<PathBuf> = exclude.iter().map(|p| canonical_guess_full(p)).collect();
+    if exclude.iter().any(|ex| real.starts_with(ex)) {
+        return Err(ServeRefusal::DataFolder(vp()));
+    }
+    if !root.follow_symlinks {
+        if !real.starts_with(&root_path) {
+            return Err(ServeRefusal::SymlinkOutOfShare(vp()));
+        }
+        if real != candidate {
+            return Err(ServeRefusal::Symlink(vp()));
+        }
+    }
+    let mut open = fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = open.open(&real).map_err(|_| ServeRefusal::NotFound(vp()))?;
+    let meta = file.metadata().map_err(|_| ServeRefusal::NotFound(vp()))?;
+    if !meta.is_file() {
+        return Err(ServeRefusal::NotFound(vp()));
+    }
+    let mtime_secs = u64::try_from(mtime_ns(&meta).div_euclid(1_000_000_000)).unwrap_or(0);
+    if meta.len() != hashed.size || mtime_secs != hashed.mtime_secs {
+        return Err(ServeRefusal::Changed(vp()));
+    }
+    Ok(ServedFile { virtual_path: vp(), path: real, file, size: meta.len() })
 }
 
 /// What to do with the files of a scan, given the store.
@@ -475,10 +687,7 @@ mod tests {
         let docs = dir.path().join("docs");
         write(&docs.join("readme.txt"), b"hello");
 
-        let roots = [
-            ShareRoot { virtual_name: "Music".into(), path: music.clone() },
-            ShareRoot { virtual_name: "Docs".into(), path: docs.clone() },
-        ];
+        let roots = [ShareRoot::new("Music", music.clone()), ShareRoot::new("Docs", docs.clone())];
         let result = scan(&roots, &ScanOptions::default()).unwrap();
         assert_eq!(sorted_vpaths(&result), ["Docs/readme.txt", "Music/a/b.mp3", "Music/top.flac"]);
         let mut dirs = result.dirs.clone();
@@ -508,16 +717,13 @@ mod tests {
     fn bad_share_definitions() {
         let p = PathBuf::from("/tmp");
         for name in ["", ".", "..", "a/b", "a\\b", "tab\t"] {
-            let roots = [ShareRoot { virtual_name: name.into(), path: p.clone() }];
+            let roots = [ShareRoot::new(name, p.clone())];
             assert!(
                 matches!(scan(&roots, &ScanOptions::default()), Err(ScanError::BadName { .. })),
                 "{name:?}"
             );
         }
-        let roots = [
-            ShareRoot { virtual_name: "Music".into(), path: p.clone() },
-            ShareRoot { virtual_name: "music".into(), path: p.join("x") },
-        ];
+        let roots = [ShareRoot::new("Music", p.clone()), ShareRoot::new("music", p.join("x"))];
         assert!(matches!(
             scan(&roots, &ScanOptions::default()),
             Err(ScanError::DuplicateName { .. })
@@ -529,8 +735,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(&dir.path().join("ok/f"), b"f");
         let roots = [
-            ShareRoot { virtual_name: "Gone".into(), path: dir.path().join("gone") },
-            ShareRoot { virtual_name: "Ok".into(), path: dir.path().join("ok") },
+            ShareRoot::new("Gone", dir.path().join("gone")),
+            ShareRoot::new("Ok", dir.path().join("ok")),
         ];
         let result = scan(&roots, &ScanOptions::default()).unwrap();
         assert_eq!(sorted_vpaths(&result), ["Ok/f"]);
@@ -549,7 +755,7 @@ mod tests {
         symlink(root.join("a"), root.join("again")).unwrap();
         symlink(root.join("nowhere"), root.join("dangling")).unwrap();
         symlink(root.join("a/file"), root.join("alias")).unwrap();
-        let roots = [ShareRoot { virtual_name: "S".into(), path: root.clone() }];
+        let roots = [ShareRoot { follow_symlinks: true, ..ShareRoot::new("S", root.clone()) }];
 
         let result = scan(&roots, &ScanOptions::default()).unwrap();
         let files = sorted_vpaths(&result);
@@ -560,10 +766,11 @@ mod tests {
         assert_eq!(result.problems.len(), 1, "{:?}", result.problems);
         assert!(result.problems[0].path.ends_with("dangling"));
 
-        let no_links = ScanOptions { follow_symlinks: false, ..ScanOptions::default() };
-        let result = scan(&roots, &no_links).unwrap();
+        // The default: no link is followed, and they are counted.
+        let result = scan(&[ShareRoot::new("S", root.clone())], &ScanOptions::default()).unwrap();
         assert_eq!(sorted_vpaths(&result), ["S/a/file"]);
         assert!(result.problems.is_empty());
+        assert_eq!(result.links_skipped, 4);
     }
 
     #[cfg(unix)]
@@ -575,7 +782,7 @@ mod tests {
         write(&root.join("open/f"), b"f");
         write(&root.join("locked/g"), b"g");
         let locked = fs::canonicalize(root.join("locked")).unwrap();
-        let roots = [ShareRoot { virtual_name: "S".into(), path: root.clone() }];
+        let roots = [ShareRoot::new("S", root.clone())];
 
         let mut store = Store::open_in_memory().unwrap();
         let first = scan(&roots, &ScanOptions::default()).unwrap();
@@ -606,8 +813,8 @@ mod tests {
         write(&dir.path().join("disk/f"), b"f");
         write(&dir.path().join("other/g"), b"g");
         let roots = [
-            ShareRoot { virtual_name: "Disk".into(), path: dir.path().join("disk") },
-            ShareRoot { virtual_name: "Other".into(), path: dir.path().join("other") },
+            ShareRoot::new("Disk", dir.path().join("disk")),
+            ShareRoot::new("Other", dir.path().join("other")),
         ];
         let mut store = Store::open_in_memory().unwrap();
         for f in &scan(&roots, &ScanOptions::default()).unwrap().files {
@@ -628,7 +835,7 @@ mod tests {
         for name in ["a", "b", "c", "d"] {
             write(&root.join(name), name.as_bytes());
         }
-        let roots = [ShareRoot { virtual_name: "S".into(), path: root.clone() }];
+        let roots = [ShareRoot::new("S", root.clone())];
         let mut store = Store::open_in_memory().unwrap();
         let first = scan(&roots, &ScanOptions::default()).unwrap();
         let p = plan(&store, &first).unwrap();

@@ -74,9 +74,12 @@ use std::time::{Duration, Instant};
 use super::filelist::{self, FileListError, ListOptions};
 use super::hasher::{hash_file, HashBatch, HashError, HashProgress, HashedFile};
 use super::index::{SearchHit, ShareIndex};
-use super::scan::{plan, scan, ScanOptions, ScanResult, ShareRoot};
+use super::scan::{
+    open_served, plan, scan, Hashed, ScanOptions, ScanResult, ServeRefusal, ServedFile, ShareRoot,
+};
 use super::store::{self, Store};
 use super::tree::{ShareEntry, ShareTree};
+use crate::proto::tth::Tth;
 use crate::runtime::helpers::HelperPool;
 use crate::runtime::{Context, Job, JobId, Runtime, Step, TaskDone, TaskId, TimerId, WorkerHandle};
 use crate::search::{Query, MAX_RESULTS_ACTIVE};
@@ -106,6 +109,18 @@ pub struct SharedFolder {
     pub path: PathBuf,
     /// Whether hidden files and folders (names starting with `.`) are shared.
     pub hidden: bool,
+    /// Whether symbolic links below it are followed (see
+    /// [`scan`](super::scan) for the rules).
+    pub follow_symlinks: bool,
+}
+
+/// What an upload asks for ([`ShareService::resolve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServeRequest<'a> {
+    /// A virtual path, `Root/dir/file` (a leading `/` accepted).
+    Path(&'a str),
+    /// A file by its TTH (the first copy that passes the checks).
+    Tth(Tth),
 }
 
 /// How a [`ShareService`] is set up.
@@ -344,11 +359,12 @@ impl ShareService {
         });
         let helpers = rt.helpers().cloned().unwrap_or_else(|| Arc::new(HelperPool::per_core()));
         let db = opts.data_dir.join(store::FILE_NAME);
+        let data_dir = opts.data_dir.clone();
         let id = rt.spawn_with(|id| {
             let link = Link { worker, job: id };
             let spawned = std::thread::Builder::new()
                 .name("dclua-share".into())
-                .spawn(move || share_thread(&db, &cmd_rx, &link, &helpers));
+                .spawn(move || share_thread(&db, &data_dir, &cmd_rx, &link, &helpers));
             if let Err(e) = spawned {
                 log::error!("sharing: starting the share thread: {e}; nothing is shared");
                 inner.st.borrow_mut().thread_gone = true;
@@ -442,7 +458,8 @@ impl ShareService {
     }
 
     /// The file on disk behind a virtual path (`Root/dir/file`, a leading `/`
-    /// accepted), if that path is in the share.
+    /// accepted), if that path is in the share. Not for serving files: it
+    /// checks neither links nor changes; [`Self::resolve`] does.
     pub fn real_path(&self, virtual_path: &str) -> Option<PathBuf> {
         let st = self.inner.st.borrow();
         let vp = virtual_path.strip_prefix('/').unwrap_or(virtual_path);
@@ -454,6 +471,74 @@ impl ShareService {
             path.push(part);
         }
         Some(path)
+    }
+
+    /// The file to serve for a request (a virtual path, `Root/dir/file` with
+    /// or without a leading `/`, or a TTH), checked and opened: it must be a
+    /// hashed file of the share, inside its root after resolving symbolic
+    /// links (or through links its folder follows), outside the data folder,
+    /// and unchanged since it was hashed. Otherwise a [`ServeRefusal`] that
+    /// says why. For the upload side: serve from [`ServedFile::file`].
+    ///
+    /// Runs on the calling thread: a few system calls (`stat`s and one
+    /// `open`), no reading.
+    pub fn resolve(&self, request: ServeRequest<'_>) -> Result<ServedFile, ServeRefusal> {
+        let st = self.inner.st.borrow();
+        let tree = st.index.tree();
+        let candidates: Vec<String> = match request {
+            ServeRequest::Path(p) => {
+                let vp = p.strip_prefix('/').unwrap_or(p);
+                if vp.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+                    return Err(ServeRefusal::OutsideShare(p.to_string()));
+                }
+                vec![vp.to_string()]
+            }
+            ServeRequest::Tth(tth) => {
+                let paths: Vec<String> =
+                    st.index.find_tth(&tth).into_iter().map(|id| tree.path(id)).collect();
+                if paths.is_empty() {
+                    return Err(ServeRefusal::NotFound(format!("TTH/{tth}")));
+                }
+                paths
+            }
+        };
+        let mut refusal = None;
+        for vp in candidates {
+            match self.resolve_path(&st, &vp) {
+                Ok(file) => return Ok(file),
+                Err(e) => {
+                    refusal.get_or_insert(e);
+                }
+            }
+        }
+        Err(refusal.unwrap_or_else(|| ServeRefusal::NotFound(String::new())))
+    }
+
+    fn resolve_path(&self, st: &State, vp: &str) -> Result<ServedFile, ServeRefusal> {
+        let tree = st.index.tree();
+        let id = tree.lookup(vp).filter(|&id| tree.is_file(id));
+        let Some(id) = id else {
+            return Err(ServeRefusal::NotFound(vp.to_string()));
+        };
+        if tree.tth(id).is_none() {
+            return Err(ServeRefusal::NotHashed(vp.to_string()));
+        }
+        // The virtual path as the tree spells it (lookups ignore case; the
+        // disk may not).
+        let exact = tree.path(id);
+        let (root_name, rest) = exact.split_once('/').unwrap_or((exact.as_str(), ""));
+        // A folder removed from the share is still in the index until the
+        // pass that removes it ends.
+        let Some(folder) = st.folders.iter().find(|f| f.name == root_name) else {
+            return Err(ServeRefusal::NotFound(vp.to_string()));
+        };
+        let root = ShareRoot {
+            virtual_name: folder.name.clone(),
+            path: folder.path.clone(),
+            follow_symlinks: folder.follow_symlinks,
+        };
+        let hashed = Hashed { size: tree.size(id), mtime_secs: tree.mtime(id) };
+        open_served(&root, rest, std::slice::from_ref(&self.inner.data_dir), hashed, vp)
     }
 
     /// A snapshot of the index (cheap: shares it).
@@ -505,11 +590,15 @@ impl ShareService {
             return;
         };
         let path = path.to_path_buf();
+        let data_dir = self.inner.data_dir.clone();
         let task = self.inner.rt.submit(job, move || -> Result<PathBuf, String> {
             let canonical =
                 fs::canonicalize(&path).map_err(|e| format!("sharing {}: {e}", path.display()))?;
             if !canonical.is_dir() {
                 return Err(format!("sharing {}: not a folder", path.display()));
+            }
+            if fs::canonicalize(&data_dir).is_ok_and(|d| canonical.starts_with(d)) {
+                return Err(format!("sharing {}: the data folder is never shared", path.display()));
             }
             Ok(canonical)
         });
@@ -786,6 +875,7 @@ impl ShareService {
                         name: name.clone(),
                         path,
                         hidden,
+                        follow_symlinks: false,
                     });
                     Ok(())
                 });
@@ -912,7 +1002,7 @@ impl Link {
     }
 }
 
-fn share_thread(db: &Path, rx: &Receiver<Cmd>, link: &Link, helpers: &HelperPool) {
+fn share_thread(db: &Path, data_dir: &Path, rx: &Receiver<Cmd>, link: &Link, helpers: &HelperPool) {
     let mut store = match Store::open(db) {
         Ok(s) => s,
         Err(e) => {
@@ -936,7 +1026,7 @@ fn share_thread(db: &Path, rx: &Receiver<Cmd>, link: &Link, helpers: &HelperPool
                 Ok(Cmd::Stop) | Err(_) => break,
             },
         };
-        match run_pass(&mut store, &folders, rx, link, helpers) {
+        match run_pass(&mut store, &folders, data_dir, rx, link, helpers) {
             PassEnd::Done => {}
             PassEnd::Again(f) => next = Some(f),
             PassEnd::Stop => break,
@@ -964,24 +1054,29 @@ fn check_commands(rx: &Receiver<Cmd>) -> Option<PassEnd> {
     }
 }
 
-fn scan_folders(folders: &[SharedFolder]) -> ScanResult {
+fn scan_folders(folders: &[SharedFolder], data_dir: &Path) -> ScanResult {
     let mut all = ScanResult::default();
     for hidden in [false, true] {
         let roots: Vec<ShareRoot> = folders
             .iter()
             .filter(|f| f.hidden == hidden)
-            .map(|f| ShareRoot { virtual_name: f.name.clone(), path: f.path.clone() })
+            .map(|f| ShareRoot {
+                virtual_name: f.name.clone(),
+                path: f.path.clone(),
+                follow_symlinks: f.follow_symlinks,
+            })
             .collect();
         if roots.is_empty() {
             continue;
         }
-        let opts = ScanOptions { include_hidden: hidden, ..ScanOptions::default() };
+        let opts = ScanOptions { include_hidden: hidden, exclude: vec![data_dir.to_path_buf()] };
         match scan(&roots, &opts) {
             Ok(r) => {
                 all.files.extend(r.files);
                 all.dirs.extend(r.dirs);
                 all.problems.extend(r.problems);
                 all.incomplete.extend(r.incomplete);
+                all.links_skipped += r.links_skipped;
             }
             // Names are checked before they reach the thread.
             Err(e) => log::error!("sharing: {e}"),
@@ -997,11 +1092,12 @@ fn secs(mtime_ns: i64) -> u64 {
 fn run_pass(
     store: &mut Store,
     folders: &[SharedFolder],
+    data_dir: &Path,
     rx: &Receiver<Cmd>,
     link: &Link,
     helpers: &HelperPool,
 ) -> PassEnd {
-    let scanned = scan_folders(folders);
+    let scanned = scan_folders(folders, data_dir);
     let plan = match plan(store, &scanned) {
         Ok(p) => p,
         Err(e) => {
