@@ -38,3 +38,4 @@ pub mod search;
 pub mod share;
 pub mod text;
 pub mod tls;
+pub mod transfer;

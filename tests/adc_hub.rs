@@ -284,7 +284,7 @@ fn adcs_with_the_right_keyprint_connects_and_a_wrong_one_is_refused() -> Result<
     let fay = Client::active("fay");
     fay.connect(&good, "{}")?;
     assert_eq!(
-        fay.run(r#"return hub.protocol, hub.keyprint, hub:user("fay").raw:match(" KP(%S+)") ~= nil, hub:user("fay").raw:match("SU(%S+)")"#)?,
+        fay.run(r#"return hub.protocol, hub.keyprint, hub:user("fay").raw:match(" KP(%S+)") ~= nil, hub:user("fay").raw:match(" SU(%S+)")"#)?,
         ["adc", cert.keyprint.as_str(), "true", "TCP4,UDP4,ADC0"]
     );
     let wrong = Keyprint::of_der(b"another certificate").to_string();
