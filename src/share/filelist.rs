@@ -500,6 +500,126 @@ impl ListDir {
     }
 }
 
+/// A file of a [`Listing`] that answers a search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListHit<'l> {
+    /// Its path from the listing's root, `/`-separated with a leading `/`
+    /// (the one result-path form of [`crate::search`]).
+    pub path: String,
+    /// The file (`None` for a folder that matched).
+    pub file: Option<&'l ListFile>,
+}
+
+impl Listing {
+    /// The entries that answer `query`, in list order, at most `limit`:
+    /// the same rules as the share index (every include term somewhere in
+    /// the path, no exclude term anywhere, size, type and extensions on
+    /// files; folders only for untyped, unsized searches), so a browsed
+    /// list and a search on the hub agree. A TTH query finds the files
+    /// with that root. Runs folder by folder, folding each name once.
+    pub fn search(&self, query: &crate::search::Query, limit: usize) -> Vec<ListHit<'_>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return out;
+        }
+        if let Some(tth) = &query.tth {
+            walk_files(&self.root, &mut String::new(), &mut |path, f| {
+                if f.tth.as_ref() == Some(tth) {
+                    out.push(ListHit { path: path.to_string(), file: Some(f) });
+                }
+                out.len() < limit
+            });
+            return out;
+        }
+        let Some(m) = crate::search::Matcher::new(query) else { return out };
+        let mut path = String::new();
+        let mut folded = String::new();
+        search_dir(&self.root, &m, 0, &mut path, &mut folded, limit, &mut out);
+        out
+    }
+}
+
+/// Calls `f(path, file)` for every file below `dir` until it returns false;
+/// whether it was never told to stop.
+fn walk_files<'l>(
+    dir: &'l ListDir,
+    path: &mut String,
+    f: &mut impl FnMut(&str, &'l ListFile) -> bool,
+) -> bool {
+    let len = path.len();
+    for file in &dir.files {
+        path.push('/');
+        path.push_str(&file.name);
+        let go_on = f(path, file);
+        path.truncate(len);
+        if !go_on {
+            return false;
+        }
+    }
+    for sub in &dir.dirs {
+        path.push('/');
+        path.push_str(&sub.name);
+        let go_on = walk_files(sub, path, f);
+        path.truncate(len);
+        if !go_on {
+            return false;
+        }
+    }
+    true
+}
+
+/// The search of [`Listing::search`] below `dir`, whose path holds the
+/// include terms of `mask`; whether the limit is not yet reached.
+fn search_dir<'l>(
+    dir: &'l ListDir,
+    m: &crate::search::Matcher,
+    mask: u64,
+    path: &mut String,
+    folded: &mut String,
+    limit: usize,
+    out: &mut Vec<ListHit<'l>>,
+) -> bool {
+    let len = path.len();
+    for file in &dir.files {
+        if !m.file_ok(&file.name, file.size) {
+            continue;
+        }
+        crate::search::fold_into(&file.name, folded);
+        let (got, excluded) = m.name_terms(folded, mask);
+        if excluded || got != m.full {
+            continue;
+        }
+        path.push('/');
+        path.push_str(&file.name);
+        out.push(ListHit { path: path.clone(), file: Some(file) });
+        path.truncate(len);
+        if out.len() >= limit {
+            return false;
+        }
+    }
+    for sub in &dir.dirs {
+        crate::search::fold_into(&sub.name, folded);
+        let (got, excluded) = m.name_terms(folded, mask);
+        if excluded {
+            continue;
+        }
+        path.push('/');
+        path.push_str(&sub.name);
+        if m.dirs && got == m.full {
+            out.push(ListHit { path: path.clone(), file: None });
+            if out.len() >= limit {
+                return false;
+            }
+        }
+        let go_on = search_dir(sub, m, got, path, folded, limit, out);
+        path.truncate(len);
+        if !go_on {
+            return false;
+        }
+    }
+    true
+}
+
 /// Counts decompressed bytes and fails past the limit.
 struct Capped<R> {
     inner: R,
@@ -767,6 +887,40 @@ mod tests {
             mtime: 0,
         });
         ShareTree::from_entries(entries).0
+    }
+
+    #[test]
+    fn a_browsed_list_answers_searches_like_the_index() {
+        let xml = br#"<?xml version="1.0" encoding="utf-8" standalone="yes"?>
+<FileListing Version="1" CID="X" Base="/" Generator="test">
+<Directory Name="Music">
+  <Directory Name="Jazz Live"><File Name="Take Five.flac" Size="30000000" TTH="LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ"/></Directory>
+  <File Name="notes.txt" Size="120"/>
+</Directory>
+<Directory Name="Video"><File Name="jazz.mkv" Size="900000000"/></Directory>
+</FileListing>"#;
+        let list = read_listing(&xml[..], &ReadLimits::default()).unwrap();
+        let paths = |q: &crate::search::Query, limit| -> Vec<String> {
+            list.search(q, limit).into_iter().map(|h| h.path).collect()
+        };
+        use crate::search::{FileType, Query};
+        assert_eq!(
+            paths(&Query::words("jazz"), 10),
+            ["/Music/Jazz Live", "/Music/Jazz Live/Take Five.flac", "/Video/jazz.mkv"]
+        );
+        assert_eq!(paths(&Query::words("jazz"), 2).len(), 2);
+        assert_eq!(paths(&Query::words("music five"), 10), ["/Music/Jazz Live/Take Five.flac"]);
+        let audio = Query { file_type: FileType::Audio, ..Query::words("jazz") };
+        assert_eq!(paths(&audio, 10), ["/Music/Jazz Live/Take Five.flac"]);
+        let big = Query { min_size: Some(100_000_000), ..Query::default() };
+        assert_eq!(paths(&big, 10), ["/Video/jazz.mkv"]);
+        let not_live = Query { exclude: vec!["live".into()], ..Query::words("jazz") };
+        assert_eq!(paths(&not_live, 10), ["/Video/jazz.mkv"]);
+        let tth: Tth = "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ".parse().unwrap();
+        let hits = list.search(&Query::for_tth(tth), 10);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].file.map(|f| f.size), Some(30_000_000));
+        assert!(paths(&Query::words("jazz"), 0).is_empty());
     }
 
     #[test]
