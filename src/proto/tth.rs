@@ -405,6 +405,12 @@ impl TreeHasher {
         Some(hasher)
     }
 
+    /// A hasher that keeps only the root: the hash of one block of a
+    /// download checked as it streams in.
+    pub fn root_only() -> TreeHasher {
+        TreeHasher::with_keep(Keep::RootOnly)
+    }
+
     fn with_keep(keep: Keep) -> TreeHasher {
         let (keep_level, capacity) = match keep {
             // One more than the cap: the 513th leaf triggers the doubling.

@@ -6,6 +6,8 @@
 //! | [`place`] | names from outside made safe, temporary files, the final move that never overwrites |
 //! | [`ranges`] | byte-range sets: what of a file is verified, fetched, left |
 //! | [`queue`] | the persistent download queue (SQLite): items, sources, verified ranges |
+//! | [`verify`] | checking blocks against the TTH leaves as they stream in |
+//! | [`segments`] | which bytes each source fetches next; segments that grow and shrink with speed |
 //! | [`limit`] | the token bucket of the global bandwidth limit |
 //!
 //! Nothing here opens a socket or reads a clock: the peer sessions and the
@@ -15,3 +17,5 @@ pub mod limit;
 pub mod place;
 pub mod queue;
 pub mod ranges;
+pub mod segments;
+pub mod verify;
