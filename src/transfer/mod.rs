@@ -8,6 +8,7 @@
 //! | [`queue`] | the persistent download queue (SQLite): items, sources, verified ranges |
 //! | [`verify`] | checking blocks against the TTH leaves as they stream in |
 //! | [`segments`] | which bytes each source fetches next; segments that grow and shrink with speed |
+//! | [`slots`] | upload slots, mini slots for small requests, granted slots |
 //! | [`limit`] | the token bucket of the global bandwidth limit |
 //!
 //! Nothing here opens a socket or reads a clock: the peer sessions and the
@@ -18,4 +19,5 @@ pub mod place;
 pub mod queue;
 pub mod ranges;
 pub mod segments;
+pub mod slots;
 pub mod verify;
