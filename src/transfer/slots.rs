@@ -13,7 +13,7 @@
 //! - A user granted a slot (by a script: `dc.slots.grant`) gets one beyond
 //!   the count while the grant lasts.
 //! - With every slot taken, the request is refused with "slots full"
-//!   (`$MaxedOut` on NMDC, `CSTA 153` on ADC); the peer retries later.
+//!   (`$MaxedOut` on NMDC, `CSTA 253` on ADC); the peer retries later.
 //!
 //! Holders are peer connections (`ConnKey`); users are keyed by CID or
 //! (hub, nick). This module counts; it never closes a connection.
