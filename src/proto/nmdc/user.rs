@@ -194,13 +194,15 @@ impl Tag {
         let mut tag = Tag::default();
         let mut parts = content.split(',');
         let head = parts.next().unwrap_or("");
-        let first_field = if let Some(i) = head.find(" V:") {
+        // A field first (`M:A V:1`): no client name. Checked before the
+        // " V:" split so that a field whose value holds " V:" stays a field
+        // (the written form of such a tag must read back the same).
+        let first_field = if is_field(head) {
+            Some(head)
+        } else if let Some(i) = head.find(" V:") {
             tag.client = head[..i].to_owned();
             tag.version = Some(head[i + 3..].to_owned());
             None
-        } else if is_field(head) {
-            // No client name: the first part is already a field.
-            Some(head)
         } else {
             tag.client = head.to_owned();
             None
@@ -238,6 +240,16 @@ impl Tag {
         s.push('<');
         s.push_str(&self.client);
         let mut need_comma = !self.client.is_empty();
+        // Without a client name, a first field that does not look like one
+        // (`ot:1`) would read back as the client name: keep the empty name
+        // visible with a leading comma.
+        let bare = self.version.is_none()
+            && self.mode.is_none()
+            && self.hubs.is_none()
+            && self.slots.is_none();
+        if self.client.is_empty() && bare && self.other.first().is_some_and(|f| !is_field(f)) {
+            need_comma = true;
+        }
         fn field(s: &mut String, need_comma: &mut bool) {
             if std::mem::replace(need_comma, true) {
                 s.push(',');
@@ -398,6 +410,29 @@ mod tests {
             let mut out = Vec::new();
             Tag::parse(content).write(&mut out, cs);
             assert_eq!(out, format!("<{content}>").as_bytes(), "{content:?}");
+        }
+    }
+
+    /// Tags whose first written form differs from what was received, and
+    /// that form read back and written again (found by fuzzing: a field
+    /// holding " V:", a first field that is not one letter).
+    #[test]
+    fn tag_canonical_forms_are_fixed_points() {
+        let cs = encoding_rs::WINDOWS_1252;
+        let cases: &[(&str, &str)] = &[
+            (",ot:1.0,M:A0x V:1.0,M:A", "M:A0x V:1.0,ot:1.0,M:A"),
+            (",ot:1.0", ",ot:1.0"),
+            (",ot:1,S:x", ",ot:1,S:x"),
+            ("M:A V:2", "M:A V:2"),
+            ("++ V:a V:b,M:A", "++ V:a V:b,M:A"),
+        ];
+        for (content, canonical) in cases {
+            let mut once = Vec::new();
+            Tag::parse(content).write(&mut once, cs);
+            assert_eq!(once, format!("<{canonical}>").as_bytes(), "{content:?}");
+            let mut again = Vec::new();
+            Tag::parse(canonical).write(&mut again, cs);
+            assert_eq!(again, once, "{canonical:?} is not a fixed point");
         }
     }
 
