@@ -19,18 +19,18 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::cli::{Cli, Command};
+use crate::client::{Client, ClientOptions, ShareSetup};
 use crate::config::{self, paths, Config};
 use crate::console::{self, ConsoleBackend, EvalOutcome};
 use crate::instance::DataDirLock;
 use crate::logging;
 use crate::lua::hub_api::{self, ChatDisplay};
-use crate::lua::{api, share_api, ChunkOutcome, HostHooks, HostOptions, LuaHost};
-use crate::proto::adc::ident::Pid;
+use crate::lua::{api, ChunkOutcome, HostHooks, HostOptions, LuaHost};
 use crate::proto::tth::Tth;
 use crate::runtime::helpers::HelperPool;
 use crate::runtime::{Worker, WorkerConfig, WorkerHandle};
 use crate::share::hasher::{HashBatch, HashError};
-use crate::share::service::{ShareOptions, ShareService, SharedFolder};
+use crate::share::service::SharedFolder;
 
 /// Runs dclua as the command line asks; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -100,17 +100,6 @@ fn hash(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// Our CID: Tiger of the PID kept in the data folder (the one identity every
-/// hub and our file list use; created at the first start). Without a
-/// readable or writable file, a PID for this run only.
-fn own_cid(data_dir: &Path) -> String {
-    let pid = crate::hub::adc::load_or_create_pid(data_dir).unwrap_or_else(|e| {
-        log::warn!("{e}; the identity holds for this run only");
-        Pid::random()
-    });
-    pid.cid().to_base32()
-}
-
 /// The configuration named on the command line, or `config.lua` in the XDG
 /// config folder, or the embedded default when there is none.
 fn load_config(cli: &Cli) -> anyhow::Result<(Config, Option<PathBuf>)> {
@@ -154,38 +143,35 @@ fn client(
         _ => None,
     };
     let (ready_tx, ready_rx) = channel();
-    let share_options = ShareOptions {
-        data_dir: data_dir.clone(),
-        cid: own_cid(&data_dir),
-        folders: config
-            .shares
-            .iter()
-            .map(|s| SharedFolder {
-                name: s.name.clone(),
-                path: s.path.clone(),
-                hidden: s.hidden,
-                follow_symlinks: s.follow_symlinks,
-            })
-            .collect(),
-    };
+    let folders: Vec<SharedFolder> = config
+        .shares
+        .iter()
+        .map(|s| SharedFolder {
+            name: s.name.clone(),
+            path: s.path.clone(),
+            hidden: s.hidden,
+            follow_symlinks: s.follow_symlinks,
+        })
+        .collect();
     {
         let exit = exit.clone();
         let handle = worker.clone();
         let scripts = config.scripts.clone();
-        let hub_data_dir = data_dir.clone();
+        let data_dir = data_dir.clone();
         worker
             .post(move |pool| {
+                let client = Client::start(
+                    pool,
+                    ClientOptions {
+                        identity: crate::hub::Identity::from_config(&config),
+                        data_dir,
+                        host: HostOptions::default(),
+                        share: Some(ShareSetup { worker: handle.clone(), folders, cid: None }),
+                    },
+                );
                 let config = Rc::new(RefCell::new(config));
-                // Sessions keep their identity (PID) and certificates there.
-                crate::hub::Hubs::current().set_data_dir(&hub_data_dir);
-                let host = LuaHost::new(pool.runtime(), HostOptions::default());
-                // The share starts before the scripts, so that they find it.
-                let share = ShareService::start(pool.runtime(), handle.clone(), share_options);
-                share_api::install(&host, &share);
-                // Hubs announce the share's size and answer from it.
-                crate::hub::follow_share(pool.runtime(), &share);
                 let result = start_host(
-                    &host,
+                    client.host(),
                     &handle,
                     &exit,
                     config,
@@ -353,8 +339,8 @@ struct HostConsole {
 impl ConsoleBackend for HostConsole {
     fn eval(&self, chunk: String) -> Receiver<EvalOutcome> {
         let (tx, rx) = channel();
-        let posted = self.worker.post(move |_| match LuaHost::current() {
-            Some(host) => host.eval_console(&chunk, move |o| {
+        let posted = self.worker.post(move |_| match Client::current() {
+            Some(client) => client.host().eval_console(&chunk, move |o| {
                 let _ = tx.send(match o {
                     ChunkOutcome::Values(v) => EvalOutcome::Values(v),
                     ChunkOutcome::Error(e) => EvalOutcome::Error(console_error(&e)),
@@ -374,8 +360,8 @@ impl ConsoleBackend for HostConsole {
 
     fn interrupt(&self) {
         let _ = self.worker.post(|_| {
-            if let Some(h) = LuaHost::current() {
-                h.interrupt_console();
+            if let Some(c) = Client::current() {
+                c.host().interrupt_console();
             }
         });
     }
@@ -386,8 +372,8 @@ impl ConsoleBackend for HostConsole {
         let mut names: Vec<String> = self
             .worker
             .call(move |_| {
-                let Some(host) = LuaHost::current() else { return Vec::new() };
-                let Ok(script) = host.console_script() else { return Vec::new() };
+                let Some(client) = Client::current() else { return Vec::new() };
+                let Ok(script) = client.host().console_script() else { return Vec::new() };
                 global_names(script.lua(), &prefix_owned)
             })
             .unwrap_or_default();
@@ -453,8 +439,8 @@ fn watch_signals(worker: &WorkerHandle, sigint_stops: bool) -> std::io::Result<(
             match sig {
                 SIGHUP => {
                     let _ = worker.post(|_| {
-                        if let Some(h) = LuaHost::current() {
-                            let _ = h.reload_config();
+                        if let Some(c) = Client::current() {
+                            let _ = c.host().reload_config();
                         }
                     });
                 }

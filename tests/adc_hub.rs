@@ -17,10 +17,9 @@ use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use dclua::hub::{ConnectMode, Hubs, Identity};
-use dclua::lua::LuaHost;
+use dclua::hub::{ConnectMode, Identity};
 use dclua::tls::Keyprint;
-use support::client::{wait_log, Client};
+use support::client::{services, wait_log, Client};
 use support::{
     Eiskalt, EiskaltOptions, NmdcHub, NmdcHubOptions, SearchType, TlsCert, Uhub, UhubOptions,
 };
@@ -177,7 +176,7 @@ fn two_clients_see_each_other_chat_pm_and_search() -> Result<()> {
     alice.run(r#"expect("upd", "user_updated", {nick = "bob"})"#)?;
     bob.worker
         .call(|pool| {
-            let hubs = Hubs::current();
+            let hubs = services().hubs().clone();
             let mut id = hubs.identity();
             id.description = "bob, updated".into();
             id.away = true;
@@ -391,9 +390,7 @@ fn the_greeter_works_unchanged_on_an_adc_and_an_nmdc_hub() -> Result<()> {
     let greeter = Client::passive("greeter");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/greeter.lua");
     greeter
-        .on_worker(move || {
-            LuaHost::current().expect("host").load_file(&script, false, &[]).map(|_| ())
-        })
+        .on_worker(move || services().host().load_file(&script, false, &[]).map(|_| ()))
         .map_err(anyhow::Error::msg)?;
     greeter.run(&format!(
         r#"expect("a", "hub_connected") adc_hub = dc.connect("{}") expect_done("a")

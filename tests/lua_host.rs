@@ -6,7 +6,8 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dclua::lua::{ChunkOutcome, HostHooks, HostOptions, LuaHost};
+use dclua::client::{Client, ClientOptions};
+use dclua::lua::{ChunkOutcome, HostHooks, HostOptions};
 use dclua::runtime::{Worker, WorkerConfig, WorkerHandle};
 
 /// A worker with a Lua host whose output (print) goes to a channel.
@@ -22,7 +23,16 @@ fn rig_with(opts: HostOptions) -> Rig {
     let tx = Arc::new(Mutex::new(tx));
     worker
         .call(move |pool| {
-            let host = LuaHost::new(pool.runtime(), opts);
+            let client = Client::start(
+                pool,
+                ClientOptions {
+                    data_dir: std::env::temp_dir().join("dclua-test-unused-data"),
+                    identity: Default::default(),
+                    host: opts,
+                    share: None,
+                },
+            );
+            let host = client.host();
             let tx = tx.clone();
             host.set_hooks(HostHooks {
                 output: Some(Box::new(move |line| {
@@ -44,7 +54,13 @@ impl Rig {
         let (name, src) = (name.to_string(), src.to_string());
         self.worker
             .call(move |_| {
-                LuaHost::current().unwrap().load_source(&name, None, src.as_bytes(), false, &[])
+                Client::current().unwrap().host().load_source(
+                    &name,
+                    None,
+                    src.as_bytes(),
+                    false,
+                    &[],
+                )
             })
             .unwrap()
     }
@@ -54,7 +70,7 @@ impl Rig {
         let chunk = chunk.to_string();
         self.worker
             .call(move |_| {
-                LuaHost::current().unwrap().eval_console(&chunk, move |o| {
+                Client::current().unwrap().host().eval_console(&chunk, move |o| {
                     let _ = tx.send(o);
                 });
             })
@@ -189,7 +205,7 @@ fn unloading_a_script_stops_its_timers_and_handlers() {
         )
         .unwrap();
     assert_eq!(r.line(), "tick");
-    let unloaded = r.worker.call(move |_| LuaHost::current().unwrap().unload(id)).unwrap();
+    let unloaded = r.worker.call(move |_| Client::current().unwrap().host().unload(id)).unwrap();
     assert!(unloaded);
     while r.out.recv_timeout(Duration::from_millis(100)).is_ok() {}
     r.eval("dc.emit('poke', {})");
@@ -313,12 +329,12 @@ fn nothing_from_an_old_load_fires_after_a_reload() {
     let p = path.clone();
     let id = r
         .worker
-        .call(move |_| LuaHost::current().unwrap().load_file(&p, false, &[]))
+        .call(move |_| Client::current().unwrap().host().load_file(&p, false, &[]))
         .unwrap()
         .unwrap();
     assert_eq!(r.line(), "v1");
     std::fs::write(&path, "dc.every(0.01, function() print('v2') end)").unwrap();
-    r.worker.call(move |_| LuaHost::current().unwrap().reload(id)).unwrap().unwrap();
+    r.worker.call(move |_| Client::current().unwrap().host().reload(id)).unwrap().unwrap();
     // Drain what the old load printed before the reload took effect.
     let mut seen_v2 = false;
     for _ in 0..50 {
@@ -353,8 +369,10 @@ fn finished_jobs_leave_no_records_behind() {
     .unwrap();
     assert_eq!(r.line(), "done");
     std::thread::sleep(Duration::from_millis(100));
-    let (records, jobs) =
-        r.worker.call(|pool| (LuaHost::current().unwrap().job_records(), pool.len())).unwrap();
+    let (records, jobs) = r
+        .worker
+        .call(|pool| (Client::current().unwrap().host().job_records(), pool.len()))
+        .unwrap();
     // Only the dispatcher job is left; no record outlives its job and handle.
     assert_eq!(jobs, 1, "jobs left: {jobs}");
     assert_eq!(records, 0, "records left: {records}");

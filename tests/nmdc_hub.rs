@@ -14,9 +14,9 @@ use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use dclua::hub::{ConnectMode, Hubs, Identity};
-use dclua::lua::{ChunkOutcome, LuaHost};
-use support::client::{wait_log, Client};
+use dclua::hub::{ConnectMode, Identity};
+use dclua::lua::ChunkOutcome;
+use support::client::{services, wait_log, Client};
 use support::{Eiskalt, EiskaltOptions, NmdcHub, NmdcHubOptions, SearchType};
 
 // ----- against the real NMDC hub ------------------------------------------------
@@ -195,13 +195,7 @@ fn a_greeter_answers_a_user_who_joins() -> Result<()> {
         end)"#;
     greeter
         .on_worker(move || {
-            LuaHost::current().expect("host").load_source(
-                "greeter",
-                None,
-                script.as_bytes(),
-                false,
-                &[],
-            )
+            services().host().load_source("greeter", None, script.as_bytes(), false, &[])
         })
         .map_err(anyhow::Error::msg)?;
     greeter.connect(&url, "{}")?;
@@ -821,9 +815,7 @@ fn unloading_a_script_disconnects_its_hubs() -> Result<()> {
     let max = Client::passive("max");
     let src = format!(r#"hub = dc.connect("{}", {{reconnect_delay = 0.2}})"#, fake.url());
     let id = max
-        .on_worker(move || {
-            LuaHost::current().expect("host").load_source("owner", None, src.as_bytes(), false, &[])
-        })
+        .on_worker(move || services().host().load_source("owner", None, src.as_bytes(), false, &[]))
         .map_err(anyhow::Error::msg)?;
     let mut conn = fake.accept()?;
     conn.login("max")?;
@@ -833,7 +825,7 @@ fn unloading_a_script_disconnects_its_hubs() -> Result<()> {
         )?,
         "true"
     );
-    max.on_worker(move || LuaHost::current().expect("host").unload(id));
+    max.on_worker(move || services().host().unload(id));
     ensure!(conn.closed()?, "the hub of the unloaded script is still connected");
     assert_eq!(
         max.value("return eventually('gone', function() return #dc.hubs() == 0 end)")?,
@@ -999,8 +991,8 @@ fn user_flags_connection_requests_and_outgoing_commands() -> Result<()> {
     // Connection requests out, as the transfer layer will send them.
     conn.got.clear();
     ned.on_worker(|| {
-        let rt = LuaHost::current().expect("host").runtime().clone();
-        let hub = Hubs::current().ids()[0];
+        let rt = services().runtime().clone();
+        let hub = services().hubs().ids()[0];
         rt.send(
             hub,
             dclua::hub::HubCommand::ConnectToMe { nick: "opal".into(), port: 4100, tls: true },
@@ -1034,8 +1026,8 @@ fn my_info_follows_changes_rate_limited_and_counts_every_hub() -> Result<()> {
     a.got.clear();
     b.got.clear();
     olga.on_worker(|| {
-        let hubs = Hubs::current();
-        let rt = LuaHost::current().expect("host").runtime().clone();
+        let hubs = services().hubs().clone();
+        let rt = services().runtime().clone();
         let mut id = hubs.identity();
         id.description = "first change".into();
         hubs.set_identity(&rt, id.clone());
@@ -1232,7 +1224,7 @@ fn nmdcs_with_the_right_keyprint_connects_and_a_wrong_one_is_refused() -> Result
     let (url, server) = tls_fake_hub(hub_tls.clone())?;
     let c = Client::passive("tlsbot");
     let data = dir.path().join("client");
-    c.on_worker(move || Hubs::current().set_data_dir(&data));
+    c.on_worker(move || services().hubs().set_data_dir(&data));
     c.run(r#"expect("chat", "chat")"#)?;
     c.connect(&format!("{url}/?kp={kp}"), "{}")?;
     let text = c.value(r#"local e = expect_done("chat") return e.nick .. ": " .. e.text"#)?;
@@ -1246,7 +1238,7 @@ fn nmdcs_with_the_right_keyprint_connects_and_a_wrong_one_is_refused() -> Result
     let (url, server) = tls_fake_hub(hub_tls)?;
     let c = Client::passive("tlsbot2");
     let data = dir.path().join("client2");
-    c.on_worker(move || Hubs::current().set_data_dir(&data));
+    c.on_worker(move || services().hubs().set_data_dir(&data));
     let wrong = "SHA256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let reason = c.value(&format!(
         r#"expect("gone", "hub_disconnected")

@@ -6,7 +6,8 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use dclua::lua::{ChunkOutcome, HostHooks, HostOptions, LuaHost};
+use dclua::client::{Client, ClientOptions};
+use dclua::lua::{ChunkOutcome, HostHooks, HostOptions};
 use dclua::runtime::{Worker, WorkerConfig, WorkerHandle};
 
 /// Log records of target "lua" (what `dc.log` writes), for every test of
@@ -55,7 +56,16 @@ impl Rig {
         let tx = Arc::new(Mutex::new(tx));
         worker
             .call(move |pool| {
-                let host = LuaHost::new(pool.runtime(), HostOptions::default());
+                let client = Client::start(
+                    pool,
+                    ClientOptions {
+                        data_dir: std::env::temp_dir().join("dclua-test-unused-data"),
+                        identity: Default::default(),
+                        host: HostOptions::default(),
+                        share: None,
+                    },
+                );
+                let host = client.host();
                 host.set_hooks(HostHooks {
                     output: Some(Box::new(move |line| {
                         let _ = tx.lock().map(|t| t.send(line.to_string()));
@@ -72,7 +82,9 @@ impl Rig {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name);
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         self.worker
-            .call(move |_| LuaHost::current().expect("the host").load_file(&path, false, &args))
+            .call(move |_| {
+                Client::current().expect("the host").host().load_file(&path, false, &args)
+            })
             .expect("the worker answers")
             .unwrap_or_else(|e| panic!("loading {name}: {e}"));
     }
@@ -83,7 +95,7 @@ impl Rig {
         let chunk = chunk.to_string();
         self.worker
             .call(move |_| {
-                LuaHost::current().expect("the host").eval_console(&chunk, move |o| {
+                Client::current().expect("the host").host().eval_console(&chunk, move |o| {
                     let _ = tx.send(o);
                 });
             })

@@ -22,11 +22,12 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Result};
-use dclua::hub::{self, ConnectMode, HubId, HubParams, HubState, Hubs, Identity, NullSink};
-use dclua::lua::{share_api, HostOptions, LuaHost};
+use dclua::client::{Client, ClientOptions, ShareSetup};
+use dclua::hub::{self, ConnectMode, HubId, HubParams, HubState, Identity, NullSink};
+use dclua::lua::HostOptions;
 use dclua::proto::tth::tree_root;
 use dclua::runtime::{Worker, WorkerConfig, WorkerHandle};
-use dclua::share::service::{ShareOptions, ShareService, SharedFolder};
+use dclua::share::service::{ShareOptions, SharedFolder};
 use support::{
     Eiskalt, EiskaltOptions, NmdcHub, NmdcHubOptions, SearchResult, SearchType, SearchWait, Uhub,
     UhubOptions,
@@ -112,14 +113,22 @@ impl Dclua {
             ..Identity::default()
         };
         let loaded = worker.call(move |pool| -> Result<(), String> {
-            let rt = pool.runtime();
-            Hubs::current().set_data_dir(&opts.data_dir);
-            Hubs::current().set_identity(rt, identity);
-            let host = LuaHost::new(rt, HostOptions::default());
-            let service = ShareService::start(rt, handle, opts);
-            share_api::install(&host, &service);
-            hub::follow_share(rt, &service);
-            host.load_source("filter", None, FILTER.as_bytes(), false, &[])
+            let client = Client::start(
+                pool,
+                ClientOptions {
+                    data_dir: opts.data_dir,
+                    identity,
+                    host: HostOptions::default(),
+                    share: Some(ShareSetup {
+                        worker: handle,
+                        folders: opts.folders,
+                        cid: Some(opts.cid),
+                    }),
+                },
+            );
+            client
+                .host()
+                .load_source("filter", None, FILTER.as_bytes(), false, &[])
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         })?;
@@ -130,7 +139,7 @@ impl Dclua {
         // The identity starts with an empty share: only the share service's
         // update event brings the size.
         d.wait("the share hashed and announced", Duration::from_secs(60), move || {
-            let id = Hubs::current().identity();
+            let id = Client::current().expect("the client").hubs().identity();
             (id.share_size == size && id.shared_files == 3).then_some(())
         })?;
         Ok(d)
@@ -163,7 +172,7 @@ impl Dclua {
             .worker
             .call(move |pool| hub::connect(pool.runtime(), params, Rc::new(NullSink)))??;
         self.wait("the hub session online", Duration::from_secs(20), move || {
-            let info = Hubs::current().get(id)?;
+            let info = Client::current().expect("the client").hubs().get(id)?;
             let online = info.borrow().state == HubState::Online;
             online.then_some(())
         })?;
@@ -233,7 +242,7 @@ fn answers_on(url: &str, adc: bool, eisk_passive: bool, mode: ConnectMode) -> Re
     if adc {
         // eiskaltdcpp does not show SF: our INF as the hub echoed it does.
         let inf = dclua.wait("our INF echoed", Duration::from_secs(10), move || {
-            let info = Hubs::current().get(id)?;
+            let info = Client::current().expect("the client").hubs().get(id)?;
             let raw = info.borrow().users.get(NICK)?.raw.clone();
             Some(String::from_utf8_lossy(&raw).into_owned())
         })?;

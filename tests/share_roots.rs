@@ -11,10 +11,11 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use dclua::client::{Client, ClientOptions, ShareSetup};
 use dclua::runtime::{Worker, WorkerConfig};
 use dclua::share::hasher::hash_file;
 use dclua::share::scan::{open_served, scan, Hashed, ScanOptions, ServeRefusal, ShareRoot};
-use dclua::share::service::{ServeRequest, ShareOptions, ShareService, SharedFolder};
+use dclua::share::service::{ServeRequest, ShareOptions, SharedFolder};
 
 fn write(path: &Path, data: &[u8]) {
     fs::create_dir_all(path.parent().expect("a parent")).expect("creating folders");
@@ -209,14 +210,28 @@ fn the_service_resolves_only_hashed_files_inside_the_share() {
     };
     worker
         .call(move |pool| {
-            // The service lives on in its job; `current()` finds it.
-            let _ = ShareService::start(pool.runtime(), handle, opts);
+            // The client's share lives on in its job; `current()` finds it.
+            let _ = Client::start(
+                pool,
+                ClientOptions {
+                    data_dir: opts.data_dir,
+                    identity: Default::default(),
+                    host: Default::default(),
+                    share: Some(ShareSetup {
+                        worker: handle,
+                        folders: opts.folders,
+                        cid: Some(opts.cid),
+                    }),
+                },
+            );
         })
         .expect("starting the service");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let stats = worker
-            .call(|_| ShareService::current().expect("the service").stats())
+            .call(|_| {
+                Client::current().and_then(|c| c.share().cloned()).expect("the service").stats()
+            })
             .expect("the stats");
         if stats.files == 2 && !stats.hashing {
             break;
@@ -229,7 +244,8 @@ fn the_service_resolves_only_hashed_files_inside_the_share() {
     let resolve = |request: String| -> Outcome {
         worker
             .call(move |_| {
-                let service = ShareService::current().expect("the service");
+                let service =
+                    Client::current().and_then(|c| c.share().cloned()).expect("the service");
                 let req = match request.strip_prefix("TTH/") {
                     Some(t) => ServeRequest::Tth(t.parse().expect("a TTH")),
                     None => ServeRequest::Path(&request),

@@ -11,7 +11,8 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dclua::lua::{share_api, ChunkOutcome, HostHooks, HostOptions, LuaHost};
+use dclua::client::{Client, ClientOptions, ShareSetup};
+use dclua::lua::{ChunkOutcome, HostHooks, HostOptions};
 use dclua::proto::tth::tree_root;
 use dclua::runtime::{Worker, WorkerConfig, WorkerHandle};
 use dclua::search::{FileType, Query, MAX_RESULTS_PASSIVE};
@@ -78,15 +79,26 @@ impl Rig {
         };
         worker
             .call(move |pool| {
-                let host = LuaHost::new(pool.runtime(), HostOptions::default());
+                let client = Client::start(
+                    pool,
+                    ClientOptions {
+                        data_dir: opts.data_dir,
+                        identity: Default::default(),
+                        host: HostOptions::default(),
+                        share: Some(ShareSetup {
+                            worker: handle,
+                            folders: opts.folders,
+                            cid: Some(opts.cid),
+                        }),
+                    },
+                );
+                let host = client.host();
                 host.set_hooks(HostHooks {
                     output: Some(Box::new(move |line| {
                         let _ = tx.lock().unwrap().send(line.to_string());
                     })),
                     ..Default::default()
                 });
-                let service = ShareService::start(pool.runtime(), handle, opts);
-                share_api::install(&host, &service);
                 host.load_source("watcher", None, WATCHER.as_bytes(), false, &[]).unwrap();
             })
             .unwrap();
@@ -114,7 +126,7 @@ impl Rig {
         let chunk = chunk.to_string();
         self.worker
             .call(move |_| {
-                LuaHost::current().unwrap().eval_console(&chunk, move |o| {
+                Client::current().unwrap().host().eval_console(&chunk, move |o| {
                     let _ = tx.send(o);
                 });
             })
@@ -126,7 +138,11 @@ impl Rig {
     }
 
     fn service<R: Send + 'static>(&self, f: impl FnOnce(&ShareService) -> R + Send + 'static) -> R {
-        self.worker.call(move |_| f(&ShareService::current().expect("the share service"))).unwrap()
+        self.worker
+            .call(move |_| {
+                f(&Client::current().and_then(|c| c.share().cloned()).expect("the share service"))
+            })
+            .unwrap()
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dclua::hub::{ConnectMode, Hubs, Identity};
-use dclua::lua::{ChunkOutcome, HostHooks, HostOptions, LuaHost};
+use dclua::hub::{ConnectMode, Identity};
+use dclua::lua::{ChunkOutcome, HostHooks, HostOptions};
 use dclua::runtime::{Worker, WorkerConfig, WorkerHandle};
 
 // ----- log capture -----------------------------------------------------------
@@ -91,6 +91,12 @@ function expect_done(name)
 end
 "#;
 
+/// The services of the client whose worker runs this (call it inside
+/// `on_worker`/`worker.call` closures).
+pub fn services() -> dclua::client::Client {
+    dclua::client::Client::current().expect("the client's services (on its worker thread)")
+}
+
 /// One dclua client: a worker with its Lua host and hub registry.
 pub struct Client {
     pub worker: WorkerHandle,
@@ -115,15 +121,21 @@ impl Client {
         let tx = Arc::new(Mutex::new(tx));
         worker
             .call(move |pool| {
-                let host = LuaHost::new(pool.runtime(), HostOptions::default());
-                host.set_hooks(HostHooks {
+                let client = dclua::client::Client::start(
+                    pool,
+                    dclua::client::ClientOptions {
+                        data_dir,
+                        identity,
+                        host: HostOptions::default(),
+                        share: None,
+                    },
+                );
+                client.host().set_hooks(HostHooks {
                     output: Some(Box::new(move |line| {
                         let _ = tx.lock().map(|t| t.send(line.to_string()));
                     })),
                     ..Default::default()
                 });
-                Hubs::current().set_identity(pool.runtime(), identity);
-                Hubs::current().set_data_dir(&data_dir);
             })
             .expect("creating the host");
         let c = Client { worker, out: rx, _data: data };
@@ -158,7 +170,7 @@ impl Client {
         let chunk = chunk.to_string();
         self.worker
             .call(move |_| {
-                LuaHost::current().expect("the host").eval_console(&chunk, move |o| {
+                services().host().eval_console(&chunk, move |o| {
                     let _ = tx.send(o);
                 });
             })

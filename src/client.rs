@@ -1,0 +1,159 @@
+//! The composition root: every service of one running client, built once
+//! on the worker thread in one order and passed on explicitly.
+//!
+//! `app.rs` and the tests both build a client here, so the start-up order
+//! (identity and data folder for the hubs, the Lua host, the share before
+//! the scripts that use it, hubs following the share) is written once.
+//! Services are `Rc` handles that live on the worker thread; code running
+//! there receives them as arguments. The one look-up left is
+//! [`Client::current`], for closures that other threads (the console, the
+//! signal thread, tests) post to the worker: they cannot carry an `Rc`
+//! across threads, so they find the worker's client when they run.
+//!
+//! This module wires services together; it implements none of them and
+//! knows no protocol.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+
+use crate::hub::{self, Hubs, Identity};
+use crate::lua::{share_api, HostOptions, LuaHost};
+use crate::runtime::{JobPool, Runtime, WorkerHandle};
+use crate::share::service::{ShareOptions, ShareService, SharedFolder};
+
+/// What one client is built from.
+pub struct ClientOptions {
+    /// The data folder: our PID and certificate, the hash store, the queue.
+    pub data_dir: PathBuf,
+    /// Who we are on hubs (nick, description, slots, mode...).
+    pub identity: Identity,
+    /// The Lua host's limits.
+    pub host: HostOptions,
+    /// The share, when sharing runs (the client and most tests; not the
+    /// tests of the Lua API alone).
+    pub share: Option<ShareSetup>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("data_dir", &self.data_dir)
+            .field("nick", &self.identity.nick)
+            .field("share", &self.share.as_ref().map(|s| s.folders.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the share is started.
+#[derive(Debug, Clone)]
+pub struct ShareSetup {
+    /// The worker, for the share's helper-thread results.
+    pub worker: WorkerHandle,
+    /// The folders shared at start.
+    pub folders: Vec<SharedFolder>,
+    /// Our CID as the file list names it; `None`: the identity's own.
+    pub cid: Option<String>,
+}
+
+struct Inner {
+    runtime: Runtime,
+    hubs: Hubs,
+    host: LuaHost,
+    share: Option<ShareService>,
+}
+
+/// The running client's services; a cheap handle, on the worker thread only.
+#[derive(Clone)]
+pub struct Client {
+    inner: std::rc::Rc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("share", &self.inner.share.is_some()).finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// The client of this worker thread, for closures posted from other
+    /// threads (see the module documentation). Set by [`Client::start`].
+    static CURRENT: RefCell<Option<Client>> = const { RefCell::new(None) };
+}
+
+impl Client {
+    /// Builds every service on the worker thread of `pool`, in order, and
+    /// makes the result the worker's [`Client::current`].
+    pub fn start(pool: &JobPool, opts: ClientOptions) -> Client {
+        let rt = pool.runtime();
+        let hubs = Hubs::current();
+        // Sessions keep their identity (PID) and certificates there.
+        hubs.set_data_dir(&opts.data_dir);
+        hubs.set_identity(rt, opts.identity);
+        let host = LuaHost::new(rt, opts.host);
+        // The share starts before any script, so that scripts find it.
+        let share = opts.share.map(|setup| {
+            let cid = setup.cid.unwrap_or_else(|| own_cid(&opts.data_dir));
+            let share = ShareService::start(
+                rt,
+                setup.worker,
+                ShareOptions { data_dir: opts.data_dir.clone(), cid, folders: setup.folders },
+            );
+            share_api::install(&host, &share);
+            // Hubs announce the share's size and answer from it.
+            hub::follow_share(rt, &share);
+            share
+        });
+        let client =
+            Client { inner: std::rc::Rc::new(Inner { runtime: rt.clone(), hubs, host, share }) };
+        CURRENT.with(|c| *c.borrow_mut() = Some(client.clone()));
+        client
+    }
+
+    /// The client of this worker thread, once started (`None` elsewhere,
+    /// and after [`Client::stop`]).
+    pub fn current() -> Option<Client> {
+        CURRENT.with(|c| c.borrow().clone())
+    }
+
+    /// Runs `f` with the worker's client; an error text when there is none
+    /// (the client stopped, or this is not the worker thread).
+    pub fn with<R>(f: impl FnOnce(&Client) -> R) -> Result<R, &'static str> {
+        Client::current().map(|c| f(&c)).ok_or("the client is not running")
+    }
+
+    /// Forgets the worker's client (its services end as their jobs stop).
+    pub fn stop() {
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
+
+    /// The pool's runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// The hub registry.
+    pub fn hubs(&self) -> &Hubs {
+        &self.inner.hubs
+    }
+
+    /// The Lua host.
+    pub fn host(&self) -> &LuaHost {
+        &self.inner.host
+    }
+
+    /// The share, when sharing runs.
+    pub fn share(&self) -> Option<&ShareService> {
+        self.inner.share.as_ref()
+    }
+}
+
+/// Our CID: Tiger of the PID kept in the data folder (the one identity every
+/// hub and our file list use; created at the first start). Without a
+/// readable or writable file, a PID for this run only.
+pub fn own_cid(data_dir: &std::path::Path) -> String {
+    let pid = hub::adc::load_or_create_pid(data_dir).unwrap_or_else(|e| {
+        log::warn!("{e}; the identity holds for this run only");
+        crate::proto::adc::ident::Pid::random()
+    });
+    pid.cid().to_base32()
+}
