@@ -23,10 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::loopback::{pattern, BulkReceiver, BulkSender};
-use dclua::runtime::{
-    Connection, Context, FnJob, Framing, Job, JobPool, Listener, Step, Worker, WorkerConfig,
-    WorkerHandle,
-};
+use dclua::net::{Connection, Framing, Listener};
+use dclua::runtime::{Context, FnJob, Job, JobPool, Step, Worker, WorkerConfig, WorkerHandle};
 
 /// Counts live heap bytes, to measure memory per connection.
 struct Counting;

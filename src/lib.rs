@@ -22,6 +22,7 @@
 //! `docs/ARCHITECTURE.md` is the map; `docs/RUNTIME.md` lists the runtime's
 //! invariants.
 
+pub mod address;
 pub mod app;
 pub mod cli;
 pub mod client;
@@ -33,6 +34,7 @@ pub mod hub;
 pub mod instance;
 pub mod logging;
 pub mod lua;
+pub mod net;
 pub mod proto;
 pub mod runtime;
 pub mod search;

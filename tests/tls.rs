@@ -10,13 +10,12 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dclua::runtime::{
-    ConnError, Connection, Context, Framing, Job, Listener, Step, Worker, WorkerConfig,
-    WorkerHandle,
-};
+use dclua::address::HubUrl;
+use dclua::net::{ConnError, Connection, Framing, Listener};
+use dclua::runtime::{Context, Job, Step, Worker, WorkerConfig, WorkerHandle};
 use dclua::tls::{
-    ClientAuth, HubUrl, Identity, Keyprint, KeyprintError, OnChange, PeerCheck, TlsContext,
-    TlsInfo, TlsSession, TrustStore, Verdict, TRUST_FILE_NAME,
+    ClientAuth, Identity, Keyprint, KeyprintError, OnChange, PeerCheck, TlsContext, TlsInfo,
+    TlsSession, TrustStore, Verdict, TRUST_FILE_NAME,
 };
 use support::{ports, TlsCert, Uhub, UhubOptions};
 

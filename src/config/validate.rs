@@ -9,6 +9,7 @@
 //! them all. The checked values go through serde (`LuaSerdeExt::from_value`)
 //! into [`Config`]. This module runs no script code and does no I/O.
 
+use crate::address::HubUrl;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
@@ -314,10 +315,11 @@ impl Checker<'_> {
             }
             Kind::HubUrl => {
                 let text = self.text(kind, value, place)?;
-                match parse_hub_url(&text) {
+                match HubUrl::parse(&text) {
                     Ok(_) => Some(value.clone()),
-                    Err(reason) => {
-                        let message = format!("{} is not a hub address: {reason}", quote(&text));
+                    Err(e) => {
+                        let message =
+                            format!("{} is not a hub address: {}", quote(&text), e.reason);
                         self.problem(place, &message);
                         None
                     }
@@ -588,7 +590,7 @@ impl Checker<'_> {
             let Ok(Some(url)) = hub.raw_get::<Option<String>>("url") else {
                 continue;
             };
-            let Ok(address) = parse_hub_url(&url) else { continue };
+            let Ok(address) = HubUrl::parse(&url) else { continue };
             let key = address.identity();
             if let Some(first) = seen.get(&key) {
                 let message = format!("{} is already listed as {first}", quote(&url));
@@ -743,122 +745,9 @@ fn is_host(text: &str) -> bool {
         })
 }
 
-/// A parsed hub address.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct HubAddress {
-    /// `adc`, `adcs`, `dchub`, `nmdc` or `nmdcs`, lower case.
-    pub scheme: String,
-    /// Host name or IP address (IPv6 without brackets), lower case.
-    pub host: String,
-    /// The port, 411 when an NMDC address leaves it out.
-    pub port: u16,
-}
-
-impl HubAddress {
-    pub(crate) fn is_adc(&self) -> bool {
-        self.scheme.starts_with("adc")
-    }
-
-    /// Two addresses naming the same hub have the same identity.
-    fn identity(&self) -> String {
-        let family = if self.is_adc() { "adc" } else { "nmdc" };
-        format!("{family}://{}:{}", self.host, self.port)
-    }
-}
-
-/// The NMDC port when an address has none.
-const NMDC_DEFAULT_PORT: u16 = 411;
-
-/// Parses `scheme://host[:port][/anything]`; the error says what is wrong.
-pub(crate) fn parse_hub_url(url: &str) -> Result<HubAddress, String> {
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("it contains spaces".to_string());
-    }
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err("it has no \"://\" (write adcs://host:port or dchub://host)".to_string());
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    if !["adc", "adcs", "dchub", "nmdc", "nmdcs"].contains(&scheme.as_str()) {
-        return Err(format!("unknown scheme \"{scheme}\" (use adc, adcs, dchub, nmdc or nmdcs)"));
-    }
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let Some((host, after)) = v6.split_once(']') else {
-            return Err("an IPv6 address is missing its \"]\"".to_string());
-        };
-        if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("\"{host}\" is not an IPv6 address"));
-        }
-        match after {
-            "" => (host, None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => (host, Some(port)),
-                None => return Err("unexpected text after the IPv6 address".to_string()),
-            },
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("the host is missing".to_string());
-    }
-    if !authority.starts_with('[') && !is_host(host) {
-        return Err(format!("\"{host}\" is not a host name"));
-    }
-    let port = match port {
-        Some(port) => match port.parse::<u16>() {
-            Ok(port) if port > 0 => port,
-            _ => return Err(format!("\"{port}\" is not a port (1 to 65535)")),
-        },
-        None if scheme.starts_with("adc") => {
-            return Err(format!("ADC addresses need a port, as in \"{scheme}://{host}:1511\""));
-        }
-        None => NMDC_DEFAULT_PORT,
-    };
-    Ok(HubAddress { scheme, host: host.to_ascii_lowercase(), port })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hub_addresses() {
-        let ok = [
-            ("adcs://Hub.Example.org:1511", ("adcs", "hub.example.org", 1511)),
-            ("adc://127.0.0.1:1511/", ("adc", "127.0.0.1", 1511)),
-            ("adcs://hub.example.org:1511/?kp=SHA256/ABC", ("adcs", "hub.example.org", 1511)),
-            ("dchub://hub.example.org", ("dchub", "hub.example.org", 411)),
-            ("NMDC://[::1]:4111", ("nmdc", "::1", 4111)),
-            ("nmdcs://[::1]", ("nmdcs", "::1", 411)),
-        ];
-        for (url, (scheme, host, port)) in ok {
-            let parsed = parse_hub_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
-            assert_eq!(
-                (parsed.scheme.as_str(), parsed.host.as_str(), parsed.port),
-                (scheme, host, port),
-                "{url}"
-            );
-        }
-        let bad = [
-            ("hub.example.org", "it has no \"://\" (write adcs://host:port or dchub://host)"),
-            ("http://x:1", "unknown scheme \"http\" (use adc, adcs, dchub, nmdc or nmdcs)"),
-            ("adc://x", "ADC addresses need a port, as in \"adc://x:1511\""),
-            ("adc://:1511", "the host is missing"),
-            ("adc://x:0", "\"0\" is not a port (1 to 65535)"),
-            ("adc://x:99999", "\"99999\" is not a port (1 to 65535)"),
-            ("adc://x y:1", "it contains spaces"),
-            ("adc://[::1:1511", "an IPv6 address is missing its \"]\""),
-            ("adc://[zz]:1", "\"zz\" is not an IPv6 address"),
-            ("adc://a..b:1", "\"a..b\" is not a host name"),
-        ];
-        for (url, reason) in bad {
-            assert_eq!(parse_hub_url(url), Err(reason.to_string()), "{url}");
-        }
-    }
 
     #[test]
     fn suggestions_need_similarity() {

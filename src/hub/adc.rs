@@ -69,26 +69,28 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::nmdc::UdpFrame;
 use super::{
-    ConnectMode, FileType, HubAddress, HubCommand, HubCounts, HubEvent, HubId, HubInfo, HubParams,
-    HubSink, HubState, Hubs, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, UserList,
-    UserMode, Via,
+    ConnectMode, FileType, HubCommand, HubCounts, HubEvent, HubId, HubInfo, HubParams, HubSink,
+    HubState, Hubs, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, UserList, UserMode,
+    Via,
 };
+use crate::address::HubUrl;
+use crate::net::resolve::{self, Dial};
+use crate::net::{ConnError, Connection, Framing};
 use crate::proto::adc::{
     self, Away, Command, Ctm, Feature, FeatureFilter, FileType as AdcFileType, Header, Inf,
     Message, MessageType, Msg, Pid, Qui, Rcm, Res, Sch, Severity, Sid, Sta, Sup, Update, UserType,
 };
 use crate::runtime::{
-    ConnError, Connection, Context, Framing, Job, Message as JobMessage, Runtime, Step, TaskDone,
-    TaskId, TimerId,
+    Context, Job, Message as JobMessage, Runtime, Step, TaskDone, TaskId, TimerId,
 };
-use crate::tls::{HubUrl, TlsContext};
+use crate::tls::TlsContext;
 
 /// The longest line accepted from a hub (ADC lines are short; a long MOTD
 /// or user-command list fits).
@@ -488,12 +490,7 @@ pub(crate) fn route_udp(cx: &Context<'_>, data: &[u8], from: SocketAddr) {
 // ----- the session job ---------------------------------------------------------------
 
 /// Starts a session job; the hub is registered at once.
-pub(crate) fn spawn(
-    rt: &Runtime,
-    params: HubParams,
-    addr: HubAddress,
-    sink: Rc<dyn HubSink>,
-) -> HubId {
+pub(crate) fn spawn(rt: &Runtime, params: HubParams, addr: HubUrl, sink: Rc<dyn HubSink>) -> HubId {
     rt.spawn_with(|id| {
         let info = Hubs::current().insert(HubInfo::new(
             id,
@@ -594,7 +591,7 @@ struct State {
     id: HubId,
     rt: Runtime,
     params: HubParams,
-    addr: HubAddress,
+    addr: HubUrl,
     info: Rc<RefCell<HubInfo>>,
     sink: Rc<dyn HubSink>,
     me: Rc<AdcSelf>,
@@ -692,32 +689,19 @@ impl AdcSession {
             cx.cancel_timer(t);
         }
         self.s.login_timer = Some(cx.after(LOGIN_TIMEOUT));
-        match host.parse::<IpAddr>() {
-            Ok(ip) => self.open(cx, SocketAddr::new(ip, port)),
-            Err(_) => {
+        match resolve::start(cx, &host, port) {
+            Dial::Ready(addr) => self.open(cx, addr),
+            Dial::Resolving(task) => {
                 log::debug!(target: "hub", "hub {}: resolving {host}", self.s.params.url);
-                let task = cx.submit(move || -> io::Result<Vec<SocketAddr>> {
-                    Ok((host.as_str(), port).to_socket_addrs()?.collect())
-                });
                 self.s.phase = Phase::Resolving(task);
             }
         }
     }
 
-    fn resolved(&mut self, cx: &mut Context<'_>, result: io::Result<Vec<SocketAddr>>) {
-        let host = self.s.addr.host.clone();
-        match result {
-            Ok(addrs) => match addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
-                Some(&a) => self.open(cx, a),
-                None => self.s.request_drop(
-                    format!("resolving {host}: no address"),
-                    After::Reconnect,
-                    false,
-                ),
-            },
-            Err(e) => {
-                self.s.request_drop(format!("resolving {host}: {e}"), After::Reconnect, false);
-            }
+    fn resolved(&mut self, cx: &mut Context<'_>, result: resolve::Resolved) {
+        match resolve::finish(&self.s.addr.host, result) {
+            Ok(addr) => self.open(cx, addr),
+            Err(e) => self.s.request_drop(e.to_string(), After::Reconnect, false),
         }
     }
 
@@ -725,10 +709,12 @@ impl AdcSession {
         let url = self.s.params.url.clone();
         log::info!(target: "hub", "hub {url}: connecting to {addr}");
         let framing = Framing::adc(MAX_FRAME);
-        let conn = if self.s.addr.tls {
-            let session = HubUrl::parse(&url)
-                .map_err(|e| e.to_string())
-                .and_then(|u| self.s.me.tls()?.hub_client(&u).map_err(|e| e.to_string()));
+        let conn = if self.s.addr.is_tls() {
+            let session = self
+                .s
+                .me
+                .tls()
+                .and_then(|tls| tls.hub_client(&self.s.addr).map_err(|e| e.to_string()));
             match session {
                 Ok(session) => {
                     Connection::connect_tls(cx.runtime(), cx.id(), addr, framing, session)
@@ -863,7 +849,7 @@ impl AdcSession {
         };
         if let Ok(done) = m.downcast::<TaskDone>() {
             if matches!(self.s.phase, Phase::Resolving(t) if t == done.task) {
-                match done.result.downcast::<io::Result<Vec<SocketAddr>>>() {
+                match done.result.downcast::<resolve::Resolved>() {
                     Ok(r) => self.resolved(cx, *r),
                     Err(_) => self.s.request_drop(
                         "resolving: unexpected helper result".into(),
@@ -1060,8 +1046,8 @@ impl State {
     }
 
     fn follow(&mut self, target: String, reason: String) {
-        match HubAddress::parse(&target) {
-            Ok(a) if a.protocol == Protocol::Adc => {
+        match HubUrl::parse(&target) {
+            Ok(a) if a.is_adc() => {
                 log::info!(target: "hub", "hub {}: following the redirect to {target}", self.params.url);
                 self.params.url = target;
                 self.addr = a;
@@ -1474,7 +1460,7 @@ impl State {
         }
         if let Some(target) = qui.redirect.filter(|r| !r.trim().is_empty()) {
             let target = target.trim().to_string();
-            if let Err(e) = HubAddress::parse(&target) {
+            if let Err(e) = HubUrl::parse(&target) {
                 log::warn!(target: "hub", "hub {}: ignoring a redirect to a bad address: {e}", self.params.url);
             } else {
                 let follow = self.params.follow_redirects;

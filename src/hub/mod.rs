@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 
 use encoding_rs::Encoding;
 
+use crate::address::HubUrl;
 use crate::proto::tth::Tth;
 use crate::runtime::{JobId, Runtime};
 use crate::search::{self as share_index, MAX_RESULTS_ACTIVE, MAX_RESULTS_PASSIVE};
@@ -511,65 +512,6 @@ impl HubParams {
     }
 }
 
-/// A hub address, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubAddress {
-    /// The protocol the scheme names.
-    pub protocol: Protocol,
-    /// `nmdcs://` or `adcs://`.
-    pub tls: bool,
-    /// The host name or IP address (without brackets).
-    pub host: String,
-    /// The port.
-    pub port: u16,
-}
-
-impl HubAddress {
-    /// Parses `dchub://host[:port][/...]`, `nmdc://`, `nmdcs://`, `adc://`,
-    /// `adcs://`, or a bare `host[:port]` (NMDC). NMDC's default port is 411;
-    /// ADC has none. IPv6 addresses go in brackets: `dchub://[::1]:411`.
-    pub fn parse(url: &str) -> Result<HubAddress, String> {
-        let url = url.trim();
-        let (scheme, rest) = match url.split_once("://") {
-            Some((s, r)) => (s.to_ascii_lowercase(), r),
-            None => (String::new(), url),
-        };
-        let (protocol, tls) = match scheme.as_str() {
-            "" | "dchub" | "nmdc" => (Protocol::Nmdc, false),
-            "nmdcs" => (Protocol::Nmdc, true),
-            "adc" => (Protocol::Adc, false),
-            "adcs" => (Protocol::Adc, true),
-            other => return Err(format!("hub address {url:?}: unknown scheme {other:?}")),
-        };
-        // Drop a path, a query (adcs://...?kp=) and user info.
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let authority = authority.rsplit('@').next().unwrap_or("");
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) =
-                v6.split_once(']').ok_or_else(|| format!("hub address {url:?}: missing ']'"))?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("hub address {url:?}: no host"));
-        }
-        let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|&p| p != 0)
-                .ok_or_else(|| format!("hub address {url:?}: bad port {p:?}"))?,
-            None if protocol == Protocol::Nmdc => 411,
-            None => return Err(format!("hub address {url:?}: ADC addresses need a port")),
-        };
-        Ok(HubAddress { protocol, tls, host: host.to_string(), port })
-    }
-}
-
 /// Why a hub session could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HubError {
@@ -587,16 +529,17 @@ pub enum HubError {
 /// Starts a hub session job for `params`; the hub appears in [`Hubs`] at once
 /// (state `connecting`) and reports to `sink`.
 pub fn connect(rt: &Runtime, params: HubParams, sink: Rc<dyn HubSink>) -> Result<HubId, HubError> {
-    let addr = HubAddress::parse(&params.url).map_err(HubError::BadAddress)?;
+    let addr = HubUrl::parse(&params.url).map_err(|e| HubError::BadAddress(e.to_string()))?;
     if params.nick.is_empty() || params.nick.contains(['$', '|', ' ', '<', '>']) {
         return Err(HubError::BadParams(format!(
             "nick {:?}: it must be non-empty and have no space, '$', '|', '<' or '>'",
             params.nick
         )));
     }
-    match (addr.protocol, addr.tls) {
-        (Protocol::Nmdc, _) => Ok(nmdc::spawn(rt, params, addr, sink)),
-        (Protocol::Adc, _) => Ok(adc::spawn(rt, params, addr, sink)),
+    if addr.is_adc() {
+        Ok(adc::spawn(rt, params, addr, sink))
+    } else {
+        Ok(nmdc::spawn(rt, params, addr, sink))
     }
 }
 
@@ -1297,8 +1240,7 @@ impl Hubs {
             let h = h.borrow();
             !hub_address.is_empty()
                 && (h.address.is_some_and(|a| a.to_string() == hub_address)
-                    || HubAddress::parse(&h.url)
-                        .is_ok_and(|a| format!("{}:{}", a.host, a.port) == hub_address))
+                    || HubUrl::parse(&h.url).is_ok_and(|a| a.authority() == hub_address))
         });
         if let Some((id, _)) = by_address {
             return Some(*id);
@@ -1318,33 +1260,6 @@ impl Hubs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses() {
-        let a = |s: &str| HubAddress::parse(s);
-        let nmdc = |host: &str, port| HubAddress {
-            protocol: Protocol::Nmdc,
-            tls: false,
-            host: host.into(),
-            port,
-        };
-        assert_eq!(a("dchub://example.org"), Ok(nmdc("example.org", 411)));
-        assert_eq!(a("dchub://example.org:4111/"), Ok(nmdc("example.org", 4111)));
-        assert_eq!(a("NMDC://127.0.0.1:7"), Ok(nmdc("127.0.0.1", 7)));
-        assert_eq!(a("127.0.0.1:412"), Ok(nmdc("127.0.0.1", 412)));
-        assert_eq!(a("hub.example"), Ok(nmdc("hub.example", 411)));
-        assert_eq!(a("dchub://[::1]:411"), Ok(nmdc("::1", 411)));
-        assert_eq!(a("dchub://user@h:5/path"), Ok(nmdc("h", 5)));
-        assert!(a("nmdcs://h:5").unwrap().tls);
-        let adc = a("adcs://h:1511/?kp=SHA256/X").unwrap();
-        assert_eq!((adc.protocol, adc.tls, adc.port), (Protocol::Adc, true, 1511));
-        assert!(a("adc://h").unwrap_err().contains("need a port"));
-        assert!(a("http://h").unwrap_err().contains("unknown scheme"));
-        assert!(a("dchub://h:0").unwrap_err().contains("bad port"));
-        assert!(a("dchub://h:x").unwrap_err().contains("bad port"));
-        assert!(a("dchub://:5").unwrap_err().contains("no host"));
-        assert!(a("dchub://[::1").unwrap_err().contains("']'"));
-    }
 
     #[test]
     fn user_list_by_nick() {

@@ -22,7 +22,7 @@
 //!    hub on every login).
 //! 4. **Online.** User list from `$MyINFO`, `$NickList`, `$OpList`,
 //!    `$BotList`, `$Quit`, `$UserIP`; main chat and `$To:` PMs; `$HubName`,
-//!    `$HubTopic`; `$ZOn` blocks (inflated by the [`FrameReader`]);
+//!    `$HubTopic`; `$ZOn` blocks (inflated by the [`ZonReader`]);
 //!    `$Search` and `$SR`; `$ConnectToMe`/`$RevConnectToMe`; `$ForceMove`.
 //!    A bare `|` goes out after [`KEEPALIVE_IDLE`] of silence on our side.
 //! 5. **Drop.** After a drop the session waits and reconnects: the hub's
@@ -67,33 +67,29 @@
 //!   searcher (through [`super::udp::send`]), up to 5 `$SR`s through the hub
 //!   to a passive one. Our own searches get no answer.
 
-mod frames;
-
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use encoding_rs::Encoding;
 
-pub use frames::{FrameError, FrameReader};
-
 use super::{
-    ConnectMode, FileType, HubAddress, HubCommand, HubEvent, HubId, HubInfo, HubParams, HubSink,
-    HubState, Hubs, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, UserMode, Via,
+    ConnectMode, FileType, HubCommand, HubEvent, HubId, HubInfo, HubParams, HubSink, HubState,
+    Hubs, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, UserMode, Via,
 };
+use crate::address::HubUrl;
+use crate::net::resolve::{self, Dial};
+use crate::net::{ConnError, Connection, Framing, ZonReader, READ_BUDGET};
 use crate::proto::nmdc::HubCounts as TagCounts;
 use crate::proto::nmdc::{
     self, user::flags, Chat, ConnectToMe, Lock, Message, MyInfo, PrivateMessage, ResultHub, Search,
     SearchPattern, SearchResult, SearchSource, SizeLimit, Tag,
 };
 use crate::runtime::{
-    ConnError, Connection, Context, Framing, Job, Message as JobMessage, Runtime, Step, TaskDone,
-    TaskId, TimerId, READ_BUDGET,
+    Context, Job, Message as JobMessage, Runtime, Step, TaskDone, TaskId, TimerId,
 };
-use crate::tls::HubUrl;
 
 /// The longest line accepted from a hub. `$MyINFO` lines are short, but a
 /// `$NickList` of 100,000 users is about 1.5 MB.
@@ -139,12 +135,7 @@ const VERSION: &str = "1,0091";
 pub(crate) struct UdpFrame(pub(crate) Vec<u8>);
 
 /// Starts a session job; the hub is registered at once.
-pub(crate) fn spawn(
-    rt: &Runtime,
-    params: HubParams,
-    addr: HubAddress,
-    sink: Rc<dyn HubSink>,
-) -> HubId {
+pub(crate) fn spawn(rt: &Runtime, params: HubParams, addr: HubUrl, sink: Rc<dyn HubSink>) -> HubId {
     rt.spawn_with(|id| {
         let info = Hubs::current().insert(HubInfo::new(
             id,
@@ -155,7 +146,7 @@ pub(crate) fn spawn(
         ));
         NmdcSession {
             conn: None,
-            reader: FrameReader::new(MAX_FRAME),
+            reader: ZonReader::new(MAX_FRAME),
             s: State {
                 id,
                 rt: rt.clone(),
@@ -231,7 +222,7 @@ enum Phase {
 /// An NMDC hub session job; see the module docs.
 pub struct NmdcSession {
     conn: Option<Connection>,
-    reader: FrameReader,
+    reader: ZonReader,
     s: State,
 }
 
@@ -242,7 +233,7 @@ struct State {
     rt: Runtime,
     params: HubParams,
     cs: &'static Encoding,
-    addr: HubAddress,
+    addr: HubUrl,
     info: Rc<RefCell<HubInfo>>,
     sink: Rc<dyn HubSink>,
     phase: Phase,
@@ -338,46 +329,32 @@ impl NmdcSession {
             cx.cancel_timer(t);
         }
         self.s.login_timer = Some(cx.after(LOGIN_TIMEOUT));
-        match host.parse::<IpAddr>() {
-            Ok(ip) => self.open(cx, SocketAddr::new(ip, port)),
-            Err(_) => {
+        match resolve::start(cx, &host, port) {
+            Dial::Ready(addr) => self.open(cx, addr),
+            Dial::Resolving(task) => {
                 log::debug!(target: "hub", "hub {}: resolving {host}", self.s.params.url);
-                let task = cx.submit(move || -> io::Result<Vec<SocketAddr>> {
-                    Ok((host.as_str(), port).to_socket_addrs()?.collect())
-                });
                 self.s.phase = Phase::Resolving(task);
             }
         }
     }
 
-    fn resolved(&mut self, cx: &mut Context<'_>, result: io::Result<Vec<SocketAddr>>) {
-        match result {
-            Ok(addrs) => match addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
-                Some(&a) => self.open(cx, a),
-                None => self.s.request_drop(
-                    format!("resolving {}: no address", self.s.addr.host),
-                    After::Reconnect,
-                    false,
-                ),
-            },
-            Err(e) => self.s.request_drop(
-                format!("resolving {}: {e}", self.s.addr.host),
-                After::Reconnect,
-                false,
-            ),
+    fn resolved(&mut self, cx: &mut Context<'_>, result: resolve::Resolved) {
+        match resolve::finish(&self.s.addr.host, result) {
+            Ok(addr) => self.open(cx, addr),
+            Err(e) => self.s.request_drop(e.to_string(), After::Reconnect, false),
         }
     }
 
     fn open(&mut self, cx: &mut Context<'_>, addr: SocketAddr) {
         log::info!(target: "hub", "hub {}: connecting to {addr}", self.s.params.url);
         self.reader.reset();
-        let conn = if self.s.addr.tls {
+        let conn = if self.s.addr.is_tls() {
             // nmdcs://: TLS from the first byte, checked against `?kp=` or
             // trusted on first use, as for adcs://.
             let url = self.s.params.url.clone();
-            let session = HubUrl::parse(&url).map_err(|e| e.to_string()).and_then(|u| {
-                Hubs::current().tls_context()?.hub_client(&u).map_err(|e| e.to_string())
-            });
+            let session = Hubs::current()
+                .tls_context()
+                .and_then(|tls| tls.hub_client(&self.s.addr).map_err(|e| e.to_string()));
             match session {
                 Ok(session) => {
                     Connection::connect_tls(cx.runtime(), cx.id(), addr, Framing::Raw, session)
@@ -546,7 +523,7 @@ impl NmdcSession {
         };
         if let Ok(done) = m.downcast::<TaskDone>() {
             if matches!(self.s.phase, Phase::Resolving(t) if t == done.task) {
-                match done.result.downcast::<io::Result<Vec<SocketAddr>>>() {
+                match done.result.downcast::<resolve::Resolved>() {
                     Ok(r) => self.resolved(cx, *r),
                     Err(_) => self.s.request_drop(
                         "resolving: unexpected helper result".into(),
@@ -724,8 +701,8 @@ impl State {
     }
 
     fn follow(&mut self, target: String, reason: String) {
-        match HubAddress::parse(&target) {
-            Ok(a) if a.protocol == Protocol::Nmdc && !a.tls => {
+        match HubUrl::parse(&target) {
+            Ok(a) if !a.is_adc() && !a.is_tls() => {
                 log::info!(target: "hub", "hub {}: following the redirect to {target}", self.params.url);
                 self.params.url = target;
                 self.addr = a;
@@ -1337,10 +1314,7 @@ impl State {
         }
         let (nick, hub_name, hub_address) = {
             let info = self.info.borrow();
-            let address = info.address.map_or_else(
-                || format!("{}:{}", self.addr.host, self.addr.port),
-                |a| a.to_string(),
-            );
+            let address = info.address.map_or_else(|| self.addr.authority(), |a| a.to_string());
             (info.my_nick.clone(), info.label().to_string(), address)
         };
         let slots = Hubs::current().identity().slots;
@@ -1408,7 +1382,7 @@ impl State {
 
     fn on_force_move(&mut self, target: String) {
         let target = target.trim().to_string();
-        if let Err(e) = HubAddress::parse(&target) {
+        if let Err(e) = HubUrl::parse(&target) {
             log::warn!(target: "hub", "hub {}: ignoring a redirect to a bad address: {e}", self.params.url);
             return;
         }

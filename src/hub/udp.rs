@@ -22,8 +22,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::nmdc::UdpFrame;
 use super::{ConnectMode, Hubs, UdpEndpoint};
+use crate::net::UdpSocket;
 use crate::proto::nmdc::{self, Message, ResultHub};
-use crate::runtime::{Context, Job, Runtime, Step, UdpSocket};
+use crate::runtime::{Context, Job, Runtime, Step};
 
 /// Datagrams handled per poll at most.
 const DATAGRAMS_PER_POLL: usize = 256;

@@ -47,6 +47,7 @@ use mlua::{Lua, MultiValue, Table};
 
 use super::host::{Event, HostInner, LuaHost, ScriptId};
 use super::value::{class_key, Value, OBJECT_CLASSES};
+use crate::address::HubUrl;
 use crate::config::Config;
 use crate::hub::{
     self, FileType, HubCommand, HubError, HubEvent, HubId, HubParams, HubSink, HubState, Hubs,
@@ -165,7 +166,7 @@ pub fn connect(
 ) -> Result<HubId, HubError> {
     let url = params.url.clone();
     let id = hub::connect(host.runtime(), params, sink(host))?;
-    let protocol = hub::HubAddress::parse(&url).map(|a| a.protocol.as_str()).unwrap_or("nmdc");
+    let protocol = HubUrl::parse(&url).map(|a| a.protocol_name()).unwrap_or("nmdc");
     with_state(|s| {
         if s.known.len() >= 256 {
             // Forget hubs long gone (a script reconnecting in a loop).

@@ -12,7 +12,6 @@
 //! | [`JobPool`], [`Context`], [`Runtime`] | jobs, wake reasons, timers, tokens | do I/O |
 //! | [`Clock`], [`VirtualClock`] | the one "now" of timers and timeouts | sleep |
 //! | [`Worker`], [`WorkerHandle`] | the thread, `mio::Poll`, the inbox | know any protocol |
-//! | [`Connection`], [`Listener`], [`UdpSocket`] | one socket, its buffers and framing (and, for TLS, its rustls session) | interpret bytes |
 //! | [`helpers::HelperPool`] | CPU-heavy work off the worker | touch jobs |
 //!
 //! A job is polled when one of its wake reasons occurs — readiness of a source
@@ -21,19 +20,14 @@
 //! Read `docs/RUNTIME.md` for the invariants in one place.
 
 mod clock;
-mod conn;
 pub mod helpers;
 mod job;
-mod net;
 mod pool;
 mod timer;
-mod tls;
 mod worker;
 
 pub use clock::{Clock, VirtualClock};
-pub use conn::{ConnError, Connection, Framing, ReadStatus, READ_BUDGET};
 pub use job::{FnJob, Job, JobId, Step};
-pub use net::{Listener, UdpSocket, LISTEN_BACKLOG};
 pub use pool::{Context, IoEvent, JobPool, Message, Runtime, TaskDone, TaskId};
 pub use timer::TimerId;
 pub use worker::{Worker, WorkerConfig, WorkerGone, WorkerHandle};

@@ -1,5 +1,5 @@
 //! TLS for DC: our certificate, keyprints, trust on first use, hub addresses,
-//! and the rustls sessions that `runtime::Connection` carries.
+//! and the rustls sessions that `net::Connection` carries.
 //!
 //! DC hubs and clients use self-signed certificates and name them by
 //! [`Keyprint`] (`SHA256/<base32>`), so nothing here uses certificate
@@ -11,15 +11,14 @@
 //! | piece | owns | must not |
 //! |---|---|---|
 //! | [`Keyprint`] | the `SHA256/...` form | do I/O |
-//! | [`HubUrl`] | parsing hub addresses | resolve names |
 //! | [`Identity`] | `cert.pem`/`key.pem` in the data folder | talk to the network |
 //! | [`TrustStore`] | `trusted_keyprints.toml` | decide what a change means |
 //! | [`TlsContext`] | rustls configurations, new [`TlsSession`]s | touch sockets |
 //!
 //! The byte-level work (handshake driving, records, close_notify) is done by
-//! `runtime::Connection` (`src/runtime/tls.rs`); a session is handed to
-//! [`Connection::connect_tls`](crate::runtime::Connection::connect_tls) or
-//! [`Connection::accepted_tls`](crate::runtime::Connection::accepted_tls).
+//! `net::Connection` (`src/net/tls.rs`); a session is handed to
+//! [`Connection::connect_tls`](crate::net::Connection::connect_tls) or
+//! [`Connection::accepted_tls`](crate::net::Connection::accepted_tls).
 //!
 //! The crypto provider is rustls's `ring` one; TLS 1.2 and 1.3 are enabled
 //! (DC++ requires at least 1.2).
@@ -27,9 +26,9 @@
 mod cert;
 mod keyprint;
 mod trust;
-mod url;
 mod verify;
 
+use crate::address::HubUrl;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
@@ -43,7 +42,6 @@ pub use cert::{
 };
 pub use keyprint::{Keyprint, KeyprintParseError};
 pub use trust::{TrustEntry, TrustStore, TRUST_FILE_NAME};
-pub use url::{HubScheme, HubUrl, HubUrlError, NMDC_DEFAULT_PORT};
 pub use verify::{KeyprintError, OnChange, PeerCheck, Verdict};
 
 use verify::{AnyClientCert, KeyprintVerifier, Outcome, PresentOurs};
@@ -216,8 +214,8 @@ impl TlsContext {
 }
 
 /// One TLS session before its connection exists: hand it to
-/// [`Connection::connect_tls`](crate::runtime::Connection::connect_tls) or
-/// [`Connection::accepted_tls`](crate::runtime::Connection::accepted_tls).
+/// [`Connection::connect_tls`](crate::net::Connection::connect_tls) or
+/// [`Connection::accepted_tls`](crate::net::Connection::accepted_tls).
 #[derive(Debug)]
 pub struct TlsSession {
     pub(crate) conn: rustls::Connection,

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use dclua::runtime::{Connection, Context, Framing, Job, Listener, Step};
+use dclua::net::{Connection, Framing, Listener};
+use dclua::runtime::{Context, Job, Step};
 
 /// Bytes a bulk job moves per poll before yielding to the others.
 pub const SLICE: usize = 4 << 20;

@@ -11,7 +11,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{Context, JobId, Runtime};
+use crate::runtime::{Context, JobId, Runtime};
 
 /// The listen backlog: large, so that a burst of incoming peers (or a test
 /// opening a thousand connections at once) is not refused by the kernel.

@@ -1,9 +1,12 @@
-//! [`HubUrl`]: a hub address parsed into what a hub session needs to connect.
+//! [`HubUrl`]: the one hub address type, parsed once (from the
+//! configuration, `dc.connect`, a redirect) and carried parsed.
 //!
 //! `adc://host:port`, `adcs://host:port/?kp=SHA256/...` (ADC over TLS, with the
 //! hub's keyprint), `dchub://host[:port]` or `nmdc://` (NMDC, port 411 by
-//! default) and `nmdcs://` (NMDC over TLS). IPv6 hosts are written in brackets.
-//! A path after the host (`dchub://host/user`) is ignored; of the query, only
+//! default), `nmdcs://` (NMDC over TLS), and a bare `host[:port]`, which is
+//! NMDC as hub lists and DC++ take it. IPv6 hosts are written in brackets.
+//! A path after the host (`dchub://host/user`) and a `#fragment` are
+//! ignored, and so is user information before an `@`; of the query, only
 //! `kp` means something, other parameters are ignored.
 //!
 //! Pure: parsing and printing, no name resolution and no I/O.
@@ -12,7 +15,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
-use super::{Keyprint, OnChange, PeerCheck};
+use crate::tls::{Keyprint, OnChange, PeerCheck};
 
 /// The NMDC port when an address has none.
 pub const NMDC_DEFAULT_PORT: u16 = 411;
@@ -86,9 +89,8 @@ impl HubUrl {
         if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err("it contains spaces or control characters".into());
         }
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or("it has no \"://\" (write adcs://host:port or dchub://host)")?;
+        // No scheme: NMDC, as hub lists write `host:port`.
+        let (scheme, rest) = url.split_once("://").unwrap_or(("dchub", url));
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "adc" => HubScheme::Adc,
             "adcs" => HubScheme::Adcs,
@@ -102,6 +104,8 @@ impl HubUrl {
         };
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
+        // `user@host`: the user part names nobody we log in as.
+        let authority = authority.rsplit('@').next().unwrap_or_default();
         let (host, port) = split_host_port(authority)?;
         let port = match port {
             Some(p) => match p.parse::<u16>() {
@@ -134,6 +138,22 @@ impl HubUrl {
     /// Whether the hub speaks ADC (else NMDC).
     pub fn is_adc(&self) -> bool {
         self.scheme.is_adc()
+    }
+
+    /// `"adc"` or `"nmdc"`: the protocol family, whatever the transport.
+    pub fn protocol_name(&self) -> &'static str {
+        if self.is_adc() {
+            "adc"
+        } else {
+            "nmdc"
+        }
+    }
+
+    /// Two addresses naming the same hub have the same identity
+    /// (`nmdc://host:port`, `adc://host:port`): `dchub://h` and `h:411` are
+    /// one hub, and so are `adc://` and `adcs://` on one port.
+    pub fn identity(&self) -> String {
+        format!("{}://{}", self.protocol_name(), self.authority())
     }
 
     /// `host:port` (`[v6]:port`): what `connect` takes after resolution, and
@@ -306,6 +326,14 @@ mod tests {
             ),
             ("nmdcs://[::1]", (HubScheme::Nmdcs, "::1", 411, None), "nmdcs://[::1]:411"),
             ("adc://h:1#frag", (HubScheme::Adc, "h", 1, None), "adc://h:1"),
+            (
+                "hub.example.org",
+                (HubScheme::Nmdc, "hub.example.org", 411, None),
+                "dchub://hub.example.org:411",
+            ),
+            ("127.0.0.1:412", (HubScheme::Nmdc, "127.0.0.1", 412, None), "dchub://127.0.0.1:412"),
+            ("[::1]:4111", (HubScheme::Nmdc, "::1", 4111, None), "dchub://[::1]:4111"),
+            ("dchub://user@h:5/path", (HubScheme::Nmdc, "h", 5, None), "dchub://h:5"),
         ];
         for (text, (scheme, host, port, keyprint), canonical) in ok {
             let url = HubUrl::parse(text).unwrap_or_else(|e| panic!("{e}"));
@@ -322,7 +350,8 @@ mod tests {
     #[test]
     fn bad_addresses_say_why() {
         let bad: &[(&str, &str)] = &[
-            ("hub.example.org", "it has no \"://\""),
+            ("hub.example.org:x", "\"x\" is not a port"),
+            ("dchub://:5", "the host is missing"),
             ("http://x:1", "unknown scheme \"http\""),
             ("adc://x", "ADC addresses need a port, as in \"adc://x:1511\""),
             ("adcs://:1511", "the host is missing"),

@@ -36,7 +36,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::tls::{ReadOutcome, TlsLayer};
-use super::{Context, IoEvent, JobId, Runtime};
+use crate::runtime::{Context, IoEvent, JobId, Runtime};
 use crate::tls::{Keyprint, KeyprintError, TlsInfo, TlsSession};
 
 /// Bytes read from the socket per [`Connection::read_frames`] or
@@ -73,9 +73,34 @@ impl Framing {
     }
 }
 
-/// Why a connection failed.
+/// How a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// Queued output is flushed, then (TLS) a close_notify, then the write
+    /// side is shut down: for a session that ends in good order.
+    Graceful,
+    /// Everything is dropped at once: for a peer that broke the protocol,
+    /// went silent or must not get another byte.
+    Abortive,
+}
+
+/// Why a connection failed; the message names the phase and the address.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnError {
+    /// The host name could not be resolved.
+    #[error("resolving {host}: {source}")]
+    Resolve {
+        /// The name.
+        host: String,
+        /// The resolver's error.
+        source: io::Error,
+    },
+    /// The host name resolved to no address.
+    #[error("resolving {host}: the name has no address")]
+    NoAddress {
+        /// The name.
+        host: String,
+    },
     /// Connecting failed.
     #[error("connecting to {addr}: {source}")]
     Connect {
@@ -182,6 +207,9 @@ pub struct Connection {
     bufs: Option<Box<Buffers>>,
     /// The TLS session, for TLS connections.
     tls: Option<Box<TlsLayer>>,
+    /// The address dialled, or the peer's of an accepted connection: errors
+    /// name it even when the socket can no longer say (a refused connect).
+    remote: SocketAddr,
 }
 
 impl Connection {
@@ -242,6 +270,7 @@ impl Connection {
             eof: false,
             bufs: None,
             tls: session.map(|s| Box::new(TlsLayer::new(s))),
+            remote: addr,
         };
         conn.set_framing(framing);
         Ok(conn)
@@ -280,6 +309,7 @@ impl Connection {
         framing: Framing,
         session: Option<TlsSession>,
     ) -> io::Result<Connection> {
+        let remote = stream.peer_addr()?;
         let token = rt.register(owner, &mut stream, Interest::READABLE)?;
         let mut conn = Connection {
             stream,
@@ -297,6 +327,7 @@ impl Connection {
             eof: false,
             bufs: None,
             tls: session.map(|s| Box::new(TlsLayer::new(s))),
+            remote,
         };
         conn.set_framing(framing);
         Ok(conn)
@@ -336,6 +367,11 @@ impl Connection {
     /// The remote address, once connected.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.stream.peer_addr().ok()
+    }
+
+    /// The address dialled (or, accepted, the peer's), connected or not.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
     }
 
     /// The local address.
@@ -491,8 +527,9 @@ impl Connection {
 
     fn fail_connect(&mut self, source: io::Error) -> ConnError {
         self.state = State::Closed;
-        let addr = self.stream.peer_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-        ConnError::Connect { addr, source }
+        // The socket cannot tell its peer once the connect failed: the
+        // address we dialled is the one to name.
+        ConnError::Connect { addr: self.remote, source }
     }
 
     /// Writes pending output, then reads what is available (up to
@@ -814,6 +851,14 @@ impl Connection {
                     self.state = State::Closed;
                 }
             }
+        }
+    }
+
+    /// Ends the connection as `how` says (see [`Close`]).
+    pub fn end(&mut self, how: Close) {
+        match how {
+            Close::Graceful => self.close(),
+            Close::Abortive => self.abort(),
         }
     }
 

@@ -1,4 +1,4 @@
-//! [`FrameReader`]: cuts a hub's byte stream into `|`-terminated frames and
+//! [`ZonReader`]: cuts a hub's byte stream into `|`-terminated frames and
 //! inflates `$ZOn` blocks on the way.
 //!
 //! The session reads the socket in raw mode into this reader, because a
@@ -10,12 +10,12 @@
 //! closes the connection), inflated output is produced in steps of
 //! [`INFLATE_STEP`] bytes and framed before more is inflated, and a `$ZOn`
 //! block may not expand beyond [`ZPipe`]'s limit. It does no I/O of its own
-//! beyond [`FrameReader::read_from`], which takes bytes a connection has.
+//! beyond [`ZonReader::read_from`], which takes bytes a connection has.
 
 use memchr::memchr;
 
+use super::{ConnError, Connection};
 use crate::proto::nmdc::{ZPipe, ZPipeError};
-use crate::runtime::{ConnError, Connection};
 
 /// Inflated bytes produced per step at most.
 pub const INFLATE_STEP: usize = 256 * 1024;
@@ -25,7 +25,7 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Why the stream cannot be framed any further.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
+pub enum ZonError {
     /// A frame longer than the limit (without `|`).
     #[error("the hub sent a line longer than {max} bytes without '|'")]
     TooLarge {
@@ -37,7 +37,7 @@ pub enum FrameError {
     Zlib(#[from] ZPipeError),
 }
 
-/// What one [`FrameReader::read_from`] call did.
+/// What one [`ZonReader::read_from`] call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Filled {
     /// Bytes read.
@@ -54,7 +54,7 @@ enum Found {
 
 /// Frames of a hub stream; see the module docs.
 #[derive(Debug)]
-pub struct FrameReader {
+pub struct ZonReader {
     max_frame: usize,
     /// Bytes from the socket; `buf[pos..]` not consumed yet.
     buf: Vec<u8>,
@@ -68,10 +68,10 @@ pub struct FrameReader {
     blocks: u64,
 }
 
-impl FrameReader {
+impl ZonReader {
     /// A reader whose frames may be at most `max_frame` bytes long.
-    pub fn new(max_frame: usize) -> FrameReader {
-        FrameReader {
+    pub fn new(max_frame: usize) -> ZonReader {
+        ZonReader {
             max_frame,
             buf: Vec::new(),
             pos: 0,
@@ -84,7 +84,7 @@ impl FrameReader {
 
     /// Forgets everything (a new connection).
     pub fn reset(&mut self) {
-        *self = FrameReader::new(self.max_frame);
+        *self = ZonReader::new(self.max_frame);
     }
 
     /// Bytes buffered and not consumed yet (plain and inflated).
@@ -138,20 +138,20 @@ impl FrameReader {
 
     /// The next complete frame (without its `|`), `Ok(None)` when more input
     /// is needed. `$ZOn` frames are consumed here and never returned.
-    pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
+    pub fn next_frame(&mut self) -> Result<Option<&[u8]>, ZonError> {
         let found = loop {
             if self.zpipe.is_some() || self.zpos < self.zbuf.len() {
                 let pending = &self.zbuf[self.zpos..];
                 if let Some(end) = memchr(b'|', pending) {
                     if end > self.max_frame {
-                        return Err(FrameError::TooLarge { max: self.max_frame });
+                        return Err(ZonError::TooLarge { max: self.max_frame });
                     }
                     let start = self.zpos;
                     self.zpos += end + 1;
                     break Found::Inflated(start, start + end);
                 }
                 if pending.len() > self.max_frame {
-                    return Err(FrameError::TooLarge { max: self.max_frame });
+                    return Err(ZonError::TooLarge { max: self.max_frame });
                 }
                 let Some(z) = self.zpipe.as_mut() else {
                     // An inflated tail without '|' after the block ended was
@@ -188,7 +188,7 @@ impl FrameReader {
             match memchr(b'|', pending) {
                 Some(end) => {
                     if end > self.max_frame {
-                        return Err(FrameError::TooLarge { max: self.max_frame });
+                        return Err(ZonError::TooLarge { max: self.max_frame });
                     }
                     let start = self.pos;
                     self.pos += end + 1;
@@ -201,7 +201,7 @@ impl FrameReader {
                 }
                 None => {
                     if pending.len() > self.max_frame {
-                        return Err(FrameError::TooLarge { max: self.max_frame });
+                        return Err(ZonError::TooLarge { max: self.max_frame });
                     }
                     return Ok(None);
                 }
@@ -227,7 +227,7 @@ mod tests {
         e.finish().unwrap()
     }
 
-    fn drain(r: &mut FrameReader) -> Vec<String> {
+    fn drain(r: &mut ZonReader) -> Vec<String> {
         let mut out = Vec::new();
         while let Some(f) = r.next_frame().unwrap() {
             out.push(String::from_utf8_lossy(f).into_owned());
@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn frames_across_pushes() {
-        let mut r = FrameReader::new(100);
+        let mut r = ZonReader::new(100);
         r.push(b"$Lock abc|<a> h");
         assert_eq!(drain(&mut r), ["$Lock abc"]);
         r.push(b"i||$Quit x");
@@ -259,7 +259,7 @@ mod tests {
         stream.extend_from_slice(b"$Quit u2|");
         // Byte by byte, and all at once: the same frames.
         for chunk in [1usize, 7, 4096, stream.len()] {
-            let mut r = FrameReader::new(1000);
+            let mut r = ZonReader::new(1000);
             let mut got = Vec::new();
             for piece in stream.chunks(chunk) {
                 r.push(piece);
@@ -280,28 +280,28 @@ mod tests {
         let mut stream = b"$ZOn|".to_vec();
         stream.extend(zlib(b"$Quit a|$Qu"));
         stream.extend_from_slice(b"it b|");
-        let mut r = FrameReader::new(100);
+        let mut r = ZonReader::new(100);
         r.push(&stream);
         assert_eq!(drain(&mut r), ["$Quit a", "$Quit b"]);
     }
 
     #[test]
     fn limits() {
-        let mut r = FrameReader::new(10);
+        let mut r = ZonReader::new(10);
         r.push(b"0123456789|");
         assert_eq!(drain(&mut r), ["0123456789"]);
         r.push(b"0123456789");
         assert_eq!(r.next_frame(), Ok(None));
         r.push(b"x");
-        assert_eq!(r.next_frame(), Err(FrameError::TooLarge { max: 10 }));
+        assert_eq!(r.next_frame(), Err(ZonError::TooLarge { max: 10 }));
 
-        let mut r = FrameReader::new(10);
+        let mut r = ZonReader::new(10);
         r.push(b"$ZOn|");
         r.push(&zlib(b"01234567890123|"));
-        assert_eq!(r.next_frame(), Err(FrameError::TooLarge { max: 10 }));
+        assert_eq!(r.next_frame(), Err(ZonError::TooLarge { max: 10 }));
 
-        let mut r = FrameReader::new(10);
+        let mut r = ZonReader::new(10);
         r.push(b"$ZOn|not zlib at all");
-        assert!(matches!(r.next_frame(), Err(FrameError::Zlib(ZPipeError::Corrupt(_)))));
+        assert!(matches!(r.next_frame(), Err(ZonError::Zlib(ZPipeError::Corrupt(_)))));
     }
 }
