@@ -25,7 +25,7 @@ use crate::console::{self, ConsoleBackend, EvalOutcome};
 use crate::instance::DataDirLock;
 use crate::logging;
 use crate::lua::hub_api::{self, ChatDisplay};
-use crate::lua::{api, ChunkOutcome, HostHooks, HostOptions, LuaHost};
+use crate::lua::{api, ChunkOutcome, ConsoleControl, HostHooks, HostOptions, LuaHost};
 use crate::proto::tth::Tth;
 use crate::runtime::helpers::HelperPool;
 use crate::runtime::{Worker, WorkerConfig, WorkerHandle};
@@ -198,14 +198,14 @@ fn client(
         Mode::Console => {
             let printer = console::printer();
             logging::set_sink(Some(Box::new(move |line| printer.print_line(line))));
-            let backend: Arc<dyn ConsoleBackend> = Arc::new(HostConsole { worker: worker.clone() });
+            let backend: Arc<dyn ConsoleBackend> = Arc::new(HostConsole::new(&worker)?);
             let result = console::run_interactive(backend, paths::history_file(&data_dir));
             logging::set_sink(None);
             worker.shutdown();
             result?;
         }
         Mode::Piped => {
-            let backend: Arc<dyn ConsoleBackend> = Arc::new(HostConsole { worker: worker.clone() });
+            let backend: Arc<dyn ConsoleBackend> = Arc::new(HostConsole::new(&worker)?);
             let result = console::run_piped(backend, std::io::stdin().lock(), std::io::stdout());
             worker.shutdown();
             result?;
@@ -334,13 +334,27 @@ fn reload_config(
 /// The console's backend: chunks run as coroutine jobs on the worker.
 struct HostConsole {
     worker: WorkerHandle,
+    /// Chunk numbers and Ctrl-C, shared with the host: an interrupt lands
+    /// at once even while the worker is busy in the chunk.
+    control: ConsoleControl,
+}
+
+impl HostConsole {
+    fn new(worker: &WorkerHandle) -> anyhow::Result<HostConsole> {
+        let control = worker
+            .call(|_| Client::current().map(|c| c.host().console_control()))
+            .map_err(|_| anyhow::anyhow!("the worker thread stopped while starting the console"))?
+            .ok_or_else(|| anyhow::anyhow!("the client is not running"))?;
+        Ok(HostConsole { worker: worker.clone(), control })
+    }
 }
 
 impl ConsoleBackend for HostConsole {
     fn eval(&self, chunk: String) -> Receiver<EvalOutcome> {
         let (tx, rx) = channel();
+        let number = self.control.next_chunk();
         let posted = self.worker.post(move |_| match Client::current() {
-            Some(client) => client.host().eval_console(&chunk, move |o| {
+            Some(client) => client.host().eval_console_chunk(number, &chunk, move |o| {
                 let _ = tx.send(match o {
                     ChunkOutcome::Values(v) => EvalOutcome::Values(v),
                     ChunkOutcome::Error(e) => EvalOutcome::Error(console_error(&e)),
@@ -359,9 +373,12 @@ impl ConsoleBackend for HostConsole {
     }
 
     fn interrupt(&self) {
-        let _ = self.worker.post(|_| {
+        // Marked here, on the console thread: a busy chunk sees it at its
+        // next hook; the worker then also stops chunks that wait.
+        let last = self.control.interrupt();
+        let _ = self.worker.post(move |_| {
             if let Some(c) = Client::current() {
-                c.host().interrupt_console();
+                c.host().interrupt_console_upto(last);
             }
         });
     }

@@ -83,7 +83,31 @@ fn the_console_in_a_terminal() {
     long_chunks(&real, 6, Typing::Burst);
     long_chunks(&real, 9, Typing::Ahead);
     pasted_chunk(&real, 12);
+    busy_chunk_interrupted(&real);
     real.quit();
+}
+
+/// Issue 9: Ctrl-C stops a chunk that computes without ever waiting, in the
+/// real host, at once: the chunk ends with "interrupted", not with the
+/// instruction budget's error (which the worker, stuck in the chunk, used
+/// to reach first), and the console goes on.
+fn busy_chunk_interrupted(c: &Pane<'_>) {
+    c.line("while true do end");
+    // Let the chunk start computing (the prompt is gone meanwhile).
+    std::thread::sleep(Duration::from_millis(300));
+    c.keys(&["C-c"]);
+    let screen = c.wait("the busy chunk interrupted", |s| {
+        s.lines().any(|l| l.trim().ends_with("interrupted")) && last_line(s) == "dclua>"
+    });
+    let after = screen.rsplit("while true do end").next().unwrap_or_default();
+    assert!(
+        !after.contains("million") && !after.contains("budget"),
+        "the chunk ended by its budget, not by Ctrl-C:\n{screen}"
+    );
+    c.line("return 20 + 22");
+    c.wait("the console working after the interrupt", |s| {
+        s.rsplit("return 20 + 22").next().is_some_and(|rest| rest.lines().any(|l| l.trim() == "42"))
+    });
 }
 
 /// A pause between typed lines, as a person leaves: long enough for the

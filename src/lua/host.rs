@@ -30,7 +30,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +70,42 @@ impl Default for HostOptions {
 /// Instructions between two calls of the budget hook.
 const HOOK_INTERVAL: u32 = 100_000;
 
+/// The chunk number of every coroutine that is not a console chunk: never
+/// interrupted by Ctrl-C.
+const NOT_A_CHUNK: u64 = u64::MAX;
+
+/// The console thread's handle on Ctrl-C, shared with the worker's host.
+///
+/// Chunks are numbered on the console thread when they are submitted, and
+/// Ctrl-C marks every chunk submitted so far as interrupted, directly in an
+/// atomic that the instruction hook reads: it needs no trip through the
+/// worker (which is stuck in the busy chunk), and a Ctrl-C that comes before
+/// the worker even started the chunk is not lost.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleControl {
+    submitted: Arc<AtomicU64>,
+    upto: Arc<AtomicU64>,
+}
+
+impl ConsoleControl {
+    /// The number of the next chunk (call once per chunk, before sending it).
+    pub fn next_chunk(&self) -> u64 {
+        self.submitted.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Ctrl-C: every chunk submitted so far is interrupted; returns the
+    /// number of the last one.
+    pub fn interrupt(&self) -> u64 {
+        let last = self.submitted.load(Ordering::SeqCst);
+        self.interrupt_upto(last);
+        last
+    }
+
+    fn interrupt_upto(&self, last: u64) {
+        self.upto.fetch_max(last, Ordering::SeqCst);
+    }
+}
+
 /// Idle coroutines kept per script for reuse.
 const IDLE_KEEP: usize = 64;
 
@@ -91,8 +127,12 @@ pub struct Script {
     ticks: Rc<Cell<u64>>,
     /// Hook ticks allowed per resume.
     limit_ticks: u64,
-    /// Set by Ctrl-C in the console; the hook turns it into an error.
-    interrupt: Arc<AtomicBool>,
+    /// Console chunks numbered up to this are interrupted (Ctrl-C); the
+    /// console's [`ConsoleControl`] shares it. Always 0 for other scripts.
+    interrupt_upto: Arc<AtomicU64>,
+    /// The console chunk whose coroutine runs now ([`NOT_A_CHUNK`] when it
+    /// is anything else); set before every resume, read by the hook.
+    chunk: Rc<Cell<u64>>,
     main_done: Cell<bool>,
     main_failed: Cell<bool>,
     handlers: Cell<usize>,
@@ -121,7 +161,12 @@ impl Script {
     /// instruction budget, as each resume gets (answer filters, for one).
     pub(crate) fn reset_budget(&self) {
         self.ticks.set(0);
-        self.interrupt.store(false, Ordering::Relaxed);
+        self.chunk.set(NOT_A_CHUNK);
+    }
+
+    /// Whether console chunk `chunk` was interrupted by Ctrl-C.
+    fn interrupted(&self, chunk: u64) -> bool {
+        chunk <= self.interrupt_upto.load(Ordering::Relaxed)
     }
 
     /// Whether the running coroutine has spent its instruction budget.
@@ -188,6 +233,8 @@ struct JobRecord {
     /// console chunk), or its handle was collected: drop the record as soon as
     /// the job is done.
     forgotten: bool,
+    /// The console chunk it runs; 0 for any other job.
+    chunk: u64,
 }
 
 /// How a console chunk ended: the values formatted for display, or the error.
@@ -236,6 +283,7 @@ pub(crate) struct HostInner {
     job_timers: RefCell<HashMap<JobId, u64>>,
     hooks: RefCell<HostHooks>,
     console: RefCell<Option<Rc<Script>>>,
+    console_control: ConsoleControl,
     delivered: Cell<u64>,
 }
 
@@ -290,6 +338,7 @@ impl LuaHost {
             async_handlers: RefCell::new(HashMap::new()),
             hooks: RefCell::new(HostHooks::default()),
             console: RefCell::new(None),
+            console_control: ConsoleControl::default(),
             delivered: Cell::new(0),
         });
         let host = LuaHost { inner };
@@ -396,7 +445,7 @@ impl LuaHost {
         trusted: bool,
         args: &[String],
     ) -> Result<ScriptId, String> {
-        let script = self.new_state(name, path, trusted, args)?;
+        let script = self.new_state(name, path, trusted, args, false)?;
         let chunk_name = match path {
             Some(p) => format!("@{}", p.display()),
             None => format!("={name}"),
@@ -506,6 +555,7 @@ impl LuaHost {
         path: Option<&Path>,
         trusted: bool,
         args: &[String],
+        console: bool,
     ) -> Result<Rc<Script>, String> {
         let err = |e: mlua::Error| format!("creating the Lua state of script {name}: {e}");
         let libs = StdLib::COROUTINE
@@ -518,19 +568,26 @@ impl LuaHost {
         let lua = Lua::new_with(libs, LuaOptions::new()).map_err(err)?;
         let id = self.next_id();
         let ticks = Rc::new(Cell::new(0u64));
-        let interrupt = Arc::new(AtomicBool::new(false));
+        // Only the console's state shares the console's Ctrl-C counter.
+        let interrupt_upto = if console {
+            self.inner.console_control.upto.clone()
+        } else {
+            Arc::new(AtomicU64::new(0))
+        };
+        let chunk = Rc::new(Cell::new(NOT_A_CHUNK));
         let limit_ticks = (self.inner.opts.instruction_limit / u64::from(HOOK_INTERVAL)).max(1);
         {
             // The budget hook, set before any coroutine exists so that every
             // coroutine (mlua's and Lua's own) inherits it.
             let ticks = ticks.clone();
-            let interrupt = interrupt.clone();
+            let upto = interrupt_upto.clone();
+            let chunk = chunk.clone();
             let limit = limit_ticks;
             let script_name = name.to_string();
             lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_INTERVAL), move |_, _| {
                 let n = ticks.get() + 1;
                 ticks.set(n);
-                if interrupt.load(Ordering::Relaxed) {
+                if chunk.get() <= upto.load(Ordering::Relaxed) {
                     return Err(mlua::Error::runtime("interrupted"));
                 }
                 if n > limit {
@@ -577,7 +634,8 @@ impl LuaHost {
             idle: RefCell::new(Vec::new()),
             ticks,
             limit_ticks,
-            interrupt,
+            interrupt_upto,
+            chunk,
             main_done: Cell::new(false),
             main_failed: Cell::new(false),
             handlers: Cell::new(0),
@@ -606,6 +664,21 @@ impl LuaHost {
         start: Start,
         on_finish: Option<OnFinish>,
     ) -> JobId {
+        self.spawn_chunk_job(script, thread, label, reusable, start, on_finish, NOT_A_CHUNK)
+    }
+
+    /// [`spawn_job`](Self::spawn_job) for console chunk number `chunk`.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_chunk_job(
+        &self,
+        script: &Rc<Script>,
+        thread: Thread,
+        label: &str,
+        reusable: bool,
+        start: Start,
+        on_finish: Option<OnFinish>,
+        chunk: u64,
+    ) -> JobId {
         script.jobs.set(script.jobs.get() + 1);
         let host = self.downgrade();
         let script_rc = script.clone();
@@ -622,11 +695,17 @@ impl LuaHost {
             on_finish,
             outcome: None,
             stopped: false,
+            chunk,
         });
-        self.inner
-            .jobs
-            .borrow_mut()
-            .insert(id, JobRecord { script: script.id, forgotten, ..Default::default() });
+        self.inner.jobs.borrow_mut().insert(
+            id,
+            JobRecord {
+                script: script.id,
+                forgotten,
+                chunk: if chunk == NOT_A_CHUNK { 0 } else { chunk },
+                ..Default::default()
+            },
+        );
         id
     }
 
@@ -929,7 +1008,7 @@ impl LuaHost {
             },
         };
         script.ticks.set(0);
-        script.interrupt.store(false, Ordering::Relaxed);
+        script.chunk.set(NOT_A_CHUNK);
         match thread.resume::<MultiValue>((func, arg)) {
             Ok(mut vals) => match classify(script, &vals) {
                 Yielded::Idle => {
@@ -1064,6 +1143,24 @@ impl LuaHost {
     /// Runs a console chunk as a coroutine job in the console's own (trusted)
     /// state; `done` receives the formatted results or the error.
     pub fn eval_console(&self, chunk: &str, done: impl FnOnce(ChunkOutcome) + 'static) {
+        let number = self.inner.console_control.next_chunk();
+        self.eval_console_chunk(number, chunk, done);
+    }
+
+    /// The console's handle on chunk numbers and Ctrl-C, for the console
+    /// thread.
+    pub fn console_control(&self) -> ConsoleControl {
+        self.inner.console_control.clone()
+    }
+
+    /// Runs console chunk `number` (from [`ConsoleControl::next_chunk`]):
+    /// a Ctrl-C made after it was numbered interrupts it.
+    pub fn eval_console_chunk(
+        &self,
+        number: u64,
+        chunk: &str,
+        done: impl FnOnce(ChunkOutcome) + 'static,
+    ) {
         let script = match self.console_script() {
             Ok(s) => s,
             Err(e) => return done(ChunkOutcome::Error(e)),
@@ -1091,34 +1188,45 @@ impl LuaHost {
             Ok(t) => t,
             Err(e) => return done(ChunkOutcome::Error(e.to_string())),
         };
-        script.interrupt.store(false, Ordering::Relaxed);
         let on_finish: OnFinish = Box::new(move |r| {
             done(match r {
                 Ok(v) => ChunkOutcome::Values(v),
                 Err(e) => ChunkOutcome::Error(e),
             });
         });
-        self.spawn_job(
+        self.spawn_chunk_job(
             &script,
             thread,
             "console",
             false,
             Start::Resume(MultiValue::new()),
             Some(on_finish),
+            number,
         );
     }
 
-    /// Ctrl-C in the console: the running console chunks fail with
-    /// "interrupted", whether computing or waiting.
+    /// Ctrl-C in the console: the console chunks submitted so far fail with
+    /// "interrupted", whether computing (the hook sees the mark at once) or
+    /// waiting (their jobs are stopped here); other coroutines of the
+    /// console's state end as "stopped".
     pub fn interrupt_console(&self) {
+        let last = self.inner.console_control.interrupt();
+        self.interrupt_console_upto(last);
+    }
+
+    /// [`interrupt_console`](Self::interrupt_console) for the chunks
+    /// numbered up to `last` (what the console thread marked: a chunk
+    /// submitted after the Ctrl-C is not touched).
+    pub fn interrupt_console_upto(&self, last: u64) {
+        self.inner.console_control.interrupt_upto(last);
         let Some(script) = self.inner.console.borrow().clone() else { return };
-        script.interrupt.store(true, Ordering::Relaxed);
         let jobs: Vec<JobId> = self
             .inner
             .jobs
             .borrow()
             .iter()
-            .filter(|(_, r)| r.script == script.id && !r.done)
+            // Chunks typed after the Ctrl-C keep running.
+            .filter(|(_, r)| r.script == script.id && !r.done && r.chunk <= last)
             .map(|(k, _)| *k)
             .collect();
         for j in jobs {
@@ -1131,7 +1239,7 @@ impl LuaHost {
         if let Some(s) = self.inner.console.borrow().clone() {
             return Ok(s);
         }
-        let s = self.new_state("console", None, true, &[])?;
+        let s = self.new_state("console", None, true, &[], true)?;
         s.main_done.set(true);
         self.inner.scripts.borrow_mut().insert(s.id, s.clone());
         *self.inner.console.borrow_mut() = Some(s.clone());
@@ -1382,6 +1490,8 @@ struct LuaJob {
     on_finish: Option<OnFinish>,
     outcome: Option<Result<Vec<mlua::Value>, String>>,
     stopped: bool,
+    /// The console chunk it runs, else [`NOT_A_CHUNK`].
+    chunk: u64,
 }
 
 impl LuaJob {
@@ -1389,6 +1499,7 @@ impl LuaJob {
     /// waits again or ends.
     fn run(&mut self, host: &LuaHost, cx: &mut Context<'_>, args: MultiValue) -> Step {
         self.script.ticks.set(0);
+        self.script.chunk.set(self.chunk);
         let out = self.thread.resume::<MultiValue>(args);
         self.after_resume(host, cx, out)
     }
@@ -1604,11 +1715,7 @@ impl LuaJob {
             {
                 cx.cancel_timer(t);
             }
-            let msg = if self.script.interrupt.load(Ordering::Relaxed) {
-                "interrupted"
-            } else {
-                "stopped"
-            };
+            let msg = if self.script.interrupted(self.chunk) { "interrupted" } else { "stopped" };
             return self.finish(host, Err(msg.to_string()));
         }
         let state = std::mem::replace(&mut self.state, JobState::Finished);

@@ -25,6 +25,7 @@ pub mod share_api;
 pub mod value;
 
 pub use host::{
-    AsyncCall, AsyncHandler, ChunkOutcome, Event, HostHooks, HostOptions, LuaHost, Script, ScriptId,
+    AsyncCall, AsyncHandler, ChunkOutcome, ConsoleControl, Event, HostHooks, HostOptions, LuaHost,
+    Script, ScriptId,
 };
 pub use value::Value;
