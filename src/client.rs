@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 
 use crate::hub::{self, Hubs, Identity};
+use crate::identity::Me;
 use crate::lua::{share_api, HostOptions, LuaHost};
 use crate::runtime::{JobPool, Runtime, WorkerHandle};
 use crate::share::service::{ShareOptions, ShareService, SharedFolder};
@@ -57,6 +58,7 @@ pub struct ShareSetup {
 
 struct Inner {
     runtime: Runtime,
+    me: Me,
     hubs: Hubs,
     host: LuaHost,
     share: Option<ShareService>,
@@ -85,14 +87,15 @@ impl Client {
     /// makes the result the worker's [`Client::current`].
     pub fn start(pool: &JobPool, opts: ClientOptions) -> Client {
         let rt = pool.runtime();
+        // Our keys, once: every hub, the file list and the peers use them.
+        let me = Me::load(Some(&opts.data_dir));
         let hubs = Hubs::current();
-        // Sessions keep their identity (PID) and certificates there.
-        hubs.set_data_dir(&opts.data_dir);
+        hubs.set_me(me.clone());
         hubs.set_identity(rt, opts.identity);
         let host = LuaHost::new(rt, opts.host);
         // The share starts before any script, so that scripts find it.
         let share = opts.share.map(|setup| {
-            let cid = setup.cid.unwrap_or_else(|| own_cid(&opts.data_dir));
+            let cid = setup.cid.unwrap_or_else(|| me.cid().to_base32());
             let share = ShareService::start(
                 rt,
                 setup.worker,
@@ -103,8 +106,9 @@ impl Client {
             hub::follow_share(rt, &share);
             share
         });
-        let client =
-            Client { inner: std::rc::Rc::new(Inner { runtime: rt.clone(), hubs, host, share }) };
+        let client = Client {
+            inner: std::rc::Rc::new(Inner { runtime: rt.clone(), me, hubs, host, share }),
+        };
         CURRENT.with(|c| *c.borrow_mut() = Some(client.clone()));
         client
     }
@@ -131,6 +135,11 @@ impl Client {
         &self.inner.runtime
     }
 
+    /// Our keys (PID, CID, certificate).
+    pub fn me(&self) -> &Me {
+        &self.inner.me
+    }
+
     /// The hub registry.
     pub fn hubs(&self) -> &Hubs {
         &self.inner.hubs
@@ -145,15 +154,4 @@ impl Client {
     pub fn share(&self) -> Option<&ShareService> {
         self.inner.share.as_ref()
     }
-}
-
-/// Our CID: Tiger of the PID kept in the data folder (the one identity every
-/// hub and our file list use; created at the first start). Without a
-/// readable or writable file, a PID for this run only.
-pub fn own_cid(data_dir: &std::path::Path) -> String {
-    let pid = hub::adc::load_or_create_pid(data_dir).unwrap_or_else(|e| {
-        log::warn!("{e}; the identity holds for this run only");
-        crate::proto::adc::ident::Pid::random()
-    });
-    pid.cid().to_base32()
 }

@@ -31,6 +31,7 @@ pub mod console;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hub;
+pub mod identity;
 pub mod instance;
 pub mod logging;
 pub mod lua;

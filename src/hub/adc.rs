@@ -19,7 +19,7 @@
 //! 2. **PROTOCOL.** We send `HSUP ADBAS0 ADBASE ADTIGR` at once; the hub
 //!    answers `ISUP` and `ISID` (our SID).
 //! 3. **IDENTIFY.** Our `BINF`: `ID`/`PD` from a PID generated once and kept
-//!    in the data folder ([`PID_FILE_NAME`]), `NI DE EM SS SF SL FS HN HR HO
+//!    in the data folder ([`crate::identity::PID_FILE_NAME`]), `NI DE EM SS SF SL FS HN HR HO
 //!    AP VE`, `SU`/`I4`/`U4` in active mode (`ADC0` and `KP` on TLS hubs).
 //! 4. **VERIFY.** `IGPA` is answered with `HPAS` when a password is set, else
 //!    the login fails without reconnecting.
@@ -68,9 +68,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -81,16 +79,16 @@ use super::{
     Via,
 };
 use crate::address::HubUrl;
+use crate::identity::Me;
 use crate::net::resolve::{self, Dial};
 use crate::net::{ConnError, Connection, Framing};
 use crate::proto::adc::{
     self, Away, Command, Ctm, Feature, FeatureFilter, FileType as AdcFileType, Header, Inf,
-    Message, MessageType, Msg, Pid, Qui, Rcm, Res, Sch, Severity, Sid, Sta, Sup, Update, UserType,
+    Message, MessageType, Msg, Qui, Rcm, Res, Sch, Severity, Sid, Sta, Sup, Update, UserType,
 };
 use crate::runtime::{
     Context, Job, Message as JobMessage, Runtime, Step, TaskDone, TaskId, TimerId,
 };
-use crate::tls::TlsContext;
 
 /// The longest line accepted from a hub (ADC lines are short; a long MOTD
 /// or user-command list fits).
@@ -121,96 +119,11 @@ pub const STABLE_ONLINE: Duration = Duration::from_secs(60);
 /// Malformed lines and status messages logged per connection before they
 /// are only counted.
 pub const NOISY_LOG_LIMIT: u32 = 10;
-/// The file in the data folder holding our PID (base32, one line).
-pub const PID_FILE_NAME: &str = "pid";
 /// How soon a session whose sink is congested looks again.
 const CONGESTION_RETRY: Duration = Duration::from_millis(20);
 
 /// The features of our `HSUP`.
 const HUB_FEATURES: [Feature; 3] = [Feature::BAS0, Feature::BASE, Feature::TIGR];
-
-// ----- our ADC identity --------------------------------------------------------
-
-/// Our PID and, once a TLS hub needed it, our TLS context: the same on
-/// every hub of the process.
-struct AdcSelf {
-    dir: Option<PathBuf>,
-    pid: Pid,
-    tls: RefCell<Option<TlsContext>>,
-}
-
-thread_local! {
-    static SELF: RefCell<Option<Rc<AdcSelf>>> = const { RefCell::new(None) };
-}
-
-/// The data folder the hub registry names, else the default one.
-fn data_dir() -> Option<PathBuf> {
-    Hubs::current().data_dir().or_else(|| crate::config::paths::default_data_dir().ok())
-}
-
-fn adc_self() -> Rc<AdcSelf> {
-    let dir = data_dir();
-    SELF.with(|s| {
-        if let Some(me) = s.borrow().as_ref().filter(|m| m.dir == dir) {
-            return me.clone();
-        }
-        let pid = match &dir {
-            Some(d) => load_or_create_pid(d).unwrap_or_else(|e| {
-                log::error!(target: "hub", "ADC: {e}; using a PID for this run only");
-                Pid::random()
-            }),
-            None => {
-                log::warn!(target: "hub", "ADC: no data folder; using a PID for this run only");
-                Pid::random()
-            }
-        };
-        let me = Rc::new(AdcSelf { dir, pid, tls: RefCell::new(None) });
-        *s.borrow_mut() = Some(me.clone());
-        me
-    })
-}
-
-impl AdcSelf {
-    /// The TLS context, opened (our certificate made) on first use.
-    fn tls(&self) -> Result<TlsContext, String> {
-        if let Some(t) = self.tls.borrow().as_ref() {
-            return Ok(t.clone());
-        }
-        let dir = self.dir.as_ref().ok_or("no data folder for our TLS certificate")?;
-        let cid = self.pid.cid().to_base32();
-        let ctx = TlsContext::open(dir, Some(&cid)).map_err(|e| e.to_string())?;
-        *self.tls.borrow_mut() = Some(ctx.clone());
-        Ok(ctx)
-    }
-}
-
-/// Reads our PID from `dir/adc_pid`, or makes one and writes it there
-/// atomically (write, fsync, rename).
-pub fn load_or_create_pid(dir: &Path) -> Result<Pid, String> {
-    let path = dir.join(PID_FILE_NAME);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => match text.trim().parse::<Pid>() {
-            Ok(pid) => return Ok(pid),
-            Err(e) => {
-                log::warn!(target: "hub", "ADC: {}: {e}; making a new PID", path.display());
-            }
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("reading our PID from {}: {e}", path.display())),
-    }
-    let pid = Pid::random();
-    let write = || -> io::Result<()> {
-        use std::io::Write as _;
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!("{PID_FILE_NAME}.tmp"));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(format!("{}\n", pid.to_base32()).as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| format!("writing our PID to {}: {e}", path.display()))?;
-    Ok(pid)
-}
 
 // ----- users -----------------------------------------------------------------------
 
@@ -508,7 +421,7 @@ pub(crate) fn spawn(rt: &Runtime, params: HubParams, addr: HubUrl, sink: Rc<dyn 
                 addr,
                 info,
                 sink,
-                me: adc_self(),
+                me: Hubs::current().me(),
                 phase: Phase::Start,
                 stage: Stage::Protocol,
                 out: Vec::new(),
@@ -594,7 +507,7 @@ struct State {
     addr: HubUrl,
     info: Rc<RefCell<HubInfo>>,
     sink: Rc<dyn HubSink>,
-    me: Rc<AdcSelf>,
+    me: Me,
     phase: Phase,
     stage: Stage,
     out: Vec<u8>,
@@ -1224,7 +1137,7 @@ impl State {
         }
         let keyprint =
             if self.tls { self.me.tls().ok().map(|t| t.our_keyprint().to_string()) } else { None };
-        let pid = self.me.pid;
+        let pid = self.me.pid();
         let nick = self.info.borrow().my_nick.clone();
         fn set(s: &str) -> Option<Update<&str>> {
             (!s.is_empty()).then_some(Update::Set(s))
@@ -1590,7 +1503,7 @@ impl State {
         }
         let slots = u64::from(Hubs::current().identity().slots);
         let header = match to {
-            Some(_) => Header::Udp { cid: self.me.pid.cid().into() },
+            Some(_) => Header::Udp { cid: self.me.cid().into() },
             None => Header::Direct { from: my_sid, to: from },
         };
         for hit in hits {
@@ -1935,17 +1848,5 @@ mod tests {
         let id = crate::runtime::JobId(77);
         assert_eq!(token_hub(&search_token(id, 3)), Some(id));
         assert_eq!(token_hub("12345"), None);
-    }
-
-    #[test]
-    fn pid_is_made_once_and_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = load_or_create_pid(dir.path()).unwrap();
-        let b = load_or_create_pid(dir.path()).unwrap();
-        assert_eq!(a, b);
-        std::fs::write(dir.path().join(PID_FILE_NAME), "garbage").unwrap();
-        let c = load_or_create_pid(dir.path()).unwrap();
-        assert_ne!(a, c);
-        assert_eq!(load_or_create_pid(dir.path()).unwrap(), c);
     }
 }

@@ -55,6 +55,7 @@ use std::time::{Duration, Instant};
 use encoding_rs::Encoding;
 
 use crate::address::HubUrl;
+use crate::identity::Me;
 use crate::proto::tth::Tth;
 use crate::runtime::{JobId, Runtime};
 use crate::search::{self as share_index, MAX_RESULTS_ACTIVE, MAX_RESULTS_PASSIVE};
@@ -1072,10 +1073,8 @@ struct HubsInner {
     identity: RefCell<Identity>,
     /// The shared UDP listener; `Some(None)` after binding failed (not retried).
     udp: RefCell<Option<Option<UdpEndpoint>>>,
-    /// The data folder (ADC keeps its PID and TLS certificate there).
-    data_dir: RefCell<Option<PathBuf>>,
-    /// Our TLS context (certificate, trusted keyprints), opened on first use.
-    tls: RefCell<Option<crate::tls::TlsContext>>,
+    /// Our keys (PID, CID, certificate), given by the composition root.
+    me: RefCell<Option<Me>>,
 }
 
 /// The hubs of this worker thread and our [`Identity`].
@@ -1100,8 +1099,7 @@ thread_local! {
             hubs: RefCell::new(BTreeMap::new()),
             identity: RefCell::new(Identity::default()),
             udp: RefCell::new(None),
-            data_dir: RefCell::new(None),
-            tls: RefCell::new(None),
+            me: RefCell::new(None),
         }),
     };
 }
@@ -1168,29 +1166,37 @@ impl Hubs {
         }
     }
 
-    /// Sets the data folder where ADC sessions keep our PID and our TLS
-    /// certificate (without one they use the default data folder).
+    /// Gives the sessions our keys (the composition root does, once).
+    pub fn set_me(&self, me: Me) {
+        *self.inner.me.borrow_mut() = Some(me);
+    }
+
+    /// Our keys as [`Me::load`] finds them in `dir` (tests that move a
+    /// client's data folder).
     pub fn set_data_dir(&self, dir: &Path) {
-        *self.inner.data_dir.borrow_mut() = Some(dir.to_path_buf());
+        self.set_me(Me::load(Some(dir)));
     }
 
-    /// The data folder set with [`Hubs::set_data_dir`].
+    /// The data folder our keys live in.
     pub fn data_dir(&self) -> Option<PathBuf> {
-        self.inner.data_dir.borrow().clone()
+        self.me().data_dir().map(Path::to_path_buf)
     }
 
-    /// Our TLS context for `nmdcs://` hubs: our certificate (made on first
-    /// use, its CN our CID) and the trust-on-first-use store, both in the data
-    /// folder.
-    pub fn tls_context(&self) -> Result<crate::tls::TlsContext, String> {
-        if let Some(t) = self.inner.tls.borrow().as_ref() {
-            return Ok(t.clone());
+    /// Our keys: those given with [`Hubs::set_me`], else (hubs driven
+    /// without a client) those of the default data folder.
+    pub fn me(&self) -> Me {
+        if let Some(me) = self.inner.me.borrow().as_ref() {
+            return me.clone();
         }
-        let dir = self.data_dir().ok_or("no data folder for our TLS certificate")?;
-        let cid = adc::load_or_create_pid(&dir)?.cid().to_base32();
-        let ctx = crate::tls::TlsContext::open(&dir, Some(&cid)).map_err(|e| e.to_string())?;
-        *self.inner.tls.borrow_mut() = Some(ctx.clone());
-        Ok(ctx)
+        let dir = crate::config::paths::default_data_dir().ok();
+        let me = Me::load(dir.as_deref());
+        *self.inner.me.borrow_mut() = Some(me.clone());
+        me
+    }
+
+    /// Our TLS context for `nmdcs://` and `adcs://` hubs (see [`Me::tls`]).
+    pub fn tls_context(&self) -> Result<crate::tls::TlsContext, String> {
+        self.me().tls()
     }
 
     /// Our hub counts for the tag: hubs we are logged in to, by role.
