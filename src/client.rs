@@ -89,10 +89,10 @@ impl Client {
         let rt = pool.runtime();
         // Our keys, once: every hub, the file list and the peers use them.
         let me = Me::load(Some(&opts.data_dir));
-        let hubs = Hubs::current();
+        let hubs = Hubs::new();
         hubs.set_me(me.clone());
         hubs.set_identity(rt, opts.identity);
-        let host = LuaHost::new(rt, opts.host);
+        let host = LuaHost::with_hubs(rt, opts.host, hubs.clone());
         // The share starts before any script, so that scripts find it.
         let share = opts.share.map(|setup| {
             let cid = setup.cid.unwrap_or_else(|| me.cid().to_base32());
@@ -103,7 +103,7 @@ impl Client {
             );
             share_api::install(&host, &share);
             // Hubs announce the share's size and answer from it.
-            hub::follow_share(rt, &share);
+            hub::follow_share(rt, &hubs, &share);
             share
         });
         let client = Client {

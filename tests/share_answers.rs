@@ -168,9 +168,10 @@ impl Dclua {
     /// Connects to `url` and waits until the hub session is online.
     fn connect(&self, url: &str) -> Result<HubId> {
         let params = HubParams::new(url, NICK);
-        let id = self
-            .worker
-            .call(move |pool| hub::connect(pool.runtime(), params, Rc::new(NullSink)))??;
+        let id = self.worker.call(move |pool| {
+            let client = Client::current().expect("the client");
+            hub::connect(pool.runtime(), client.hubs(), params, Rc::new(NullSink))
+        })??;
         self.wait("the hub session online", Duration::from_secs(20), move || {
             let info = Client::current().expect("the client").hubs().get(id)?;
             let online = info.borrow().state == HubState::Online;

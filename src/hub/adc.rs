@@ -368,7 +368,7 @@ fn token_hub(token: &str) -> Option<HubId> {
 /// Routes an ADC datagram (`URES`) from the shared UDP listener to the
 /// session whose search token it carries, else to the ADC hub searched
 /// last.
-pub(crate) fn route_udp(cx: &Context<'_>, data: &[u8], from: SocketAddr) {
+pub(crate) fn route_udp(cx: &Context<'_>, hubs: &Hubs, data: &[u8], from: SocketAddr) {
     let line = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
     let msg = match adc::parse(line) {
         Ok(m) => m,
@@ -381,7 +381,6 @@ pub(crate) fn route_udp(cx: &Context<'_>, data: &[u8], from: SocketAddr) {
         log::debug!(target: "hub", "UDP datagram from {from} is a {}, not a result; dropped", msg.command());
         return;
     }
-    let hubs = Hubs::current();
     let is_adc = |id: HubId| hubs.get(id).is_some_and(|h| h.borrow().protocol == Protocol::Adc);
     let by_token = msg.get("TO").and_then(token_hub).filter(|id| is_adc(*id));
     let hub = by_token.or_else(|| {
@@ -403,25 +402,33 @@ pub(crate) fn route_udp(cx: &Context<'_>, data: &[u8], from: SocketAddr) {
 // ----- the session job ---------------------------------------------------------------
 
 /// Starts a session job; the hub is registered at once.
-pub(crate) fn spawn(rt: &Runtime, params: HubParams, addr: HubUrl, sink: Rc<dyn HubSink>) -> HubId {
+pub(crate) fn spawn(
+    rt: &Runtime,
+    hubs: Hubs,
+    params: HubParams,
+    addr: HubUrl,
+    sink: Rc<dyn HubSink>,
+) -> HubId {
     rt.spawn_with(|id| {
-        let info = Hubs::current().insert(HubInfo::new(
+        let info = hubs.insert(HubInfo::new(
             id,
             &params.url,
             Protocol::Adc,
             &params.nick,
             encoding_rs::UTF_8,
         ));
+        let me = hubs.me();
         AdcSession {
             conn: None,
             s: State {
+                me,
                 id,
                 rt: rt.clone(),
+                hubs,
                 params,
                 addr,
                 info,
                 sink,
-                me: Hubs::current().me(),
                 phase: Phase::Start,
                 stage: Stage::Protocol,
                 out: Vec::new(),
@@ -503,6 +510,8 @@ pub struct AdcSession {
 struct State {
     id: HubId,
     rt: Runtime,
+    /// The registry this session is in.
+    hubs: Hubs,
     params: HubParams,
     addr: HubUrl,
     info: Rc<RefCell<HubInfo>>,
@@ -568,7 +577,7 @@ impl Job for AdcSession {
         self.s.deliver();
         if matches!(self.s.phase, Phase::Done) {
             self.s.info.borrow_mut().state = HubState::Disconnected;
-            Hubs::current().remove(self.s.id);
+            self.s.hubs.remove(self.s.id);
             return Step::Done;
         }
         Step::Pending
@@ -921,7 +930,7 @@ impl State {
             info.my_ip = None;
         }
         if was_logged_in {
-            Hubs::current().info_changed(&self.rt, Some(self.id));
+            self.hubs.info_changed(&self.rt, Some(self.id));
         }
         let url = self.params.url.clone();
         let wait = |s: &mut State, min: Duration, reason: String| match s.next_delay() {
@@ -1069,7 +1078,7 @@ impl State {
 
     /// The UDP port of active searches, when we are active.
     fn active_udp(&self) -> Option<u16> {
-        let hubs = Hubs::current();
+        let hubs = self.hubs.clone();
         if hubs.identity().mode != ConnectMode::Active {
             return None;
         }
@@ -1118,7 +1127,7 @@ impl State {
 
     /// Our whole INF as it stands now.
     fn my_inf(&self, sid: Sid) -> Message {
-        let hubs = Hubs::current();
+        let hubs = self.hubs.clone();
         let id = hubs.identity();
         let mut counts = hubs.hub_counts();
         match self.info.borrow().role {
@@ -1497,11 +1506,11 @@ impl State {
             }
             None => None,
         };
-        let hits = super::share_answers(q, to.is_some());
+        let hits = super::share_answers(&self.hubs, q, to.is_some());
         if hits.is_empty() {
             return;
         }
-        let slots = u64::from(Hubs::current().identity().slots);
+        let slots = u64::from(self.hubs.identity().slots);
         let header = match to {
             Some(_) => Header::Udp { cid: self.me.cid().into() },
             None => Header::Direct { from: my_sid, to: from },
@@ -1520,7 +1529,7 @@ impl State {
             };
             let msg = res.to_message(header.clone());
             match to {
-                Some(addr) => super::udp::send(&self.rt, addr, msg.encode()),
+                Some(addr) => super::udp::send(&self.hubs, &self.rt, addr, msg.encode()),
                 None => self.send_msg(&msg),
             }
         }
@@ -1656,7 +1665,7 @@ impl State {
             self.announce(cx);
         }
         if changed {
-            Hubs::current().info_changed(&self.rt, Some(self.id));
+            self.hubs.info_changed(&self.rt, Some(self.id));
         }
     }
 

@@ -430,18 +430,17 @@ impl Default for Identity {
 }
 
 impl Identity {
-    /// The identity a configuration describes, with the share figures of
-    /// the running share service (0 without one): applying a configuration
-    /// must not announce an empty share.
+    /// The identity a configuration describes; the share figures are 0 (the
+    /// share's own, see [`Hubs::follow_share`], are kept by whoever applies
+    /// a configuration to a running client).
     pub fn from_config(config: &crate::config::Config) -> Identity {
-        let share = ShareService::current();
         Identity {
             nick: config.nick.clone(),
             description: config.description.clone(),
             email: config.email.clone(),
             slots: config.slots,
-            share_size: share.as_ref().map_or(0, ShareService::share_size),
-            shared_files: share.as_ref().map_or(0, ShareService::shared_files),
+            share_size: 0,
+            shared_files: 0,
             mode: match config.mode {
                 crate::config::Mode::Active => ConnectMode::Active,
                 crate::config::Mode::Passive => ConnectMode::Passive,
@@ -529,7 +528,12 @@ pub enum HubError {
 
 /// Starts a hub session job for `params`; the hub appears in [`Hubs`] at once
 /// (state `connecting`) and reports to `sink`.
-pub fn connect(rt: &Runtime, params: HubParams, sink: Rc<dyn HubSink>) -> Result<HubId, HubError> {
+pub fn connect(
+    rt: &Runtime,
+    hubs: &Hubs,
+    params: HubParams,
+    sink: Rc<dyn HubSink>,
+) -> Result<HubId, HubError> {
     let addr = HubUrl::parse(&params.url).map_err(|e| HubError::BadAddress(e.to_string()))?;
     if params.nick.is_empty() || params.nick.contains(['$', '|', ' ', '<', '>']) {
         return Err(HubError::BadParams(format!(
@@ -538,9 +542,9 @@ pub fn connect(rt: &Runtime, params: HubParams, sink: Rc<dyn HubSink>) -> Result
         )));
     }
     if addr.is_adc() {
-        Ok(adc::spawn(rt, params, addr, sink))
+        Ok(adc::spawn(rt, hubs.clone(), params, addr, sink))
     } else {
-        Ok(nmdc::spawn(rt, params, addr, sink))
+        Ok(nmdc::spawn(rt, hubs.clone(), params, addr, sink))
     }
 }
 
@@ -996,10 +1000,11 @@ impl From<&SearchQuery> for share_index::Query {
 /// searcher (results by UDP) and [`MAX_RESULTS_PASSIVE`] for a passive one
 /// (results through the hub). None without a share service.
 pub(crate) fn share_answers(
+    hubs: &Hubs,
     query: &SearchQuery,
     active: bool,
 ) -> Vec<crate::share::index::SearchHit> {
-    let Some(share) = ShareService::current() else { return Vec::new() };
+    let Some(share) = hubs.share() else { return Vec::new() };
     let q = share_index::Query::from(query);
     share.answer(&q, if active { MAX_RESULTS_ACTIVE } else { MAX_RESULTS_PASSIVE })
 }
@@ -1008,17 +1013,19 @@ pub(crate) fn share_answers(
 /// follow `share`: set now, and again after each pass
 /// ([`ShareEvent::Updated`]); every hub announces the change
 /// ([`Hubs::set_identity`], rate-limited by the sessions).
-pub fn follow_share(rt: &Runtime, share: &ShareService) {
-    fn set(rt: &Runtime, size: u64, files: u64) {
-        let hubs = Hubs::current();
+pub fn follow_share(rt: &Runtime, hubs: &Hubs, share: &ShareService) {
+    fn set(rt: &Runtime, hubs: &Hubs, size: u64, files: u64) {
         let identity = Identity { share_size: size, shared_files: files, ..hubs.identity() };
         hubs.set_identity(rt, identity);
     }
-    set(rt, share.share_size(), share.shared_files());
+    *hubs.inner.share.borrow_mut() = Some(share.clone());
+    set(rt, hubs, share.share_size(), share.shared_files());
     let rt = rt.clone();
+    // Weak: the share keeps its observers, and the registry keeps the share.
+    let weak = Rc::downgrade(&hubs.inner);
     share.subscribe(move |e| {
-        if let ShareEvent::Updated(summary) = e {
-            set(&rt, summary.size, summary.files);
+        if let (ShareEvent::Updated(summary), Some(inner)) = (e, weak.upgrade()) {
+            set(&rt, &Hubs { inner }, summary.size, summary.files);
         }
     });
 }
@@ -1075,11 +1082,16 @@ struct HubsInner {
     udp: RefCell<Option<Option<UdpEndpoint>>>,
     /// Our keys (PID, CID, certificate), given by the composition root.
     me: RefCell<Option<Me>>,
+    /// The share, once [`Hubs::follow_share`] was called.
+    share: RefCell<Option<ShareService>>,
+    /// The send-only UDP sockets of passive mode (IPv4, IPv6), made on
+    /// first use (see `udp::send`).
+    senders: RefCell<[Option<std::net::UdpSocket>; 2]>,
 }
 
 /// The hubs of this worker thread and our [`Identity`].
 ///
-/// A cheap `Rc` handle; one registry per worker thread ([`Hubs::current`]),
+/// A cheap `Rc` handle; one registry per client (built by the composition root),
 /// like the Lua host. Sessions write their [`HubInfo`]; readers borrow it
 /// briefly and never across a call into a session.
 #[derive(Clone)]
@@ -1093,21 +1105,31 @@ impl fmt::Debug for Hubs {
     }
 }
 
-thread_local! {
-    static CURRENT: Hubs = Hubs {
-        inner: Rc::new(HubsInner {
-            hubs: RefCell::new(BTreeMap::new()),
-            identity: RefCell::new(Identity::default()),
-            udp: RefCell::new(None),
-            me: RefCell::new(None),
-        }),
-    };
+impl Default for Hubs {
+    fn default() -> Hubs {
+        Hubs::new()
+    }
 }
 
 impl Hubs {
-    /// The registry of this thread.
-    pub fn current() -> Hubs {
-        CURRENT.with(Hubs::clone)
+    /// An empty registry. The composition root builds the client's one and
+    /// passes it to whoever needs it (sessions keep a handle).
+    pub fn new() -> Hubs {
+        Hubs {
+            inner: Rc::new(HubsInner {
+                hubs: RefCell::new(BTreeMap::new()),
+                identity: RefCell::new(Identity::default()),
+                udp: RefCell::new(None),
+                me: RefCell::new(None),
+                share: RefCell::new(None),
+                senders: RefCell::new([None, None]),
+            }),
+        }
+    }
+
+    /// The share that sessions answer searches from, once there is one.
+    pub fn share(&self) -> Option<ShareService> {
+        self.inner.share.borrow().clone()
     }
 
     /// A hub's entry.
@@ -1223,7 +1245,7 @@ impl Hubs {
         }
         let id = self.identity();
         let bind = SocketAddr::new(id.listen_address, id.udp_port);
-        let started = udp::start(rt, bind);
+        let started = udp::start(rt, self.clone(), bind);
         let endpoint = match started {
             Ok(e) => {
                 log::info!(target: "hub", "UDP search results: listening on {}", e.addr);

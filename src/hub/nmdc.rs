@@ -135,9 +135,15 @@ const VERSION: &str = "1,0091";
 pub(crate) struct UdpFrame(pub(crate) Vec<u8>);
 
 /// Starts a session job; the hub is registered at once.
-pub(crate) fn spawn(rt: &Runtime, params: HubParams, addr: HubUrl, sink: Rc<dyn HubSink>) -> HubId {
+pub(crate) fn spawn(
+    rt: &Runtime,
+    hubs: Hubs,
+    params: HubParams,
+    addr: HubUrl,
+    sink: Rc<dyn HubSink>,
+) -> HubId {
     rt.spawn_with(|id| {
-        let info = Hubs::current().insert(HubInfo::new(
+        let info = hubs.insert(HubInfo::new(
             id,
             &params.url,
             Protocol::Nmdc,
@@ -150,6 +156,7 @@ pub(crate) fn spawn(rt: &Runtime, params: HubParams, addr: HubUrl, sink: Rc<dyn 
             s: State {
                 id,
                 rt: rt.clone(),
+                hubs,
                 cs: params.charset,
                 params,
                 addr,
@@ -231,6 +238,8 @@ pub struct NmdcSession {
 struct State {
     id: HubId,
     rt: Runtime,
+    /// The registry this session is in.
+    hubs: Hubs,
     params: HubParams,
     cs: &'static Encoding,
     addr: HubUrl,
@@ -295,7 +304,7 @@ impl Job for NmdcSession {
         self.s.deliver();
         if matches!(self.s.phase, Phase::Done) {
             self.s.info.borrow_mut().state = HubState::Disconnected;
-            Hubs::current().remove(self.s.id);
+            self.s.hubs.remove(self.s.id);
             return Step::Done;
         }
         Step::Pending
@@ -352,7 +361,9 @@ impl NmdcSession {
             // nmdcs://: TLS from the first byte, checked against `?kp=` or
             // trusted on first use, as for adcs://.
             let url = self.s.params.url.clone();
-            let session = Hubs::current()
+            let session = self
+                .s
+                .hubs
                 .tls_context()
                 .and_then(|tls| tls.hub_client(&self.s.addr).map_err(|e| e.to_string()));
             match session {
@@ -663,7 +674,7 @@ impl State {
             info.my_ip = None;
         }
         if was_logged_in {
-            Hubs::current().info_changed(&self.rt, Some(self.id));
+            self.hubs.info_changed(&self.rt, Some(self.id));
         }
         let url = self.params.url.clone();
         match d.after {
@@ -808,7 +819,7 @@ impl State {
     /// The address others reach us at: the configured external address, the
     /// one the hub reported, or the one we connect from.
     fn announce_ip(&self) -> String {
-        if let Some(a) = Hubs::current().identity().external_address {
+        if let Some(a) = self.hubs.identity().external_address {
             return a;
         }
         if let Some(ip) = self.info.borrow().my_ip.clone() {
@@ -819,7 +830,7 @@ impl State {
 
     /// The UDP port of active searches, when we search actively.
     fn active_udp(&self) -> Option<u16> {
-        let hubs = Hubs::current();
+        let hubs = self.hubs.clone();
         if hubs.identity().mode != ConnectMode::Active {
             return None;
         }
@@ -856,7 +867,7 @@ impl State {
 
     /// Our `$MyINFO` as it stands now.
     fn my_info(&self) -> MyInfo {
-        let hubs = Hubs::current();
+        let hubs = self.hubs.clone();
         let id = hubs.identity();
         let counts = hubs.hub_counts();
         let mode = if self.active_udp().is_some() { "A" } else { "P" };
@@ -1122,7 +1133,7 @@ impl State {
         self.settle_max = Some(cx.after(SETTLE_MAX));
         self.settle_quiet = Some(cx.after(SETTLE_QUIET));
         // Our hub counts changed for every other hub's tag.
-        Hubs::current().info_changed(&self.rt, Some(self.id));
+        self.hubs.info_changed(&self.rt, Some(self.id));
     }
 
     /// The initial list is in: report the hub as online.
@@ -1222,7 +1233,7 @@ impl State {
         if nicks.contains(&me) && self.info.borrow().role.is_some_and(|r| r != Role::Op) {
             self.info.borrow_mut().role = Some(Role::Op);
             self.send_my_info(cx, false);
-            Hubs::current().info_changed(&self.rt, Some(self.id));
+            self.hubs.info_changed(&self.rt, Some(self.id));
         }
     }
 
@@ -1308,7 +1319,7 @@ impl State {
             },
             SearchSource::Passive { .. } => None,
         };
-        let hits = super::share_answers(q, to.is_some());
+        let hits = super::share_answers(&self.hubs, q, to.is_some());
         if hits.is_empty() {
             return;
         }
@@ -1317,7 +1328,7 @@ impl State {
             let address = info.address.map_or_else(|| self.addr.authority(), |a| a.to_string());
             (info.my_nick.clone(), info.label().to_string(), address)
         };
-        let slots = Hubs::current().identity().slots;
+        let slots = self.hubs.identity().slots;
         let target = match source {
             SearchSource::Passive { nick } => Some(nick.clone()),
             SearchSource::Active { .. } => None,
@@ -1342,7 +1353,7 @@ impl State {
                 Some(addr) => {
                     let mut datagram = Vec::new();
                     nmdc::encode_into(&msg, self.cs, &mut datagram);
-                    super::udp::send(&self.rt, addr, datagram);
+                    super::udp::send(&self.hubs, &self.rt, addr, datagram);
                 }
                 None => self.send_msg(&msg),
             }

@@ -16,7 +16,6 @@
 //! worker thread. Sending never blocks; a datagram the kernel cannot take
 //! is dropped, as UDP may drop it anyway.
 
-use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -33,16 +32,16 @@ const DATAGRAMS_PER_POLL: usize = 256;
 const MAX_DATAGRAM: usize = 64 * 1024;
 
 /// Binds `bind` and starts the listener job.
-pub(crate) fn start(rt: &Runtime, bind: SocketAddr) -> io::Result<UdpEndpoint> {
+pub(crate) fn start(rt: &Runtime, hubs: Hubs, bind: SocketAddr) -> io::Result<UdpEndpoint> {
     let mut bound: Option<io::Result<SocketAddr>> = None;
     let job = rt.spawn_with(|id| match UdpSocket::bind(rt, id, bind) {
         Ok(socket) => {
             bound = Some(socket.local_addr());
-            UdpListener { socket: Some(socket), buf: vec![0; MAX_DATAGRAM], stopped: false }
+            UdpListener { socket: Some(socket), buf: vec![0; MAX_DATAGRAM], stopped: false, hubs }
         }
         Err(e) => {
             bound = Some(Err(e));
-            UdpListener { socket: None, buf: Vec::new(), stopped: true }
+            UdpListener { socket: None, buf: Vec::new(), stopped: true, hubs }
         }
     });
     let addr = bound.unwrap_or_else(|| Err(io::Error::other("the UDP job was not built")))?;
@@ -56,18 +55,14 @@ struct Outgoing {
     data: Vec<u8>,
 }
 
-thread_local! {
-    /// The send-only sockets of passive mode (IPv4, IPv6), made on first use
-    /// on the configured `listen_address` (any address when it is of the
-    /// other family).
-    static SENDERS: RefCell<[Option<std::net::UdpSocket>; 2]> = const { RefCell::new([None, None]) };
-}
-
 /// Sends one datagram to `to` (search results for an active searcher): from
 /// the shared listener in active mode, else from a send-only socket. Errors
 /// are logged, never returned: a lost result is not the session's concern.
-pub(crate) fn send(rt: &Runtime, to: SocketAddr, data: Vec<u8>) {
-    let hubs = Hubs::current();
+///
+/// The send-only sockets of passive mode (IPv4, IPv6) belong to the
+/// registry, made on first use on the configured `listen_address` (any
+/// address when it is of the other family).
+pub(crate) fn send(hubs: &Hubs, rt: &Runtime, to: SocketAddr, data: Vec<u8>) {
     let identity = hubs.identity();
     if identity.mode == ConnectMode::Active {
         if let Some(e) = hubs.udp(rt) {
@@ -78,8 +73,8 @@ pub(crate) fn send(rt: &Runtime, to: SocketAddr, data: Vec<u8>) {
         }
     }
     let slot = usize::from(to.is_ipv6());
-    let sent = SENDERS.with(|s| -> io::Result<()> {
-        let mut s = s.borrow_mut();
+    let sent = (|| -> io::Result<()> {
+        let mut s = hubs.inner.senders.borrow_mut();
         if s[slot].is_none() {
             // The configured local address when it fits the family.
             let local = match identity.listen_address {
@@ -95,7 +90,7 @@ pub(crate) fn send(rt: &Runtime, to: SocketAddr, data: Vec<u8>) {
             Some(Err(e)) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
             _ => Ok(()),
         }
-    });
+    })();
     if let Err(e) = sent {
         log::debug!(target: "hub", "sending a UDP search result to {to}: {e}");
     }
@@ -103,6 +98,8 @@ pub(crate) fn send(rt: &Runtime, to: SocketAddr, data: Vec<u8>) {
 
 /// The listener job.
 struct UdpListener {
+    /// The registry whose sessions get the results.
+    hubs: Hubs,
     socket: Option<UdpSocket>,
     buf: Vec<u8>,
     stopped: bool,
@@ -123,7 +120,7 @@ impl Job for UdpListener {
         }
         for _ in 0..DATAGRAMS_PER_POLL {
             match socket.recv_from(&mut self.buf) {
-                Ok(Some((n, from))) => route(cx, &self.buf[..n], from),
+                Ok(Some((n, from))) => route(cx, &self.hubs, &self.buf[..n], from),
                 Ok(None) => return Step::Pending,
                 Err(e) => {
                     log::warn!(target: "hub", "UDP search results: receiving: {e}");
@@ -149,10 +146,10 @@ impl Job for UdpListener {
 }
 
 /// Hands a datagram to the session of the hub its first `$SR` names.
-fn route(cx: &Context<'_>, data: &[u8], from: SocketAddr) {
+fn route(cx: &Context<'_>, hubs: &Hubs, data: &[u8], from: SocketAddr) {
     // ADC datagrams (`URES <cid> ...`) are routed by the ADC session's rules.
     if data.starts_with(b"U") {
-        return super::adc::route_udp(cx, data, from);
+        return super::adc::route_udp(cx, hubs, data, from);
     }
     let first = data.split(|&b| b == b'|').find(|f| !f.is_empty()).unwrap_or(&[]);
     // Addresses and hub names are ASCII in practice; the session re-parses
@@ -165,7 +162,7 @@ fn route(cx: &Context<'_>, data: &[u8], from: SocketAddr) {
         ResultHub::Name(n) => n.as_str(),
         ResultHub::Tth(_) => "",
     };
-    match Hubs::current().route_result(&sr.hub_address, name) {
+    match hubs.route_result(&sr.hub_address, name) {
         Some(hub) => {
             cx.send(hub, UdpFrame(data.to_vec()));
         }

@@ -577,7 +577,7 @@ pub(crate) fn register(
         }};
     }
 
-    super::share_api::register(lua, script, native)?;
+    super::share_api::register(lua, host_, script, native)?;
     f!(native, "spawn", |_lua, h, (func, args): (Function, MultiValue)| {
         Ok(h.spawn_function(script, func, args)?.0 as i64)
     });

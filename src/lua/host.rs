@@ -41,7 +41,9 @@ use mlua::{
 };
 
 use super::value::Value;
+use crate::hub::Hubs;
 use crate::runtime::{Context, Job, JobId, Runtime, Step, TimerId};
+use crate::share::service::ShareService;
 
 /// Identifies one load of a script; never reused.
 pub type ScriptId = u64;
@@ -268,6 +270,12 @@ pub struct HostHooks {
 pub(crate) struct HostInner {
     rt: Runtime,
     opts: HostOptions,
+    /// The client's hub registry.
+    hubs: Hubs,
+    /// The client's share, once installed.
+    share: RefCell<Option<ShareService>>,
+    /// Each script's share answer filter, in the order they were set.
+    share_filters: RefCell<Vec<(ScriptId, Function)>>,
     dispatcher: Cell<Option<JobId>>,
     scripts: RefCell<BTreeMap<ScriptId, Rc<Script>>>,
     next_id: Cell<u64>,
@@ -321,10 +329,22 @@ pub type AsyncHandler = Rc<dyn Fn(&LuaHost, AsyncCall) -> Result<(), String>>;
 
 impl LuaHost {
     /// Creates the host and its dispatcher job.
+    /// A host with a hub registry of its own (a host without a client:
+    /// benchmarks, tests of the Lua side alone).
     pub fn new(rt: &Runtime, opts: HostOptions) -> LuaHost {
+        LuaHost::with_hubs(rt, opts, Hubs::new())
+    }
+
+    /// A host whose scripts reach the client's hubs through `hubs` (the
+    /// composition root's). The share is given later, by
+    /// [`share_api::install`](super::share_api::install).
+    pub fn with_hubs(rt: &Runtime, opts: HostOptions, hubs: Hubs) -> LuaHost {
         let inner = Rc::new(HostInner {
             rt: rt.clone(),
             opts,
+            hubs,
+            share: RefCell::new(None),
+            share_filters: RefCell::new(Vec::new()),
             dispatcher: Cell::new(None),
             scripts: RefCell::new(BTreeMap::new()),
             next_id: Cell::new(1),
@@ -346,13 +366,27 @@ impl LuaHost {
         // stopping the job (at shutdown) unloads every script.
         let id = rt.spawn(Dispatcher { host: Some(host.inner.clone()), stopped: false });
         host.inner.dispatcher.set(Some(id));
-        CURRENT.with(|c| *c.borrow_mut() = Some(Rc::downgrade(&host.inner)));
         host
     }
 
-    /// The host of this worker thread, if one was created and still runs.
-    pub fn current() -> Option<LuaHost> {
-        CURRENT.with(|c| c.borrow().as_ref().and_then(Weak::upgrade)).map(LuaHost::from_inner)
+    /// The hub registry the scripts' hubs are in.
+    pub fn hubs(&self) -> &Hubs {
+        &self.inner.hubs
+    }
+
+    /// The share, once sharing runs.
+    pub fn share(&self) -> Option<ShareService> {
+        self.inner.share.borrow().clone()
+    }
+
+    /// The scripts' share answer filters (`dc.share.filter`).
+    pub(crate) fn share_filters(&self) -> &RefCell<Vec<(ScriptId, Function)>> {
+        &self.inner.share_filters
+    }
+
+    /// Gives the scripts the share (done by `share_api::install`).
+    pub(crate) fn set_share(&self, share: &ShareService) {
+        *self.inner.share.borrow_mut() = Some(share.clone());
     }
 
     pub(crate) fn from_inner(inner: Rc<HostInner>) -> LuaHost {
@@ -1399,11 +1433,6 @@ pub fn format_value(v: &mlua::Value) -> String {
 }
 
 // ----- the dispatcher job ---------------------------------------------------
-
-thread_local! {
-    /// The host of the worker thread (one per worker).
-    static CURRENT: RefCell<Option<Weak<HostInner>>> = const { RefCell::new(None) };
-}
 
 /// Delivers queued events to handlers and runs Lua timer callbacks. Owns the
 /// host.

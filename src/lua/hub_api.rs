@@ -165,12 +165,12 @@ pub fn connect(
     owner: Option<ScriptId>,
 ) -> Result<HubId, HubError> {
     let url = params.url.clone();
-    let id = hub::connect(host.runtime(), params, sink(host))?;
+    let id = hub::connect(host.runtime(), host.hubs(), params, sink(host))?;
     let protocol = HubUrl::parse(&url).map(|a| a.protocol_name()).unwrap_or("nmdc");
     with_state(|s| {
         if s.known.len() >= 256 {
             // Forget hubs long gone (a script reconnecting in a loop).
-            let live = Hubs::current();
+            let live = host.hubs();
             s.known.retain(|h, _| live.get(*h).is_some());
         }
         s.known.insert(id, (url, protocol));
@@ -184,7 +184,15 @@ pub fn connect(
 /// Applies a configuration: our identity (announced again where it
 /// changed).
 pub fn apply_config(host: &LuaHost, config: &Config) {
-    Hubs::current().set_identity(host.runtime(), Identity::from_config(config));
+    // The share's figures stay: a configuration does not describe them.
+    let hubs = host.hubs();
+    let current = hubs.identity();
+    let identity = Identity {
+        share_size: current.share_size,
+        shared_files: current.shared_files,
+        ..Identity::from_config(config)
+    };
+    hubs.set_identity(host.runtime(), identity);
 }
 
 /// Applies a configuration and connects to its `autoconnect` hubs (at
@@ -469,7 +477,7 @@ fn show(host: &LuaHost, line: String) -> Option<Box<dyn FnOnce()>> {
 impl HubSink for LuaHubSink {
     fn deliver(&self, hub: HubId, events: Vec<HubEvent>) {
         let Some(host) = self.host() else { return };
-        let (cs, label) = match Hubs::current().get(hub) {
+        let (cs, label) = match host.hubs().get(hub) {
             Some(info) => {
                 let info = info.borrow();
                 (info.charset, info.label().to_string())
@@ -492,7 +500,7 @@ impl HubSink for LuaHubSink {
     fn filter_raw(&self, hub: HubId, batch: u64, lines: Vec<Box<[u8]>>) {
         let rt_host = self.host();
         let Some(host) = rt_host else { return };
-        let cs = Hubs::current().get(hub).map_or(encoding_rs::WINDOWS_1252, |i| i.borrow().charset);
+        let cs = host.hubs().get(hub).map_or(encoding_rs::WINDOWS_1252, |i| i.borrow().charset);
         // Consumed unless the default action runs.
         let keep = Rc::new(RefCell::new(vec![false; lines.len()]));
         for (i, line) in lines.iter().enumerate() {
@@ -700,7 +708,7 @@ pub(crate) fn begin_search(
         return Err("dc.search: expected a table {text = ..., tth = ..., timeout = ...}".into());
     };
     let (query, hub, timeout, max) = parse_search(opts)?;
-    let hubs = Hubs::current();
+    let hubs = host.hubs().clone();
     let targets: Vec<HubId> = match hub {
         Some(id) => hubs.online().into_iter().filter(|h| *h == id).collect(),
         None => hubs.online(),
@@ -765,8 +773,8 @@ fn hub_id(n: i64) -> HubId {
     JobId(n as u64)
 }
 
-fn connect_params(url: &str, opts: Option<&Table>) -> mlua::Result<HubParams> {
-    let mut p = HubParams::new(url, &Hubs::current().identity().nick);
+fn connect_params(hubs: &Hubs, url: &str, opts: Option<&Table>) -> mlua::Result<HubParams> {
+    let mut p = HubParams::new(url, &hubs.identity().nick);
     let Some(opts) = opts else { return Ok(p) };
     for pair in opts.pairs::<mlua::Value, mlua::Value>() {
         let (k, _) = pair?;
@@ -824,7 +832,7 @@ fn command(
     states: &[HubState],
     cmd: HubCommand,
 ) -> mlua::Result<MultiValue> {
-    let state = Hubs::current().get(id).map(|h| h.borrow().state);
+    let state = host.hubs().get(id).map(|h| h.borrow().state);
     let why = match state {
         Some(s) if states.contains(&s) && host.runtime().send(id, cmd) => {
             return Ok(MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
@@ -839,8 +847,8 @@ fn command(
 }
 
 /// A field of a hub object (`hub.name`...).
-fn hub_field(lua: &Lua, id: HubId, key: &str) -> mlua::Result<mlua::Value> {
-    let Some(info) = Hubs::current().get(id) else {
+fn hub_field(lua: &Lua, hubs: &Hubs, id: HubId, key: &str) -> mlua::Result<mlua::Value> {
+    let Some(info) = hubs.get(id) else {
         let known = with_state(|s| s.known.get(&id).cloned());
         return Ok(match (key, known) {
             ("state", _) => mlua::Value::String(lua.create_string("disconnected")?),
@@ -905,17 +913,18 @@ pub(crate) fn register(
         })?,
     )?;
     f!("connect", |_lua, h, (url, opts): (String, Option<Table>)| {
-        let params = connect_params(&url, opts.as_ref())?;
+        let params = connect_params(h.hubs(), &url, opts.as_ref())?;
         let id = connect(&h, params, Some(script))
             .map_err(|e| mlua::Error::runtime(format!("dc.connect: {e}")))?;
         Ok(id.0 as i64)
     });
-    f!("hubs", |_lua, _h, (): ()| Ok(Hubs::current()
+    f!("hubs", |_lua, h, (): ()| Ok(h
+        .hubs()
         .ids()
         .into_iter()
         .map(|id| id.0 as i64)
         .collect::<Vec<_>>()));
-    f!("hub_field", |lua, _h, (id, key): (i64, String)| hub_field(lua, hub_id(id), &key));
+    f!("hub_field", |lua, h, (id, key): (i64, String)| hub_field(lua, h.hubs(), hub_id(id), &key));
     f!("hub_say", |lua, h, (id, text, me): (i64, String, bool)| {
         command(lua, &h, hub_id(id), &[HubState::Online], HubCommand::Say { text, me })
     });
@@ -936,8 +945,8 @@ pub(crate) fn register(
         with_state(|s| s.owners.remove(&id));
         Ok(h.runtime().send(id, HubCommand::Disconnect))
     });
-    f!("hub_users", |lua, _h, id: i64| {
-        let Some(info) = Hubs::current().get(hub_id(id)) else {
+    f!("hub_users", |lua, h, id: i64| {
+        let Some(info) = h.hubs().get(hub_id(id)) else {
             return lua.create_table().map(mlua::Value::Table);
         };
         let values: Vec<Value> = {
@@ -952,8 +961,8 @@ pub(crate) fn register(
         }
         Ok(mlua::Value::Table(t))
     });
-    f!("hub_user", |lua, _h, (id, nick): (i64, String)| {
-        let Some(info) = Hubs::current().get(hub_id(id)) else { return Ok(mlua::Value::Nil) };
+    f!("hub_user", |lua, h, (id, nick): (i64, String)| {
+        let Some(info) = h.hubs().get(hub_id(id)) else { return Ok(mlua::Value::Nil) };
         let v = {
             let info = info.borrow();
             info.users.get(&nick).map(|u| user_value(u, info.charset))

@@ -24,9 +24,9 @@
 //! (failing closed: a filter usually exists to hide something) and the error
 //! is logged.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use mlua::{Function, Lua, Table};
@@ -101,21 +101,25 @@ function dc.tth(path)
 end
 "#;
 
-thread_local! {
-    /// Each script's answer filter, in the order they were set.
-    static FILTERS: RefCell<Vec<(ScriptId, Function)>> = const { RefCell::new(Vec::new()) };
+/// The share of the host behind `weak`.
+fn service(weak: &Weak<super::host::HostInner>) -> mlua::Result<ShareService> {
+    weak.upgrade()
+        .and_then(|h| LuaHost::from_inner(h).share())
+        .ok_or_else(|| mlua::Error::runtime("sharing is not running"))
 }
 
-fn service() -> mlua::Result<ShareService> {
-    ShareService::current().ok_or_else(|| mlua::Error::runtime("sharing is not running"))
-}
-
-/// Adds the `native.share_*` primitives to a new state.
-pub(crate) fn register(lua: &Lua, script: ScriptId, native: &Table) -> mlua::Result<()> {
+/// Adds the `native.share_*` primitives to a new state of `host`.
+pub(crate) fn register(
+    lua: &Lua,
+    host: &LuaHost,
+    script: ScriptId,
+    native: &Table,
+) -> mlua::Result<()> {
+    let weak = host.downgrade();
     native.set(
         "share_stats",
-        lua.create_function(|lua, ()| {
-            let s = service()?.stats();
+        lua.create_function(move |lua, ()| {
+            let s = service(&weak)?.stats();
             let t = lua.create_table()?;
             t.set("files", s.files)?;
             t.set("size", s.size)?;
@@ -136,34 +140,37 @@ pub(crate) fn register(lua: &Lua, script: ScriptId, native: &Table) -> mlua::Res
             Ok(t)
         })?,
     )?;
+    let weak = host.downgrade();
     native.set(
         "share_find",
-        lua.create_function(|lua, q: Table| {
+        lua.create_function(move |lua, q: Table| {
             let (query, limit) = query_from_lua(&q)?;
-            hits_to_lua(lua, &service()?.find(&query, limit))
+            hits_to_lua(lua, &service(&weak)?.find(&query, limit))
         })?,
     )?;
+    let weak = host.downgrade();
     native.set(
         "share_rescan",
-        lua.create_function(|_, ()| {
-            service()?.rescan();
+        lua.create_function(move |_, ()| {
+            service(&weak)?.rescan();
             Ok(())
         })?,
     )?;
+    let weak = host.downgrade();
     native.set(
         "share_remove",
-        lua.create_function(|_, name: String| Ok(service()?.remove(&name)))?,
+        lua.create_function(move |_, name: String| Ok(service(&weak)?.remove(&name)))?,
     )?;
+    let weak = host.downgrade();
     native.set(
         "share_filter",
         lua.create_function(move |_, f: Option<Function>| {
-            FILTERS.with(|fs| {
-                let mut fs = fs.borrow_mut();
-                fs.retain(|(s, _)| *s != script);
-                if let Some(f) = f {
-                    fs.push((script, f));
-                }
-            });
+            let Some(host) = weak.upgrade().map(LuaHost::from_inner) else { return Ok(()) };
+            let mut fs = host.share_filters().borrow_mut();
+            fs.retain(|(s, _)| *s != script);
+            if let Some(f) = f {
+                fs.push((script, f));
+            }
             Ok(())
         })?,
     )?;
@@ -173,12 +180,13 @@ pub(crate) fn register(lua: &Lua, script: ScriptId, native: &Table) -> mlua::Res
 /// Connects `host` to `service`: the waiting calls, the events and the
 /// answer filter. Call once, on the worker, after both exist.
 pub fn install(host: &LuaHost, service: &ShareService) {
+    host.set_share(service);
     host.register_async(
         "share.tth",
         Rc::new(|host, call| {
             let path =
                 call.args.first().and_then(Value::as_str).ok_or("dc.tth: expected a path")?;
-            let service = ShareService::current().ok_or("dc.tth: sharing is not running")?;
+            let service = host.share().ok_or("dc.tth: sharing is not running")?;
             let weak = host.downgrade();
             let job = call.job;
             service.hash_file(
@@ -205,7 +213,7 @@ pub fn install(host: &LuaHost, service: &ShareService) {
             let name =
                 call.args.get(1).and_then(Value::as_str).ok_or("dc.share.add: expected a name")?;
             let hidden = matches!(call.args.get(2), Some(Value::Bool(true)));
-            let service = ShareService::current().ok_or("dc.share.add: sharing is not running")?;
+            let service = host.share().ok_or("dc.share.add: sharing is not running")?;
             let weak = host.downgrade();
             let job = call.job;
             service.add(
@@ -423,12 +431,12 @@ fn query_to_lua(lua: &Lua, q: &Query) -> mlua::Result<Table> {
 
 /// Runs every live script's filter over the hits (see the module docs).
 fn run_filters(host: &LuaHost, query: &Query, mut hits: Vec<SearchHit>) -> Vec<SearchHit> {
-    let filters: Vec<(ScriptId, Function)> = FILTERS.with(|fs| {
-        let mut fs = fs.borrow_mut();
+    let filters: Vec<(ScriptId, Function)> = {
+        let mut fs = host.share_filters().borrow_mut();
         // Filters of unloaded scripts go with them.
         fs.retain(|(s, _)| host.script(*s).is_some());
         fs.clone()
-    });
+    };
     for (sid, f) in filters {
         if hits.is_empty() {
             break;

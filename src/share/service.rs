@@ -66,7 +66,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -276,11 +276,6 @@ pub(crate) struct Inner {
     filter: RefCell<Option<AnswerFilter>>,
 }
 
-thread_local! {
-    /// The service of this worker thread.
-    static CURRENT: RefCell<Option<Weak<Inner>>> = const { RefCell::new(None) };
-}
-
 /// The running share; a cheap `Rc` handle, used on the worker thread only.
 #[derive(Clone)]
 pub struct ShareService {
@@ -372,17 +367,9 @@ impl ShareService {
             ShareJob { inner: inner.clone(), done: false }
         });
         inner.job.set(Some(id));
-        CURRENT.with(|c| *c.borrow_mut() = Some(Rc::downgrade(&inner)));
         let service = ShareService { inner };
         service.start_pass();
         service
-    }
-
-    /// The service of this worker thread, if one was started and still runs.
-    pub fn current() -> Option<ShareService> {
-        CURRENT
-            .with(|c| c.borrow().as_ref().and_then(Weak::upgrade))
-            .map(|inner| ShareService { inner })
     }
 
     // ----- for hub sessions and uploads --------------------------------------
