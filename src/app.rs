@@ -269,11 +269,10 @@ fn start_host(
     host.set_hooks(hooks);
     // With `dclua run`, standard output belongs to the script: hub chat goes
     // to the log instead of being printed.
-    hub_api::set_chat_display(if run_script.is_some() {
-        ChatDisplay::Log
-    } else {
-        ChatDisplay::Print
-    });
+    hub_api::set_chat_display(
+        host,
+        if run_script.is_some() { ChatDisplay::Log } else { ChatDisplay::Print },
+    );
     for s in scripts {
         if let Err(e) = host.load_file(&s.path, s.trusted, &[]) {
             log::error!("{e}");

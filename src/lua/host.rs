@@ -276,6 +276,8 @@ pub(crate) struct HostInner {
     share: RefCell<Option<ShareService>>,
     /// Each script's share answer filter, in the order they were set.
     share_filters: RefCell<Vec<(ScriptId, Function)>>,
+    /// State the API modules keep per host, by type (see [`LuaHost::ext`]).
+    exts: RefCell<HashMap<std::any::TypeId, Rc<dyn std::any::Any>>>,
     dispatcher: Cell<Option<JobId>>,
     scripts: RefCell<BTreeMap<ScriptId, Rc<Script>>>,
     next_id: Cell<u64>,
@@ -345,6 +347,7 @@ impl LuaHost {
             hubs,
             share: RefCell::new(None),
             share_filters: RefCell::new(Vec::new()),
+            exts: RefCell::new(HashMap::new()),
             dispatcher: Cell::new(None),
             scripts: RefCell::new(BTreeMap::new()),
             next_id: Cell::new(1),
@@ -377,6 +380,22 @@ impl LuaHost {
     /// The share, once sharing runs.
     pub fn share(&self) -> Option<ShareService> {
         self.inner.share.borrow().clone()
+    }
+
+    /// The state an API module keeps for this host, made on first use: a
+    /// module above the host keeps its bookkeeping here, so the host needs
+    /// no knowledge of it and nothing lives in a thread-local.
+    pub(crate) fn ext<T: Default + 'static>(&self) -> Rc<T> {
+        let key = std::any::TypeId::of::<T>();
+        let any = self
+            .inner
+            .exts
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| Rc::new(T::default()) as Rc<dyn std::any::Any>)
+            .clone();
+        // The map's key is T's TypeId: the value is a T.
+        any.downcast::<T>().unwrap_or_else(|_| unreachable!("an extension slot of another type"))
     }
 
     /// The scripts' share answer filters (`dc.share.filter`).
@@ -1715,7 +1734,7 @@ impl Job for LuaJob {
         let step = self.step(&host, cx);
         if step == Step::Done {
             host.remove_waiter(cx.id());
-            super::hub_api::forget_search(cx.id());
+            super::hub_api::forget_search(&host, cx.id());
             let outcome = self.outcome.take().unwrap_or_else(|| Err("stopped".into()));
             host.job_finished(cx.id(), &self.script, outcome);
         }
@@ -1836,7 +1855,7 @@ impl LuaJob {
                 }
                 if early || cx.fired(t) {
                     cx.cancel_timer(t);
-                    match super::hub_api::end_search(cx.id(), &self.script.lua) {
+                    match super::hub_api::end_search(host, cx.id(), &self.script.lua) {
                         Ok(vals) => self.reply(host, cx, vals),
                         Err(e) => self.reply_error(host, cx, &format!("dc.search: {e}")),
                     }

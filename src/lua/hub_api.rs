@@ -126,26 +126,25 @@ struct ApiState {
     display: Option<ChatDisplay>,
 }
 
-thread_local! {
-    static STATE: RefCell<ApiState> = RefCell::new(ApiState::default());
-}
-
-fn with_state<R>(f: impl FnOnce(&mut ApiState) -> R) -> R {
-    STATE.with(|s| f(&mut s.borrow_mut()))
+/// The hub API's bookkeeping of `host`.
+fn with_state<R>(host: &LuaHost, f: impl FnOnce(&mut ApiState) -> R) -> R {
+    let state = host.ext::<RefCell<ApiState>>();
+    let mut state = state.borrow_mut();
+    f(&mut state)
 }
 
 /// Sets how chat and PMs are shown (default: [`ChatDisplay::Print`]).
-pub fn set_chat_display(display: ChatDisplay) {
-    with_state(|s| s.display = Some(display));
+pub fn set_chat_display(host: &LuaHost, display: ChatDisplay) {
+    with_state(host, |s| s.display = Some(display));
 }
 
-fn chat_display() -> ChatDisplay {
-    with_state(|s| s.display.unwrap_or(ChatDisplay::Print))
+fn chat_display(host: &LuaHost) -> ChatDisplay {
+    with_state(host, |s| s.display.unwrap_or(ChatDisplay::Print))
 }
 
-/// The sink of this worker's host (one per host).
+/// The sink of `host` (one per host).
 pub fn sink(host: &LuaHost) -> Rc<dyn HubSink> {
-    with_state(|s| {
+    with_state(host, |s| {
         if let Some(sink) = &s.sink {
             if sink.host.upgrade().is_some() {
                 return sink.clone() as Rc<dyn HubSink>;
@@ -167,7 +166,7 @@ pub fn connect(
     let url = params.url.clone();
     let id = hub::connect(host.runtime(), host.hubs(), params, sink(host))?;
     let protocol = HubUrl::parse(&url).map(|a| a.protocol_name()).unwrap_or("nmdc");
-    with_state(|s| {
+    with_state(host, |s| {
         if s.known.len() >= 256 {
             // Forget hubs long gone (a script reconnecting in a loop).
             let live = host.hubs();
@@ -208,7 +207,7 @@ pub fn connect_configured(host: &LuaHost, config: &Config) {
 
 /// Called by the host when a script is unloaded: its hubs leave with it.
 pub(crate) fn script_unloaded(host: &LuaHost, script: ScriptId) {
-    let hubs: Vec<HubId> = with_state(|s| {
+    let hubs: Vec<HubId> = with_state(host, |s| {
         let ids: Vec<HubId> =
             s.owners.iter().filter(|(_, o)| **o == script).map(|(h, _)| *h).collect();
         for id in &ids {
@@ -460,7 +459,7 @@ impl LuaHubSink {
 
 /// The default action of `chat`/`pm`: show the line.
 fn show(host: &LuaHost, line: String) -> Option<Box<dyn FnOnce()>> {
-    match chat_display() {
+    match chat_display(host) {
         ChatDisplay::Off => None,
         ChatDisplay::Log => Some(Box::new(move || log::info!(target: "chat", "{line}"))),
         ChatDisplay::Print => {
@@ -546,7 +545,7 @@ impl LuaHubSink {
 // ----- searches ------------------------------------------------------------------
 
 fn collect_result(host: &LuaHost, hub: HubId, hit: &SearchHit, value: &Value) {
-    let done: Vec<JobId> = with_state(|s| {
+    let done: Vec<JobId> = with_state(host, |s| {
         let mut done = Vec::new();
         for c in &mut s.searches {
             if c.hubs.contains(&hub)
@@ -725,15 +724,15 @@ pub(crate) fn begin_search(
         host.runtime().send(t, HubCommand::Search(query.clone()));
     }
     let wait = if targets.is_empty() { Duration::ZERO } else { timeout };
-    with_state(|s| {
+    with_state(host, |s| {
         s.searches.push(Collector { job, query, hubs: targets, results: Vec::new(), max, note });
     });
     Ok(wait)
 }
 
 /// Ends job `job`'s search: `true, results[, note]` for the coroutine.
-pub(crate) fn end_search(job: JobId, lua: &Lua) -> mlua::Result<MultiValue> {
-    let collector = with_state(|s| {
+pub(crate) fn end_search(host: &LuaHost, job: JobId, lua: &Lua) -> mlua::Result<MultiValue> {
+    let collector = with_state(host, |s| {
         let i = s.searches.iter().position(|c| c.job == job)?;
         Some(s.searches.remove(i))
     });
@@ -752,8 +751,8 @@ pub(crate) fn end_search(job: JobId, lua: &Lua) -> mlua::Result<MultiValue> {
 }
 
 /// Drops a finished or stopped job's search, if any.
-pub(crate) fn forget_search(job: JobId) {
-    with_state(|s| s.searches.retain(|c| c.job != job));
+pub(crate) fn forget_search(host: &LuaHost, job: JobId) {
+    with_state(host, |s| s.searches.retain(|c| c.job != job));
 }
 
 // ----- natives ---------------------------------------------------------------------
@@ -847,9 +846,9 @@ fn command(
 }
 
 /// A field of a hub object (`hub.name`...).
-fn hub_field(lua: &Lua, hubs: &Hubs, id: HubId, key: &str) -> mlua::Result<mlua::Value> {
-    let Some(info) = hubs.get(id) else {
-        let known = with_state(|s| s.known.get(&id).cloned());
+fn hub_field(lua: &Lua, host: &LuaHost, id: HubId, key: &str) -> mlua::Result<mlua::Value> {
+    let Some(info) = host.hubs().get(id) else {
+        let known = with_state(host, |s| s.known.get(&id).cloned());
         return Ok(match (key, known) {
             ("state", _) => mlua::Value::String(lua.create_string("disconnected")?),
             ("url", Some((url, _))) => mlua::Value::String(lua.create_string(url)?),
@@ -924,7 +923,7 @@ pub(crate) fn register(
         .into_iter()
         .map(|id| id.0 as i64)
         .collect::<Vec<_>>()));
-    f!("hub_field", |lua, h, (id, key): (i64, String)| hub_field(lua, h.hubs(), hub_id(id), &key));
+    f!("hub_field", |lua, h, (id, key): (i64, String)| hub_field(lua, &h, hub_id(id), &key));
     f!("hub_say", |lua, h, (id, text, me): (i64, String, bool)| {
         command(lua, &h, hub_id(id), &[HubState::Online], HubCommand::Say { text, me })
     });
@@ -942,7 +941,7 @@ pub(crate) fn register(
     });
     f!("hub_disconnect", |_lua, h, id: i64| {
         let id = hub_id(id);
-        with_state(|s| s.owners.remove(&id));
+        with_state(&h, |s| s.owners.remove(&id));
         Ok(h.runtime().send(id, HubCommand::Disconnect))
     });
     f!("hub_users", |lua, h, id: i64| {
