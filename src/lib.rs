@@ -8,16 +8,24 @@
 //! one networking thread that waits in `mio::Poll` and runs the pool. CPU-heavy
 //! work (hashing, file lists) goes to [`runtime::helpers::HelperPool`].
 //!
-//! Layers, from the bottom (dependencies run downward only):
+//! Layers, from the bottom (dependencies run downward; `docs/ARCHITECTURE.md`
+//! lists the circles still to remove):
 //!
 //! | module | owns | must not |
 //! |---|---|---|
 //! | [`proto`] | pure codecs: NMDC, ADC, TTH | do I/O or read clocks |
-//! | [`runtime`] | jobs, the pool, the worker, timers, sockets | know any protocol |
-//! | [`tls`] | certificates, keyprints, trust on first use, hub addresses | touch sockets |
-//! | [`hub`] | hub sessions (NMDC), the protocol-neutral hub model and registry | call Lua |
+//! | [`tls`] | certificates, keyprints, trust on first use | touch sockets |
+//! | [`runtime`] | jobs, the pool, timers, the clock, the worker, helper threads | know any protocol or socket type |
+//! | [`net`] | the connection lifecycle: resolve, connect/accept, TLS, framing, close | interpret frames |
+//! | [`identity`], [`address`], [`search`] | our PID/CID/certificate; the hub address; the search model | do I/O (but the PID file) |
+//! | [`share`] | hashing, the hash store, the share tree, file lists, the index, the share service | know hubs |
+//! | [`transfer`] | the download queue, placement, verification, segments, slots, the bandwidth limit | open sockets |
+//! | [`hub`] | hub sessions (NMDC, ADC), the protocol-neutral hub model and registry | call Lua |
+//! | [`lua`] | the scripting host and the `dc` API | parse protocol lines |
+//! | [`client`] | the composition root: every service built once and passed on | implement a service |
 //! | [`config`] | the configuration script and its typed, validated result | start anything |
-//! | [`cli`], [`app`], [`logging`] | the process: command line, signals, logs | hold protocol state |
+//! | [`console`] | the interactive and piped consoles | run Lua itself |
+//! | [`cli`], [`app`], [`logging`], [`instance`], [`text`] | the process: command line, signals, logs, the data-folder lock, neutralised text | hold protocol state |
 //!
 //! `docs/ARCHITECTURE.md` is the map; `docs/RUNTIME.md` lists the runtime's
 //! invariants.

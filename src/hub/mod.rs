@@ -431,7 +431,7 @@ impl Default for Identity {
 
 impl Identity {
     /// The identity a configuration describes; the share figures are 0 (the
-    /// share's own, see [`Hubs::follow_share`], are kept by whoever applies
+    /// share's own, see [`follow_share`], are kept by whoever applies
     /// a configuration to a running client).
     pub fn from_config(config: &crate::config::Config) -> Identity {
         Identity {
@@ -1082,7 +1082,7 @@ struct HubsInner {
     udp: RefCell<Option<Option<UdpEndpoint>>>,
     /// Our keys (PID, CID, certificate), given by the composition root.
     me: RefCell<Option<Me>>,
-    /// The share, once [`Hubs::follow_share`] was called.
+    /// The share, once [`follow_share`] was called.
     share: RefCell<Option<ShareService>>,
     /// The send-only UDP sockets of passive mode (IPv4, IPv6), made on
     /// first use (see `udp::send`).
