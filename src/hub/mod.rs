@@ -917,46 +917,13 @@ impl SearchQuery {
         self.include.join(" ")
     }
 
-    /// Whether a result answers this search: same TTH for a TTH search;
-    /// otherwise every word in the path, no excluded word, the size within
-    /// the bounds, an allowed extension, a folder for a folder search.
+    /// Whether a result answers this search, by the one matcher of
+    /// [`crate::search`] (the share index's rules): same TTH for a TTH
+    /// search; otherwise every term in the path, no excluded term, the size
+    /// within the bounds, the type's and the listed extensions, folders only
+    /// for untyped, unsized searches.
     pub fn matches(&self, hit: &SearchHit) -> bool {
-        if let Some(tth) = &self.tth {
-            return hit.tth.as_ref() == Some(tth);
-        }
-        let path = hit.path.to_lowercase();
-        if !self.include.iter().all(|w| path.contains(&w.to_lowercase())) {
-            return false;
-        }
-        if self.exclude.iter().any(|w| path.contains(&w.to_lowercase())) {
-            return false;
-        }
-        if self.file_type == FileType::Folder && !hit.is_dir() {
-            return false;
-        }
-        if let Some(size) = hit.size {
-            if self.min_size.is_some_and(|m| size < m)
-                || self.max_size.is_some_and(|m| size > m)
-                || self.size.is_some_and(|s| size != s)
-            {
-                return false;
-            }
-        } else if self.size.is_some() || self.min_size.is_some() {
-            return false;
-        }
-        if !self.extensions.is_empty() {
-            let name = hit.name().to_lowercase();
-            let ok = self.extensions.iter().any(|e| {
-                let e = e.trim_start_matches('.').to_lowercase();
-                name.len() > e.len() + 1
-                    && name.ends_with(&e)
-                    && name.as_bytes()[name.len() - e.len() - 1] == b'.'
-            });
-            if !ok {
-                return false;
-            }
-        }
-        true
+        share_index::Query::from(self).matches(&hit.path, hit.size, hit.tth.as_ref())
     }
 }
 
@@ -1335,6 +1302,10 @@ mod tests {
         let q = SearchQuery { extensions: vec!["mp3".into()], ..SearchQuery::words("a") };
         assert!(q.matches(&hit("a/b.MP3", Some(1))));
         assert!(!q.matches(&hit("a/bmp3", Some(1))));
+        // The type's extension group applies to results too (one matcher).
+        let q = SearchQuery { file_type: FileType::Audio, ..SearchQuery::words("a") };
+        assert!(q.matches(&hit("a/b.flac", Some(1))));
+        assert!(!q.matches(&hit("a/b.txt", Some(1))));
         let q = SearchQuery { file_type: FileType::Folder, ..SearchQuery::words("a") };
         assert!(q.matches(&hit("a/dir", None)));
         assert!(!q.matches(&hit("a/file", Some(1))));
