@@ -97,6 +97,41 @@ fn values(v: &[&str]) -> ChunkOutcome {
     ChunkOutcome::Values(v.iter().map(|s| s.to_string()).collect())
 }
 
+/// Issue 15, finding 1: what no instruction hook reaches is closed to
+/// untrusted scripts. A catastrophic pattern ends with the step limit's
+/// error (it froze the client for more than 45 s in the C matcher), a
+/// finalizer cannot be set, the collector cannot be stopped.
+#[test]
+fn untrusted_scripts_cannot_freeze_the_client_where_no_hook_reaches() {
+    let r = rig();
+    r.load(
+        "hostile",
+        r#"
+        local ok, e = pcall(string.find, ("a"):rep(40), ("a*"):rep(25) .. "b")
+        print("pattern", ok, (tostring(e):gsub("^.-: ", "")))
+        ok, e = pcall(function() return ("a"):rep(40):find(("a*"):rep(25) .. "b") end)
+        print("method", ok)
+        ok, e = pcall(setmetatable, {}, { __gc = function() while true do end end })
+        print("gc", ok, (tostring(e):match("__gc finalizers are not allowed") ~= nil))
+        print("plain", pcall(setmetatable, {}, { __index = {} }))
+        ok, e = pcall(collectgarbage, "stop")
+        print("stop", ok, collectgarbage("isrunning"))
+        print("count", type(collectgarbage("count")))
+        print("find", string.find("hello world", "o w"), ("x=1"):match("(%w)=(%d)"))
+        "#,
+    )
+    .unwrap();
+    let lines = r.lines(7);
+    assert!(lines[0].starts_with("pattern false"), "{lines:?}");
+    assert!(lines[0].contains("step"), "the step limit names itself: {lines:?}");
+    assert_eq!(lines[1], "method false");
+    assert_eq!(lines[2], "gc false true");
+    assert!(lines[3].starts_with("plain true"), "{lines:?}");
+    assert_eq!(lines[4], "stop false true");
+    assert_eq!(lines[5], "count number");
+    assert_eq!(lines[6], "find 5 x 1");
+}
+
 #[test]
 fn ten_thousand_sleeping_coroutines_all_complete() {
     let r = rig();

@@ -712,6 +712,13 @@ pub(crate) fn set_identity(lua: &Lua, name: &str, args: &[String]) -> mlua::Resu
 
 /// Takes away what an untrusted script must not have: process control and
 /// files in `os`, loading files or bytecode.
+///
+/// Issue 15's rules for what no hook can reach: Lua runs finalizers with
+/// hooks off, so `setmetatable` refuses a metatable with `__gc`; the
+/// string library's pattern functions run in C, so `string.find`, `match`,
+/// `gmatch` and `gsub` (and the string methods, which share the table) are
+/// the step-limited matcher of [`super::pattern`]; `collectgarbage` keeps
+/// only what cannot stop the collector or retune it.
 pub(crate) fn sandbox(lua: &Lua) -> mlua::Result<()> {
     lua.load(
         r#"
@@ -724,10 +731,30 @@ pub(crate) fn sandbox(lua: &Lua) -> mlua::Result<()> {
           -- Text only: bytecode is not checked and could crash the interpreter.
           return raw_load(chunk, name, "t", env)
         end
+        local raw_setmetatable, rawget, type, error = setmetatable, rawget, type, error
+        function setmetatable(t, mt)
+          if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+            error("setmetatable: __gc finalizers are not allowed in untrusted scripts " ..
+                  "(a finalizer runs where no time limit reaches)", 2)
+          end
+          return raw_setmetatable(t, mt)
+        end
+        local raw_collect = collectgarbage
+        local allowed = { collect = true, count = true, step = true, isrunning = true }
+        function collectgarbage(opt, ...)
+          opt = opt or "collect"
+          if not allowed[opt] then
+            error("collectgarbage: \"" .. tostring(opt) .. "\" is not allowed in untrusted " ..
+                  "scripts (collect, count, step and isrunning are)", 2)
+          end
+          return raw_collect(opt, ...)
+        end
         "#,
     )
     .set_name("=dclua sandbox")
-    .exec()
+    .exec()?;
+    let string: mlua::Table = lua.globals().get("string")?;
+    super::pattern::install(lua, &string, super::pattern::DEFAULT_BUDGET)
 }
 
 /// Every name the console completes: functions and fields of the API.
