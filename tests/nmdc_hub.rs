@@ -723,6 +723,36 @@ fn zon_blocks_are_inflated_and_plain_text_resumes() -> Result<()> {
     Ok(())
 }
 
+/// Issue 15, finding 6: two hubs sending us to each other used to be
+/// followed forever. The second redirect back to a hub this chain left ends
+/// the session, naming the loop, and nothing connects to the first hub again.
+#[test]
+fn a_redirect_loop_ends_the_session() -> Result<()> {
+    let first = FakeHub::start()?;
+    let second = FakeHub::start()?;
+    let lou = Client::passive("lou");
+    lou.run(&format!(
+        r#"expect("connected", "hub_connected")
+           expect("ended", "hub_disconnected", function(e) return e.reconnect_in == nil end)
+           hub = dc.connect("{}", {{reconnect_delay = 0.2}})"#,
+        first.url()
+    ))?;
+    let mut conn = first.accept()?;
+    conn.login("lou")?;
+    lou.run(r#"expect_done("connected") expect("connected", "hub_connected")"#)?;
+    conn.send(format!("$ForceMove 127.0.0.1:{}|", second.port.get()).as_bytes())?;
+    ensure!(conn.closed()?, "the client stayed on the hub that redirected it");
+    let mut moved = second.accept()?;
+    moved.login("lou")?;
+    lou.run(r#"expect_done("connected")"#)?;
+    moved.send(format!("$ForceMove {}|", first.url()).as_bytes())?;
+    ensure!(moved.closed()?, "the client stayed on the second hub");
+    let got = lou.run(r#"local e = expect_done("ended") return e.reason"#)?;
+    ensure!(got[0].contains("redirect loop ("), "the end names the loop: {got:?}");
+    ensure!(first.quiet_for(Duration::from_millis(500))?, "the loop was followed back");
+    Ok(())
+}
+
 #[test]
 fn redirects_are_followed_unless_vetoed() -> Result<()> {
     let first = FakeHub::start()?;

@@ -73,6 +73,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::nmdc::UdpFrame;
+use super::redirect;
 use super::{
     ConnectMode, FileType, HubCommand, HubCounts, HubEvent, HubId, HubInfo, HubParams, HubSink,
     HubState, Hubs, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, UserList, UserMode,
@@ -425,6 +426,7 @@ pub(crate) fn spawn(
                 id,
                 rt: rt.clone(),
                 hubs,
+                redirects: redirect::Chain::default(),
                 params,
                 addr,
                 info,
@@ -512,6 +514,8 @@ struct State {
     rt: Runtime,
     /// The registry this session is in.
     hubs: Hubs,
+    /// Redirects followed since the session was last stable.
+    redirects: redirect::Chain,
     params: HubParams,
     addr: HubUrl,
     info: Rc<RefCell<HubInfo>>,
@@ -897,6 +901,7 @@ impl State {
             self.online_at.is_some_and(|t| cx.now().duration_since(t) >= STABLE_ONLINE);
         if was_stable {
             self.attempts = 0;
+            self.redirects.reset();
         }
         self.stage = Stage::Protocol;
         self.announced = false;
@@ -970,14 +975,29 @@ impl State {
     fn follow(&mut self, target: String, reason: String) {
         match HubUrl::parse(&target) {
             Ok(a) if a.is_adc() => {
+                let delay = match self.redirects.check(&self.addr, &a) {
+                    redirect::Verdict::Follow(delay) => delay,
+                    redirect::Verdict::Stay(why) => {
+                        log::warn!(target: "hub", "hub {}: {why}", self.params.url);
+                        return self.redirect_refused(format!("{reason}: {why}"));
+                    }
+                    redirect::Verdict::End(why) => {
+                        log::warn!(target: "hub", "hub {}: {why}", self.params.url);
+                        return self.finish(format!("{reason}: {why}"));
+                    }
+                };
                 log::info!(target: "hub", "hub {}: following the redirect to {target}", self.params.url);
                 self.params.url = target;
                 self.addr = a;
                 self.attempts = 0;
-                self.phase = Phase::Start;
+                self.phase = if delay.is_zero() {
+                    Phase::Start
+                } else {
+                    Phase::Waiting(self.rt.timer_after(self.id, delay))
+                };
                 self.info.borrow_mut().state = HubState::Connecting;
                 self.info.borrow_mut().keyprint = None;
-                self.emit(HubEvent::Disconnected { reason, reconnect_in: Some(Duration::ZERO) });
+                self.emit(HubEvent::Disconnected { reason, reconnect_in: Some(delay) });
             }
             _ => {
                 log::warn!(target: "hub", "hub {}: cannot follow the redirect to {target:?} (not an ADC hub address)", self.params.url);

@@ -41,6 +41,7 @@
 
 pub mod adc;
 pub mod nmdc;
+pub mod redirect;
 pub mod udp;
 
 use std::cell::RefCell;

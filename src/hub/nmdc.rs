@@ -75,6 +75,7 @@ use std::time::{Duration, Instant};
 
 use encoding_rs::Encoding;
 
+use super::redirect;
 use super::{
     ConnectMode, FileType, HubCommand, HubEvent, HubId, HubInfo, HubParams, HubSink, HubState,
     Hubs, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, UserMode, Via,
@@ -157,6 +158,7 @@ pub(crate) fn spawn(
                 id,
                 rt: rt.clone(),
                 hubs,
+                redirects: redirect::Chain::default(),
                 cs: params.charset,
                 params,
                 addr,
@@ -240,6 +242,8 @@ struct State {
     rt: Runtime,
     /// The registry this session is in.
     hubs: Hubs,
+    /// Redirects followed since the session was last stable.
+    redirects: redirect::Chain,
     params: HubParams,
     cs: &'static Encoding,
     addr: HubUrl,
@@ -636,6 +640,7 @@ impl State {
             self.online_at.is_some_and(|t| cx.now().duration_since(t) >= STABLE_ONLINE);
         if was_stable {
             self.attempts = 0;
+            self.redirects.reset();
         }
         self.logged_in = false;
         self.announced = false;
@@ -714,13 +719,28 @@ impl State {
     fn follow(&mut self, target: String, reason: String) {
         match HubUrl::parse(&target) {
             Ok(a) if !a.is_adc() && !a.is_tls() => {
+                let delay = match self.redirects.check(&self.addr, &a) {
+                    redirect::Verdict::Follow(delay) => delay,
+                    redirect::Verdict::Stay(why) => {
+                        log::warn!(target: "hub", "hub {}: {why}", self.params.url);
+                        return self.redirect_refused(format!("{reason}: {why}"));
+                    }
+                    redirect::Verdict::End(why) => {
+                        log::warn!(target: "hub", "hub {}: {why}", self.params.url);
+                        return self.finish(format!("{reason}: {why}"));
+                    }
+                };
                 log::info!(target: "hub", "hub {}: following the redirect to {target}", self.params.url);
                 self.params.url = target;
                 self.addr = a;
                 self.attempts = 0;
-                self.phase = Phase::Start;
+                self.phase = if delay.is_zero() {
+                    Phase::Start
+                } else {
+                    Phase::Waiting(self.rt.timer_after(self.id, delay))
+                };
                 self.info.borrow_mut().state = HubState::Connecting;
-                self.emit(HubEvent::Disconnected { reason, reconnect_in: Some(Duration::ZERO) });
+                self.emit(HubEvent::Disconnected { reason, reconnect_in: Some(delay) });
             }
             _ => {
                 log::warn!(target: "hub", "hub {}: cannot follow the redirect to {target:?} (not a plain NMDC hub address)", self.params.url);
