@@ -458,11 +458,27 @@ impl LuaHubSink {
 }
 
 /// The default action of `chat`/`pm`: show the line.
+/// Hub text made safe for a terminal (issue 15, finding 7): each line of
+/// it neutralised (no escape sequence, no stray carriage return reaches the
+/// screen), continuation lines indented so that a hub cannot make its text
+/// look like a line of ours.
+fn terminal_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push_str("\n  ");
+        }
+        out.push_str(&crate::text::neutralise(line.strip_suffix('\r').unwrap_or(line)));
+    }
+    out
+}
+
 fn show(host: &LuaHost, line: String) -> Option<Box<dyn FnOnce()>> {
     match chat_display(host) {
         ChatDisplay::Off => None,
         ChatDisplay::Log => Some(Box::new(move || log::info!(target: "chat", "{line}"))),
         ChatDisplay::Print => {
+            let line = terminal_text(&line);
             let weak = host.downgrade();
             Some(Box::new(move || {
                 if let Some(h) = weak.upgrade().map(LuaHost::from_inner) {
@@ -969,4 +985,24 @@ pub(crate) fn register(
         v.map_or(Ok(mlua::Value::Nil), |v| v.to_lua(lua))
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_text;
+
+    #[test]
+    fn hub_text_cannot_drive_the_terminal() {
+        let cases: &[(&str, &str)] = &[
+            ("<hub> hello", "<hub> hello"),
+            ("<x> \u{1b}]0;pwned\u{7}title", "<x> \\e]0;pwned\\x07title"),
+            ("<x> \u{1b}[2Jcleared", "<x> \\e[2Jcleared"),
+            ("<hub> motd line 1\r\nline 2", "<hub> motd line 1\n  line 2"),
+            ("<x> a\rforged", "<x> a\\rforged"),
+            ("<x> Grüße привет\t✓", "<x> Grüße привет\t✓"),
+        ];
+        for (input, shown) in cases {
+            assert_eq!(terminal_text(input), *shown, "{input:?}");
+        }
+    }
 }
