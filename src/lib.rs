@@ -48,6 +48,7 @@ pub mod proto;
 pub mod runtime;
 pub mod search;
 pub mod share;
+pub mod sqlite;
 pub mod text;
 pub mod tls;
 pub mod transfer;

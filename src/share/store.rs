@@ -23,7 +23,6 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -204,59 +203,20 @@ impl Store {
         sql_err(&self.db, what)
     }
 
-    fn setup(conn: Connection, db: PathBuf) -> Result<Store, StoreError> {
-        let mut store = Store { conn, db };
-        // Another dclua (or `dclua hash`) may hold the write lock briefly.
-        store
-            .conn
-            .busy_timeout(Duration::from_secs(10))
-            .map_err(store.sql("setting busy timeout"))?;
-        let mode: String = store
-            .conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(store.sql("switching to WAL"))?;
+    fn setup(mut conn: Connection, db: PathBuf) -> Result<Store, StoreError> {
+        let step =
+            |(what, source): crate::sqlite::Step| StoreError::Sql { db: db.clone(), what, source };
+        let mode = crate::sqlite::configure(&conn).map_err(step)?;
         if mode != "wal" && mode != "memory" {
-            log::warn!("hash store {}: journal mode is {mode}, not WAL", store.db.display());
+            log::warn!("hash store {}: journal mode is {mode}, not WAL", db.display());
         }
-        store
-            .conn
-            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(store.sql("setting pragmas"))?;
-        store.migrate()?;
-        Ok(store)
-    }
-
-    /// Creates the schema or checks its version, in one transaction.
-    fn migrate(&mut self) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        let sql = |what| sql_err(&db, what);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("starting the schema check"))?;
-        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            .map_err(sql("creating the version table"))?;
-        let found: Option<i64> = tx
-            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
-            .map_err(sql("reading the schema version"))?;
-        match found {
-            None => {
-                tx.execute_batch(SCHEMA_V1).map_err(sql("creating the schema"))?;
-                tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [SCHEMA_VERSION])
-                    .map_err(sql("writing the schema version"))?;
-            }
-            Some(SCHEMA_VERSION) => {}
-            Some(found) if found > SCHEMA_VERSION => {
-                return Err(StoreError::TooNew { db: self.db.clone(), found });
-            }
-            Some(found) => {
-                return Err(StoreError::Damaged {
-                    db: self.db.clone(),
-                    what: format!("unknown schema version {found}"),
-                });
+        match crate::sqlite::migrate(&mut conn, SCHEMA_VERSION, SCHEMA_V1).map_err(step)? {
+            crate::sqlite::Schema::Current => Ok(Store { conn, db }),
+            crate::sqlite::Schema::Newer(found) => Err(StoreError::TooNew { db, found }),
+            crate::sqlite::Schema::Older(found) => {
+                Err(StoreError::Damaged { db, what: format!("unknown schema version {found}") })
             }
         }
-        tx.commit().map_err(sql("committing the schema"))
     }
 
     /// Stores one hashed file (one transaction).

@@ -31,7 +31,7 @@
 //! touches no file but its database.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -43,6 +43,32 @@ pub const SCHEMA_VERSION: i64 = 1;
 
 /// The database file name inside the data folder.
 pub const FILE_NAME: &str = "queue.sqlite";
+
+/// The schema of version 1 (see the module documentation).
+const SCHEMA_V1: &str = "CREATE TABLE items (
+        id INTEGER PRIMARY KEY,
+        tth BLOB NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        name BLOB NOT NULL,
+        dir BLOB NOT NULL,
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        error TEXT,
+        added INTEGER NOT NULL
+    );
+    CREATE TABLE sources (
+        item INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        hub TEXT NOT NULL,
+        user TEXT NOT NULL,
+        nick TEXT NOT NULL,
+        PRIMARY KEY (item, hub, user)
+    );
+    CREATE TABLE verified (
+        item INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        start INTEGER NOT NULL,
+        end INTEGER NOT NULL
+    );
+    CREATE INDEX verified_item ON verified(item);";
 
 /// A queue item's key (stable across restarts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -289,74 +315,20 @@ impl QueueStore {
         &self.db
     }
 
-    fn setup(conn: Connection, db: PathBuf) -> Result<QueueStore, QueueError> {
-        let mut q = QueueStore { conn, db };
-        let sql = |what| sql_err(&q.db, what);
-        q.conn.busy_timeout(Duration::from_secs(10)).map_err(sql("setting busy timeout"))?;
-        let mode: String = q
-            .conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(sql("switching to WAL"))?;
+    fn setup(mut conn: Connection, db: PathBuf) -> Result<QueueStore, QueueError> {
+        let step =
+            |(what, source): crate::sqlite::Step| QueueError::Sql { db: db.clone(), what, source };
+        let mode = crate::sqlite::configure(&conn).map_err(step)?;
         if mode != "wal" && mode != "memory" {
-            log::warn!("download queue {}: journal mode is {mode}, not WAL", q.db.display());
+            log::warn!("download queue {}: journal mode is {mode}, not WAL", db.display());
         }
-        q.conn
-            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(sql("setting pragmas"))?;
-        q.migrate()?;
-        Ok(q)
-    }
-
-    fn migrate(&mut self) -> Result<(), QueueError> {
-        let db = self.db.clone();
-        let sql = |what| sql_err(&db, what);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("starting the schema check"))?;
-        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            .map_err(sql("creating the version table"))?;
-        let found: Option<i64> = tx
-            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
-            .map_err(sql("reading the schema version"))?;
-        match found {
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(QueueError::Newer { db: db.clone(), found: v });
-            }
-            Some(_) => {}
-            None => {
-                tx.execute_batch(
-                    "CREATE TABLE items (
-                        id INTEGER PRIMARY KEY,
-                        tth BLOB NOT NULL UNIQUE,
-                        size INTEGER NOT NULL,
-                        name BLOB NOT NULL,
-                        dir BLOB NOT NULL,
-                        priority INTEGER NOT NULL,
-                        state TEXT NOT NULL,
-                        error TEXT,
-                        added INTEGER NOT NULL
-                    );
-                    CREATE TABLE sources (
-                        item INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
-                        hub TEXT NOT NULL,
-                        user TEXT NOT NULL,
-                        nick TEXT NOT NULL,
-                        PRIMARY KEY (item, hub, user)
-                    );
-                    CREATE TABLE verified (
-                        item INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
-                        start INTEGER NOT NULL,
-                        end INTEGER NOT NULL
-                    );
-                    CREATE INDEX verified_item ON verified(item);",
-                )
-                .map_err(sql("creating the schema"))?;
-                tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [SCHEMA_VERSION])
-                    .map_err(sql("recording the schema version"))?;
+        match crate::sqlite::migrate(&mut conn, SCHEMA_VERSION, SCHEMA_V1).map_err(step)? {
+            crate::sqlite::Schema::Current => Ok(QueueStore { conn, db }),
+            // An older queue cannot exist yet: version 1 is the first.
+            crate::sqlite::Schema::Newer(found) | crate::sqlite::Schema::Older(found) => {
+                Err(QueueError::Newer { db, found })
             }
         }
-        tx.commit().map_err(sql("committing the schema"))
     }
 
     fn sql(&self, what: &'static str) -> impl FnOnce(rusqlite::Error) -> QueueError + '_ {
