@@ -132,6 +132,49 @@ fn untrusted_scripts_cannot_freeze_the_client_where_no_hook_reaches() {
     assert_eq!(lines[6], "find 5 x 1");
 }
 
+/// Issue 15, finding 4: an untrusted script cannot escalate to trusted,
+/// share or hash files of the machine, manage other scripts, quit or reload
+/// the configuration; the console (trusted) can manage scripts.
+#[test]
+fn untrusted_scripts_hold_no_client_wide_capability() {
+    let r = rig();
+    r.load("victim", "dc.every(60, function() end)").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.lua");
+    std::fs::write(&other, "x = io").unwrap();
+    r.load(
+        "sneaky",
+        &format!(
+            r#"
+            local function try(name, f, ...)
+              local ok, e = pcall(f, ...)
+              print(name, ok, ok or (tostring(e):match("is for trusted scripts and the console") ~= nil))
+            end
+            try("load", dc.scripts.load, {other:?}, {{trusted = true}})
+            try("unload", dc.scripts.unload, "victim")
+            try("reload", dc.scripts.reload, "victim")
+            try("quit", dc.quit, 3)
+            try("reload_config", dc.reload_config)
+            try("share.add", dc.share.add, "/etc", "etc")
+            try("share.remove", dc.share.remove, "Share")
+            try("tth", dc.tth, "/etc/passwd")
+            print("untrusted load", (dc.scripts.load({other:?})) ~= nil)
+            "#
+        ),
+    )
+    .unwrap();
+    let lines = r.lines(9);
+    for (i, name) in
+        ["load", "unload", "reload", "quit", "reload_config", "share.add", "share.remove", "tth"]
+            .iter()
+            .enumerate()
+    {
+        assert_eq!(lines[i], format!("{name} false true"), "{lines:?}");
+    }
+    assert_eq!(lines[8], "untrusted load true", "loading untrusted stays allowed");
+    assert_eq!(r.eval("return (dc.scripts.unload('victim'))"), values(&["true"]));
+}
+
 #[test]
 fn ten_thousand_sleeping_coroutines_all_complete() {
     let r = rig();

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use mlua::{Function, Lua, MultiValue, Table, Variadic};
 
+use super::capability::{self, Capability};
 use super::host::{LuaHost, ScriptId};
 use super::value::Value;
 use crate::runtime::JobId;
@@ -620,13 +621,18 @@ pub(crate) fn register(
         Ok(())
     });
     f!(dc, "quit", |_lua, h, code: Option<i32>| {
+        capability::check(&h, script, Capability::Quit, "dc.quit").map_err(mlua::Error::runtime)?;
         h.quit(code.unwrap_or(0));
         Ok(())
     });
-    f!(dc, "reload_config", |_lua, h, (): ()| Ok(match h.reload_config() {
-        Ok(()) => (true, None),
-        Err(e) => (false, Some(e)),
-    }));
+    f!(dc, "reload_config", |_lua, h, (): ()| {
+        capability::check(&h, script, Capability::ReloadConfig, "dc.reload_config")
+            .map_err(mlua::Error::runtime)?;
+        Ok(match h.reload_config() {
+            Ok(()) => (true, None),
+            Err(e) => (false, Some(e)),
+        })
+    });
 
     let log = lua.create_table()?;
     for (key, level) in [
@@ -650,6 +656,10 @@ pub(crate) fn register(
     f!(scripts, "load", |_lua, h, (path, opts): (String, Option<Table>)| {
         let trusted =
             opts.map(|o| o.get::<Option<bool>>("trusted")).transpose()?.flatten().unwrap_or(false);
+        if trusted {
+            capability::check(&h, script, Capability::LoadTrusted, "dc.scripts.load")
+                .map_err(mlua::Error::runtime)?;
+        }
         Ok(match h.load_file(&PathBuf::from(&path), trusted, &[]) {
             Ok(id) => (h.script(id).map(|s| s.name.clone()), None),
             Err(e) => (None, Some(e)),
@@ -662,17 +672,25 @@ pub(crate) fn register(
                     "a script cannot unload itself; let it end, or use dc.quit",
                 ))
             }
-            Some(s) => h.unload(s.id),
+            Some(s) => {
+                capability::check(&h, script, Capability::ManageScripts, "dc.scripts.unload")
+                    .map_err(mlua::Error::runtime)?;
+                h.unload(s.id)
+            }
             None => false,
         })
     });
     f!(scripts, "reload", |_lua, h, name: String| {
         Ok(match h.script_by_name(&name) {
             Some(s) if s.id == script => (false, Some("a script cannot reload itself".to_string())),
-            Some(s) => match h.reload(s.id) {
-                Ok(_) => (true, None),
-                Err(e) => (false, Some(e)),
-            },
+            Some(s) => {
+                capability::check(&h, script, Capability::ManageScripts, "dc.scripts.reload")
+                    .map_err(mlua::Error::runtime)?;
+                match h.reload(s.id) {
+                    Ok(_) => (true, None),
+                    Err(e) => (false, Some(e)),
+                }
+            }
             None => (false, Some(format!("no script named '{name}' is loaded"))),
         })
     });

@@ -18,6 +18,7 @@
 //! never on codec internals. See `lua-api/README.md` for the user's guide.
 
 pub mod api;
+pub mod capability;
 pub mod host;
 pub mod hub_api;
 pub mod pattern;

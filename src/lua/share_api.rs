@@ -24,6 +24,7 @@
 //! (failing closed: a filter usually exists to hide something) and the error
 //! is logged.
 
+use super::capability::{self, Capability};
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
@@ -63,6 +64,7 @@ function share.add(path, name, hidden)
   if hidden ~= nil and type(hidden) ~= "boolean" then
     error("dc.share.add: hidden must be a boolean, got " .. type(hidden), 2)
   end
+  native.share_capability("share_folders", "dc.share.add")
   return native.await("share.add", path, name, hidden == true)
 end
 
@@ -97,6 +99,7 @@ function dc.tth(path)
   if type(path) ~= "string" then
     error("dc.tth: expected a file path, got " .. type(path), 2)
   end
+  native.share_capability("hash_files", "dc.tth")
   return native.await("share.tth", path)
 end
 "#;
@@ -156,10 +159,35 @@ pub(crate) fn register(
             Ok(())
         })?,
     )?;
+    // Checked before any waiting call, so that the answer is the same with
+    // or without a running share.
+    let weak = host.downgrade();
+    native.set(
+        "share_capability",
+        lua.create_function(move |_, (cap, api): (String, String)| {
+            let cap = match cap.as_str() {
+                "share_folders" => Capability::ShareFolders,
+                _ => Capability::HashFiles,
+            };
+            match weak.upgrade().map(LuaHost::from_inner) {
+                Some(host) => capability::check(&host, script, cap, &api).map_err(|e| {
+                    // Raised at the caller of dc.share.add / dc.tth.
+                    mlua::Error::runtime(e)
+                }),
+                None => Ok(()),
+            }
+        })?,
+    )?;
     let weak = host.downgrade();
     native.set(
         "share_remove",
-        lua.create_function(move |_, name: String| Ok(service(&weak)?.remove(&name)))?,
+        lua.create_function(move |_, name: String| {
+            if let Some(host) = weak.upgrade().map(LuaHost::from_inner) {
+                capability::check(&host, script, Capability::ShareFolders, "dc.share.remove")
+                    .map_err(mlua::Error::runtime)?;
+            }
+            Ok(service(&weak)?.remove(&name))
+        })?,
     )?;
     let weak = host.downgrade();
     native.set(
@@ -186,6 +214,7 @@ pub fn install(host: &LuaHost, service: &ShareService) {
         Rc::new(|host, call| {
             let path =
                 call.args.first().and_then(Value::as_str).ok_or("dc.tth: expected a path")?;
+            capability::check(host, call.script, Capability::HashFiles, "dc.tth")?;
             let service = host.share().ok_or("dc.tth: sharing is not running")?;
             let weak = host.downgrade();
             let job = call.job;
@@ -213,6 +242,7 @@ pub fn install(host: &LuaHost, service: &ShareService) {
             let name =
                 call.args.get(1).and_then(Value::as_str).ok_or("dc.share.add: expected a name")?;
             let hidden = matches!(call.args.get(2), Some(Value::Bool(true)));
+            capability::check(host, call.script, Capability::ShareFolders, "dc.share.add")?;
             let service = host.share().ok_or("dc.share.add: sharing is not running")?;
             let weak = host.downgrade();
             let job = call.job;
