@@ -5,7 +5,7 @@ error("cannot require a meta file")
 
 ---@alias dc.EventName
 ---| "script_loaded" # A script was loaded (after its main chunk started).
----| "script_unloaded" # A script was unloaded.
+---| "script_unloaded" # A script was unloaded (by a script, the console, a reload, or because it ran out of memory).
 ---| "config_reloaded" # The configuration file was read again and is in force.
 ---| "hash_progress" # Hashing progress of the share (at most two a second; the last one of a pass, files_done = files_total, always comes). The default action prints a line in the console every few seconds.
 ---| "share_updated" # A pass over the shared folders is over and our file list is written.
@@ -28,9 +28,10 @@ error("cannot require a meta file")
 ---@class dc.event.script_loaded
 ---@field name string the script's name
 
----A script was unloaded.
+---A script was unloaded (by a script, the console, a reload, or because it ran out of memory).
 ---@class dc.event.script_unloaded
 ---@field name string the script's name
+---@field reason string "unloaded", or "over its memory limit"
 
 ---The configuration file was read again and is in force.
 ---@class dc.event.config_reloaded

@@ -269,6 +269,42 @@ fn a_script_over_its_memory_limit_fails_alone() {
     assert_eq!(r.line(), "fine 1000");
 }
 
+/// Issue 15, finding 2: a handler that waits, on a flood of events, used
+/// to keep a script at its memory limit failing on every event (1,600 "not
+/// enough memory" errors at 100 % CPU). The first failure stops and unloads
+/// it, with one log line and a `script_unloaded` event; the others go on.
+#[test]
+fn a_script_at_its_memory_limit_is_unloaded_once() {
+    let r = rig_with(HostOptions { memory_limit: 8 << 20, ..Default::default() });
+    r.load(
+        "watcher",
+        r#"dc.on("script_unloaded", function(e) print("unloaded", e.name, e.reason) end)"#,
+    )
+    .unwrap();
+    r.load(
+        "greedy",
+        r#"
+        kept = {}
+        dc.on("join", function(e)
+          for i = 1, 1e6 do kept[#kept + 1] = ("x"):rep(64) .. i end
+          dc.sleep(25)
+        end)
+        "#,
+    )
+    .unwrap();
+    r.eval("for i = 1, 200 do dc.emit('join', {n = i}) end");
+    assert_eq!(r.line(), "unloaded greedy over its memory limit");
+    let listed = r.eval(
+        "for _, n in ipairs(dc.scripts.list()) do if n == 'greedy' then return true end end return false",
+    );
+    assert_eq!(listed, values(&["false"]));
+    r.eval("dc.emit('join', {n = 0})");
+    assert!(
+        r.out.recv_timeout(Duration::from_millis(300)).is_err(),
+        "nothing more from the unloaded script"
+    );
+}
+
 #[test]
 fn unloading_a_script_stops_its_timers_and_handlers() {
     let r = rig();

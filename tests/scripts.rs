@@ -177,7 +177,8 @@ fn logger_counts_events_in_its_heartbeat_and_notices_quiet() {
     let beat = wait_log("logger", "user_joined=1 chat=2");
     assert!(beat.starts_with("INFO logger: heartbeat "), "{beat}");
     let quiet = wait_log("logger", "quiet for 0.3 s");
-    assert!(quiet.ends_with("(user_joined=1 chat=2)"), "{quiet}");
+    // script_loaded may be counted too (the logger may see its own load).
+    assert!(quiet.contains("(user_joined=1 chat=2"), "{quiet}");
 }
 
 #[test]

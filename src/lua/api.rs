@@ -408,8 +408,11 @@ pub const EVENTS: &[ApiEvent] = &[
     },
     ApiEvent {
         name: "script_unloaded",
-        doc: "A script was unloaded.",
-        fields: &[("name", "string", "the script's name")],
+        doc: "A script was unloaded (by a script, the console, a reload, or because it ran out of memory).",
+        fields: &[
+            ("name", "string", "the script's name"),
+            ("reason", "string", "\"unloaded\", or \"over its memory limit\""),
+        ],
         consumable: false,
     },
     ApiEvent {

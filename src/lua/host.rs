@@ -276,6 +276,8 @@ pub(crate) struct HostInner {
     share: RefCell<Option<ShareService>>,
     /// Each script's share answer filter, in the order they were set.
     share_filters: RefCell<Vec<(ScriptId, Function)>>,
+    /// Scripts to unload at the dispatcher's next pass (out of memory).
+    doomed: RefCell<Vec<ScriptId>>,
     /// State the API modules keep per host, by type (see [`LuaHost::ext`]).
     exts: RefCell<HashMap<std::any::TypeId, Rc<dyn std::any::Any>>>,
     dispatcher: Cell<Option<JobId>>,
@@ -348,6 +350,7 @@ impl LuaHost {
             share: RefCell::new(None),
             share_filters: RefCell::new(Vec::new()),
             exts: RefCell::new(HashMap::new()),
+            doomed: RefCell::new(Vec::new()),
             dispatcher: Cell::new(None),
             scripts: RefCell::new(BTreeMap::new()),
             next_id: Cell::new(1),
@@ -519,12 +522,18 @@ impl LuaHost {
         let args = MultiValue::from_vec(args.map_err(|e| e.to_string())?);
         self.spawn_job(&script, thread, "main chunk", false, Start::Resume(args), None);
         log::info!(target: "lua", "script {name} loaded");
+        self.emit_value("script_loaded", Value::map([("name", Value::str(name))]));
         Ok(id)
     }
 
     /// Unloads a script: removes its handlers, timers and waiters and stops
     /// its jobs. Returns false when no such script is loaded.
     pub fn unload(&self, id: ScriptId) -> bool {
+        self.unload_because(id, "unloaded")
+    }
+
+    /// [`unload`](Self::unload), telling the `script_unloaded` handlers why.
+    fn unload_because(&self, id: ScriptId, reason: &str) -> bool {
         let Some(script) = self.inner.scripts.borrow_mut().remove(&id) else { return false };
         // Hubs the script connected to are its own: they leave with it.
         super::hub_api::script_unloaded(self, id);
@@ -555,8 +564,32 @@ impl LuaHost {
         script.idle.borrow_mut().clear();
         if script.path.is_some() || script.name != "console" {
             log::info!(target: "lua", "script {} unloaded", script.name);
+            self.emit_value(
+                "script_unloaded",
+                Value::map([("name", Value::str(&script.name)), ("reason", Value::str(reason))]),
+            );
         }
         true
+    }
+
+    /// A script's call failed: when it is out of memory, the script is
+    /// stopped and unloaded (at the dispatcher's next pass, not inside its
+    /// own call), with one log line, instead of failing again on every event
+    /// (issue 15, finding 2: 1,600 errors at 100 % CPU).
+    fn call_failed(&self, script: &Script, error: &mlua::Error) {
+        if !is_out_of_memory(error) || self.inner.doomed.borrow().contains(&script.id) {
+            return;
+        }
+        log::error!(
+            target: "lua",
+            "script {}: over its memory limit ({} MiB); stopped and unloaded",
+            script.name,
+            self.inner.opts.memory_limit >> 20
+        );
+        self.inner.doomed.borrow_mut().push(script.id);
+        if let Some(d) = self.inner.dispatcher.get() {
+            self.inner.rt.wake(d);
+        }
     }
 
     /// Unloads and loads a script again from its file.
@@ -1096,7 +1129,10 @@ impl LuaHost {
                 }
             },
             Err(e) => {
-                log::error!(target: "lua", "script {}: error in {label}: {e}", script.name);
+                if !script_is_doomed(self, script.id) {
+                    log::error!(target: "lua", "script {}: error in {label}: {e}", script.name);
+                }
+                self.call_failed(script, &e);
                 CallResult::Failed
             }
         }
@@ -1473,6 +1509,10 @@ impl Job for Dispatcher {
         for &t in cx.fired_timers() {
             host.fire_timer(t);
         }
+        let doomed: Vec<ScriptId> = host.inner.doomed.borrow_mut().drain(..).collect();
+        for id in doomed {
+            host.unload_because(id, "over its memory limit");
+        }
         let budget = host.inner.opts.events_per_poll;
         for _ in 0..budget {
             let ev = host.inner.queue.borrow_mut().pop_front();
@@ -1561,8 +1601,9 @@ impl LuaJob {
         match out {
             Err(e) => {
                 let msg = e.to_string();
+                host.call_failed(&self.script, &e);
                 // The console prints its own errors.
-                if self.label != "console" {
+                if self.label != "console" && !script_is_doomed(host, self.script.id) {
                     log::error!(target: "lua", "script {}: error in {}: {msg}", self.script.name, self.label);
                 }
                 self.finish(host, Err(msg))
@@ -1880,4 +1921,20 @@ impl LuaJob {
         };
         step
     }
+}
+
+/// Whether `e` (or the error it wraps) is Lua's "not enough memory".
+fn is_out_of_memory(e: &mlua::Error) -> bool {
+    match e {
+        mlua::Error::MemoryError(_) => true,
+        mlua::Error::CallbackError { cause, .. } => is_out_of_memory(cause),
+        mlua::Error::WithContext { cause, .. } => is_out_of_memory(cause),
+        other => other.to_string().contains("not enough memory"),
+    }
+}
+
+/// Whether `script` is about to be unloaded for running out of memory
+/// (its further errors are not logged one by one).
+fn script_is_doomed(host: &LuaHost, script: ScriptId) -> bool {
+    host.inner.doomed.borrow().contains(&script)
 }
