@@ -240,13 +240,79 @@ impl std::borrow::Borrow<str> for ByNick {
     }
 }
 
+/// The most users one hub's list keeps (issue 15, finding 5: a hub sending
+/// 300,000 malformed users took 825 MB). Generous: the largest public hubs
+/// hold well under a million.
+pub const MAX_USERS: usize = 2_000_000;
+
+/// The longest text field of a user kept (description, e-mail, connection,
+/// client, version, IP, CID), in bytes; longer ones are cut.
+pub const MAX_USER_FIELD: usize = 1024;
+
+/// The longest raw line kept with a user, in bytes.
+pub const MAX_USER_RAW: usize = 4096;
+
 /// The users of one hub, by nick.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct UserList {
     set: HashSet<ByNick>,
+    /// Users refused because the list was full.
+    refused: u64,
+    /// The cap ([`MAX_USERS`] unless a test sets another).
+    cap: usize,
+}
+
+impl Default for UserList {
+    fn default() -> UserList {
+        UserList { set: HashSet::new(), refused: 0, cap: MAX_USERS }
+    }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+fn bounded(s: &mut Box<str>, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        *s = s[..end].into();
+    }
+}
+
+impl User {
+    /// Cuts every text field to [`MAX_USER_FIELD`] bytes and the raw line
+    /// to [`MAX_USER_RAW`], so that what a hub sends about one user stays
+    /// small whatever its lines hold.
+    pub fn bound(&mut self) {
+        for f in [
+            &mut self.description,
+            &mut self.email,
+            &mut self.connection,
+            &mut self.client,
+            &mut self.version,
+        ] {
+            bounded(f, MAX_USER_FIELD);
+        }
+        for f in [&mut self.ip, &mut self.cid].into_iter().flatten() {
+            bounded(f, MAX_USER_FIELD);
+        }
+        if self.raw.len() > MAX_USER_RAW {
+            self.raw = self.raw[..MAX_USER_RAW].into();
+        }
+    }
 }
 
 impl UserList {
+    /// A list that keeps at most `cap` users.
+    pub fn with_cap(cap: usize) -> UserList {
+        UserList { cap, ..UserList::default() }
+    }
+
+    /// How many users were refused because the list was full.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
     /// Number of users.
     pub fn len(&self) -> usize {
         self.set.len()
@@ -273,8 +339,23 @@ impl UserList {
         self.set.contains(nick)
     }
 
-    /// Adds or replaces a user; returns the previous entry.
-    pub fn insert(&mut self, user: User) -> Option<User> {
+    /// Adds or replaces a user (its fields bounded, see [`User::bound`]);
+    /// returns the previous entry. A new user beyond the cap is not kept:
+    /// the first one refused is logged, all are counted ([`Self::refused`]).
+    pub fn insert(&mut self, mut user: User) -> Option<User> {
+        user.bound();
+        if self.set.len() >= self.cap && !self.set.contains(&*user.nick) {
+            if self.refused == 0 {
+                log::warn!(
+                    target: "hub",
+                    "a hub's user list reached {} users; more are not kept (first refused: {:?})",
+                    self.cap,
+                    crate::text::neutralise(&user.nick)
+                );
+            }
+            self.refused += 1;
+            return None;
+        }
         self.set.replace(ByNick(Box::new(user))).map(|u| *u.0)
     }
 
@@ -303,6 +384,7 @@ impl UserList {
     /// Removes every user.
     pub fn clear(&mut self) {
         self.set = HashSet::new();
+        self.refused = 0;
     }
 
     /// Total shared bytes.
@@ -1286,6 +1368,26 @@ mod tests {
             via: Via::Hub,
             raw: Box::new([]),
         }
+    }
+
+    #[test]
+    fn user_lists_are_bounded() {
+        let mut list = UserList::with_cap(2);
+        let big = |nick: &str| User {
+            description: "é".repeat(1000).into(),
+            raw: vec![b'x'; 10_000].into(),
+            ..User::named(nick)
+        };
+        assert!(list.insert(big("a")).is_none());
+        let a = list.get("a").unwrap();
+        assert!(a.description.len() <= MAX_USER_FIELD && a.description.ends_with('é'));
+        assert_eq!(a.raw.len(), MAX_USER_RAW);
+        list.insert(User::named("b"));
+        assert!(list.insert(User::named("c")).is_none());
+        assert!(list.insert(User::named("d")).is_none());
+        assert_eq!((list.len(), list.refused()), (2, 2));
+        assert!(!list.contains("c"));
+        assert!(list.insert(User::named("a")).is_some(), "a known user is still updated");
     }
 
     #[test]
