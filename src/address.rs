@@ -216,6 +216,11 @@ fn split_host_port(authority: &str) -> Result<(String, Option<&str>), String> {
     if host.is_empty() {
         return Err("the host is missing".into());
     }
+    // `0::ad:411` could be an IPv6 address with or without a port: IPv6
+    // addresses go in brackets (found by fuzzing).
+    if host.contains(':') {
+        return Err("an IPv6 address must be written in brackets, as in [::1]:411".into());
+    }
     if !is_host(host) {
         return Err(format!("\"{host}\" is not a host name"));
     }
@@ -352,6 +357,8 @@ mod tests {
         let bad: &[(&str, &str)] = &[
             ("hub.example.org:x", "\"x\" is not a port"),
             ("dchub://:5", "the host is missing"),
+            ("0::ad:411/", "must be written in brackets"),
+            ("adc://::1:1511", "must be written in brackets"),
             ("http://x:1", "unknown scheme \"http\""),
             ("adc://x", "ADC addresses need a port, as in \"adc://x:1511\""),
             ("adcs://:1511", "the host is missing"),

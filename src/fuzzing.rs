@@ -14,6 +14,7 @@
 //! | `zpipe` | a `$ZOn` zlib block | bounded output, consumed within the input |
 //! | `file_list` | `files.xml(.bz2)` | bounded reading, totals that add up |
 //! | `tthl` | TTH leaves + a file size | verification never panics, agrees with the tree |
+//! | `hub_address` | hub addresses (configuration, `dc.connect`, redirects) | a parsed address prints a canonical form that parses back to it |
 
 use crate::proto::{adc, nmdc, tth};
 use crate::share::filelist::{read_listing, ReadLimits};
@@ -140,6 +141,24 @@ pub const TARGETS: &[Target] = &[
         ],
     },
     Target { name: "tthl", run: tthl, dictionary: &[] },
+    Target {
+        name: "hub_address",
+        run: hub_address,
+        dictionary: &[
+            b"dchub://",
+            b"nmdcs://",
+            b"adcs://",
+            b"adc://",
+            b"[::1]",
+            b":411",
+            b"/?kp=SHA256/",
+            b"%2F",
+            b"&kp=",
+            b"#",
+            b"@",
+            b"XJ4BNP4PAHH6UQKBIDPF3LRCEOYAGYNDSYLXVHFUCD7WD4QACWWQ",
+        ],
+    },
 ];
 
 /// The target called `name`.
@@ -258,6 +277,19 @@ pub fn tthl(data: &[u8]) {
             let _ = tree.verify_block(i, leaves);
         }
     }
+}
+
+/// A hub address: when it parses, its canonical form parses back to the
+/// same address and prints the same.
+pub fn hub_address(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(url) = crate::address::HubUrl::parse(text) else { return };
+    let canonical = url.to_string();
+    let again = crate::address::HubUrl::parse(&canonical).unwrap_or_else(|e| {
+        panic!("the canonical form {canonical:?} of {text:?} does not parse: {e}")
+    });
+    assert_eq!(again, url, "{text:?} and its canonical form {canonical:?} differ");
+    assert_eq!(again.to_string(), canonical, "the canonical form of {text:?} is not a fixed point");
 }
 
 #[cfg(test)]

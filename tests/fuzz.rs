@@ -214,8 +214,13 @@ fn fuzz_tthl() {
 }
 
 #[test]
+fn fuzz_hub_address() {
+    fuzz("hub_address");
+}
+
+#[test]
 fn every_target_has_a_test_and_a_corpus() {
-    let tested = ["nmdc_codec", "adc_codec", "zpipe", "file_list", "tthl"];
+    let tested = ["nmdc_codec", "adc_codec", "zpipe", "file_list", "tthl", "hub_address"];
     for t in dclua::fuzzing::TARGETS {
         assert!(tested.contains(&t.name), "target {} has no test in tests/fuzz.rs", t.name);
         assert!(corpus_dir(t.name).is_dir(), "target {} has no seed corpus", t.name);
