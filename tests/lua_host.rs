@@ -175,6 +175,23 @@ fn untrusted_scripts_hold_no_client_wide_capability() {
     assert_eq!(r.eval("return (dc.scripts.unload('victim'))"), values(&["true"]));
 }
 
+/// Issue 13, finding 7: a misspelt option of dc.wait waited forever; it is
+/// an error with a suggestion. A misspelt built-in event name in dc.on is a
+/// warning (it may be a custom event).
+#[test]
+fn misspelt_wait_options_are_errors_with_a_suggestion() {
+    let r = rig();
+    let got = r.eval("return dc.wait('chat', {timout = 1})");
+    match got {
+        ChunkOutcome::Error(e) => {
+            assert!(e.contains("unknown option timout (did you mean \"timeout\"?)"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.eval("return dc.wait('x', {timeout = 0.01})"), values(&["nil"]));
+    assert_eq!(r.eval("return dc.on('chats', function() end) ~= nil"), values(&["true"]));
+}
+
 #[test]
 fn ten_thousand_sleeping_coroutines_all_complete() {
     let r = rig();

@@ -75,6 +75,7 @@ mod locate;
 pub mod paths;
 pub mod settings;
 mod validate;
+pub(crate) use validate::suggestion;
 
 use std::fmt;
 use std::io::{self, Write};

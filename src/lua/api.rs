@@ -623,6 +623,36 @@ pub(crate) fn register(
         h.emit_value(&event, data);
         Ok(())
     });
+    native.set(
+        "did_you_mean",
+        lua.create_function(|_, (key, known): (String, Variadic<String>)| {
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            Ok(crate::config::suggestion(&key, known.iter().copied())
+                .map(|k| format!(" (did you mean {k:?}?)"))
+                .unwrap_or_default())
+        })?,
+    )?;
+    {
+        let name = name.clone();
+        native.set(
+            "check_event_name",
+            lua.create_function(move |_, event: String| {
+                if !EVENTS.iter().any(|e| e.name == event) {
+                    if let Some(k) =
+                        crate::config::suggestion(&event, EVENTS.iter().map(|e| e.name))
+                    {
+                        log::warn!(
+                            target: "lua",
+                            "{}: dc.on({event:?}): no built-in event has that name (did you mean {k:?}?); \
+                             it is handled as a custom event of dc.emit",
+                            name()
+                        );
+                    }
+                }
+                Ok(())
+            })?,
+        )?;
+    }
     f!(dc, "quit", |_lua, h, code: Option<i32>| {
         capability::check(&h, script, Capability::Quit, "dc.quit").map_err(mlua::Error::runtime)?;
         h.quit(code.unwrap_or(0));

@@ -61,6 +61,15 @@ function dc.wait(event, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("dc.wait: options must be a table {filter = ..., timeout = ...}", 2)
   end
+  if opts ~= nil then
+    for k in pairs(opts) do
+      if k ~= "filter" and k ~= "timeout" then
+        error("dc.wait: unknown option " .. tostring(k)
+          .. native.did_you_mean(tostring(k), "filter", "timeout")
+          .. "; the options are filter and timeout", 2)
+      end
+    end
+  end
   local filter = opts and opts.filter
   if filter ~= nil and type(filter) ~= "table" and type(filter) ~= "function" then
     error("dc.wait: filter must be a table of fields or a function", 2)
@@ -108,6 +117,9 @@ function dc.on(event, fn)
   if type(fn) ~= "function" then
     error("dc.on: expected a handler function, got " .. type(fn), 2)
   end
+  -- A name close to a built-in event is most likely a typo ("chats"); it
+  -- may still be a custom event of dc.emit, so it is a warning, not an error.
+  native.check_event_name(event)
   return setmetatable({ id = native.on(event, fn), event = event }, Handler)
 end
 
