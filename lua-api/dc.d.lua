@@ -277,7 +277,7 @@ function dc.emit(event, data) end
 ---@return dc.Timer # a handle to stop the timer
 function dc.after(seconds, fn) end
 
----Calls `fn` every `seconds`, each call in its own coroutine. The timer stops if `fn` fails.
+---Calls `fn` every `seconds`, each call in its own coroutine. A tick that comes while the previous call still runs (it waits) is skipped. The timer stops if `fn` fails.
 ---@param seconds number period
 ---@param fn async fun() the callback
 ---@return dc.Timer # a handle to stop the timer

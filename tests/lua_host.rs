@@ -192,6 +192,32 @@ fn misspelt_wait_options_are_errors_with_a_suggestion() {
     assert_eq!(r.eval("return dc.on('chats', function() end) ~= nil"), values(&["true"]));
 }
 
+/// Issue 13, finding 6: a dc.every callback that waits longer than the
+/// period used to run alongside its next calls (4 at once seen); a tick that
+/// comes while the previous call still runs is skipped.
+#[test]
+fn dc_every_skips_a_tick_while_its_callback_still_runs() {
+    let r = rig();
+    r.load(
+        "slow",
+        r#"
+        local running, most, calls = 0, 0, 0
+        local t = dc.every(0.02, function()
+          calls = calls + 1
+          running = running + 1
+          most = math.max(most, running)
+          dc.sleep(0.1)
+          running = running - 1
+        end)
+        dc.sleep(0.5)
+        t:stop()
+        print("most", most, calls >= 2 and calls <= 6)
+        "#,
+    )
+    .unwrap();
+    assert_eq!(r.line(), "most 1 true");
+}
+
 #[test]
 fn ten_thousand_sleeping_coroutines_all_complete() {
     let r = rig();

@@ -113,7 +113,7 @@ pub const FUNCTIONS: &[ApiFn] = &[
         path: "dc.every",
         params: &[("seconds", "number", "period"), ("fn", "async fun()", "the callback")],
         returns: &[("dc.Timer", "a handle to stop the timer")],
-        doc: "Calls `fn` every `seconds`, each call in its own coroutine. The timer stops if `fn` fails.",
+        doc: "Calls `fn` every `seconds`, each call in its own coroutine. A tick that comes while the previous call still runs (it waits) is skipped. The timer stops if `fn` fails.",
         waits: false,
     },
     ApiFn {

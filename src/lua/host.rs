@@ -1191,6 +1191,10 @@ impl LuaHost {
         if !repeating {
             // A one-shot timer is done once it fires, whatever its callback does.
             self.stop_timer(id);
+        } else if self.inner.job_timers.borrow().values().any(|&t| t == id) {
+            // The previous call still waits: dc.every skips this tick rather
+            // than run callbacks side by side (issue 13, finding 6).
+            return;
         }
         let Some(script) = self.script(sid) else { return };
         let label =
