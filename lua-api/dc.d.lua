@@ -358,8 +358,8 @@ function dc_Hub:say(text, opts) end
 ---@param nick string the recipient
 ---@param text string the message
 ---@param opts {me?: boolean}? `me`: an action (/me)
----@return boolean # whether it was sent (the hub is online)
----@return string? # why not
+---@return boolean # whether it was sent (the hub is online and the nick is on it)
+---@return string? # why not ("no such user on this hub: NICK")
 function dc_Hub:pm(nick, text, opts) end
 
 ---Everyone on the hub, as known now.

@@ -94,6 +94,11 @@ fn two_clients_see_each_other_chat_pm_and_search() -> Result<()> {
     // PMs both ways; a consuming handler hides one from the console.
     bob.run(r#"expect("pm", "pm", {from = "alice"})"#)?;
     alice.run(r#"assert(hub:pm("bob", "psst, bob"))"#)?;
+    // Issue 13, finding 7: a PM to nobody says so instead of returning true.
+    assert_eq!(
+        alice.run(r#"return hub:pm("nobody_here", "hello?")"#)?,
+        ["false", "no such user on this hub: nobody_here"]
+    );
     assert_eq!(
         bob.run(r#"local e = expect_done("pm") return e.from, e.to, e.text"#)?,
         ["alice", "bob", "psst, bob"]

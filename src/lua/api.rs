@@ -220,7 +220,7 @@ pub const FUNCTIONS: &[ApiFn] = &[
     ApiFn {
         path: "dc.Hub:pm",
         params: &[("nick", "string", "the recipient"), ("text", "string", "the message"), ("opts", "{me?: boolean}?", "`me`: an action (/me)")],
-        returns: &[("boolean", "whether it was sent (the hub is online)"), ("string?", "why not")],
+        returns: &[("boolean", "whether it was sent (the hub is online and the nick is on it)"), ("string?", "why not (\"no such user on this hub: NICK\")")],
         doc: "Sends a private message. The hub does not echo it: no `pm` event fires for your own messages.",
         waits: false,
     },

@@ -944,6 +944,17 @@ pub(crate) fn register(
         command(lua, &h, hub_id(id), &[HubState::Online], HubCommand::Say { text, me })
     });
     f!("hub_pm", |lua, h, (id, to, text, me): (i64, String, String, bool)| {
+        // A message to nobody would vanish without a word (issue 13).
+        let known = h.hubs().get(hub_id(id)).map(|i| {
+            let i = i.borrow();
+            i.state != HubState::Online || i.users.contains(&to)
+        });
+        if known == Some(false) {
+            return Ok(MultiValue::from_vec(vec![
+                mlua::Value::Boolean(false),
+                mlua::Value::String(lua.create_string(format!("no such user on this hub: {to}"))?),
+            ]));
+        }
         command(lua, &h, hub_id(id), &[HubState::Online], HubCommand::Pm { to, text, me })
     });
     f!("hub_send_raw", |lua, h, (id, line): (i64, String)| {
