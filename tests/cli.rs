@@ -52,6 +52,24 @@ fn piped_console_runs_multi_line_chunks_and_waits_for_dc_sleep() {
     assert!(t0.elapsed() >= Duration::from_millis(300), "dc.sleep was waited for");
 }
 
+/// Issue 13, finding 2: `help()` is documented, and was missing in both
+/// consoles. In the real binary: the index, a function by value, a method
+/// by the name people write, an event.
+#[test]
+fn help_answers_from_the_api_description() {
+    let home = tempfile::tempdir().unwrap();
+    let input = "help()\nhelp(dc.sleep)\nhelp('hub:say')\nhelp('chat')\nhelp('nothing')\n";
+    let out = run_with_input(dclua(home.path()), input, Duration::from_secs(30));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", text(&out.stderr));
+    assert!(stdout.starts_with("dclua's Lua API"), "{stdout}");
+    assert!(stdout.contains("\n  dc.search("), "the index lists functions: {stdout}");
+    assert!(stdout.contains("\ndc.sleep(seconds)  [waits]\n"), "help(dc.sleep): {stdout}");
+    assert!(stdout.contains("\ndc.Hub:say(text, opts)"), "help('hub:say'): {stdout}");
+    assert!(stdout.contains("\nevent chat\n"), "help('chat'): {stdout}");
+    assert!(stdout.contains("help: nothing is called nothing"), "{stdout}");
+}
+
 #[test]
 fn run_executes_a_script_until_it_ends() {
     let home = tempfile::tempdir().unwrap();

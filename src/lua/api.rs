@@ -624,6 +624,21 @@ pub(crate) fn register(
         Ok(())
     });
     native.set(
+        "help",
+        lua.create_function(|_, name: Option<String>| {
+            Ok(match name {
+                None => Some(help_index()),
+                Some(n) => help(&help_name(&n)),
+            })
+        })?,
+    )?;
+    native.set(
+        "help_paths",
+        lua.create_function(|_, ()| {
+            Ok(FUNCTIONS.iter().map(|f| f.path).filter(|p| !p.contains(':')).collect::<Vec<_>>())
+        })?,
+    )?;
+    native.set(
         "did_you_mean",
         lua.create_function(|_, (key, known): (String, Variadic<String>)| {
             let known: Vec<&str> = known.iter().map(String::as_str).collect();
@@ -846,6 +861,37 @@ pub fn help(name: &str) -> Option<String> {
         }
         s
     })
+}
+
+/// What `help()` shows: every function with its first sentence, the
+/// events, and how to ask about one name.
+pub fn help_index() -> String {
+    let mut s = String::from(
+        "dclua's Lua API (help(\"dc.search\"), help(dc.sleep) or help(\"chat\") for one):\n",
+    );
+    for f in FUNCTIONS {
+        let params: Vec<&str> = f.params.iter().map(|p| p.0).collect();
+        let first = f.doc.split(". ").next().unwrap_or(f.doc).trim_end_matches('.');
+        let waits = if f.waits { " [waits]" } else { "" };
+        let _ = writeln!(s, "  {}({}){waits} — {first}", f.path, params.join(", "));
+    }
+    let events: Vec<&str> = EVENTS.iter().map(|e| e.name).collect();
+    let _ = write!(s, "events: {}", events.join(", "));
+    s
+}
+
+/// The name `help` looks up for `name` as people write it: `hub:say` is
+/// `dc.Hub:say`, `job:wait` is `dc.Job:wait`.
+fn help_name(name: &str) -> String {
+    match name.split_once(':') {
+        Some((class, method)) if !class.starts_with("dc.") => {
+            let mut c = class.chars();
+            let class: String =
+                c.next().map(|f| f.to_ascii_uppercase()).into_iter().chain(c).collect();
+            format!("dc.{class}:{method}")
+        }
+        _ => name.to_string(),
+    }
 }
 
 /// The LuaLS definition file (`lua-api/dc.d.lua`), generated from the tables.

@@ -54,6 +54,25 @@ function dc.sleep(seconds)
   end
 end
 
+-- help(): the API description, in every state (console, scripts).
+local G = _G
+function help(what)
+  if what == nil then return native.help() end
+  if type(what) == "function" then
+    for _, path in ipairs(native.help_paths()) do
+      local v = G
+      for part in path:gmatch("[^%.]+") do v = type(v) == "table" and v[part] or nil end
+      if v == what then return native.help(path) end
+    end
+    return "help: this function is not part of the dc API"
+  end
+  if type(what) ~= "string" then
+    error("help: expected a name (\"dc.search\", \"hub:say\", \"chat\") or a dc function, got "
+      .. type(what), 2)
+  end
+  return native.help(what) or ("help: nothing is called " .. what .. "; help() lists everything")
+end
+
 function dc.wait(event, opts)
   if type(event) ~= "string" then
     error("dc.wait: expected an event name, got " .. type(event), 2)
