@@ -6,8 +6,12 @@ error("cannot require a meta file")
 ---@alias dc.EventName
 ---| "script_loaded" # A script was loaded (after its main chunk started).
 ---| "script_unloaded" # A script was unloaded (by a script, the console, a reload, or because it ran out of memory).
+---| "events_dropped" # A script had 2,000 handler calls waiting (handlers that sleep or wait), so its handlers were not called for some events; reported at most once a second per script, also in the log.
 ---| "config_reloaded" # The configuration file was read again and is in force.
 ---| "hash_progress" # Hashing progress of the share (at most two a second; the last one of a pass, files_done = files_total, always comes). The default action prints a line in the console every few seconds.
+---| "upload_started" # A user started downloading from us (one event per request: a file, our file list, a partial list, TTH leaves).
+---| "upload_finished" # An upload was sent completely.
+---| "upload_failed" # A request was refused (not in the share, slots full, a bad range) or an upload ended early (the peer left, too slow, the client stopping); also when a passive user asks us, passive too, for a connection.
 ---| "share_updated" # A pass over the shared folders is over and our file list is written.
 ---| "hub_connected" # Logged in to a hub, with its initial user list.
 ---| "hub_disconnected" # A hub connection (or an attempt) ended.
@@ -33,6 +37,12 @@ error("cannot require a meta file")
 ---@field name string the script's name
 ---@field reason string "unloaded", or "over its memory limit"
 
+---A script had 2,000 handler calls waiting (handlers that sleep or wait), so its handlers were not called for some events; reported at most once a second per script, also in the log.
+---@class dc.event.events_dropped
+---@field script string the script whose handlers were skipped
+---@field count integer handler calls skipped since the last report
+---@field event string the event whose call was skipped last
+
 ---The configuration file was read again and is in force.
 ---@class dc.event.config_reloaded
 ---@field path string the configuration file
@@ -44,6 +54,41 @@ error("cannot require a meta file")
 ---@field failed integer files that could not be hashed
 ---@field bytes_done integer bytes hashed so far
 ---@field bytes_total integer bytes this pass hashes
+
+---A user started downloading from us (one event per request: a file, our file list, a partial list, TTH leaves).
+---@class dc.event.upload_started
+---@field nick string the user downloading
+---@field hub string the hub the connection came through
+---@field cid string? the user's CID (ADC)
+---@field file string the share path, files.xml.bz2, or the folder of a partial list
+---@field start integer the first byte asked for
+---@field bytes integer bytes asked for
+---@field sent integer 0
+---@field tls boolean over TLS
+---@field compressed boolean sent zlib-compressed, as the user asked (ZLIG)
+
+---An upload was sent completely.
+---@class dc.event.upload_finished
+---@field nick string the user downloading
+---@field hub string the hub the connection came through
+---@field cid string? the user's CID (ADC)
+---@field file string the share path, files.xml.bz2, or the folder of a partial list
+---@field start integer the first byte
+---@field bytes integer bytes sent
+---@field sent integer bytes sent
+---@field tls boolean over TLS
+---@field compressed boolean sent zlib-compressed
+---@field seconds number how long it took
+
+---A request was refused (not in the share, slots full, a bad range) or an upload ended early (the peer left, too slow, the client stopping); also when a passive user asks us, passive too, for a connection.
+---@class dc.event.upload_failed
+---@field nick string? the user, when known
+---@field hub string? the hub, when known
+---@field cid string? the user's CID (ADC)
+---@field file string what was asked for (empty before any request)
+---@field bytes integer bytes sent before the end
+---@field seconds number how long it ran
+---@field reason string why
 
 ---A pass over the shared folders is over and our file list is written.
 ---@class dc.event.share_updated
@@ -216,8 +261,12 @@ function dc.sleep(seconds) end
 ---@return table? # the event table, or nil on timeout
 ---@overload async fun(event: "script_loaded", opts?: table): dc.event.script_loaded?
 ---@overload async fun(event: "script_unloaded", opts?: table): dc.event.script_unloaded?
+---@overload async fun(event: "events_dropped", opts?: table): dc.event.events_dropped?
 ---@overload async fun(event: "config_reloaded", opts?: table): dc.event.config_reloaded?
 ---@overload async fun(event: "hash_progress", opts?: table): dc.event.hash_progress?
+---@overload async fun(event: "upload_started", opts?: table): dc.event.upload_started?
+---@overload async fun(event: "upload_finished", opts?: table): dc.event.upload_finished?
+---@overload async fun(event: "upload_failed", opts?: table): dc.event.upload_failed?
 ---@overload async fun(event: "share_updated", opts?: table): dc.event.share_updated?
 ---@overload async fun(event: "hub_connected", opts?: table): dc.event.hub_connected?
 ---@overload async fun(event: "hub_disconnected", opts?: table): dc.event.hub_disconnected?
@@ -247,8 +296,12 @@ function dc.spawn(fn, ...) end
 ---@return dc.Handler # a handle to remove the handler
 ---@overload fun(event: "script_loaded", handler: async fun(e: dc.event.script_loaded): boolean?): dc.Handler
 ---@overload fun(event: "script_unloaded", handler: async fun(e: dc.event.script_unloaded): boolean?): dc.Handler
+---@overload fun(event: "events_dropped", handler: async fun(e: dc.event.events_dropped): boolean?): dc.Handler
 ---@overload fun(event: "config_reloaded", handler: async fun(e: dc.event.config_reloaded): boolean?): dc.Handler
 ---@overload fun(event: "hash_progress", handler: async fun(e: dc.event.hash_progress): boolean?): dc.Handler
+---@overload fun(event: "upload_started", handler: async fun(e: dc.event.upload_started): boolean?): dc.Handler
+---@overload fun(event: "upload_finished", handler: async fun(e: dc.event.upload_finished): boolean?): dc.Handler
+---@overload fun(event: "upload_failed", handler: async fun(e: dc.event.upload_failed): boolean?): dc.Handler
 ---@overload fun(event: "share_updated", handler: async fun(e: dc.event.share_updated): boolean?): dc.Handler
 ---@overload fun(event: "hub_connected", handler: async fun(e: dc.event.hub_connected): boolean?): dc.Handler
 ---@overload fun(event: "hub_disconnected", handler: async fun(e: dc.event.hub_disconnected): boolean?): dc.Handler
@@ -438,6 +491,14 @@ function dc.share.find(query) end
 ---Sets this script's filter on answers to other users' searches; an error in it answers nothing.
 ---@param fn (fun(query: table, hits: table[]): (boolean|table|nil))? called with each incoming search that has hits, outside any coroutine (it must not wait); returns false to answer nothing, a list of hits (or paths) to answer only those, anything else to answer all; nil removes this script's filter
 function dc.share.filter(fn) end
+
+---Sets this script's upload slot policy; an error in it means the usual rules. The first script whose policy says true or false decides.
+---@param fn (fun(ask: {nick: string, hub: string, cid: string?, file: string, size: integer, free: boolean}): boolean?)? called for each request that needs a normal upload slot (files over 64 KiB), outside any coroutine (it must not wait); `free` says whether a slot is free; returns true to grant a slot beyond the count, false to refuse ("slots full"), nil for the usual rules; nil removes this script's policy
+function dc.share.slot_policy(fn) end
+
+---The uploads running now.
+---@return {nick: string, hub: string, cid: string?, file: string, start: integer, bytes: integer, sent: integer, tls: boolean, compressed: boolean, seconds: number}[] # the uploads running now: the user, the file (share path, files.xml.bz2 or a list folder), the range asked for, bytes sent so far (uncompressed), whether over TLS and zlib-compressed, seconds since the start
+function dc.uploads() end
 
 ---Hashes a file on the helper threads and returns its Tiger tree root; raises when it cannot be read.
 ---@async

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use crate::hub::{self, Hubs, Identity};
 use crate::identity::Me;
 use crate::lua::{share_api, HostOptions, LuaHost};
+use crate::peer::{PeerOptions, Peers};
 use crate::runtime::{JobPool, Runtime, WorkerHandle};
 use crate::share::service::{ShareOptions, ShareService, SharedFolder};
 
@@ -62,6 +63,7 @@ struct Inner {
     hubs: Hubs,
     host: LuaHost,
     share: Option<ShareService>,
+    peers: Peers,
 }
 
 /// The running client's services; a cheap handle, on the worker thread only.
@@ -91,6 +93,7 @@ impl Client {
         let me = Me::load(Some(&opts.data_dir));
         let hubs = Hubs::new();
         hubs.set_me(me.clone());
+        let peer_opts = PeerOptions::from_identity(&opts.identity);
         hubs.set_identity(rt, opts.identity);
         let host = LuaHost::with_hubs(rt, opts.host, hubs.clone());
         // The share starts before any script, so that scripts find it.
@@ -106,8 +109,12 @@ impl Client {
             hub::follow_share(rt, &hubs, &share);
             share
         });
+        // Peers serve from the share and take the hubs' connection requests.
+        let peers = Peers::start(rt, &hubs, me.clone(), peer_opts);
+        peers.set_share(share.clone());
+        crate::lua::peer_api::install(&host, &peers);
         let client = Client {
-            inner: std::rc::Rc::new(Inner { runtime: rt.clone(), me, hubs, host, share }),
+            inner: std::rc::Rc::new(Inner { runtime: rt.clone(), me, hubs, host, share, peers }),
         };
         CURRENT.with(|c| *c.borrow_mut() = Some(client.clone()));
         client
@@ -153,5 +160,10 @@ impl Client {
     /// The share, when sharing runs.
     pub fn share(&self) -> Option<&ShareService> {
         self.inner.share.as_ref()
+    }
+
+    /// Client-client connections and uploads.
+    pub fn peers(&self) -> &Peers {
+        &self.inner.peers
     }
 }

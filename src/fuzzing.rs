@@ -15,6 +15,7 @@
 //! | `file_list` | `files.xml(.bz2)` | bounded reading, totals that add up |
 //! | `tthl` | TTH leaves + a file size | verification never panics, agrees with the tree |
 //! | `hub_address` | hub addresses (configuration, `dc.connect`, redirects) | a parsed address prints a canonical form that parses back to it |
+//! | `peer_session` | client-client frames, NMDC or ADC, either side | the handshake machine never panics, says nothing after closing, and every answer it writes is one frame that parses back |
 
 use crate::proto::{adc, nmdc, tth};
 use crate::share::filelist::{read_listing, ReadLimits};
@@ -159,6 +160,33 @@ pub const TARGETS: &[Target] = &[
             b"XJ4BNP4PAHH6UQKBIDPF3LRCEOYAGYNDSYLXVHFUCD7WD4QACWWQ",
         ],
     },
+    Target {
+        name: "peer_session",
+        run: peer_session,
+        dictionary: &[
+            b"|",
+            b"\n",
+            b"$MyNick ",
+            b"$Lock EXTENDEDPROTOCOL",
+            b" Pk=",
+            b"$Supports ADCGet TTHL TTHF ZLIG",
+            b"$Direction Download ",
+            b"$Direction Upload ",
+            b"$Key ",
+            b"$ADCGET file TTH/",
+            b"$ADCGET list /",
+            b"$ADCGET tthl TTH/",
+            b" 0 -1",
+            b" ZL1",
+            b"CSUP ADBASE ADTIGR",
+            b"CINF ID",
+            b" TO",
+            b"CGET file ",
+            b"CGET list / 0 -1 RE1",
+            b"CSTA 253 ",
+            b"LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ",
+        ],
+    },
 ];
 
 /// The target called `name`.
@@ -290,6 +318,67 @@ pub fn hub_address(data: &[u8]) {
     });
     assert_eq!(again, url, "{text:?} and its canonical form {canonical:?} differ");
     assert_eq!(again.to_string(), canonical, "the canonical form of {text:?} is not a fixed point");
+}
+
+/// Client-client frames into the peer session machine: the first byte picks
+/// the protocol (bit 0: ADC) and our side (bit 1: we dialled); the rest is
+/// cut at the protocol's delimiter. Whatever comes, the machine does not
+/// panic, says nothing once it closed, writes whole frames only, and the
+/// answer header of every request parses back to the same request.
+pub fn peer_session(data: &[u8]) {
+    use crate::peer::session::{Hello, Output, Protocol, Refusal, Role, Session};
+    let Some((&first, rest)) = data.split_first() else { return };
+    let protocol = if first & 1 == 0 { Protocol::Nmdc } else { Protocol::Adc };
+    let role = if first & 2 == 0 { Role::Accepting } else { Role::Connecting };
+    let hello = || Hello {
+        nick: "fuzz".into(),
+        charset: encoding_rs::WINDOWS_1252,
+        cid: "CID".into(),
+        token: Some("t".into()),
+        hub_url: "dchub://127.0.0.1:411".into(),
+    };
+    let known = (role == Role::Connecting).then(hello);
+    let mut s = Session::new(protocol, role, known, u32::from(first));
+    let delim = protocol.delimiter();
+    let whole = |bytes: &[u8]| {
+        assert!(bytes.last() == Some(&delim), "an answer that is not whole frames: {bytes:?}");
+    };
+    let mut closed = false;
+    let mut outs = s.start();
+    for frame in rest.split(|&b| b == delim) {
+        let more = s.on_frame(frame);
+        if closed {
+            assert!(more.is_empty(), "output after the close: {more:?}");
+        }
+        outs.extend(more);
+        while let Some(o) = outs.pop() {
+            match o {
+                Output::Send(bytes) => whole(&bytes),
+                Output::Identify(_) if role == Role::Accepting => outs.extend(s.bind(hello())),
+                Output::Request(req) => {
+                    let header = s.send_header(&req, req.start, req.bytes.unwrap_or(0), false);
+                    whole(&header);
+                    let line = &header[..header.len() - 1];
+                    let back = match protocol {
+                        Protocol::Nmdc => match nmdc::parse(line, encoding_rs::UTF_8) {
+                            nmdc::Message::AdcSnd(t) => t.identifier,
+                            other => panic!("the header {line:?} parsed as {other:?}"),
+                        },
+                        Protocol::Adc => {
+                            let m = adc::parse(line).expect("the header parses");
+                            let snd = adc::Snd::from_message(&m).expect("the header is a SND");
+                            snd.identifier.to_string()
+                        }
+                    };
+                    assert_eq!(back, req.identifier, "the header names another file");
+                    whole(&s.refusal(&Refusal::SlotsFull(Some(3))));
+                    whole(&s.refusal(&Refusal::NotAvailable("x".into())));
+                }
+                Output::Close(_) => closed = true,
+                _ => {}
+            }
+        }
+    }
 }
 
 #[cfg(test)]

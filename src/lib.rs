@@ -21,6 +21,7 @@
 //! | [`share`] | hashing, the hash store, the share tree, file lists, the index, the share service | know hubs |
 //! | [`transfer`] | the download queue, placement, verification, segments, slots, the bandwidth limit | open sockets |
 //! | [`hub`] | hub sessions (NMDC, ADC), the protocol-neutral hub model and registry | call Lua |
+//! | [`peer`] | client-client connections: listeners, connection requests, uploads | open files outside the share service |
 //! | [`lua`] | the scripting host and the `dc` API | parse protocol lines |
 //! | [`client`] | the composition root: every service built once and passed on | implement a service |
 //! | [`config`] | the configuration script and its typed, validated result | start anything |
@@ -44,6 +45,7 @@ pub mod instance;
 pub mod logging;
 pub mod lua;
 pub mod net;
+pub mod peer;
 pub mod proto;
 pub mod runtime;
 pub mod search;

@@ -120,7 +120,9 @@ fn a_full_configuration_parses_into_the_struct() {
             },
         ],
         reconnect_delay: 0,
+        max_users: 2_000_000,
         slots: 4,
+        mini_slots: 3,
         download_slots: 2,
         upload_limit: 512,
         download_limit: 2048,
@@ -130,6 +132,7 @@ fn a_full_configuration_parses_into_the_struct() {
         tcp_port: 4000,
         udp_port: 4000,
         tls_port: 4001,
+        tls_transfers: true,
         scripts: vec![
             ScriptConfig { path: "/opt/bots/greeter.lua".into(), trusted: false },
             ScriptConfig { path: "/opt/bots/logger.lua".into(), trusted: true },

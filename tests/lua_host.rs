@@ -283,7 +283,10 @@ fn a_handler_can_consume_an_event() {
 
 #[test]
 fn an_endless_loop_is_interrupted_and_the_client_goes_on() {
-    let r = rig_with(HostOptions { instruction_limit: 20_000_000, ..Default::default() });
+    let r = rig_with(HostOptions {
+        time_budget: std::time::Duration::from_millis(200),
+        ..Default::default()
+    });
     r.load("spinner", "dc.after(0, function() print('before') end) while true do end").unwrap();
     r.load(
         "pcall_spinner",
@@ -298,6 +301,105 @@ fn an_endless_loop_is_interrupted_and_the_client_goes_on() {
         values(&["{\"spinner\", \"pcall_spinner\", \"console\"}"])
     );
     assert!(r.out.try_recv().is_err());
+}
+
+/// Issue 9: the time budget, with no hook set normally: a loop in the
+/// chunk itself, in a script's own coroutine (hooks are per coroutine: the
+/// watchdog must arm the innermost one), a loop of C calls, and a loop that
+/// catches errors all end with the budget's error, and the state goes on.
+#[test]
+fn the_time_budget_stops_loops_wherever_they_run() {
+    let r = rig_with(HostOptions { time_budget: Duration::from_millis(200), ..Default::default() });
+    let budget = |chunk: &str| match r.eval(chunk) {
+        ChunkOutcome::Error(e) => assert!(
+            e.contains(
+                "script console: ran over its time budget (0.2 s) without waiting; interrupted"
+            ),
+            "{chunk}: {e}"
+        ),
+        other => panic!("{chunk}: {other:?}"),
+    };
+    budget("while true do end");
+    budget("coroutine.wrap(function() while true do end end)()");
+    budget("local co = coroutine.create(function() coroutine.wrap(function() while true do end end)() end) local ok, e = coroutine.resume(co) return ok, e");
+    budget("while true do local s = string.rep('x', 10) end");
+    budget("while true do pcall(function() while true do end end) end");
+    budget("coroutine.wrap(function() while true do pcall(coroutine.wrap(function() while true do end end)) end end)()");
+    // Just under the budget, with waits in between: every resume has its own.
+    assert_eq!(
+        r.eval("local n = 0 for i = 1, 3 do local t = os.clock() while os.clock() - t < 0.1 do n = n + 1 end dc.sleep(0) end return n > 0"),
+        values(&["true"])
+    );
+    assert_eq!(r.eval("1 + 1"), values(&["2"]));
+}
+
+/// A chunk's error as the console shows it (no "runtime error: ", no
+/// traceback).
+fn error_message(o: &ChunkOutcome) -> &str {
+    match o {
+        ChunkOutcome::Error(e) => {
+            let e = e.split("\nstack traceback:").next().unwrap_or(e);
+            e.strip_prefix("runtime error: ").unwrap_or(e)
+        }
+        other => panic!("not an error: {other:?}"),
+    }
+}
+
+/// Issue 9: Ctrl-C interrupts a console chunk that computes (the worker is
+/// stuck in it) at once, with "interrupted", long before its budget; an
+/// interrupt made before the chunk even started is not lost; the chunks
+/// after it run.
+#[test]
+fn ctrl_c_interrupts_a_busy_console_chunk() {
+    let r = rig_with(HostOptions { time_budget: Duration::from_secs(30), ..Default::default() });
+    let control = r.worker.call(|_| Client::current().unwrap().host().console_control()).unwrap();
+    let run = |chunk: &str| {
+        let (tx, rx) = channel();
+        let number = control.next_chunk();
+        let chunk = chunk.to_string();
+        r.worker
+            .post(move |_| {
+                Client::current().unwrap().host().eval_console_chunk(number, &chunk, move |o| {
+                    let _ = tx.send(o);
+                });
+            })
+            .unwrap();
+        rx
+    };
+    for chunk in [
+        "while true do end",
+        "coroutine.wrap(function() while true do pcall(function() while true do end end) end end)()",
+    ] {
+        let started = std::time::Instant::now();
+        let rx = run(chunk);
+        std::thread::sleep(Duration::from_millis(200));
+        control.interrupt();
+        let outcome = rx.recv_timeout(Duration::from_secs(10)).expect("the chunk ended");
+        assert_eq!(error_message(&outcome), "interrupted", "{chunk}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{chunk}: {:?}", started.elapsed());
+    }
+    // Ctrl-C before the worker starts the chunk: the chunk still ends.
+    let rx = {
+        let (tx, rx) = channel();
+        let number = control.next_chunk();
+        control.interrupt();
+        r.worker
+            .post(move |_| {
+                Client::current().unwrap().host().eval_console_chunk(
+                    number,
+                    "while true do end",
+                    move |o| {
+                        let _ = tx.send(o);
+                    },
+                );
+            })
+            .unwrap();
+        rx
+    };
+    let outcome =
+        rx.recv_timeout(Duration::from_secs(10)).expect("the early-interrupted chunk ended");
+    assert_eq!(error_message(&outcome), "interrupted");
+    assert_eq!(r.eval("return 20 + 22"), values(&["42"]));
 }
 
 #[test]
@@ -533,4 +635,42 @@ fn finished_jobs_leave_no_records_behind() {
     // Only the dispatcher job is left; no record outlives its job and handle.
     assert_eq!(jobs, 1, "jobs left: {jobs}");
     assert_eq!(records, 0, "records left: {records}");
+}
+
+/// Issue 15, finding 2: a handler that waits, and a flood of its event.
+/// Past 2,000 waiting calls the script's handlers are skipped, counted and
+/// reported (`events_dropped`), instead of filling its memory.
+#[test]
+fn handlers_that_wait_are_bounded_and_drops_are_reported() {
+    let r = rig();
+    r.load(
+        "greeter",
+        r#"
+        waiting = 0
+        dc.on("joined", function(e) waiting = waiting + 1; dc.sleep(60) end)
+        "#,
+    )
+    .unwrap();
+    r.load(
+        "watcher",
+        r#"
+        dc.on("events_dropped", function(e)
+          print("dropped " .. e.script .. " " .. e.count .. " " .. e.event)
+        end)
+        for i = 1, 2500 do dc.emit("joined", {n = i}) end
+        "#,
+    )
+    .unwrap();
+    assert_eq!(r.line(), "dropped greeter 1 joined");
+    // The rest of the flood is reported once a second has passed, with the
+    // next event.
+    std::thread::sleep(Duration::from_millis(1100));
+    r.load("poker", r#"dc.emit("poke", {})"#).unwrap();
+    assert_eq!(r.line(), "dropped greeter 499 joined");
+    let w = r.worker.call(|_| {
+        let host = Client::current().unwrap().host().clone();
+        let (id, _) = host.scripts().into_iter().find(|(_, n)| n == "greeter").unwrap();
+        host.script(id).unwrap().lua().globals().get::<i64>("waiting").unwrap()
+    });
+    assert_eq!(w.unwrap(), dclua::lua::host::MAX_WAITING_CALLS as i64);
 }

@@ -1030,9 +1030,14 @@ fn user_flags_connection_requests_and_outgoing_commands() -> Result<()> {
         let hub = services().hubs().ids()[0];
         rt.send(
             hub,
-            dclua::hub::HubCommand::ConnectToMe { nick: "opal".into(), port: 4100, tls: true },
+            dclua::hub::HubCommand::ConnectToMe {
+                nick: "opal".into(),
+                port: 4100,
+                tls: true,
+                token: None,
+            },
         );
-        rt.send(hub, dclua::hub::HubCommand::RevConnectToMe { nick: "opal".into() });
+        rt.send(hub, dclua::hub::HubCommand::RevConnectToMe { nick: "opal".into(), token: None });
     });
     conn.wait_for(b"$RevConnectToMe ned opal|")?;
     assert_eq!(conn.text(), "$ConnectToMe opal 127.0.0.1:4100S|$RevConnectToMe ned opal|");

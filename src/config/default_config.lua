@@ -77,10 +77,18 @@
 -- Seconds to wait before reconnecting to a hub that dropped us; 0 = never reconnect.
 -- reconnect_delay = 30
 
+-- Users kept per hub at most; past it a hub's further users are not kept (the
+-- log says so once).
+-- max_users = 2000000
+
 ----------------------------------------------------------------- transfers
 
 -- Upload slots: how many users may download from you at the same time (1 to 1000).
 -- slots = 3
+
+-- Extra upload slots for file lists, TTH leaves and files up to 64 KiB, so that
+-- browsing never waits for a full slot (0 to 100).
+-- mini_slots = 3
 
 -- How many files may download at the same time; 0 = no limit.
 -- download_slots = 0
@@ -114,6 +122,10 @@
 -- TCP port for encrypted (TLS) client connections in active mode; 0 = any
 -- free port. It must differ from tcp_port.
 -- tls_port = 0
+
+-- Encrypted (TLS) client connections: the TLS port in active mode, and TLS
+-- when a user asks for it; false: plain connections only.
+-- tls_transfers = true
 
 ------------------------------------------------------------------- scripts
 

@@ -115,8 +115,12 @@ pub struct Config {
     pub hubs: Vec<HubConfig>,
     /// Seconds before reconnecting to a hub; 0 = never.
     pub reconnect_delay: u32,
+    /// Users kept per hub at most.
+    pub max_users: u32,
     /// Upload slots.
     pub slots: u32,
+    /// Upload slots for small requests (lists, leaves, files up to 64 KiB).
+    pub mini_slots: u32,
     /// Simultaneous downloads; 0 = no limit.
     pub download_slots: u32,
     /// Upload limit in KiB/s; 0 = none.
@@ -135,6 +139,8 @@ pub struct Config {
     pub udp_port: u16,
     /// TCP port for TLS client connections; 0 = any free port.
     pub tls_port: u16,
+    /// TLS client connections allowed (offered and accepted).
+    pub tls_transfers: bool,
     /// Scripts to load at start.
     pub scripts: Vec<ScriptConfig>,
     /// How much to log.

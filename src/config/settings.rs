@@ -236,12 +236,24 @@ pub static SETTINGS: &[Setting] = &[
         Value("30"),
         "Seconds to wait before reconnecting to a hub that dropped us; 0 = never reconnect.",
     ),
+    setting(
+        "max_users",
+        Kind::Int { min: 1000, max: 100_000_000 },
+        Value("2000000"),
+        "Users kept per hub at most; past it a hub's further users are not kept (the log says so once).",
+    ),
     // Transfers.
     setting(
         "slots",
         Kind::Int { min: 1, max: 1000 },
         Value("3"),
         "Upload slots: how many users may download from you at the same time.",
+    ),
+    setting(
+        "mini_slots",
+        Kind::Int { min: 0, max: 100 },
+        Value("3"),
+        "Extra upload slots for file lists, TTH leaves and files up to 64 KiB, so that browsing never waits for a full slot.",
     ),
     setting(
         "download_slots",
@@ -312,6 +324,12 @@ pub static SETTINGS: &[Setting] = &[
         },
         Value("0"),
         "TCP port for encrypted (TLS) client connections in active mode; 0 = any free port.",
+    ),
+    setting(
+        "tls_transfers",
+        Kind::Bool,
+        Value("true"),
+        "Encrypted (TLS) client connections: the TLS port in active mode, and TLS when a user asks for it; false: plain connections only.",
     ),
     // Scripts.
     setting(

@@ -20,7 +20,8 @@
 //!    answers `ISUP` and `ISID` (our SID).
 //! 3. **IDENTIFY.** Our `BINF`: `ID`/`PD` from a PID generated once and kept
 //!    in the data folder ([`crate::identity::PID_FILE_NAME`]), `NI DE EM SS SF SL FS HN HR HO
-//!    AP VE`, `SU`/`I4`/`U4` in active mode (`ADC0` and `KP` on TLS hubs).
+//!    AP VE`, `SU`/`I4`/`U4` in active mode, `ADC0` and `KP` when TLS
+//!    transfers are on (`tls_transfers`).
 //! 4. **VERIFY.** `IGPA` is answered with `HPAS` when a password is set, else
 //!    the login fails without reconnecting.
 //! 5. **NORMAL.** The hub lists every user with `BINF` and ours last: that
@@ -76,8 +77,8 @@ use super::nmdc::UdpFrame;
 use super::redirect;
 use super::{
     ConnectMode, FileType, HubCommand, HubCounts, HubEvent, HubId, HubInfo, HubParams, HubSink,
-    HubState, Hubs, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, UserList, UserMode,
-    Via,
+    HubState, Hubs, PeerRequest, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User,
+    UserList, UserMode, Via,
 };
 use crate::address::HubUrl;
 use crate::identity::Me;
@@ -417,6 +418,7 @@ pub(crate) fn spawn(
             Protocol::Adc,
             &params.nick,
             encoding_rs::UTF_8,
+            hubs.identity().max_users,
         ));
         let me = hubs.me();
         AdcSession {
@@ -1079,17 +1081,17 @@ impl State {
                 self.send_msg(&msg.to_message(Header::Echo { from: sid, to: them }));
             }
             HubCommand::Search(q) => self.search(cx, &q),
-            HubCommand::ConnectToMe { nick, port, tls } => {
+            HubCommand::ConnectToMe { nick, port, tls, token } => {
                 let (Some(sid), Some(them)) = (self.my_sid, self.sids.sid(&nick)) else { return };
-                let token = format!("{:x}", rand::random::<u32>());
+                let token = token.unwrap_or_else(|| format!("{:x}", rand::random::<u32>()));
                 let protocol = if tls { adc::PROTOCOL_ADCS } else { adc::PROTOCOL_ADC };
                 let ctm = Ctm { protocol, port, token: &token };
                 log::debug!(target: "hub", "hub {}: CTM to {nick} with token {token}", self.params.url);
                 self.send_msg(&ctm.to_message(Header::Direct { from: sid, to: them }));
             }
-            HubCommand::RevConnectToMe { nick } => {
+            HubCommand::RevConnectToMe { nick, token } => {
                 let (Some(sid), Some(them)) = (self.my_sid, self.sids.sid(&nick)) else { return };
-                let token = format!("{:x}", rand::random::<u32>());
+                let token = token.unwrap_or_else(|| format!("{:x}", rand::random::<u32>()));
                 let rcm = Rcm { protocol: adc::PROTOCOL_ADC, token: &token };
                 self.send_msg(&rcm.to_message(Header::Direct { from: sid, to: them }));
             }
@@ -1160,12 +1162,18 @@ impl State {
         let mut features = Vec::new();
         if udp.is_some() {
             features.extend([Feature::TCP4, Feature::UDP4]);
-            if self.tls {
-                features.push(Feature::ADC0);
-            }
         }
-        let keyprint =
-            if self.tls { self.me.tls().ok().map(|t| t.our_keyprint().to_string()) } else { None };
+        // TLS transfers (`ADC0`) and the keyprint peers check our certificate
+        // against, on every hub, as DC++ announces them (active or not: a
+        // passive user's TLS connection goes out to a TLS port).
+        let keyprint = if id.tls_transfers {
+            self.me.tls().ok().map(|t| t.our_keyprint().to_string())
+        } else {
+            None
+        };
+        if keyprint.is_some() {
+            features.push(Feature::ADC0);
+        }
         let pid = self.me.pid();
         let nick = self.info.borrow().my_nick.clone();
         fn set(s: &str) -> Option<Update<&str>> {
@@ -1178,7 +1186,7 @@ impl State {
             description: set(&id.description),
             email: set(&id.email),
             slots: Some(Update::Set(u64::from(id.slots))),
-            free_slots: Some(Update::Set(u64::from(id.slots))),
+            free_slots: Some(Update::Set(u64::from(self.hubs.free_slots()))),
             share_size: Some(Update::Set(id.share_size)),
             shared_files: Some(Update::Set(id.shared_files)),
             hubs_normal: Some(Update::Set(u64::from(counts.normal))),
@@ -1214,8 +1222,12 @@ impl State {
         if diff.is_empty() {
             return;
         }
-        let share_only = diff.named().all(|(n, _)| n == "SS" || n == "SF");
-        let interval = if share_only { SHARE_INTERVAL } else { INF_INTERVAL };
+        // Free slots change with every upload: announced as slowly as the share.
+        let share_only = diff.named().all(|(n, _)| matches!(n, "SS" | "SF" | "FS"));
+        // The first share after an empty one (hashing done after the login)
+        // is not held back: hubs and users judge us by it.
+        let was_empty = last.get("SS").is_none_or(|ss| ss == "0");
+        let interval = if share_only && !was_empty { SHARE_INTERVAL } else { INF_INTERVAL };
         let due = self.last_inf_at.map_or(cx.now(), |at| at + interval);
         if force || cx.now() >= due {
             self.send_msg(&diff);
@@ -1530,7 +1542,8 @@ impl State {
         if hits.is_empty() {
             return;
         }
-        let slots = u64::from(self.hubs.identity().slots);
+        // RES `SL` is the free slots (ADC.txt), as `$SR` carries them.
+        let slots = u64::from(self.hubs.free_slots());
         let header = match to {
             Some(_) => Header::Udp { cid: self.me.cid().into() },
             None => Header::Direct { from: my_sid, to: from },
@@ -1541,7 +1554,6 @@ impl State {
             let res = Res {
                 path: &path,
                 size: Some(hit.size),
-                // No uploads run yet: every slot is free.
                 slots: Some(slots),
                 tth: hit.tth,
                 token,
@@ -1611,23 +1623,57 @@ impl State {
         }
         let nick = self.sids.nick(from).map(str::to_string);
         let protocol = ctm.map(|c| c.protocol).or(rcm.map(|r| r.protocol)).unwrap_or("");
-        let tls = protocol.starts_with("ADCS");
-        let address = ctm.and_then(|c| {
+        let tls = is_tls_protocol(protocol);
+        // What the user's INF says: IP, CID, certificate keyprint.
+        let (ip, cid, keyprint) = {
             let info = self.info.borrow();
-            let ip = info.users.get(nick.as_deref()?)?.ip.clone()?;
-            Some(if ip.contains(':') {
-                format!("[{ip}]:{}", c.port)
+            match nick.as_deref().and_then(|n| info.users.get(n)) {
+                Some(u) => {
+                    let raw = Message::parse(&u.raw).ok();
+                    let kp = raw.as_ref().and_then(|m| m.get("KP").map(str::to_string));
+                    (u.ip.as_deref().map(str::to_string), u.cid.as_deref().map(str::to_string), kp)
+                }
+                None => (None, None, None),
+            }
+        };
+        let address = ctm.and_then(|c| Some((ip.clone()?, c.port)));
+        let shown = address.as_ref().map(|(ip, port)| {
+            if ip.contains(':') {
+                format!("[{ip}]:{port}")
             } else {
-                format!("{ip}:{}", c.port)
-            })
+                format!("{ip}:{port}")
+            }
         });
         self.emit(HubEvent::ConnectionRequest {
-            nick,
-            address,
+            nick: nick.clone(),
+            address: shown,
             tls,
             reverse: rcm.is_some(),
             raw: frame.into(),
         });
+        if !protocol.starts_with("ADC") {
+            // Neither plain nor TLS ADC: say so to the user, as DC++ does.
+            log::info!(target: "hub", "hub {}: a connection request from {nick:?} for protocol {protocol:?}, which dclua does not speak", self.params.url);
+            return;
+        }
+        let token = ctm.map(|c| c.token).or(rcm.map(|r| r.token)).map(str::to_string);
+        self.hubs.peer_request(
+            &self.rt,
+            PeerRequest {
+                hub: self.id,
+                hub_url: self.params.url.clone(),
+                adc: true,
+                my_nick: self.my_nick(),
+                charset: encoding_rs::UTF_8,
+                nick,
+                cid,
+                address,
+                tls,
+                token,
+                reverse: rcm.is_some(),
+                keyprint,
+            },
+        );
     }
 
     fn on_inf(&mut self, cx: &mut Context<'_>, msg: &Message, frame: &[u8]) {
@@ -1806,6 +1852,12 @@ fn excerpt(frame: &[u8]) -> String {
     } else {
         s
     }
+}
+
+/// Whether a CTM/RCM protocol is ADC over TLS (`ADCS/0.10`; ncdc also
+/// accepts `ADCS/1.0` and `ADC0/0.10`).
+fn is_tls_protocol(protocol: &str) -> bool {
+    protocol.starts_with("ADCS/") || protocol.starts_with("ADC0/")
 }
 
 #[cfg(test)]

@@ -427,7 +427,14 @@ pub struct HubInfo {
 }
 
 impl HubInfo {
-    fn new(id: HubId, url: &str, protocol: Protocol, nick: &str, cs: &'static Encoding) -> Self {
+    fn new(
+        id: HubId,
+        url: &str,
+        protocol: Protocol,
+        nick: &str,
+        cs: &'static Encoding,
+        max_users: usize,
+    ) -> Self {
         HubInfo {
             id,
             url: url.to_string(),
@@ -436,7 +443,7 @@ impl HubInfo {
             topic: String::new(),
             state: HubState::Connecting,
             my_nick: nick.to_string(),
-            users: UserList::default(),
+            users: UserList::with_cap(max_users),
             keyprint: None,
             charset: cs,
             address: None,
@@ -488,6 +495,18 @@ pub struct Identity {
     pub listen_address: IpAddr,
     /// The UDP port for search results; 0 = any free port.
     pub udp_port: u16,
+    /// The TCP port for client connections in active mode; 0 = any free port.
+    pub tcp_port: u16,
+    /// The TLS port for client connections in active mode; 0 = any free port.
+    pub tls_port: u16,
+    /// Upload bandwidth limit in bytes per second; 0 = none.
+    pub upload_limit: u64,
+    /// Mini slots (lists, leaves, small files).
+    pub mini_slots: u32,
+    /// TLS client connections offered and accepted.
+    pub tls_transfers: bool,
+    /// Users kept per hub at most ([`MAX_USERS`] by default).
+    pub max_users: usize,
     /// The address announced in active mode; `None` for the one we connect from.
     pub external_address: Option<String>,
     /// Away.
@@ -506,6 +525,12 @@ impl Default for Identity {
             mode: ConnectMode::Passive,
             listen_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             udp_port: 0,
+            tcp_port: 0,
+            tls_port: 0,
+            upload_limit: 0,
+            mini_slots: crate::transfer::slots::MINI_SLOTS,
+            tls_transfers: true,
+            max_users: MAX_USERS,
             external_address: None,
             away: false,
         }
@@ -530,6 +555,12 @@ impl Identity {
             },
             listen_address: config.listen_address,
             udp_port: config.udp_port,
+            tcp_port: config.tcp_port,
+            tls_port: config.tls_port,
+            upload_limit: u64::from(config.upload_limit) * 1024,
+            mini_slots: config.mini_slots,
+            tls_transfers: config.tls_transfers,
+            max_users: usize::try_from(config.max_users).unwrap_or(MAX_USERS),
             external_address: config.external_address.clone(),
             away: false,
         }
@@ -673,11 +704,16 @@ pub enum HubCommand {
         port: u16,
         /// The connection must use TLS.
         tls: bool,
+        /// ADC: the token (the one of the user's `DRCM` we answer); `None`
+        /// makes a new one.
+        token: Option<String>,
     },
     /// Asks `nick` to ask us to connect (we are passive).
     RevConnectToMe {
         /// The user.
         nick: String,
+        /// ADC: the token; `None` makes a new one.
+        token: Option<String>,
     },
     /// The answer to a [`HubEvent::Redirect`] (when the sink
     /// [decides redirects](HubSink::decides_redirects)).
@@ -1137,6 +1173,46 @@ struct HubsInner {
     /// The send-only UDP sockets of passive mode (IPv4, IPv6), made on
     /// first use (see `udp::send`).
     senders: RefCell<[Option<std::net::UdpSocket>; 2]>,
+    /// Who handles connection requests (the peer layer), when set.
+    peer_handler: RefCell<Option<PeerHandler>>,
+    /// Free upload slots as the peer layer counts them; `None`: all of
+    /// [`Identity::slots`].
+    free_slots: std::cell::Cell<Option<u32>>,
+}
+
+/// The peer layer's handler of [`PeerRequest`]s (see [`Hubs::set_peer_handler`]).
+pub type PeerHandler = Rc<dyn Fn(&Runtime, PeerRequest)>;
+
+/// A connection request from a user, as a hub session hands it to the peer
+/// layer: everything needed to connect (or to answer with a request of our
+/// own) without asking the session again.
+#[derive(Debug, Clone)]
+pub struct PeerRequest {
+    /// The hub it came through.
+    pub hub: HubId,
+    /// The hub's address (for `Ref=`, logs and events).
+    pub hub_url: String,
+    /// An ADC hub (else NMDC).
+    pub adc: bool,
+    /// Our nick on that hub.
+    pub my_nick: String,
+    /// The hub's charset (NMDC).
+    pub charset: &'static encoding_rs::Encoding,
+    /// The user, when the request names them (NMDC `$ConnectToMe` names
+    /// only us).
+    pub nick: Option<String>,
+    /// The user's CID (ADC).
+    pub cid: Option<String>,
+    /// Where to connect: host (or IP) and port, for a direct request.
+    pub address: Option<(String, u16)>,
+    /// The connection must use TLS.
+    pub tls: bool,
+    /// The ADC token to copy into our `CINF` / answering `DCTM`.
+    pub token: Option<String>,
+    /// A passive user asks us to send a connection request.
+    pub reverse: bool,
+    /// The user's certificate keyprint from its INF `KP` (`SHA256/...`).
+    pub keyprint: Option<String>,
 }
 
 /// The hubs of this worker thread and our [`Identity`].
@@ -1173,7 +1249,26 @@ impl Hubs {
                 me: RefCell::new(None),
                 share: RefCell::new(None),
                 senders: RefCell::new([None, None]),
+                peer_handler: RefCell::new(None),
+                free_slots: std::cell::Cell::new(None),
             }),
+        }
+    }
+
+    /// Sets who handles the connection requests sessions receive (the peer
+    /// layer); without one they are only reported as events.
+    pub fn set_peer_handler(&self, handler: Option<PeerHandler>) {
+        *self.inner.peer_handler.borrow_mut() = handler;
+    }
+
+    /// Hands a connection request to the peer layer, if there is one.
+    pub(crate) fn peer_request(&self, rt: &Runtime, request: PeerRequest) {
+        let handler = self.inner.peer_handler.borrow().clone();
+        match handler {
+            Some(h) => h(rt, request),
+            None => {
+                log::debug!(target: "hub", "a connection request from {:?}: no peer layer", request.nick);
+            }
         }
     }
 
@@ -1235,6 +1330,20 @@ impl Hubs {
             if Some(id) != except {
                 rt.send(id, HubCommand::InfoChanged);
             }
+        }
+    }
+
+    /// Free upload slots now (for `$SR`, `RES` and INF `FS`).
+    pub fn free_slots(&self) -> u32 {
+        let total = self.inner.identity.borrow().slots;
+        self.inner.free_slots.get().map_or(total, |f| f.min(total))
+    }
+
+    /// The peer layer's count of free slots changed: sessions announce it
+    /// (INF `FS`, rate-limited as every own-info change).
+    pub fn set_free_slots(&self, rt: &Runtime, free: u32) {
+        if self.inner.free_slots.replace(Some(free)) != Some(free) {
+            self.info_changed(rt, None);
         }
     }
 
@@ -1388,6 +1497,20 @@ mod tests {
         assert_eq!((list.len(), list.refused()), (2, 2));
         assert!(!list.contains("c"));
         assert!(list.insert(User::named("a")).is_some(), "a known user is still updated");
+    }
+
+    #[test]
+    fn the_user_cap_is_a_setting() {
+        let mut config = crate::config::Config::embedded_default();
+        assert_eq!(Identity::from_config(&config).max_users, MAX_USERS);
+        config.max_users = 5000;
+        assert_eq!(Identity::from_config(&config).max_users, 5000);
+        let mut info =
+            HubInfo::new(JobId::new(1, 1), "adc://x:1", Protocol::Adc, "me", encoding_rs::UTF_8, 2);
+        for n in ["a", "b", "c"] {
+            info.users.insert(User::named(n));
+        }
+        assert_eq!((info.users.len(), info.users.refused()), (2, 1));
     }
 
     #[test]

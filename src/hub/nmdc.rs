@@ -78,7 +78,7 @@ use encoding_rs::Encoding;
 use super::redirect;
 use super::{
     ConnectMode, FileType, HubCommand, HubEvent, HubId, HubInfo, HubParams, HubSink, HubState,
-    Hubs, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, UserMode, Via,
+    Hubs, PeerRequest, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, UserMode, Via,
 };
 use crate::address::HubUrl;
 use crate::net::resolve::{self, Dial};
@@ -150,6 +150,7 @@ pub(crate) fn spawn(
             Protocol::Nmdc,
             &params.nick,
             params.charset,
+            hubs.identity().max_users,
         ));
         NmdcSession {
             conn: None,
@@ -629,6 +630,30 @@ impl State {
         self.info.borrow().my_nick.clone()
     }
 
+    /// A connection request for the peer layer.
+    fn peer_request(
+        &self,
+        nick: Option<String>,
+        address: Option<(String, u16)>,
+        tls: bool,
+        reverse: bool,
+    ) -> PeerRequest {
+        PeerRequest {
+            hub: self.id,
+            hub_url: self.params.url.clone(),
+            adc: false,
+            my_nick: self.my_nick(),
+            charset: self.cs,
+            nick,
+            cid: None,
+            address,
+            tls,
+            token: None,
+            reverse,
+            keyprint: None,
+        }
+    }
+
     fn send_msg(&mut self, msg: &Message) {
         nmdc::encode_into(msg, self.cs, &mut self.out);
     }
@@ -823,14 +848,14 @@ impl State {
                 self.send_msg(&Message::PrivateMessage(PrivateMessage::new(&nick, &to, &text)));
             }
             HubCommand::Search(q) => self.search(cx, &q),
-            HubCommand::ConnectToMe { nick: remote, port, tls } => {
+            HubCommand::ConnectToMe { nick: remote, port, tls, token: _ } => {
                 let ip = self.announce_ip();
                 self.send_msg(&Message::ConnectToMe(ConnectToMe {
                     tls,
                     ..ConnectToMe::new(&remote, &ip, port)
                 }));
             }
-            HubCommand::RevConnectToMe { nick: remote } => {
+            HubCommand::RevConnectToMe { nick: remote, token: _ } => {
                 self.send_msg(&Message::RevConnectToMe { from: nick, to: remote });
             }
         }
@@ -932,7 +957,9 @@ impl State {
             return;
         }
         let share_only = MyInfo { share: last.share, ..mi.clone() } == *last;
-        let interval = if share_only { SHARE_INTERVAL } else { MYINFO_INTERVAL };
+        // The first share after an empty one (hashing done after the login)
+        // is not held back: hubs and users judge us by it.
+        let interval = if share_only && last.share != 0 { SHARE_INTERVAL } else { MYINFO_INTERVAL };
         let due = self.last_myinfo_at.map_or(cx.now(), |at| at + interval);
         if force || cx.now() >= due {
             self.put_my_info(cx, mi);
@@ -1070,22 +1097,36 @@ impl State {
             }
             Message::Search(s) => self.on_search(s, frame),
             Message::SearchResult(sr) => self.on_result(sr, frame, Via::Hub),
-            Message::ConnectToMe(ctm) => self.emit(HubEvent::ConnectionRequest {
-                nick: ctm.sender,
-                address: Some(format!("{}:{}", ctm.ip, ctm.port)),
-                tls: ctm.tls,
-                reverse: false,
-                raw: frame.into(),
-            }),
+            Message::ConnectToMe(ctm) => {
+                self.emit(HubEvent::ConnectionRequest {
+                    nick: ctm.sender.clone(),
+                    address: Some(format!("{}:{}", ctm.ip, ctm.port)),
+                    tls: ctm.tls,
+                    reverse: false,
+                    raw: frame.into(),
+                });
+                if ctm.remote != self.my_nick() {
+                    return;
+                }
+                if ctm.nat.is_some() {
+                    log::info!(target: "hub", "hub {}: a NAT-traversal connection request (not supported) from {:?}", self.params.url, ctm.sender);
+                    return;
+                }
+                let request =
+                    self.peer_request(ctm.sender, Some((ctm.ip, ctm.port)), ctm.tls, false);
+                self.hubs.peer_request(&self.rt, request);
+            }
             Message::RevConnectToMe { from, to } => {
                 if to == self.info.borrow().my_nick {
                     self.emit(HubEvent::ConnectionRequest {
-                        nick: Some(from),
+                        nick: Some(from.clone()),
                         address: None,
                         tls: false,
                         reverse: true,
                         raw: frame.into(),
                     });
+                    let request = self.peer_request(Some(from), None, false, true);
+                    self.hubs.peer_request(&self.rt, request);
                 }
             }
             Message::ForceMove(addr) => self.on_force_move(addr),
@@ -1358,8 +1399,7 @@ impl State {
                 nick: nick.clone(),
                 path: hit.path.replace('/', "\\"),
                 size: (!hit.is_dir).then_some(hit.size),
-                // No uploads run yet: every slot is free.
-                free_slots: slots,
+                free_slots: self.hubs.free_slots(),
                 total_slots: slots,
                 hub: match hit.tth {
                     Some(t) => ResultHub::Tth(t),

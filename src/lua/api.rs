@@ -60,7 +60,8 @@ pub struct ApiField {
 /// `(dc, native)` as arguments, in this order. A feature's waiting functions
 /// use `native.await(name, ...)`, served by a handler registered with
 /// [`LuaHost::register_async`].
-pub const EXTENSIONS: &[(&str, &str)] = &[("share", super::share_api::LUA)];
+pub const EXTENSIONS: &[(&str, &str)] =
+    &[("share", super::share_api::LUA), ("peer", super::peer_api::LUA)];
 
 /// The functions and methods.
 pub const FUNCTIONS: &[ApiFn] = &[
@@ -351,6 +352,20 @@ pub const FUNCTIONS: &[ApiFn] = &[
         waits: false,
     },
     ApiFn {
+        path: "dc.share.slot_policy",
+        params: &[("fn", "(fun(ask: {nick: string, hub: string, cid: string?, file: string, size: integer, free: boolean}): boolean?)?", "called for each request that needs a normal upload slot (files over 64 KiB), outside any coroutine (it must not wait); `free` says whether a slot is free; returns true to grant a slot beyond the count, false to refuse (\"slots full\"), nil for the usual rules; nil removes this script's policy")],
+        returns: &[],
+        doc: "Sets this script's upload slot policy; an error in it means the usual rules. The first script whose policy says true or false decides.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.uploads",
+        params: &[],
+        returns: &[("{nick: string, hub: string, cid: string?, file: string, start: integer, bytes: integer, sent: integer, tls: boolean, compressed: boolean, seconds: number}[]", "the uploads running now: the user, the file (share path, files.xml.bz2 or a list folder), the range asked for, bytes sent so far (uncompressed), whether over TLS and zlib-compressed, seconds since the start")],
+        doc: "The uploads running now.",
+        waits: false,
+    },
+    ApiFn {
         path: "dc.tth",
         params: &[("path", "string", "a file")],
         returns: &[("string", "its TTH (39 base32 characters)")],
@@ -416,6 +431,16 @@ pub const EVENTS: &[ApiEvent] = &[
         consumable: false,
     },
     ApiEvent {
+        name: "events_dropped",
+        doc: "A script had 2,000 handler calls waiting (handlers that sleep or wait), so its handlers were not called for some events; reported at most once a second per script, also in the log.",
+        fields: &[
+            ("script", "string", "the script whose handlers were skipped"),
+            ("count", "integer", "handler calls skipped since the last report"),
+            ("event", "string", "the event whose call was skipped last"),
+        ],
+        consumable: false,
+    },
+    ApiEvent {
         name: "config_reloaded",
         doc: "The configuration file was read again and is in force.",
         fields: &[("path", "string", "the configuration file")],
@@ -432,6 +457,53 @@ pub const EVENTS: &[ApiEvent] = &[
             ("bytes_total", "integer", "bytes this pass hashes"),
         ],
         consumable: true,
+    },
+    ApiEvent {
+        name: "upload_started",
+        doc: "A user started downloading from us (one event per request: a file, our file list, a partial list, TTH leaves).",
+        fields: &[
+            ("nick", "string", "the user downloading"),
+            ("hub", "string", "the hub the connection came through"),
+            ("cid", "string?", "the user's CID (ADC)"),
+            ("file", "string", "the share path, files.xml.bz2, or the folder of a partial list"),
+            ("start", "integer", "the first byte asked for"),
+            ("bytes", "integer", "bytes asked for"),
+            ("sent", "integer", "0"),
+            ("tls", "boolean", "over TLS"),
+            ("compressed", "boolean", "sent zlib-compressed, as the user asked (ZLIG)"),
+        ],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "upload_finished",
+        doc: "An upload was sent completely.",
+        fields: &[
+            ("nick", "string", "the user downloading"),
+            ("hub", "string", "the hub the connection came through"),
+            ("cid", "string?", "the user's CID (ADC)"),
+            ("file", "string", "the share path, files.xml.bz2, or the folder of a partial list"),
+            ("start", "integer", "the first byte"),
+            ("bytes", "integer", "bytes sent"),
+            ("sent", "integer", "bytes sent"),
+            ("tls", "boolean", "over TLS"),
+            ("compressed", "boolean", "sent zlib-compressed"),
+            ("seconds", "number", "how long it took"),
+        ],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "upload_failed",
+        doc: "A request was refused (not in the share, slots full, a bad range) or an upload ended early (the peer left, too slow, the client stopping); also when a passive user asks us, passive too, for a connection.",
+        fields: &[
+            ("nick", "string?", "the user, when known"),
+            ("hub", "string?", "the hub, when known"),
+            ("cid", "string?", "the user's CID (ADC)"),
+            ("file", "string", "what was asked for (empty before any request)"),
+            ("bytes", "integer", "bytes sent before the end"),
+            ("seconds", "number", "how long it ran"),
+            ("reason", "string", "why"),
+        ],
+        consumable: false,
     },
     ApiEvent {
         name: "share_updated",
@@ -582,6 +654,7 @@ pub(crate) fn register(
     }
 
     super::share_api::register(lua, host_, script, native)?;
+    super::peer_api::register(lua, host_, script, native)?;
     f!(native, "spawn", |_lua, h, (func, args): (Function, MultiValue)| {
         Ok(h.spawn_function(script, func, args)?.0 as i64)
     });
@@ -610,9 +683,9 @@ pub(crate) fn register(
         Ok(())
     });
     f!(native, "timer_active", |_lua, h, id: u64| Ok(h.timer_active(id)));
-    f!(native, "exhausted", |_lua, h, (): ()| Ok(h
-        .script(script)
-        .is_some_and(|s| s.budget_spent())));
+    f!(native, "exhausted", |_lua, h, (): ()| Ok(h.exhausted()));
+    // SAFETY: co_resume follows the C API's rules (see watchdog).
+    native.set("co_resume", unsafe { lua.create_c_function(super::watchdog::co_resume)? })?;
     super::hub_api::register(lua, host_, script, native)?;
 
     f!(dc, "emit", |_lua, h, (event, data): (String, Option<mlua::Value>)| {

@@ -23,8 +23,10 @@
 //!   never reused, so nothing of an old load can fire after a reload.
 //! - A coroutine is resumed by exactly one owner: the dispatcher while a call
 //!   runs synchronously, or its `LuaJob` once it has waited.
-//! - The instruction budget counts from each resume; a coroutine that runs
-//!   past it fails with an error naming its script.
+//! - The time budget counts from each resume; a coroutine that runs past it
+//!   fails with an error naming its script. No instruction hook is set
+//!   normally: the [`watchdog`](super::watchdog) arms one only then, or on
+//!   Ctrl-C.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -36,11 +38,10 @@ use std::time::Duration;
 
 use mlua::chunk::ChunkMode;
 use mlua::thread::ThreadStatus;
-use mlua::{
-    Function, HookTriggers, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Thread, VmState,
-};
+use mlua::{Function, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Thread};
 
 use super::value::Value;
+use super::watchdog::{self, Watch, NOT_A_CHUNK};
 use crate::hub::Hubs;
 use crate::runtime::{Context, Job, JobId, Runtime, Step, TimerId};
 use crate::share::service::ShareService;
@@ -53,8 +54,9 @@ pub type ScriptId = u64;
 pub struct HostOptions {
     /// Memory limit of each script's Lua state, in bytes.
     pub memory_limit: usize,
-    /// Lua instructions a coroutine may run between two waits.
-    pub instruction_limit: u64,
+    /// How long one resume of a coroutine may compute without waiting
+    /// before it is interrupted.
+    pub time_budget: Duration,
     /// Events delivered per dispatcher poll before it lets other jobs run.
     pub events_per_poll: usize,
 }
@@ -63,30 +65,24 @@ impl Default for HostOptions {
     fn default() -> Self {
         HostOptions {
             memory_limit: 64 << 20,
-            instruction_limit: 500_000_000,
+            time_budget: Duration::from_secs(1),
             events_per_poll: 4096,
         }
     }
 }
 
-/// Instructions between two calls of the budget hook.
-const HOOK_INTERVAL: u32 = 100_000;
-
-/// The chunk number of every coroutine that is not a console chunk: never
-/// interrupted by Ctrl-C.
-const NOT_A_CHUNK: u64 = u64::MAX;
-
 /// The console thread's handle on Ctrl-C, shared with the worker's host.
 ///
 /// Chunks are numbered on the console thread when they are submitted, and
 /// Ctrl-C marks every chunk submitted so far as interrupted, directly in an
-/// atomic that the instruction hook reads: it needs no trip through the
-/// worker (which is stuck in the busy chunk), and a Ctrl-C that comes before
-/// the worker even started the chunk is not lost.
-#[derive(Debug, Clone, Default)]
+/// atomic that the host's watchdog reads (it then has the worker interrupt
+/// a busy chunk): it needs no trip through the worker (which is stuck in the
+/// busy chunk), and a Ctrl-C that comes before the worker even started the
+/// chunk is not lost.
+#[derive(Debug, Clone)]
 pub struct ConsoleControl {
     submitted: Arc<AtomicU64>,
-    upto: Arc<AtomicU64>,
+    watch: Arc<watchdog::Shared>,
 }
 
 impl ConsoleControl {
@@ -104,12 +100,23 @@ impl ConsoleControl {
     }
 
     fn interrupt_upto(&self, last: u64) {
-        self.upto.fetch_max(last, Ordering::SeqCst);
+        self.watch.interrupt_upto(last);
     }
 }
 
 /// Idle coroutines kept per script for reuse.
 const IDLE_KEEP: usize = 64;
+
+/// Handler calls of one script that wait (they called `dc.sleep`,
+/// `dc.wait`...) past which its handlers are not called:
+/// the events are counted as dropped for that script, the log says so, and
+/// an `events_dropped` event reports the count. A greeter that sleeps in a
+/// `user_joined` handler on a hub that sends 100,000 joins stays bounded
+/// instead of filling its memory with coroutines.
+pub const MAX_WAITING_CALLS: usize = 2000;
+
+/// Least time between two `events_dropped` reports of one script.
+const DROPPED_REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// A script: one Lua state and what it owns.
 pub struct Script {
@@ -125,21 +132,23 @@ pub struct Script {
     runner: Function,
 
     idle: RefCell<Vec<Thread>>,
-    /// Hook ticks since the last resume.
-    ticks: Rc<Cell<u64>>,
-    /// Hook ticks allowed per resume.
-    limit_ticks: u64,
-    /// Console chunks numbered up to this are interrupted (Ctrl-C); the
-    /// console's [`ConsoleControl`] shares it. Always 0 for other scripts.
-    interrupt_upto: Arc<AtomicU64>,
-    /// The console chunk whose coroutine runs now ([`NOT_A_CHUNK`] when it
-    /// is anything else); set before every resume, read by the hook.
-    chunk: Rc<Cell<u64>>,
+    /// The error of a resume over its time budget.
+    budget_msg: std::ffi::CString,
+    /// The state its plain calls run on (see [`LuaHost::call_in`]).
+    main_state: *mut mlua::ffi::lua_State,
+    /// Whether it is the console's state (whose chunks Ctrl-C interrupts).
+    console: bool,
     main_done: Cell<bool>,
     main_failed: Cell<bool>,
     handlers: Cell<usize>,
     timers: Cell<usize>,
     jobs: Cell<usize>,
+    /// Handler calls that wait (continue as coroutine jobs) now.
+    waiting_handlers: Cell<usize>,
+    /// Handler calls dropped since the last report, and when it was.
+    dropped: Cell<u64>,
+    dropped_event: RefCell<Rc<str>>,
+    dropped_reported: Cell<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Script {
@@ -157,23 +166,6 @@ impl Script {
     /// Whether the main chunk ended with an error.
     pub fn main_failed(&self) -> bool {
         self.main_failed.get()
-    }
-
-    /// Gives a plain (non-coroutine) call into this state a fresh
-    /// instruction budget, as each resume gets (answer filters, for one).
-    pub(crate) fn reset_budget(&self) {
-        self.ticks.set(0);
-        self.chunk.set(NOT_A_CHUNK);
-    }
-
-    /// Whether console chunk `chunk` was interrupted by Ctrl-C.
-    fn interrupted(&self, chunk: u64) -> bool {
-        chunk <= self.interrupt_upto.load(Ordering::Relaxed)
-    }
-
-    /// Whether the running coroutine has spent its instruction budget.
-    pub(crate) fn budget_spent(&self) -> bool {
-        self.ticks.get() > self.limit_ticks
     }
 
     fn is_idle(&self) -> bool {
@@ -296,6 +288,8 @@ pub(crate) struct HostInner {
     hooks: RefCell<HostHooks>,
     console: RefCell<Option<Rc<Script>>>,
     console_control: ConsoleControl,
+    /// The time budget and Ctrl-C of running Lua.
+    watch: Watch,
     delivered: Cell<u64>,
 }
 
@@ -343,6 +337,12 @@ impl LuaHost {
     /// composition root's). The share is given later, by
     /// [`share_api::install`](super::share_api::install).
     pub fn with_hubs(rt: &Runtime, opts: HostOptions, hubs: Hubs) -> LuaHost {
+        // Without its watchdog thread a runaway loop would hang the client:
+        // failing to start one thread at start-up is not recoverable.
+        let watch = Watch::start(opts.time_budget)
+            .unwrap_or_else(|e| panic!("starting the Lua watchdog thread: {e}"));
+        let console_control =
+            ConsoleControl { submitted: Arc::new(AtomicU64::new(0)), watch: watch.shared() };
         let inner = Rc::new(HostInner {
             rt: rt.clone(),
             opts,
@@ -364,7 +364,8 @@ impl LuaHost {
             async_handlers: RefCell::new(HashMap::new()),
             hooks: RefCell::new(HostHooks::default()),
             console: RefCell::new(None),
-            console_control: ConsoleControl::default(),
+            console_control,
+            watch,
             delivered: Cell::new(0),
         });
         let host = LuaHost { inner };
@@ -457,6 +458,18 @@ impl LuaHost {
         let id = self.inner.next_id.get();
         self.inner.next_id.set(id + 1);
         id
+    }
+
+    /// Runs a plain (non-coroutine) call into `script`'s state under the
+    /// time budget, as each resume is (answer filters, `dc.wait` filters).
+    pub(crate) fn call_in<R>(&self, script: &Script, f: impl FnOnce() -> R) -> R {
+        self.inner.watch.run(script.main_state, NOT_A_CHUNK, &script.budget_msg, f)
+    }
+
+    /// Whether the running Lua was interrupted (its budget spent or Ctrl-C):
+    /// `pcall` must not catch that.
+    pub(crate) fn exhausted(&self) -> bool {
+        self.inner.watch.exhausted()
     }
 
     /// Writes user-facing output (`print`, `dc.log`).
@@ -653,40 +666,7 @@ impl LuaHost {
         let libs = if trusted { libs | StdLib::IO | StdLib::PACKAGE } else { libs };
         let lua = Lua::new_with(libs, LuaOptions::new()).map_err(err)?;
         let id = self.next_id();
-        let ticks = Rc::new(Cell::new(0u64));
-        // Only the console's state shares the console's Ctrl-C counter.
-        let interrupt_upto = if console {
-            self.inner.console_control.upto.clone()
-        } else {
-            Arc::new(AtomicU64::new(0))
-        };
-        let chunk = Rc::new(Cell::new(NOT_A_CHUNK));
-        let limit_ticks = (self.inner.opts.instruction_limit / u64::from(HOOK_INTERVAL)).max(1);
-        {
-            // The budget hook, set before any coroutine exists so that every
-            // coroutine (mlua's and Lua's own) inherits it.
-            let ticks = ticks.clone();
-            let upto = interrupt_upto.clone();
-            let chunk = chunk.clone();
-            let limit = limit_ticks;
-            let script_name = name.to_string();
-            lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_INTERVAL), move |_, _| {
-                let n = ticks.get() + 1;
-                ticks.set(n);
-                if chunk.get() <= upto.load(Ordering::Relaxed) {
-                    return Err(mlua::Error::runtime("interrupted"));
-                }
-                if n > limit {
-                    return Err(mlua::Error::runtime(format!(
-                        "script {script_name}: ran over {} million Lua instructions without waiting; \
-                         interrupted (a loop that never yields?)",
-                        limit * u64::from(HOOK_INTERVAL) / 1_000_000
-                    )));
-                }
-                Ok(VmState::Continue)
-            })
-            .map_err(err)?;
-        }
+        let main_state = watchdog::main_state(&lua).map_err(err)?;
         lua.set_memory_limit(self.inner.opts.memory_limit).map_err(err)?;
         let dc = lua.create_table().map_err(err)?;
         let native = lua.create_table().map_err(err)?;
@@ -718,15 +698,18 @@ impl LuaHost {
             lua,
             runner,
             idle: RefCell::new(Vec::new()),
-            ticks,
-            limit_ticks,
-            interrupt_upto,
-            chunk,
+            budget_msg: watchdog::budget_message(name, self.inner.opts.time_budget),
+            main_state,
+            console,
             main_done: Cell::new(false),
             main_failed: Cell::new(false),
             handlers: Cell::new(0),
             timers: Cell::new(0),
             jobs: Cell::new(0),
+            waiting_handlers: Cell::new(0),
+            dropped: Cell::new(0),
+            dropped_event: RefCell::new(Rc::from("")),
+            dropped_reported: Cell::new(None),
         }))
     }
 
@@ -968,6 +951,21 @@ impl LuaHost {
     }
 
     fn dispatch(&self, event: Event) {
+        // Drops counted since a report that is now a second old are
+        // reported now, so that the end of a flood is not left unsaid.
+        if event.name.as_ref() != "events_dropped" {
+            let late: Vec<Rc<Script>> = self
+                .inner
+                .scripts
+                .borrow()
+                .values()
+                .filter(|s| s.dropped.get() > 0)
+                .cloned()
+                .collect();
+            for s in late {
+                self.report_dropped(&s);
+            }
+        }
         // Waiters first: a coroutine waiting in dc.wait sees the event even
         // if a handler consumes it (it asked for exactly this).
         self.wake_waiters(&event);
@@ -983,6 +981,10 @@ impl LuaHost {
         let mut tables: Vec<(ScriptId, mlua::Value)> = Vec::new();
         for (sid, func) in handlers {
             let Some(script) = self.script(sid) else { continue };
+            if script.waiting_handlers.get() >= MAX_WAITING_CALLS {
+                self.handler_dropped(&script, &event.name);
+                continue;
+            }
             let table = match tables.iter().find(|(s, _)| *s == sid) {
                 Some((_, t)) => t.clone(),
                 None => match event.data.to_lua(&script.lua) {
@@ -1010,6 +1012,43 @@ impl LuaHost {
                 action();
             }
         }
+    }
+
+    /// A handler call not made because its script has too many waiting
+    /// coroutines ([`MAX_WAITING_CALLS`]): counted, and reported at most
+    /// every [`DROPPED_REPORT_EVERY`] in the log and as `events_dropped`.
+    fn handler_dropped(&self, script: &Script, event: &str) {
+        script.dropped.set(script.dropped.get() + 1);
+        // The report itself is not reported when dropped.
+        if event != "events_dropped" {
+            *script.dropped_event.borrow_mut() = Rc::from(event);
+            self.report_dropped(script);
+        }
+    }
+
+    /// Reports a script's dropped handler calls, unless the last report is
+    /// less than [`DROPPED_REPORT_EVERY`] old.
+    fn report_dropped(&self, script: &Script) {
+        let event = script.dropped_event.borrow().clone();
+        let now = self.inner.rt.now();
+        if script
+            .dropped_reported
+            .get()
+            .is_some_and(|at| now.saturating_duration_since(at) < DROPPED_REPORT_EVERY)
+        {
+            return;
+        }
+        let count = script.dropped.replace(0);
+        script.dropped_reported.set(Some(now));
+        log::warn!(target: "lua", "script {}: {MAX_WAITING_CALLS} of its handler calls are waiting; {count} '{event}' (and other) handler calls dropped", script.name);
+        self.emit_value(
+            "events_dropped",
+            Value::map([
+                ("script", Value::str(&script.name)),
+                ("count", Value::Int(i64::try_from(count).unwrap_or(i64::MAX))),
+                ("event", Value::str(&*event)),
+            ]),
+        );
     }
 
     fn wake_waiters(&self, event: &Event) {
@@ -1059,8 +1098,7 @@ impl LuaHost {
                     Ok(t) => t,
                     Err(_) => return false,
                 };
-                script.ticks.set(0);
-                match f.call::<mlua::Value>(table) {
+                match self.call_in(script, || f.call::<mlua::Value>(table)) {
                     Ok(v) => !matches!(v, mlua::Value::Nil | mlua::Value::Boolean(false)),
                     Err(e) => {
                         log::error!(target: "lua", "script {}: dc.wait filter failed (it must not wait): {e}", script.name);
@@ -1093,9 +1131,11 @@ impl LuaHost {
                 }
             },
         };
-        script.ticks.set(0);
-        script.chunk.set(NOT_A_CHUNK);
-        match thread.resume::<MultiValue>((func, arg)) {
+        let state = thread.state();
+        let out = self.inner.watch.run(state, NOT_A_CHUNK, &script.budget_msg, || {
+            thread.resume::<MultiValue>((func, arg))
+        });
+        match out {
             Ok(mut vals) => match classify(script, &vals) {
                 Yielded::Idle => {
                     vals.pop_front();
@@ -1106,13 +1146,24 @@ impl LuaHost {
                     CallResult::Done(vals)
                 }
                 Yielded::Request => {
+                    // Waiting handler calls are counted (MAX_WAITING_CALLS).
+                    let on_finish: Option<OnFinish> = match label {
+                        Label::Handler(_) => {
+                            script.waiting_handlers.set(script.waiting_handlers.get() + 1);
+                            let s = script.clone();
+                            Some(Box::new(move |_| {
+                                s.waiting_handlers.set(s.waiting_handlers.get().saturating_sub(1));
+                            }))
+                        }
+                        _ => None,
+                    };
                     let job = self.spawn_job(
                         script,
                         thread,
                         &label.to_string(),
                         true,
                         Start::Request(vals),
-                        None,
+                        on_finish,
                     );
                     if let Some(t) = timer {
                         self.inner.job_timers.borrow_mut().insert(job, t);
@@ -1590,9 +1641,10 @@ impl LuaJob {
     /// Resumes with `args` and handles what comes back, until the coroutine
     /// waits again or ends.
     fn run(&mut self, host: &LuaHost, cx: &mut Context<'_>, args: MultiValue) -> Step {
-        self.script.ticks.set(0);
-        self.script.chunk.set(self.chunk);
-        let out = self.thread.resume::<MultiValue>(args);
+        let (thread, chunk) = (&self.thread, self.chunk);
+        let out = host.inner.watch.run(thread.state(), chunk, &self.script.budget_msg, || {
+            thread.resume::<MultiValue>(args)
+        });
         self.after_resume(host, cx, out)
     }
 
@@ -1808,7 +1860,9 @@ impl LuaJob {
             {
                 cx.cancel_timer(t);
             }
-            let msg = if self.script.interrupted(self.chunk) { "interrupted" } else { "stopped" };
+            let interrupted =
+                self.script.console && host.inner.watch.shared().interrupted(self.chunk);
+            let msg = if interrupted { "interrupted" } else { "stopped" };
             return self.finish(host, Err(msg.to_string()));
         }
         let state = std::mem::replace(&mut self.state, JobState::Finished);

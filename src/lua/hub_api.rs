@@ -191,6 +191,9 @@ pub fn apply_config(host: &LuaHost, config: &Config) {
         shared_files: current.shared_files,
         ..Identity::from_config(config)
     };
+    if let Some(peers) = super::peer_api::peers(host) {
+        peers.reconfigure(crate::peer::PeerOptions::from_identity(&identity));
+    }
     hubs.set_identity(host.runtime(), identity);
 }
 

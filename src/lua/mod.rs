@@ -22,8 +22,10 @@ pub mod capability;
 pub mod host;
 pub mod hub_api;
 pub mod pattern;
+pub mod peer_api;
 pub mod share_api;
 pub mod value;
+pub(crate) mod watchdog;
 
 pub use host::{
     AsyncCall, AsyncHandler, ChunkOutcome, ConsoleControl, Event, HostHooks, HostOptions, LuaHost,

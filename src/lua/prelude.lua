@@ -14,7 +14,9 @@
 local REQ, IDLE, dc, native = ...
 
 local yield, isyieldable = coroutine.yield, coroutine.isyieldable
-local co_create, co_resume = coroutine.create, coroutine.resume
+-- co_resume records the coroutine it runs as the innermost running state,
+-- where the host's watchdog arms its hook (see src/lua/watchdog.rs).
+local co_create, co_resume = coroutine.create, native.co_resume
 local error, type, tostring, setmetatable = error, type, tostring, setmetatable
 
 -- Yields a host request and returns its reply; raises the host's error.
@@ -182,6 +184,9 @@ local function forward(co, ok, first, ...)
 end
 
 function coroutine.resume(co, ...)
+  if type(co) ~= "thread" then
+    error("bad argument #1 to 'resume' (coroutine expected)", 2)
+  end
   return forward(co, co_resume(co, ...))
 end
 
@@ -198,8 +203,8 @@ function coroutine.wrap(f)
   end
 end
 
--- A runaway loop must not escape its instruction budget by catching the
--- budget error: once the budget is spent, pcall and xpcall re-raise.
+-- A runaway loop must not escape its time budget (or Ctrl-C) by catching the
+-- error: once interrupted, pcall and xpcall re-raise.
 local raw_pcall, raw_xpcall = pcall, xpcall
 local function recheck(ok, ...)
   if not ok and native.exhausted() then

@@ -475,8 +475,7 @@ fn run_filters(host: &LuaHost, query: &Query, mut hits: Vec<SearchHit>) -> Vec<S
         let lua = script.lua();
         let outcome = (|| -> mlua::Result<Option<Vec<String>>> {
             let args = (query_to_lua(lua, query)?, hits_to_lua(lua, &hits)?);
-            script.reset_budget();
-            Ok(match f.call::<mlua::Value>(args)? {
+            Ok(match host.call_in(&script, || f.call::<mlua::Value>(args))? {
                 mlua::Value::Boolean(false) => Some(Vec::new()),
                 mlua::Value::Table(t) => {
                     let mut keep = Vec::new();

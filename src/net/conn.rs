@@ -431,7 +431,10 @@ impl Connection {
     /// is done).
     fn needs_write_interest(&self) -> bool {
         match &self.tls {
-            None => self.queued() > 0,
+            // A raw sender that met `WouldBlock` (`write_now`) has nothing
+            // queued but must hear when the socket drains: interest stays
+            // until a writable event.
+            None => self.queued() > 0 || (!self.writable && self.state == State::Open),
             Some(t) => t.wants_write() || (self.queued() > 0 && !t.is_handshaking()),
         }
     }
@@ -670,6 +673,22 @@ impl Connection {
         };
         self.flush_after_read()?;
         Ok(n)
+    }
+
+    /// Puts bytes taken by [`read_raw`](Connection::read_raw) back in front
+    /// of the input, to be handed out again by the next read in whatever
+    /// framing is set by then. For sniffing: a listener reads the first bytes
+    /// of an accepted connection to tell NMDC from ADC, then gives them back.
+    pub fn unread(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let b = self.bufs.get_or_insert_with(Default::default);
+        let mut rbuf = Vec::with_capacity(bytes.len() + b.rbuf.len() - b.rpos);
+        rbuf.extend_from_slice(bytes);
+        rbuf.extend_from_slice(&b.rbuf[b.rpos..]);
+        b.rbuf = rbuf;
+        b.rpos = 0;
     }
 
     /// Queues bytes and writes as much as the socket takes now.

@@ -434,14 +434,27 @@ impl ShareService {
 
     /// The partial list of one folder (`/` or `/Root/dir/`) as uncompressed
     /// XML (ADC `GET list`); `recursive` expands everything below it. Runs
-    /// on the calling thread: without `recursive` it holds one folder's
-    /// entries only.
+    /// on the calling thread; uploads use [`Self::partial_list_task`].
     pub fn partial_list(&self, dir: &str, recursive: bool) -> Result<Vec<u8>, FileListError> {
+        self.partial_list_task(dir, recursive)()
+    }
+
+    /// [`Self::partial_list`] as a task for a helper thread: it holds a
+    /// snapshot of the share (the index is shared, not copied), so a
+    /// recursive list of a big share is not built on the worker.
+    pub fn partial_list_task(
+        &self,
+        dir: &str,
+        recursive: bool,
+    ) -> impl FnOnce() -> Result<Vec<u8>, FileListError> + Send + 'static {
         let cid = self.inner.cid.borrow().clone();
-        let st = self.inner.st.borrow();
-        let mut opts = ListOptions::partial(&cid, dir, recursive);
-        opts.threads = 1;
-        filelist::write_xml(st.index.tree(), &opts)
+        let index = self.index();
+        let dir = dir.to_string();
+        move || {
+            let mut opts = ListOptions::partial(&cid, &dir, recursive);
+            opts.threads = 1;
+            filelist::write_xml(index.tree(), &opts)
+        }
     }
 
     /// The file on disk behind a virtual path (`Root/dir/file`, a leading `/`

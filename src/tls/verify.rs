@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -213,7 +213,7 @@ impl ServerCertVerifier for KeyprintVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        verify_tls12(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -222,7 +222,7 @@ impl ServerCertVerifier for KeyprintVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        verify_tls13(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -267,7 +267,7 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        verify_tls12(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -276,7 +276,7 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        verify_tls13(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -310,9 +310,128 @@ impl ResolvesServerCert for PresentOurs {
     }
 }
 
+/// The handshake signature checks, for certificates webpki refuses to parse.
+///
+/// DC clients make self-signed certificates, and eiskaltdcpp's are X.509
+/// version 1, which webpki rejects (`UnsupportedCertVersion`). Trust here
+/// never comes from the certificate's contents: the keyprint (a hash of the
+/// whole certificate) decides, and the signature only has to prove that the
+/// peer holds the key the certificate carries. So when webpki cannot read the
+/// certificate, the key is taken out of it ([`spki_of`]) and the signature is
+/// checked against the raw key. TLS 1.2 has no raw-key check in rustls; such
+/// a peer must speak TLS 1.3 (DC++ ≥ 0.870 and eiskaltdcpp with OpenSSL 3 do).
+fn verify_tls13(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    algs: &WebPkiSupportedAlgorithms,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    match rustls::crypto::verify_tls13_signature(message, cert, dss, algs) {
+        // webpki wraps its own reasons (`UnsupportedCertVersion`) in `Other`.
+        Err(e @ rustls::Error::InvalidCertificate(CertificateError::Other(_))) => {
+            let Some(spki) = spki_of(cert) else { return Err(e) };
+            rustls::crypto::verify_tls13_signature_with_raw_key(
+                message,
+                &SubjectPublicKeyInfoDer::from(spki),
+                dss,
+                algs,
+            )
+        }
+        other => other,
+    }
+}
+
+fn verify_tls12(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    algs: &WebPkiSupportedAlgorithms,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+}
+
+/// The `subjectPublicKeyInfo` of a DER certificate, of any version
+/// (RFC 5280 §4.1: the seventh field of `tbsCertificate` counting the
+/// optional `[0] version`, which version 1 certificates leave out).
+pub(crate) fn spki_of(cert: &[u8]) -> Option<Vec<u8>> {
+    yasna::parse_der(cert, |r| {
+        r.read_sequence(|r| {
+            let spki = r.next().read_sequence(|r| {
+                r.read_optional(|r| r.read_tagged(yasna::Tag::context(0), |r| r.read_der()))?;
+                for _ in 0..5 {
+                    // serialNumber, signature, issuer, validity, subject
+                    r.next().read_der()?;
+                }
+                let spki = r.next().read_der()?;
+                // issuerUniqueID, subjectUniqueID, extensions.
+                while r.read_optional(|r| r.read_der())?.is_some() {}
+                Ok(spki)
+            })?;
+            r.next().read_der()?; // signatureAlgorithm
+            r.next().read_der()?; // signatureValue
+            Ok(spki)
+        })
+    })
+    .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_key_comes_out_of_a_certificate() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert =
+            rcgen::CertificateParams::new(vec!["x".into()]).unwrap().self_signed(&key).unwrap();
+        let spki = spki_of(cert.der()).expect("a version 3 certificate");
+        assert_eq!(spki, rcgen::PublicKeyData::subject_public_key_info(&key));
+        assert_eq!(spki_of(b"not a certificate"), None);
+        // Version 1: the same certificate without `[0] version` parses the
+        // same way (the byte layout is what matters here, not the signature).
+        let der = cert.der().to_vec();
+        let v1 = strip_version(&der);
+        assert_eq!(spki_of(&v1), Some(rcgen::PublicKeyData::subject_public_key_info(&key)));
+    }
+
+    /// Removes `[0] EXPLICIT version` from a DER certificate (re-encoding the
+    /// two enclosing lengths).
+    fn strip_version(der: &[u8]) -> Vec<u8> {
+        fn tlv(b: &[u8]) -> (usize, usize) {
+            // (header length, content length)
+            let l = b[1] as usize;
+            if l < 0x80 {
+                (2, l)
+            } else {
+                let n = l & 0x7f;
+                (2 + n, b[2..2 + n].iter().fold(0, |a, &x| a << 8 | x as usize))
+            }
+        }
+        fn enc(tag: u8, content: &[u8]) -> Vec<u8> {
+            let mut out = vec![tag];
+            let n = content.len();
+            if n < 0x80 {
+                out.push(n as u8);
+            } else {
+                let bytes: Vec<u8> = n.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
+                out.push(0x80 | bytes.len() as u8);
+                out.extend(bytes);
+            }
+            out.extend_from_slice(content);
+            out
+        }
+        let (h, _) = tlv(der);
+        let tbs = &der[h..];
+        let (th, tl) = tlv(tbs);
+        let rest = &der[h + th + tl..];
+        let fields = &tbs[th..th + tl];
+        let (vh, vl) = tlv(fields);
+        assert_eq!(fields[0], 0xa0);
+        let tbs_v1 = enc(0x30, &fields[vh + vl..]);
+        let mut content = tbs_v1;
+        content.extend_from_slice(rest);
+        enc(0x30, &content)
+    }
 
     fn verifier(check: PeerCheck, trust: &Arc<TrustStore>) -> (KeyprintVerifier, Outcome) {
         let algs = crate::tls::provider().signature_verification_algorithms;

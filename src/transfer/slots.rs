@@ -8,7 +8,7 @@
 //!   asks for something that needs no slot.
 //! - Small requests need no normal slot: file lists, TTH leaves, and files
 //!   of at most [`MINI_SLOT_SIZE`] bytes take a *mini slot*, of which there
-//!   are [`MINI_SLOTS`], so that browsing and small files never wait
+//!   are [`MINI_SLOTS`] by default (the `mini_slots` setting), so that browsing and small files never wait
 //!   behind large transfers.
 //! - A user granted a slot (by a script: `dc.slots.grant`) gets one beyond
 //!   the count while the grant lasts.
@@ -63,6 +63,8 @@ pub struct SlotsFull {
 #[derive(Debug, Clone)]
 pub struct Slots {
     slots: u32,
+    /// How many mini slots ([`MINI_SLOTS`] unless set).
+    mini_slots: u32,
     normal: HashMap<ConnKey, Slot>,
     mini: HashSet<ConnKey>,
     granted: HashSet<String>,
@@ -71,7 +73,19 @@ pub struct Slots {
 impl Slots {
     /// `slots` normal slots.
     pub fn new(slots: u32) -> Slots {
-        Slots { slots, normal: HashMap::new(), mini: HashSet::new(), granted: HashSet::new() }
+        Slots {
+            slots,
+            mini_slots: MINI_SLOTS,
+            normal: HashMap::new(),
+            mini: HashSet::new(),
+            granted: HashSet::new(),
+        }
+    }
+
+    /// Changes the mini slot count (the `mini_slots` setting); holders
+    /// beyond it keep theirs until they free it.
+    pub fn set_mini(&mut self, mini: u32) {
+        self.mini_slots = mini;
     }
 
     /// The normal slot count (as announced).
@@ -116,7 +130,7 @@ impl Slots {
             Want::File(size) => size <= MINI_SLOT_SIZE,
         };
         if small {
-            if self.mini.contains(&conn) || (self.mini.len() as u32) < MINI_SLOTS {
+            if self.mini.contains(&conn) || (self.mini.len() as u32) < self.mini_slots {
                 self.mini.insert(conn);
                 return Ok(Slot::Mini);
             }
@@ -178,6 +192,19 @@ mod tests {
         assert_eq!(s.in_use(), (0, 2), "a large request gave its mini slot back");
         s.release(2);
         assert_eq!(s.acquire(4, "d", Want::List), Ok(Slot::Mini));
+    }
+
+    #[test]
+    fn the_mini_slot_count_is_a_setting() {
+        let mut s = Slots::new(1);
+        s.set_mini(1);
+        assert_eq!(s.acquire(1, "a", Want::List), Ok(Slot::Mini));
+        // The one mini slot is taken: a list takes the normal slot.
+        assert_eq!(s.acquire(2, "b", Want::Leaves), Ok(Slot::Normal));
+        assert!(s.acquire(3, "c", Want::List).is_err());
+        s.set_mini(0);
+        s.release(1);
+        assert!(s.acquire(4, "d", Want::File(10)).is_err());
     }
 
     #[test]

@@ -108,6 +108,35 @@ pub struct Client {
 
 impl Client {
     pub fn new(identity: Identity) -> Client {
+        Client::build(identity, None)
+    }
+
+    /// A client sharing `folder` as `Share` (hashing starts at once; see
+    /// [`Client::wait_shared`]).
+    pub fn sharing(identity: Identity, folder: &std::path::Path) -> Client {
+        Client::build(identity, Some(folder.to_path_buf()))
+    }
+
+    /// Waits until `files` files are shared and hashed, and our list is written.
+    pub fn wait_shared(&self, files: u64) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (stats, listed) = self.on_worker(|| {
+                let share = services().share().cloned().expect("a sharing client");
+                let s = share.stats();
+                ((s.files, s.pending, s.hashing), share.file_list_path().is_some())
+            });
+            if stats.0 == files && stats.1 == 0 && !stats.2 && listed {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the share did not get ready: files, pending, hashing = {stats:?}, list written {listed}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn build(identity: Identity, folder: Option<std::path::PathBuf>) -> Client {
         log_lines();
         let worker = Worker::start(WorkerConfig {
             helper_threads: Some(1),
@@ -119,6 +148,17 @@ impl Client {
         let data_dir = data.path().to_path_buf();
         let (tx, rx) = channel::<String>();
         let tx = Arc::new(Mutex::new(tx));
+        let handle = worker.clone();
+        let share = folder.map(|path| dclua::client::ShareSetup {
+            worker: handle,
+            folders: vec![dclua::share::service::SharedFolder {
+                name: "Share".into(),
+                path,
+                hidden: false,
+                follow_symlinks: false,
+            }],
+            cid: None,
+        });
         worker
             .call(move |pool| {
                 let client = dclua::client::Client::start(
@@ -127,7 +167,7 @@ impl Client {
                         data_dir,
                         identity,
                         host: HostOptions::default(),
-                        share: None,
+                        share,
                     },
                 );
                 client.host().set_hooks(HostHooks {
