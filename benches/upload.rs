@@ -51,6 +51,7 @@ fn main() {
             Client::start(
                 pool,
                 ClientOptions {
+                    downloads: None,
                     data_dir,
                     identity: Identity { nick: "sender".into(), ..Identity::default() },
                     host: HostOptions::default(),

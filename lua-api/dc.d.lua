@@ -9,6 +9,11 @@ error("cannot require a meta file")
 ---| "events_dropped" # A script had 2,000 handler calls waiting (handlers that sleep or wait), so its handlers were not called for some events; reported at most once a second per script, also in the log.
 ---| "config_reloaded" # The configuration file was read again and is in force.
 ---| "hash_progress" # Hashing progress of the share (at most two a second; the last one of a pass, files_done = files_total, always comes). The default action prints a line in the console every few seconds.
+---| "download_started" # A connection started fetching a queued file (a segment, or its TTH leaves).
+---| "download_progress" # A running download moved on (at most once a second per file).
+---| "download_finished" # A file is complete, verified against its TTH, and in place.
+---| "download_failed" # A source failed for a file (a bad block, slots full, gone, does not have it) or, with `final`, the file itself failed.
+---| "queue_changed" # Items were added to, removed from or finished in the download queue.
 ---| "upload_started" # A user started downloading from us (one event per request: a file, our file list, a partial list, TTH leaves).
 ---| "upload_finished" # An upload was sent completely.
 ---| "upload_failed" # A request was refused (not in the share, slots full, a bad range) or an upload ended early (the peer left, too slow, the client stopping); also when a passive user asks us, passive too, for a connection.
@@ -54,6 +59,80 @@ error("cannot require a meta file")
 ---@field failed integer files that could not be hashed
 ---@field bytes_done integer bytes hashed so far
 ---@field bytes_total integer bytes this pass hashes
+
+---A connection started fetching a queued file (a segment, or its TTH leaves).
+---@class dc.event.download_started
+---@field id integer the item's number
+---@field tth string the file's TTH
+---@field size integer its size
+---@field name string its file name
+---@field target string where it goes
+---@field state string queued, running, done, failed
+---@field verified integer bytes verified
+---@field received integer bytes received
+---@field progress number verified / size
+---@field running integer connections on it
+---@field priority string its priority
+---@field error string? the last error
+---@field path string? where it went, once done
+---@field sources table[] {hub, nick, user}
+---@field nick string the source
+
+---A running download moved on (at most once a second per file).
+---@class dc.event.download_progress
+---@field id integer the item's number
+---@field tth string the file's TTH
+---@field size integer its size
+---@field name string its file name
+---@field target string where it goes
+---@field state string queued, running, done, failed
+---@field verified integer bytes verified
+---@field received integer bytes received
+---@field progress number verified / size
+---@field running integer connections on it
+---@field priority string its priority
+---@field error string? the last error
+---@field path string? where it went, once done
+---@field sources table[] {hub, nick, user}
+
+---A file is complete, verified against its TTH, and in place.
+---@class dc.event.download_finished
+---@field id integer the item's number
+---@field tth string the file's TTH
+---@field size integer its size
+---@field name string its file name
+---@field target string where it goes
+---@field state string queued, running, done, failed
+---@field verified integer bytes verified
+---@field received integer bytes received
+---@field progress number verified / size
+---@field running integer connections on it
+---@field priority string its priority
+---@field error string? the last error
+---@field path string? where it went, once done
+---@field sources table[] {hub, nick, user}
+
+---A source failed for a file (a bad block, slots full, gone, does not have it) or, with `final`, the file itself failed.
+---@class dc.event.download_failed
+---@field id integer the item's number
+---@field tth string the file's TTH
+---@field size integer its size
+---@field name string its file name
+---@field target string where it goes
+---@field state string queued, running, done, failed
+---@field verified integer bytes verified
+---@field received integer bytes received
+---@field progress number verified / size
+---@field running integer connections on it
+---@field priority string its priority
+---@field error string? the last error
+---@field path string? where it went, once done
+---@field sources table[] {hub, nick, user}
+---@field reason string why
+---@field final boolean the file failed, not only a source
+
+---Items were added to, removed from or finished in the download queue.
+---@class dc.event.queue_changed
 
 ---A user started downloading from us (one event per request: a file, our file list, a partial list, TTH leaves).
 ---@class dc.event.upload_started
@@ -249,6 +328,12 @@ local dc_Handler = {}
 ---@class dc.Timer
 local dc_Timer = {}
 
+---@class dc.Download
+local dc_Download = {}
+
+---@class dc.FileList
+local dc_FileList = {}
+
 ---Waits for `seconds` while the rest of the client runs on.
 ---@async
 ---@param seconds number how long to wait (fractions allowed)
@@ -264,6 +349,11 @@ function dc.sleep(seconds) end
 ---@overload async fun(event: "events_dropped", opts?: table): dc.event.events_dropped?
 ---@overload async fun(event: "config_reloaded", opts?: table): dc.event.config_reloaded?
 ---@overload async fun(event: "hash_progress", opts?: table): dc.event.hash_progress?
+---@overload async fun(event: "download_started", opts?: table): dc.event.download_started?
+---@overload async fun(event: "download_progress", opts?: table): dc.event.download_progress?
+---@overload async fun(event: "download_finished", opts?: table): dc.event.download_finished?
+---@overload async fun(event: "download_failed", opts?: table): dc.event.download_failed?
+---@overload async fun(event: "queue_changed", opts?: table): dc.event.queue_changed?
 ---@overload async fun(event: "upload_started", opts?: table): dc.event.upload_started?
 ---@overload async fun(event: "upload_finished", opts?: table): dc.event.upload_finished?
 ---@overload async fun(event: "upload_failed", opts?: table): dc.event.upload_failed?
@@ -299,6 +389,11 @@ function dc.spawn(fn, ...) end
 ---@overload fun(event: "events_dropped", handler: async fun(e: dc.event.events_dropped): boolean?): dc.Handler
 ---@overload fun(event: "config_reloaded", handler: async fun(e: dc.event.config_reloaded): boolean?): dc.Handler
 ---@overload fun(event: "hash_progress", handler: async fun(e: dc.event.hash_progress): boolean?): dc.Handler
+---@overload fun(event: "download_started", handler: async fun(e: dc.event.download_started): boolean?): dc.Handler
+---@overload fun(event: "download_progress", handler: async fun(e: dc.event.download_progress): boolean?): dc.Handler
+---@overload fun(event: "download_finished", handler: async fun(e: dc.event.download_finished): boolean?): dc.Handler
+---@overload fun(event: "download_failed", handler: async fun(e: dc.event.download_failed): boolean?): dc.Handler
+---@overload fun(event: "queue_changed", handler: async fun(e: dc.event.queue_changed): boolean?): dc.Handler
 ---@overload fun(event: "upload_started", handler: async fun(e: dc.event.upload_started): boolean?): dc.Handler
 ---@overload fun(event: "upload_finished", handler: async fun(e: dc.event.upload_finished): boolean?): dc.Handler
 ---@overload fun(event: "upload_failed", handler: async fun(e: dc.event.upload_failed): boolean?): dc.Handler
@@ -495,6 +590,69 @@ function dc.share.filter(fn) end
 ---Sets this script's upload slot policy; an error in it means the usual rules. The first script whose policy says true or false decides.
 ---@param fn (fun(ask: {nick: string, hub: string, cid: string?, file: string, size: integer, free: boolean}): boolean?)? called for each request that needs a normal upload slot (files over 64 KiB), outside any coroutine (it must not wait); `free` says whether a slot is free; returns true to grant a slot beyond the count, false to refuse ("slots full"), nil for the usual rules; nil removes this script's policy
 function dc.share.slot_policy(fn) end
+
+---Queues a file: it is fetched from its sources (several at once for a large file), every block checked against the TTH leaves, and moved into place under a name that never replaces an existing file. The queue survives restarts.
+---@param file {tth: string, size: integer, name?: string, dir?: string, priority?: string, sources?: table[], hub?: dc.Hub|string, nick?: string, cid?: string, source?: table} what to download: a search result, a file of a browsed list, or a table with `tth`, `size`, `name` and `sources` (users: tables with `hub` and `nick`, or `cid` on ADC)
+---@param opts {dir?: string, name?: string, priority?: string}? `dir`: a folder below the download folder (an absolute folder needs a trusted script); `name`: another file name; `priority`: paused, lowest, low, normal (default), high, highest
+---@return dc.Download # the queued item's handle (an item already queued with that TTH gains the sources)
+function dc.download(file, opts) end
+
+---Waits until the download is complete and verified.
+---@async
+---@return string? # where the verified file is
+---@return string? # why it failed or was cancelled
+function dc_Download:wait() end
+
+---Where the download stands.
+---@return {id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string}[]}? # the item now (as in `dc.queue()`), nil when unknown
+function dc_Download:progress() end
+
+---Removes the item from the queue with its temporary file; a waiting `wait` returns nil and the reason.
+---@return boolean # whether it was in the queue
+---@return string? # why not
+function dc_Download:cancel() end
+
+---The download queue.
+---@return {id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string}[]}[] # queued items, then those finished since start; each has `handle`, its dc.Download
+function dc.queue() end
+
+---Reads a magnet link, and queues it when `opts` are given.
+---@param uri string magnet:?xt=urn:tree:tiger:TTH&xl=SIZE&dn=NAME
+---@param opts {sources?: table[], dir?: string, priority?: string}? when given, the file is queued (as `dc.download`)
+---@return table|dc.Download # without `opts`: {tth, size, name}; with: the queued download
+function dc.magnet(uri, opts) end
+
+---Downloads and reads a user's file list (bounded: a bomb or a list that is not XML fails with the reason).
+---@async
+---@param user table a user: a search result, a `user_joined` user, or {hub = hub, nick = ...}
+---@param opts {dir?: string}? `dir`: a partial list of that folder only
+---@return dc.FileList # the list's root folder
+function dc.browse(user, opts) end
+
+---The subfolders (`for d in list:dirs() do print(d.name) end`). A folder has the fields `name`, `path`, `size`, `file_count`, `incomplete`, `nick`.
+---@return fun(): dc.FileList? # an iterator over the subfolders
+function dc_FileList:dirs() end
+
+---The files in this folder and below.
+---@param recursive boolean? false: this folder only (default: everything below)
+---@return fun(): table? # an iterator over files {name, path, size, tth, source}, each with `:download(opts)`
+function dc_FileList:files(recursive) end
+
+---A subfolder.
+---@param path string a folder path, relative to this folder or absolute (`/share/sub`), case-insensitive
+---@return dc.FileList? # the folder, or nil
+function dc_FileList:dir(path) end
+
+---Searches the list as the hub search would.
+---@param words string words that must all occur in the path
+---@param max integer? results at most (default 100)
+---@return table[] # files below this folder, as from `files()`
+function dc_FileList:find(words, max) end
+
+---Queues every file of this folder and below, keeping the folder structure.
+---@param opts {dir?: string, priority?: string}? `dir`: where the folder goes (default: its name, in the download folder)
+---@return dc.Download[] # the queued files
+function dc_FileList:download(opts) end
 
 ---The uploads running now.
 ---@return {nick: string, hub: string, cid: string?, file: string, start: integer, bytes: integer, sent: integer, tls: boolean, compressed: boolean, seconds: number}[] # the uploads running now: the user, the file (share path, files.xml.bz2 or a list folder), the range asked for, bytes sent so far (uncompressed), whether over TLS and zlib-compressed, seconds since the start

@@ -158,6 +158,7 @@ fn client(
         let handle = worker.clone();
         let scripts = config.scripts.clone();
         let data_dir = data_dir.clone();
+        let downloads = crate::download::DownloadOptions::from_config(&config, &data_dir);
         worker
             .post(move |pool| {
                 let client = Client::start(
@@ -167,6 +168,7 @@ fn client(
                         data_dir,
                         host: HostOptions::default(),
                         share: Some(ShareSetup { worker: handle.clone(), folders, cid: None }),
+                        downloads: Some(downloads),
                     },
                 );
                 let config = Rc::new(RefCell::new(config));

@@ -16,6 +16,7 @@
 use std::cell::RefCell;
 use std::path::PathBuf;
 
+use crate::download::{DownloadOptions, Downloads};
 use crate::hub::{self, Hubs, Identity};
 use crate::identity::Me;
 use crate::lua::{share_api, HostOptions, LuaHost};
@@ -34,6 +35,8 @@ pub struct ClientOptions {
     /// The share, when sharing runs (the client and most tests; not the
     /// tests of the Lua API alone).
     pub share: Option<ShareSetup>,
+    /// Downloads; `None`: the defaults, into `<data_dir>/downloads`.
+    pub downloads: Option<DownloadOptions>,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -64,6 +67,7 @@ struct Inner {
     host: LuaHost,
     share: Option<ShareService>,
     peers: Peers,
+    downloads: Downloads,
 }
 
 /// The running client's services; a cheap handle, on the worker thread only.
@@ -113,8 +117,24 @@ impl Client {
         let peers = Peers::start(rt, &hubs, me.clone(), peer_opts);
         peers.set_share(share.clone());
         crate::lua::peer_api::install(&host, &peers);
+        // Downloads ride on the peer layer and keep their queue beside the
+        // hash store.
+        let dl_opts = opts.downloads.unwrap_or_else(|| DownloadOptions {
+            dir: opts.data_dir.join(crate::config::paths::DOWNLOADS_DIR_NAME),
+            ..DownloadOptions::default()
+        });
+        let downloads = Downloads::start(rt, &hubs, &peers, Some(&opts.data_dir), dl_opts);
+        crate::lua::download_api::install(&host, &downloads);
         let client = Client {
-            inner: std::rc::Rc::new(Inner { runtime: rt.clone(), me, hubs, host, share, peers }),
+            inner: std::rc::Rc::new(Inner {
+                runtime: rt.clone(),
+                me,
+                hubs,
+                host,
+                share,
+                peers,
+                downloads,
+            }),
         };
         CURRENT.with(|c| *c.borrow_mut() = Some(client.clone()));
         client
@@ -165,5 +185,10 @@ impl Client {
     /// Client-client connections and uploads.
     pub fn peers(&self) -> &Peers {
         &self.inner.peers
+    }
+
+    /// The download queue and file lists.
+    pub fn downloads(&self) -> &Downloads {
+        &self.inner.downloads
     }
 }

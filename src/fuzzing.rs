@@ -322,7 +322,8 @@ pub fn hub_address(data: &[u8]) {
 
 /// Client-client frames into the peer session machine: the first byte picks
 /// the protocol (bit 0: ADC) and our side (bit 1: we dialled); the rest is
-/// cut at the protocol's delimiter. Whatever comes, the machine does not
+/// cut at the protocol's delimiter; bit 2 says we want to download. Whatever
+/// comes, the machine does not
 /// panic, says nothing once it closed, writes whole frames only, and the
 /// answer header of every request parses back to the same request.
 pub fn peer_session(data: &[u8]) {
@@ -336,6 +337,7 @@ pub fn peer_session(data: &[u8]) {
         cid: "CID".into(),
         token: Some("t".into()),
         hub_url: "dchub://127.0.0.1:411".into(),
+        download: first & 4 != 0,
     };
     let known = (role == Role::Connecting).then(hello);
     let mut s = Session::new(protocol, role, known, u32::from(first));
@@ -373,6 +375,17 @@ pub fn peer_session(data: &[u8]) {
                     assert_eq!(back, req.identifier, "the header names another file");
                     whole(&s.refusal(&Refusal::SlotsFull(Some(3))));
                     whole(&s.refusal(&Refusal::NotAvailable("x".into())));
+                }
+                Output::Ready if s.is_downloading() => {
+                    let req = crate::peer::session::Request {
+                        kind: crate::peer::session::Kind::File,
+                        identifier: "TTH/LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ".into(),
+                        start: 0,
+                        bytes: Some(1 << 20),
+                        compressed: false,
+                        recursive: false,
+                    };
+                    whole(&s.get(&req));
                 }
                 Output::Close(_) => closed = true,
                 _ => {}

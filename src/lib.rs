@@ -21,7 +21,8 @@
 //! | [`share`] | hashing, the hash store, the share tree, file lists, the index, the share service | know hubs |
 //! | [`transfer`] | the download queue, placement, verification, segments, slots, the bandwidth limit | open sockets |
 //! | [`hub`] | hub sessions (NMDC, ADC), the protocol-neutral hub model and registry | call Lua |
-//! | [`peer`] | client-client connections: listeners, connection requests, uploads | open files outside the share service |
+//! | [`peer`] | client-client connections: listeners, connection requests, uploads, the download side's connections | open files outside the share service |
+//! | [`download`] | the download queue in use: who to connect to, what each connection fetches, verification, the final move, file lists | parse frames or touch sockets |
 //! | [`lua`] | the scripting host and the `dc` API | parse protocol lines |
 //! | [`client`] | the composition root: every service built once and passed on | implement a service |
 //! | [`config`] | the configuration script and its typed, validated result | start anything |
@@ -37,6 +38,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod console;
+pub mod download;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hub;

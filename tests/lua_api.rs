@@ -86,11 +86,25 @@ fn live_names(trusted: bool) -> Vec<String> {
     for f in FIELDS {
         fields.set(f.path, true).expect("setting a field name");
     }
-    let names: Vec<String> = lua
+    let mut names: Vec<String> = lua
         .load(WALK)
         .set_name("=walk")
         .call(fields)
         .unwrap_or_else(|e| panic!("walking the dc table: {e}"));
+    // Classes whose handles need a client to exist (dc.Download,
+    // dc.FileList): their methods, from the registry.
+    let classes: mlua::Table = lua
+        .named_registry_value(dclua::lua::download_api::CLASSES_KEY)
+        .expect("the download classes");
+    for pair in classes.pairs::<String, mlua::Table>() {
+        let (class, methods) = pair.expect("a class");
+        for m in methods.pairs::<String, mlua::Value>() {
+            let (k, v) = m.expect("a method");
+            if v.is_function() {
+                names.push(format!("fn {class}:{k}"));
+            }
+        }
+    }
     host.shutdown();
     names
 }

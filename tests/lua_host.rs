@@ -26,6 +26,7 @@ fn rig_with(opts: HostOptions) -> Rig {
             let client = Client::start(
                 pool,
                 ClientOptions {
+                    downloads: None,
                     data_dir: std::env::temp_dir().join("dclua-test-unused-data"),
                     identity: Default::default(),
                     host: opts,

@@ -59,6 +59,7 @@ impl Rig {
                 let client = Client::start(
                     pool,
                     ClientOptions {
+                        downloads: None,
                         data_dir: std::env::temp_dir().join("dclua-test-unused-data"),
                         identity: Default::default(),
                         host: HostOptions::default(),

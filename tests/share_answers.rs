@@ -116,6 +116,7 @@ impl Dclua {
             let client = Client::start(
                 pool,
                 ClientOptions {
+                    downloads: None,
                     data_dir: opts.data_dir,
                     identity,
                     host: HostOptions::default(),

@@ -214,6 +214,7 @@ fn the_service_resolves_only_hashed_files_inside_the_share() {
             let _ = Client::start(
                 pool,
                 ClientOptions {
+                    downloads: None,
                     data_dir: opts.data_dir,
                     identity: Default::default(),
                     host: Default::default(),

@@ -82,6 +82,7 @@ impl Rig {
                 let client = Client::start(
                     pool,
                     ClientOptions {
+                        downloads: None,
                         data_dir: opts.data_dir,
                         identity: Default::default(),
                         host: HostOptions::default(),

@@ -28,17 +28,21 @@ pub enum Capability {
     Quit,
     /// Reloading the configuration (`dc.reload_config`).
     ReloadConfig,
+    /// Downloading into a folder outside the download folder
+    /// (`dc.download` with an absolute `dir`).
+    DownloadAnywhere,
 }
 
 impl Capability {
     /// Every capability, as the guide lists them.
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 7] = [
         Capability::LoadTrusted,
         Capability::ManageScripts,
         Capability::ShareFolders,
         Capability::HashFiles,
         Capability::Quit,
         Capability::ReloadConfig,
+        Capability::DownloadAnywhere,
     ];
 
     /// What it allows, in a few words.
@@ -50,6 +54,7 @@ impl Capability {
             Capability::HashFiles => "hashing files of the machine",
             Capability::Quit => "ending the client",
             Capability::ReloadConfig => "reloading the configuration",
+            Capability::DownloadAnywhere => "downloading outside the download folder",
         }
     }
 }

@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod capability;
+pub mod download_api;
 pub mod host;
 pub mod hub_api;
 pub mod pattern;

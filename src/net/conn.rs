@@ -573,7 +573,11 @@ impl Connection {
                     b.rpos += end + 1;
                     status.count += 1;
                 }
-                if b.rbuf.len() - b.rpos > max_frame {
+                // Only a search for a delimiter that failed says the frame
+                // is too long: stopped at `max_frames`, what follows may be
+                // raw data the caller reads next (a download after its
+                // header).
+                if status.count < max_frames && b.rbuf.len() - b.rpos > max_frame {
                     return Err(self.fail(ConnError::FrameTooLarge { max: max_frame }));
                 }
             }

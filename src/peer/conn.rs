@@ -19,6 +19,13 @@
 //! - Every connection has a deadline: the handshake, then the wait for a
 //!   request, then the slow-peer check while sending.
 //!
+//! Downloading (the session decided we download on this connection): the
+//! job asks the [`DownloadSide`](super::DownloadSide) for a [`Fetch`],
+//! sends its request, reads the header, then reads exactly the announced
+//! bytes raw (bounded per poll, under the download limit) into the fetch,
+//! and asks for the next; when there is none the connection ends. A peer
+//! that stops sending for a check window is dropped.
+//!
 //! Must not: parse protocol frames (the [`Session`] does), decide what may
 //! be served (that is [`serve`](super::serve) and the share).
 
@@ -29,8 +36,10 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 use mio::net::TcpStream;
 
 use super::serve::{list_request, list_served, read_body, serve, Served};
-use super::session::{Hello, Kind, Output, PeerId, Protocol, Refusal, Request, Role, Session};
-use super::{PeerUser, Peers, UploadInfo};
+use super::session::{
+    Hello, Kind, Output, PeerId, Protocol, Refusal, Refused, Request, Role, Sending, Session,
+};
+use super::{Fetch, PeerUser, Peers, UploadInfo};
 use crate::hub::PeerRequest;
 use crate::net::{Close, ConnError, Connection, Framing};
 use crate::runtime::{Context, Job, Runtime, Step, TaskDone, TaskId, TimerId};
@@ -50,6 +59,8 @@ const CHUNK: usize = 256 * 1024;
 pub const MAX_REFUSALS: u32 = 32;
 /// Frames handled per poll at most.
 const FRAMES_PER_POLL: usize = 64;
+/// Bytes received per poll at most (downloading), for fairness.
+const RECEIVE_PER_POLL: usize = 8 << 20;
 
 /// Dials a peer that sent us a connection request.
 pub(crate) fn connect(rt: &Runtime, peers: Peers, req: PeerRequest, addr: SocketAddr) {
@@ -60,6 +71,7 @@ pub(crate) fn connect(rt: &Runtime, peers: Peers, req: PeerRequest, addr: Socket
         cid: peers.me().cid().to_base32(),
         token: req.token.clone(),
         hub_url: req.hub_url.clone(),
+        download: false,
     };
     let user = PeerUser {
         hub: req.hub,
@@ -76,6 +88,7 @@ pub(crate) fn connect(rt: &Runtime, peers: Peers, req: PeerRequest, addr: Socket
         peers.opened();
         let mut job = PeerJob::new(peers, key, Some(session), Some(user), addr.to_string());
         job.charset = req.charset;
+        job.token = req.token.clone();
         let opened = if tls {
             let check = PeerCheck {
                 server_name: addr.ip().to_string(),
@@ -205,6 +218,13 @@ struct PeerJob {
     pending_ip: Option<std::net::IpAddr>,
     /// A failure found while setting up, reported on the first poll.
     failed_early: Option<String>,
+    /// The ADC token of the request that made us dial.
+    token: Option<String>,
+    /// Downloading: the request in flight, and (once its header came) the
+    /// bytes still to read raw.
+    fetch: Option<Box<dyn Fetch>>,
+    fetch_left: Option<u64>,
+    /// The download limit held us back in the current check window.
     done: bool,
 }
 
@@ -243,6 +263,9 @@ impl PeerJob {
             refusals: 0,
             pending_ip: None,
             failed_early: None,
+            token: None,
+            fetch: None,
+            fetch_left: None,
             done: false,
         }
     }
@@ -273,6 +296,7 @@ impl PeerJob {
             return;
         }
         let now = cx.now();
+        self.end_downloading(&reason, now);
         if let Some(u) = self.upload.take() {
             if let Some(s) = self.serving.as_mut() {
                 s.1 += u.sent;
@@ -295,6 +319,20 @@ impl PeerJob {
             c.end(if graceful { Close::Graceful } else { Close::Abortive });
         }
         self.close_timer = Some(cx.after(CLOSE_TIMEOUT));
+    }
+
+    /// A download connection ends: the request in flight failed, and the
+    /// download side hears of it.
+    fn end_downloading(&mut self, reason: &str, now: Instant) {
+        self.fetch_left = None;
+        if let Some(f) = self.fetch.take() {
+            f.failed(reason, now);
+        }
+        if self.session.as_ref().is_some_and(|s| s.is_ready() && s.is_downloading()) {
+            if let (Some(side), Some(user)) = (self.peers.download_side(), self.user.as_ref()) {
+                side.ended(self.key, user, reason, now);
+            }
+        }
     }
 
     /// The console line at the end of a file's segments.
@@ -360,12 +398,18 @@ impl PeerJob {
     }
 
     fn read(&mut self, cx: &mut Context<'_>) {
+        // A downloader reads one frame at a time: the data after a header
+        // must stay in the buffer for the raw reads.
+        let max = if self.fetch.is_some() { 1 } else { FRAMES_PER_POLL };
         let Some(conn) = self.conn.as_mut() else { return };
         let mut frames: Vec<Vec<u8>> = Vec::new();
-        let status = conn.read_frames(FRAMES_PER_POLL, |f| frames.push(f.to_vec()));
+        let status = conn.read_frames(max, |f| frames.push(f.to_vec()));
         let more = conn.has_more();
         let eof = conn.is_eof();
         for f in frames {
+            if self.fetch_left.is_some() {
+                return;
+            }
             if self.ending.is_some() || self.upload.is_some() {
                 // A request while one is served is a protocol error; a
                 // request after the end is moot.
@@ -390,7 +434,7 @@ impl PeerJob {
                 };
                 self.end(cx, why.into(), false);
             }
-            Ok(_) if more => cx.repoll(),
+            Ok(_) if more || self.fetch_left.is_some() => cx.repoll(),
             Ok(_) => {}
         }
     }
@@ -404,10 +448,17 @@ impl PeerJob {
                 Output::Send(b) => self.send(cx, b),
                 Output::Identify(id) => self.identify(cx, id),
                 Output::Ready => {
-                    log::debug!(target: "peer", "client connection with {} ready", self.who());
-                    let idle = self.peers.timeouts().idle;
-                    self.set_deadline(cx, idle, "a request");
+                    let downloading = self.session.as_ref().is_some_and(Session::is_downloading);
+                    log::debug!(target: "peer", "client connection with {} ready{}", self.who(), if downloading { ", we download" } else { "" });
+                    if downloading {
+                        self.next_fetch(cx);
+                    } else {
+                        let idle = self.peers.timeouts().idle;
+                        self.set_deadline(cx, idle, "a request");
+                    }
                 }
+                Output::Sending(s) => self.on_sending(cx, s),
+                Output::Refused(r) => self.on_refused(cx, r),
                 Output::Request(r) => self.request(cx, r),
                 Output::PeerError(e) => {
                     log::debug!(target: "peer", "{} reports: {e}", self.who());
@@ -439,6 +490,12 @@ impl PeerJob {
                     }
                     _ => user.cid = Some(cid.clone()),
                 },
+            }
+            let user = user.clone();
+            let download =
+                self.peers.download_side().is_some_and(|d| d.wants(&user, self.token.as_deref()));
+            if let Some(s) = self.session.as_mut() {
+                s.set_download(download);
             }
             return;
         }
@@ -474,19 +531,173 @@ impl PeerJob {
             self.peers.pending_end(ip);
         }
         self.charset = e.charset;
-        self.user = Some(PeerUser { hub: e.hub, hub_url: e.hub_url.clone(), nick: e.nick, cid });
+        let user = PeerUser { hub: e.hub, hub_url: e.hub_url.clone(), nick: e.nick, cid };
+        // ADC: the connection is ours to download on when it answers our
+        // request (its token); NMDC negotiates, so we say what we want.
+        let download = e.download
+            || (protocol == Protocol::Nmdc
+                && self.peers.download_side().is_some_and(|d| d.wants(&user, None)));
+        self.user = Some(user);
         let hello = Hello {
             nick: e.my_nick,
             charset: e.charset,
             cid: self.peers.me().cid().to_base32(),
             token: None,
             hub_url: e.hub_url,
+            download,
         };
         let outs = match self.session.as_mut() {
             Some(s) => s.bind(hello),
             None => return,
         };
         self.apply(cx, outs);
+    }
+
+    // ----- downloading ---------------------------------------------------------
+
+    /// Asks the download side for the next request and sends it; ends the
+    /// connection when there is none.
+    fn next_fetch(&mut self, cx: &mut Context<'_>) {
+        if self.fetch.is_some() || self.ending.is_some() {
+            return;
+        }
+        let (Some(side), Some(user)) = (self.peers.download_side(), self.user.clone()) else {
+            return self.end(cx, "nothing to download".into(), true);
+        };
+        let Some(fetch) = side.next(self.key, &user, cx.now()) else {
+            return self.end(cx, "nothing more to download from this user".into(), true);
+        };
+        let Some(session) = self.session.as_ref() else { return };
+        let bytes = session.get(&fetch.request());
+        self.fetch = Some(fetch);
+        self.send(cx, bytes);
+        let idle = self.peers.timeouts().idle;
+        self.set_deadline(cx, idle, "the answer to our request");
+        // The answer may already be buffered.
+        cx.repoll();
+    }
+
+    /// The peer's header: the data follows, raw.
+    fn on_sending(&mut self, cx: &mut Context<'_>, s: Sending) {
+        let Some(fetch) = self.fetch.as_mut() else {
+            return self.end(cx, "the peer sent data we did not ask for".into(), false);
+        };
+        let accepted = if s.compressed {
+            Err("the peer compressed data we asked for uncompressed".to_string())
+        } else {
+            fetch.accept(&s)
+        };
+        if let Err(why) = accepted {
+            return self.end(cx, why, false);
+        }
+        if let Some(t) = self.deadline.take() {
+            cx.cancel_timer(t);
+        }
+        if let Some(c) = self.conn.as_mut() {
+            c.set_framing(Framing::Raw);
+        }
+        self.fetch_left = Some(s.bytes);
+        self.window_sent = 0;
+        self.window_limited = false;
+        if self.check.is_none() {
+            self.check = Some(cx.every(self.peers.timeouts().check_every));
+        }
+        if self.buf.len() < CHUNK {
+            self.buf = vec![0; CHUNK];
+        }
+        cx.repoll();
+    }
+
+    fn on_refused(&mut self, cx: &mut Context<'_>, r: Refused) {
+        let Some(fetch) = self.fetch.take() else {
+            log::debug!(target: "peer", "{} refused something we did not ask: {r:?}", self.who());
+            return;
+        };
+        if let Some(t) = self.deadline.take() {
+            cx.cancel_timer(t);
+        }
+        fetch.refused(&r, cx.now());
+        match r {
+            // The download side retries later on a new connection.
+            Refused::SlotsFull(_) => self.end(cx, "the peer has no free slot".into(), true),
+            Refused::NotAvailable(_) | Refused::Other(_) => self.next_fetch(cx),
+        }
+    }
+
+    /// Reads the data of the request in flight, within this poll's budget
+    /// and the download limit.
+    fn receive(&mut self, cx: &mut Context<'_>) {
+        let Some(side) = self.peers.download_side() else { return };
+        let mut budget = RECEIVE_PER_POLL;
+        while let Some(left) = self.fetch_left {
+            if self.ending.is_some() {
+                return;
+            }
+            if left == 0 {
+                self.complete_fetch(cx);
+                return;
+            }
+            if budget == 0 {
+                cx.repoll();
+                return;
+            }
+            let want = (CHUNK as u64).min(left) as usize;
+            let want = want.min(budget);
+            let now = cx.now();
+            let (allowed, wait) = side.budget(want, now);
+            if allowed == 0 {
+                self.window_limited = true;
+                if self.limit_wait.is_none() {
+                    self.limit_wait = Some(cx.after(wait.max(Duration::from_millis(1))));
+                }
+                return;
+            }
+            let Some(conn) = self.conn.as_mut() else { return };
+            let n = match conn.read_raw(&mut self.buf[..allowed]) {
+                Ok(n) => n,
+                Err(e) => {
+                    side.give_back(allowed);
+                    return self.on_error(cx, e);
+                }
+            };
+            if n < allowed {
+                side.give_back(allowed - n);
+            }
+            if n == 0 {
+                if conn.is_eof() {
+                    let why =
+                        format!("the peer closed the connection with {left} bytes still to come");
+                    self.end(cx, why, false);
+                }
+                return;
+            }
+            let result = match self.fetch.as_mut() {
+                Some(f) => f.data(&self.buf[..n], now),
+                None => Ok(()),
+            };
+            if let Err(why) = result {
+                return self.end(cx, why, false);
+            }
+            self.fetch_left = Some(left - n as u64);
+            self.window_sent += n as u64;
+            budget -= n;
+        }
+    }
+
+    /// Every byte of the request in flight arrived.
+    fn complete_fetch(&mut self, cx: &mut Context<'_>) {
+        self.fetch_left = None;
+        if let Some(t) = self.check.take() {
+            cx.cancel_timer(t);
+        }
+        let protocol = self.session.as_ref().map(Session::protocol);
+        if let (Some(c), Some(p)) = (self.conn.as_mut(), protocol) {
+            c.set_framing(framing(p));
+        }
+        if let Some(f) = self.fetch.take() {
+            f.finish(cx.now());
+        }
+        self.next_fetch(cx);
     }
 
     // ----- serving -------------------------------------------------------------
@@ -767,6 +978,13 @@ impl PeerJob {
             } else if Some(t) == self.check {
                 let t = self.peers.timeouts();
                 let least = (t.min_rate as f64 * t.check_every.as_secs_f64()) as u64;
+                if self.fetch_left.is_some() && !self.window_limited && self.window_sent == 0 {
+                    let why = format!(
+                        "the peer stopped sending (nothing in {:.0} s)",
+                        t.check_every.as_secs_f64()
+                    );
+                    self.end(cx, why, false);
+                }
                 if self.upload.is_some() && !self.window_limited && self.window_sent < least {
                     let why = format!(
                         "the peer reads too slowly ({} bytes in {:.0} s)",
@@ -817,8 +1035,18 @@ impl Job for PeerJob {
             if self.session.is_none() {
                 self.sniff(cx);
             }
-            if self.session.is_some() && self.upload.is_none() && self.list_task.is_none() {
+            if self.fetch_left.is_some() {
+                self.receive(cx);
+            }
+            if self.session.is_some()
+                && self.upload.is_none()
+                && self.list_task.is_none()
+                && self.fetch_left.is_none()
+            {
                 self.read(cx);
+            }
+            if self.fetch_left.is_some() {
+                self.receive(cx);
             }
             if self.upload.is_some() {
                 self.pump(cx);
@@ -848,6 +1076,8 @@ impl Job for PeerJob {
 
     fn stop(&mut self) {
         self.done = true;
+        let now = self.peers.inner.rt.now();
+        self.end_downloading("the client is stopping", now);
         if let Some(u) = self.upload.take() {
             let now = self.peers.inner.rt.now();
             self.peers.upload_failed(

@@ -24,7 +24,12 @@
 //! - At most [`MAX_CONNECTIONS`] peer connections and [`MAX_EXPECTED`]
 //!   expectations at once: a hub that floods `$ConnectToMe` cannot make us
 //!   a connection cannon.
-//! - This side only uploads; `$Direction` says `Upload`.
+//! - Downloads are the [`DownloadSide`]'s (the `download` module): this
+//!   layer asks it, when a peer is identified, whether we want something
+//!   from it, and then hands the ready connection's requests to the
+//!   [`Fetch`]es it gives out. [`Peers::ask_connection`] is how the download
+//!   side reaches a user: a `$ConnectToMe`/`DCTM` when we are active (and an
+//!   expectation), a `$RevConnectToMe`/`DRCM` when we are passive.
 //!
 //! Must not: parse frames (that is [`session`]), open share files other than
 //! through [`ShareService::resolve`] (that is [`serve`]), or block the
@@ -49,7 +54,45 @@ use crate::share::service::ShareService;
 use crate::share::store::Store;
 use crate::transfer::limit::TokenBucket;
 use crate::transfer::slots::{ConnKey, Slot, Slots, SlotsFull, Want, MINI_SLOT_SIZE};
-use session::{PeerId, Protocol};
+use session::{PeerId, Protocol, Refused, Request, Sending};
+
+/// The download side as the peer layer sees it (the `download` module
+/// implements it); called on the worker thread, never re-entered.
+pub trait DownloadSide {
+    /// Whether we want to download from `user` on a connection being set
+    /// up. `token`: the ADC token of the connection (ours, when we asked).
+    fn wants(&self, user: &PeerUser, token: Option<&str>) -> bool;
+    /// The next thing to fetch on a ready download connection `conn`;
+    /// `None` when there is nothing (the connection then ends).
+    fn next(&self, conn: ConnKey, user: &PeerUser, now: Instant) -> Option<Box<dyn Fetch>>;
+    /// How many of `want` bytes may be read now under the download limit,
+    /// and how long to wait when none.
+    fn budget(&self, want: usize, now: Instant) -> (usize, Duration);
+    /// Gives back bytes of a budget that were not read.
+    fn give_back(&self, bytes: usize);
+    /// A download connection with `user` ended (after its last fetch was
+    /// finished or failed), for the reason given.
+    fn ended(&self, conn: ConnKey, user: &PeerUser, why: &str, now: Instant);
+}
+
+/// One request of a download connection: what to ask, and where the bytes
+/// go. The connection calls exactly one of `finish`, `refused`, `failed`.
+pub trait Fetch {
+    /// The request to send.
+    fn request(&self) -> Request;
+    /// The peer's header: `Ok` to read its bytes raw, or why not (the
+    /// connection then ends).
+    fn accept(&mut self, sending: &Sending) -> Result<(), String>;
+    /// Bytes as they arrive; an error (a block that fails its leaf hash, a
+    /// disk error) ends the connection.
+    fn data(&mut self, bytes: &[u8], now: Instant) -> Result<(), String>;
+    /// Every byte the header announced arrived.
+    fn finish(self: Box<Self>, now: Instant);
+    /// The peer refused the request.
+    fn refused(self: Box<Self>, why: &Refused, now: Instant);
+    /// The connection failed before the data was complete.
+    fn failed(self: Box<Self>, why: &str, now: Instant);
+}
 
 /// How long an expected connection may take to arrive.
 pub const EXPECT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -161,6 +204,25 @@ impl PeerUser {
     }
 }
 
+/// A connection the download side asks for ([`Peers::ask_connection`]).
+#[derive(Debug, Clone)]
+pub struct ConnectionAsk {
+    /// The hub the user is on.
+    pub hub: HubId,
+    /// The user's nick there.
+    pub nick: String,
+    /// The user's CID (ADC).
+    pub cid: Option<String>,
+    /// The token of the request (ADC; kept to recognise the connection).
+    pub token: String,
+    /// The user is active (can be connected to).
+    pub user_active: bool,
+    /// The user can take a TLS connection (ADC `ADC0`/`ADCS` in `SU`).
+    pub tls: bool,
+    /// The user's keyprint (INF `KP`).
+    pub keyprint: Option<String>,
+}
+
 /// A running upload, as `dc.uploads()` lists it.
 #[derive(Debug, Clone)]
 pub struct UploadInfo {
@@ -256,6 +318,8 @@ pub(crate) struct Expectation {
     /// connection must present that certificate.
     pub keyprint: Option<String>,
     pub deadline: Instant,
+    /// We asked for this connection to download.
+    pub download: bool,
 }
 
 struct Inner {
@@ -284,6 +348,8 @@ struct Inner {
     waiting: RefCell<Vec<(String, Instant)>>,
     /// Accepted connections not yet identified, per remote address.
     pending: RefCell<std::collections::HashMap<IpAddr, u32>>,
+    /// The download side, once the downloads service started.
+    downloads: RefCell<Option<Rc<dyn DownloadSide>>>,
 }
 
 /// How long a refused user keeps a place in the waiting line without
@@ -342,6 +408,7 @@ impl Peers {
                 timeouts: Cell::new(Timeouts::default()),
                 waiting: RefCell::new(Vec::new()),
                 pending: RefCell::new(std::collections::HashMap::new()),
+                downloads: RefCell::new(None),
             }),
         };
         let weak: Weak<Inner> = Rc::downgrade(&peers.inner);
@@ -565,6 +632,7 @@ impl Peers {
                 token: req.token.clone(),
                 keyprint: req.keyprint.clone(),
                 deadline: now + EXPECT_TIMEOUT,
+                download: false,
             });
         }
         // TLS when the user asked for it (`DRCM ... ADCS/0.10`) and we
@@ -575,6 +643,81 @@ impl Peers {
         }
         let port = if tls { tls_port } else { plain }.unwrap_or_default();
         rt.send(req.hub, HubCommand::ConnectToMe { nick, port, tls, token: req.token.clone() });
+    }
+
+    /// Sets the download side (the downloads service, at start).
+    pub fn set_download_side(&self, side: Option<Rc<dyn DownloadSide>>) {
+        *self.inner.downloads.borrow_mut() = side;
+    }
+
+    pub(crate) fn download_side(&self) -> Option<Rc<dyn DownloadSide>> {
+        self.inner.downloads.borrow().clone()
+    }
+
+    /// Asks `nick` on hub `hub` for a connection we download on: when we
+    /// are active, a `$ConnectToMe`/`DCTM` to our port and an expectation;
+    /// when passive, a `$RevConnectToMe`/`DRCM` (the user then sends a
+    /// connection request, which the download side recognises by `token` on
+    /// ADC and by nick on NMDC). `tls`: the user can take a TLS connection.
+    /// An error when no connection is possible (both passive).
+    pub fn ask_connection(&self, ask: &ConnectionAsk) -> Result<(), String> {
+        let mode = self.inner.opts.borrow().mode;
+        let (plain, tls_port) = self.ports();
+        let Some(info) = self.inner.hubs.get(ask.hub) else {
+            return Err("the hub is gone".into());
+        };
+        let (hub_url, my_nick, charset, adc) = {
+            let i = info.borrow();
+            (i.url.clone(), i.my_nick.clone(), i.charset, i.protocol == crate::hub::Protocol::Adc)
+        };
+        if mode == ConnectMode::Active && plain.is_some() {
+            let tls = ask.tls && adc && tls_port.is_some() && self.inner.opts.borrow().tls;
+            let port = if tls { tls_port } else { plain }.unwrap_or_default();
+            let now = self.inner.rt.now();
+            {
+                let mut expected = self.inner.expected.borrow_mut();
+                expected.retain(|e| e.deadline > now);
+                if expected.len() >= MAX_EXPECTED {
+                    return Err(format!("already {MAX_EXPECTED} connections expected"));
+                }
+                let (nick_bytes, _, _) = charset.encode(&ask.nick);
+                expected.push(Expectation {
+                    hub: ask.hub,
+                    hub_url,
+                    protocol: if adc { Protocol::Adc } else { Protocol::Nmdc },
+                    my_nick,
+                    charset,
+                    nick: ask.nick.clone(),
+                    nick_bytes: nick_bytes.into_owned(),
+                    cid: ask.cid.clone(),
+                    token: Some(ask.token.clone()),
+                    keyprint: ask.keyprint.clone().filter(|_| tls),
+                    deadline: now + EXPECT_TIMEOUT,
+                    download: true,
+                });
+            }
+            self.inner.rt.send(
+                ask.hub,
+                HubCommand::ConnectToMe {
+                    nick: ask.nick.clone(),
+                    port,
+                    tls,
+                    token: Some(ask.token.clone()),
+                },
+            );
+            return Ok(());
+        }
+        if !ask.user_active {
+            return Err(format!(
+                "{} on {hub_url} is passive and so are we: no connection is possible between two passive users",
+                ask.nick
+            ));
+        }
+        self.inner.rt.send(
+            ask.hub,
+            HubCommand::RevConnectToMe { nick: ask.nick.clone(), token: Some(ask.token.clone()) },
+        );
+        Ok(())
     }
 
     /// The expectation an accepted connection's peer matches, taken out of

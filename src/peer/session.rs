@@ -13,8 +13,19 @@
 //! | NMDC | sends `$MyNick`, `$Lock`; on the peer's `$Lock` sends `$Supports`, `$Direction`, `$Key` | on `$MyNick` asks who the peer is ([`Output::Identify`]); on `$Lock` sends `$MyNick`, `$Lock`, `$Supports`, `$Direction`, `$Key` |
 //! | ADC | sends `CSUP`; on `CSUP` sends `CINF ID TO<token>` | on `CSUP` sends `CSUP`; on `CINF` asks who the peer is, then sends `CINF ID` |
 //!
-//! This side only uploads (downloads come with the download queue): it says
-//! `$Direction Upload`, and a peer that wants to upload too is told goodbye.
+//! Direction: whether we download on a connection is decided when the peer
+//! is known ([`Hello::download`], or [`Session::set_download`] on a
+//! connection we dialled), by the download side of the job: it wants
+//! something from that user (NMDC) or the ADC token is one of its requests.
+//! NMDC then says `$Direction Download n` and the usual tie-break applies
+//! (both want to download: the higher number downloads; equal numbers end
+//! the connection; both upload: goodbye). On ADC the downloader is the side
+//! that sends `CGET`; nothing is negotiated.
+//!
+//! A downloading session encodes requests ([`Session::get`]) and turns the
+//! peer's answers into [`Output::Sending`] (then the job reads the data raw)
+//! or [`Output::Refused`].
+//!
 //! `$MyNick` and error texts are in the hub's charset; `$ADCGET` identifiers
 //! are always UTF-8 (the codec sees to it).
 
@@ -85,6 +96,8 @@ pub struct Hello {
     pub token: Option<String>,
     /// The hub's address, sent as `Ref=` in our NMDC lock.
     pub hub_url: String,
+    /// We want to download on this connection.
+    pub download: bool,
 }
 
 /// Who the peer says it is, for the job to match with what it expects.
@@ -156,6 +169,33 @@ pub enum Refusal {
     Unsupported(String),
 }
 
+/// What a peer answers a request of ours with, when it is not data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// No free slot (`$MaxedOut`, `CSTA 253`), with the queue position.
+    SlotsFull(Option<u32>),
+    /// The peer does not have it (`$Error File Not Available`, `CSTA 251`,
+    /// `CSTA 252`).
+    NotAvailable(String),
+    /// Anything else (`$Error ...`, `$Failed`, another `CSTA`).
+    Other(String),
+}
+
+/// The header of the data a peer sends us (`$ADCSND`, `CSND`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sending {
+    /// `file`, `list`, `tthl`.
+    pub kind: String,
+    /// As in our request.
+    pub identifier: String,
+    /// The first byte.
+    pub start: u64,
+    /// How many bytes follow (uncompressed, with `compressed`).
+    pub bytes: u64,
+    /// `ZL1`.
+    pub compressed: bool,
+}
+
 /// What the job must do after a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -173,6 +213,11 @@ pub enum Output {
     PeerError(String),
     /// The connection must end: the reason, for the log.
     Close(String),
+    /// (Downloading) the peer sends what we asked for: the data follows
+    /// the header, raw.
+    Sending(Sending),
+    /// (Downloading) the peer refused our request.
+    Refused(Refused),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +252,10 @@ pub struct Session {
     peer_features: Vec<String>,
     /// Our `$Direction` number.
     direction_number: u32,
+    /// The peer's `$Direction`.
+    peer_direction: Option<Direction>,
+    /// We download on this connection (decided with the peer's direction).
+    downloading: bool,
 }
 
 impl Session {
@@ -232,7 +281,31 @@ impl Session {
             got_sup: false,
             peer_features: Vec::new(),
             direction_number: direction_number.clamp(1, 32767),
+            downloading: false,
+            peer_direction: None,
         }
+    }
+
+    /// Whether we download on this connection (known once ready).
+    pub fn is_downloading(&self) -> bool {
+        self.downloading
+    }
+
+    /// The connecting side learnt who the peer is and whether we want
+    /// something from it: call before the peer's `$Lock` is answered (that
+    /// is, on [`Output::Identify`]).
+    pub fn set_download(&mut self, download: bool) {
+        if let Some(h) = self.hello.as_mut() {
+            h.download = download;
+        }
+        // ADC negotiates nothing: the side that sends CGET downloads.
+        if self.protocol == Protocol::Adc {
+            self.downloading = download;
+        }
+    }
+
+    fn want_download(&self) -> bool {
+        self.hello.as_ref().is_some_and(|h| h.download)
     }
 
     /// The protocol.
@@ -284,6 +357,7 @@ impl Session {
                 let cid = self.hello.as_ref().map(|h| h.cid.clone()).unwrap_or_default();
                 out.push(Output::Send(adc_inf(&cid, None)));
                 self.phase = Phase::Ready;
+                self.downloading = self.want_download();
                 out.push(Output::Ready);
             }
         }
@@ -355,9 +429,7 @@ impl Session {
                 self.peer_features = features;
             }
             (Phase::Handshake, nmdc::Message::Direction(d)) => {
-                if d.way != Way::Download {
-                    return close(out, "neither side wants to download ($Direction Upload)");
-                }
+                self.peer_direction = Some(d);
                 self.got_direction = true;
             }
             (Phase::Handshake, nmdc::Message::Key(_)) => {
@@ -368,9 +440,36 @@ impl Session {
                     return close(out, "the peer sent $Key without $Direction");
                 }
                 if self.sent_key {
-                    self.phase = Phase::Ready;
-                    out.push(Output::Ready);
+                    self.nmdc_ready(out);
                 }
+            }
+            (Phase::Ready, nmdc::Message::AdcSnd(t)) if self.downloading => {
+                if t.bytes < 0 {
+                    return close(out, "the peer announced a negative byte count");
+                }
+                out.push(Output::Sending(Sending {
+                    compressed: t.flags.iter().any(|f| f == "ZL1"),
+                    kind: t.kind,
+                    identifier: t.identifier,
+                    start: t.start,
+                    bytes: t.bytes as u64,
+                }));
+            }
+            (Phase::Ready, nmdc::Message::MaxedOut(pos)) if self.downloading => {
+                out.push(Output::Refused(Refused::SlotsFull(pos)));
+            }
+            (Phase::Ready, nmdc::Message::Error(e) | nmdc::Message::Failed(e))
+                if self.downloading =>
+            {
+                let r = if e.to_ascii_lowercase().contains("not available") {
+                    Refused::NotAvailable(e)
+                } else {
+                    Refused::Other(e)
+                };
+                out.push(Output::Refused(r));
+            }
+            (Phase::Ready, nmdc::Message::AdcGet(_)) if self.downloading => {
+                close(out, "the peer asked for a file on a connection where we download");
             }
             (Phase::Ready, nmdc::Message::AdcGet(t)) => match request_from_nmdc(&t) {
                 Ok(r) => out.push(Output::Request(r)),
@@ -416,15 +515,41 @@ impl Session {
             let supports = NMDC_SUPPORTS.iter().map(|s| s.to_string()).collect();
             push_nmdc(&mut bytes, &nmdc::Message::Supports(supports), cs);
         }
-        let direction = Direction { way: Way::Upload, number: self.direction_number };
+        let way = if self.want_download() { Way::Download } else { Way::Upload };
+        let direction = Direction { way, number: self.direction_number };
         push_nmdc(&mut bytes, &nmdc::Message::Direction(direction), cs);
         push_nmdc(&mut bytes, &nmdc::Message::Key(lock.key()), cs);
         self.sent_key = true;
         out.push(Output::Send(bytes));
         if self.got_key && self.got_direction {
-            self.phase = Phase::Ready;
-            out.push(Output::Ready);
+            self.nmdc_ready(out);
         }
+    }
+
+    /// Both `$Direction`s are known: who downloads (the tie-break when both
+    /// want to), then ready.
+    fn nmdc_ready(&mut self, out: &mut Vec<Output>) {
+        let Some(peer) = self.peer_direction else {
+            return close(out, "the peer sent no $Direction");
+        };
+        let ours = self.want_download();
+        let peer_downloads = peer.way == Way::Download;
+        self.downloading = match (ours, peer_downloads) {
+            (false, false) => {
+                return close(out, "neither side wants to download ($Direction Upload)")
+            }
+            (true, false) => true,
+            (false, true) => false,
+            (true, true) if self.direction_number == peer.number => {
+                return close(
+                    out,
+                    "both sides want to download and drew the same $Direction number",
+                )
+            }
+            (true, true) => self.direction_number > peer.number,
+        };
+        self.phase = Phase::Ready;
+        out.push(Output::Ready);
     }
 
     // ----- ADC -------------------------------------------------------------
@@ -465,8 +590,46 @@ impl Session {
                 out.push(Output::Identify(PeerId::Cid { cid: cid.to_string(), token }));
                 if self.role == Role::Connecting {
                     self.phase = Phase::Ready;
+                    // The job calls `set_download` on Identify, before it
+                    // applies Ready.
                     out.push(Output::Ready);
                 }
+            }
+            (Phase::Ready, CommandName::SND) if self.downloading => {
+                match adc::Snd::from_message(&msg) {
+                    Ok(snd) => out.push(Output::Sending(Sending {
+                        kind: snd.kind.to_string(),
+                        identifier: snd.identifier.to_string(),
+                        start: snd.start,
+                        bytes: snd.length,
+                        compressed: snd.compressed,
+                    })),
+                    Err(e) => close(out, &format!("an unreadable CSND: {e}")),
+                }
+            }
+            (Phase::Ready, CommandName::STA) if self.downloading => {
+                let code = msg.positional(0).unwrap_or("");
+                let text = msg.positional(1).unwrap_or("").to_string();
+                if code.starts_with('0') {
+                    return;
+                }
+                let r = match code.get(1..) {
+                    Some("53") => {
+                        let qp = msg.get("QP").and_then(|q| q.parse().ok());
+                        Refused::SlotsFull(qp)
+                    }
+                    Some("51" | "52") => Refused::NotAvailable(format!("{code} {text}")),
+                    _ => Refused::Other(format!("{code} {text}")),
+                };
+                out.push(Output::Refused(r));
+            }
+            (Phase::Ready, CommandName::GET) if self.downloading => {
+                let sta = adc::Sta::new(
+                    Severity::Fatal,
+                    status::code::PROTOCOL_GENERIC,
+                    "we download on this connection",
+                );
+                out.push(Output::Send(sta.to_message(Header::Client).encode()));
             }
             (Phase::Ready, CommandName::GET) => match adc::Get::from_message(&msg) {
                 Ok(get) => match request_from_adc(&get) {
@@ -525,6 +688,43 @@ impl Session {
                     compressed,
                 };
                 snd.to_message(Header::Client).encode()
+            }
+        }
+    }
+
+    /// Our request (downloading), encoded: `$ADCGET ...|` or `CGET ...\n`.
+    pub fn get(&self, req: &Request) -> Vec<u8> {
+        match self.protocol {
+            Protocol::Nmdc => {
+                let mut flags = Vec::new();
+                if req.compressed {
+                    flags.push("ZL1".to_string());
+                }
+                if req.recursive {
+                    flags.push("RE1".to_string());
+                }
+                let t = AdcTransfer {
+                    kind: req.kind.as_str().to_string(),
+                    identifier: req.identifier.clone(),
+                    start: req.start,
+                    bytes: req.bytes.map_or(-1, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+                    flags,
+                };
+                let mut out = Vec::new();
+                push_nmdc(&mut out, &nmdc::Message::AdcGet(t), self.charset());
+                out
+            }
+            Protocol::Adc => {
+                let get = adc::Get {
+                    kind: req.kind.as_str(),
+                    identifier: &req.identifier,
+                    start: req.start,
+                    length: req.bytes,
+                    compressed: req.compressed,
+                    recursive: req.recursive,
+                    downloaded: None,
+                };
+                get.to_message(Header::Client).encode()
             }
         }
     }
@@ -654,6 +854,7 @@ mod tests {
             cid: "CID".into(),
             token: Some("t1".into()),
             hub_url: "dchub://127.0.0.1:4111".into(),
+            download: false,
         }
     }
 
@@ -728,6 +929,98 @@ mod tests {
     }
 
     #[test]
+    fn nmdc_downloading_with_the_tie_break() {
+        // We dialled and want to download; the peer wants to as well but
+        // drew a lower number: we download.
+        let mut h = hello();
+        h.download = true;
+        let mut s = Session::new(Protocol::Nmdc, Role::Connecting, Some(h), 500);
+        s.start();
+        s.on_frame(b"$MyNick peer");
+        let text = sent(&s.on_frame(b"$Lock EXTENDEDPROTOCOLabc Pk=x"));
+        assert!(text.contains("$Direction Download 500|"), "{text}");
+        s.on_frame(b"$Direction Download 100");
+        assert_eq!(s.on_frame(b"$Key k"), vec![Output::Ready]);
+        assert!(s.is_downloading());
+        let req = Request {
+            kind: Kind::File,
+            identifier: "TTH/LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ".into(),
+            start: 1024,
+            bytes: Some(2048),
+            compressed: false,
+            recursive: false,
+        };
+        assert_eq!(
+            String::from_utf8(s.get(&req)).unwrap(),
+            "$ADCGET file TTH/LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ 1024 2048|"
+        );
+        let out = s.on_frame(b"$ADCSND file TTH/LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ 1024 2048");
+        let [Output::Sending(snd)] = &out[..] else { panic!("{out:?}") };
+        assert_eq!((snd.start, snd.bytes, snd.compressed), (1024, 2048, false));
+        assert_eq!(s.on_frame(b"$MaxedOut 3"), vec![Output::Refused(Refused::SlotsFull(Some(3)))]);
+        assert!(matches!(
+            &s.on_frame(b"$Error File Not Available")[..],
+            [Output::Refused(Refused::NotAvailable(_))]
+        ));
+        // A peer that asks for a file on our download connection is closed.
+        assert!(matches!(&s.on_frame(b"$ADCGET file x 0 1")[..], [Output::Close(_)]));
+
+        // The higher number wins: the peer downloads.
+        let mut h = hello();
+        h.download = true;
+        let mut s = Session::new(Protocol::Nmdc, Role::Connecting, Some(h), 5);
+        s.start();
+        s.on_frame(b"$MyNick peer");
+        s.on_frame(b"$Lock EXTENDEDPROTOCOLabc Pk=x");
+        s.on_frame(b"$Direction Download 9000");
+        assert_eq!(s.on_frame(b"$Key k"), vec![Output::Ready]);
+        assert!(!s.is_downloading());
+
+        // Equal numbers end the connection.
+        let mut h = hello();
+        h.download = true;
+        let mut s = Session::new(Protocol::Nmdc, Role::Connecting, Some(h), 77);
+        s.start();
+        s.on_frame(b"$MyNick peer");
+        s.on_frame(b"$Lock EXTENDEDPROTOCOLabc Pk=x");
+        s.on_frame(b"$Direction Download 77");
+        assert!(matches!(&s.on_frame(b"$Key k")[..], [Output::Close(w)] if w.contains("same")));
+    }
+
+    #[test]
+    fn adc_downloading_reads_snd_and_sta() {
+        let mut s = Session::new(Protocol::Adc, Role::Connecting, Some(hello()), 1);
+        s.start();
+        s.on_frame(b"CSUP ADBASE ADTIGR");
+        let out = s.on_frame(b"CINF IDPEER");
+        assert!(out.contains(&Output::Ready));
+        s.set_download(true);
+        assert!(s.is_downloading());
+        let req = Request {
+            kind: Kind::Leaves,
+            identifier: "TTH/LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ".into(),
+            start: 0,
+            bytes: None,
+            compressed: false,
+            recursive: false,
+        };
+        assert_eq!(
+            String::from_utf8(s.get(&req)).unwrap(),
+            "CGET tthl TTH/LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ 0 -1\n"
+        );
+        let out = s.on_frame(b"CSND tthl TTH/LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ 0 24");
+        assert!(matches!(&out[..], [Output::Sending(x)] if x.bytes == 24 && x.kind == "tthl"));
+        assert_eq!(
+            s.on_frame(b"CSTA 253 Slots\\sfull QP4"),
+            vec![Output::Refused(Refused::SlotsFull(Some(4)))]
+        );
+        assert!(matches!(
+            &s.on_frame(b"CSTA 251 File\\sNot\\sAvailable")[..],
+            [Output::Refused(Refused::NotAvailable(_))]
+        ));
+    }
+
+    #[test]
     fn repeated_handshake_lines_close() {
         let mut s = Session::new(Protocol::Nmdc, Role::Connecting, Some(hello()), 9);
         s.start();
@@ -755,7 +1048,9 @@ mod tests {
         s.start();
         s.on_frame(b"$MyNick peer");
         s.on_frame(b"$Lock EXTENDEDPROTOCOLabc Pk=x");
-        let out = s.on_frame(b"$Direction Upload 100");
+        // Who downloads is decided once both directions are known.
+        assert!(s.on_frame(b"$Direction Upload 100").is_empty());
+        let out = s.on_frame(b"$Key k");
         assert!(matches!(&out[..], [Output::Close(why)] if why.contains("neither side")));
         let mut s = Session::new(Protocol::Nmdc, Role::Accepting, None, 9);
         let out = s.on_frame(b"$ADCGET file files.xml.bz2 0 -1");

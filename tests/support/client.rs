@@ -164,6 +164,7 @@ impl Client {
                 let client = dclua::client::Client::start(
                     pool,
                     dclua::client::ClientOptions {
+                        downloads: None,
                         data_dir,
                         identity,
                         host: HostOptions::default(),

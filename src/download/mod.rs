@@ -1,0 +1,1272 @@
+//! Downloads: the queue held in memory and in SQLite, who to connect to,
+//! what each download connection fetches next, verification against the
+//! TTH leaves, the final move, file lists, and the events scripts hear.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`fetch`] | one request of a download connection: a file segment, TTH leaves, a file list |
+//!
+//! The [`Downloads`] service is the peer layer's [`DownloadSide`]: when a
+//! peer is identified the peer layer asks [`DownloadSide::wants`], and a
+//! ready download connection asks [`DownloadSide::next`] for its next
+//! request until there is none. A scheduler job ticks every second: for
+//! every user who has something we want, no download connection and no
+//! request pending, it asks the peer layer for a connection
+//! ([`Peers::ask_connection`]), with a back-off after failures.
+//!
+//! What a connection fetches next, in order: a file list asked of that
+//! user; then, of the queued items that user has (highest priority first,
+//! oldest first), the TTH leaves when the item has none yet (files up to
+//! [`ROOT_ONLY`] bytes are checked against their root alone), else the
+//! next segment ([`Segments`]: segments grow with a source's speed and the
+//! end game splits the slowest one).
+//!
+//! Invariants:
+//! - A byte range is recorded verified in the queue only after its blocks
+//!   matched their leaves and the file was synced (see [`fetch`]); on start
+//!   the recorded ranges come back and are never fetched again.
+//! - An item is complete only when every block is verified against leaves
+//!   that rebuild its TTH; it is then moved into place without ever
+//!   replacing a file (`move_into_place`), and only then called done.
+//! - A source that sent a bad block, or says it does not have the file, is
+//!   not asked for that file again (until a restart).
+//! - Names from outside are made safe before they become paths
+//!   ([`place::safe_relative`]); every target stays inside its folder.
+//!
+//! Decisions, written down: we never ask for compressed transfers (ZLIG
+//! costs CPU on both sides and gains nothing on the files people share);
+//! the TTH leaves are kept in memory only and fetched again after a restart
+//! (a few KiB); the file is synced on the worker thread every
+//! [`fetch::SYNC_EVERY`] bytes; a source whose segment was taken over keeps
+//! sending and its extra bytes are dropped (no reconnect); a file list is
+//! read on a helper thread.
+//!
+//! Must not: parse protocol frames or touch sockets (the peer layer does),
+//! or write outside the download folders it was given.
+
+pub mod fetch;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use crate::hub::{HubId, HubState, Hubs, Protocol as HubProtocol, UserMode};
+use crate::peer::{ConnectionAsk, DownloadSide, Fetch, PeerUser, Peers};
+use crate::proto::tth::{TigerTree, Tth};
+use crate::runtime::{Context, Job, JobId, Runtime, Step, TaskDone, TimerId};
+use crate::share::filelist::{read_listing, Listing, ReadLimits};
+use crate::transfer::limit::TokenBucket;
+use crate::transfer::place::{self, safe_relative};
+use crate::transfer::queue::{Item, ItemState, NewItem, Priority, QueueStore, Source};
+use crate::transfer::segments::{Segments, SourceId};
+use crate::transfer::slots::ConnKey;
+
+pub use crate::transfer::queue::ItemId;
+
+/// Files up to this size are checked against their TTH alone (one block):
+/// asking for their leaves would cost a round trip for nothing.
+pub const ROOT_ONLY: u64 = 64 * 1024;
+/// How long a connection we asked for may take to come.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+/// The first wait after a failed connection to a user; doubled each time.
+pub const RETRY_FIRST: Duration = Duration::from_secs(5);
+/// The longest wait between two tries.
+pub const RETRY_MAX: Duration = Duration::from_secs(300);
+/// Download events `download_progress` at most this often per item.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// How downloads are set up (from the settings).
+#[derive(Debug, Clone)]
+pub struct DownloadOptions {
+    /// Where downloads go when no folder is given.
+    pub dir: PathBuf,
+    /// Download connections open at once, at most.
+    pub max_connections: usize,
+    /// The download bandwidth limit in bytes per second; 0 = none.
+    pub limit: u64,
+}
+
+/// Download connections at once when the `download_slots` setting says
+/// "no limit" (0).
+pub const MAX_CONNECTIONS: usize = 64;
+
+impl DownloadOptions {
+    /// The options of a configuration whose data folder is `data_dir`.
+    pub fn from_config(config: &crate::config::Config, data_dir: &Path) -> DownloadOptions {
+        DownloadOptions {
+            dir: crate::config::paths::download_dir(config, data_dir),
+            max_connections: match config.download_slots {
+                0 => MAX_CONNECTIONS,
+                n => n as usize,
+            },
+            limit: u64::from(config.download_limit) * 1024,
+        }
+    }
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        DownloadOptions { dir: PathBuf::from("downloads"), max_connections: 8, limit: 0 }
+    }
+}
+
+/// A user as the queue knows them: the hub's address and the CID (ADC) or
+/// the nick (NMDC).
+pub type UserKey = (String, String);
+
+fn key_of(u: &PeerUser) -> UserKey {
+    (u.hub_url.clone(), u.cid.clone().unwrap_or_else(|| u.nick.clone()))
+}
+
+/// A file to download.
+#[derive(Debug, Clone)]
+pub struct NewDownload {
+    /// The file's TTH.
+    pub tth: Tth,
+    /// Its size.
+    pub size: u64,
+    /// Its name (made safe here; may hold `/` for subfolders).
+    pub name: String,
+    /// The folder, relative to the download folder (made safe here); `None`
+    /// for the download folder itself.
+    pub dir: Option<String>,
+    /// An absolute folder (trusted callers only), instead of `dir`.
+    pub abs_dir: Option<PathBuf>,
+    /// How urgent.
+    pub priority: Priority,
+    /// Who has it.
+    pub sources: Vec<Source>,
+}
+
+/// What subscribers hear.
+#[derive(Debug, Clone)]
+pub enum DownloadEvent {
+    /// A connection started fetching an item (or its leaves).
+    Started {
+        /// The item.
+        item: ItemInfo,
+        /// The source's nick.
+        nick: String,
+    },
+    /// Throttled progress of an item.
+    Progress(ItemInfo),
+    /// Verified and moved into place.
+    Finished {
+        /// The item.
+        item: ItemInfo,
+        /// Where it went.
+        path: PathBuf,
+    },
+    /// Given up on (or a source failed: `final_` false).
+    Failed {
+        /// The item.
+        item: ItemInfo,
+        /// Why.
+        reason: String,
+        /// The item itself failed (not only one source).
+        final_: bool,
+    },
+    /// Items were added, removed or changed state.
+    QueueChanged,
+}
+
+/// An item as scripts see it.
+#[derive(Debug, Clone)]
+pub struct ItemInfo {
+    /// Its key.
+    pub id: ItemId,
+    /// Its TTH.
+    pub tth: Tth,
+    /// Its size.
+    pub size: u64,
+    /// Where it goes.
+    pub target: PathBuf,
+    /// `queued`, `running`, `done`, `failed`.
+    pub state: &'static str,
+    /// Bytes verified.
+    pub verified: u64,
+    /// Bytes received (verified or not yet).
+    pub received: u64,
+    /// Sources.
+    pub sources: Vec<Source>,
+    /// Download connections working on it.
+    pub running: usize,
+    /// Priority name.
+    pub priority: &'static str,
+    /// The last error.
+    pub error: Option<String>,
+    /// Where it went, once done.
+    pub path: Option<PathBuf>,
+}
+
+type Waiter = Box<dyn FnOnce(Result<PathBuf, String>)>;
+type ListWaiter = Box<dyn FnOnce(Result<Rc<Listing>, String>)>;
+type Subscriber = Rc<dyn Fn(&DownloadEvent)>;
+
+/// One queued item in memory.
+struct Run {
+    item: Item,
+    tree: Option<Rc<TigerTree>>,
+    segments: Option<Segments>,
+    tmp: PathBuf,
+    /// Sources not to ask again for this item (bad data, do not have it).
+    dropped: HashSet<UserKey>,
+    /// A leaves fetch is running.
+    leaves_running: bool,
+    /// Connections on it: source id → user.
+    running: HashMap<SourceId, UserKey>,
+    /// Measured speeds per user.
+    speed: HashMap<UserKey, u64>,
+    received: u64,
+    last_event: Option<Instant>,
+    waiters: Vec<Waiter>,
+    /// Where it went, once done.
+    done_path: Option<PathBuf>,
+}
+
+/// A file list asked for.
+struct ListWant {
+    id: u64,
+    user: UserKey,
+    dir: Option<String>,
+    running: bool,
+    waiters: Vec<ListWaiter>,
+}
+
+#[derive(Default)]
+struct UserState {
+    /// Download connections open with this user.
+    conns: u32,
+    /// A connection was asked for, at this time.
+    asked: Option<Instant>,
+    /// Not before this time again.
+    retry_at: Option<Instant>,
+    failures: u32,
+    last_error: Option<String>,
+}
+
+struct Inner {
+    rt: Runtime,
+    hubs: Hubs,
+    peers: Peers,
+    store: RefCell<Option<QueueStore>>,
+    opts: RefCell<DownloadOptions>,
+    runs: RefCell<BTreeMap<ItemId, Run>>,
+    lists: RefCell<Vec<ListWant>>,
+    users: RefCell<HashMap<UserKey, UserState>>,
+    /// ADC tokens of our connection requests.
+    tokens: RefCell<HashMap<String, (UserKey, Instant)>>,
+    /// Download connections: key → (user, item being fetched).
+    conns: RefCell<HashMap<ConnKey, UserKey>>,
+    limiter: RefCell<TokenBucket>,
+    subscribers: RefCell<Vec<Subscriber>>,
+    next_list: Cell<u64>,
+    /// The scheduler job (owner of helper tasks).
+    job: Cell<Option<JobId>>,
+    /// List parses on helpers: task → list id.
+    parsing: RefCell<HashMap<crate::runtime::TaskId, u64>>,
+    /// Finished items kept for `wait` and `info` after they left the run
+    /// set (until restart).
+    finished: RefCell<BTreeMap<ItemId, ItemInfo>>,
+}
+
+/// The downloads service; see the module documentation. A cheap `Rc`
+/// handle.
+#[derive(Clone)]
+pub struct Downloads {
+    inner: Rc<Inner>,
+}
+
+impl std::fmt::Debug for Downloads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Downloads").field("items", &self.inner.runs.borrow().len()).finish()
+    }
+}
+
+/// The wait before try number `failures + 1`.
+fn backoff(failures: u32) -> Duration {
+    let d = RETRY_FIRST.saturating_mul(1 << failures.min(8));
+    d.min(RETRY_MAX)
+}
+
+impl Downloads {
+    /// Starts the service: opens the queue in `data_dir` (in memory when
+    /// `None`), loads the queued items, registers with the peer layer and
+    /// starts the scheduler.
+    pub fn start(
+        rt: &Runtime,
+        hubs: &Hubs,
+        peers: &Peers,
+        data_dir: Option<&Path>,
+        opts: DownloadOptions,
+    ) -> Downloads {
+        let store = match data_dir {
+            Some(d) => QueueStore::open(d),
+            None => QueueStore::in_memory(),
+        };
+        let store = match store {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!(target: "download", "the download queue cannot be opened: {e}; downloads are off");
+                None
+            }
+        };
+        let now = rt.now();
+        let dl = Downloads {
+            inner: Rc::new(Inner {
+                rt: rt.clone(),
+                hubs: hubs.clone(),
+                peers: peers.clone(),
+                store: RefCell::new(store),
+                limiter: RefCell::new(TokenBucket::new(opts.limit, now)),
+                opts: RefCell::new(opts),
+                runs: RefCell::new(BTreeMap::new()),
+                lists: RefCell::new(Vec::new()),
+                users: RefCell::new(HashMap::new()),
+                tokens: RefCell::new(HashMap::new()),
+                conns: RefCell::new(HashMap::new()),
+                subscribers: RefCell::new(Vec::new()),
+                next_list: Cell::new(1),
+                job: Cell::new(None),
+                parsing: RefCell::new(HashMap::new()),
+                finished: RefCell::new(BTreeMap::new()),
+            }),
+        };
+        dl.load();
+        let side: Rc<dyn DownloadSide> = Rc::new(Side(Rc::downgrade(&dl.inner)));
+        peers.set_download_side(Some(side));
+        let weak = Rc::downgrade(&dl.inner);
+        let job = rt.spawn(Scheduler { dl: weak, tick: None, stopped: false });
+        dl.inner.job.set(Some(job));
+        dl
+    }
+
+    fn load(&self) {
+        let items = match self.inner.store.borrow().as_ref().map(QueueStore::items) {
+            Some(Ok(items)) => items,
+            Some(Err(e)) => {
+                log::error!(target: "download", "reading the download queue: {e}");
+                return;
+            }
+            None => return,
+        };
+        let mut runs = self.inner.runs.borrow_mut();
+        for item in items {
+            if item.state != ItemState::Queued {
+                continue;
+            }
+            let verified = item.verified.len();
+            if verified > 0 {
+                log::info!(target: "download", "resuming {}: {verified} of {} bytes already verified", item.name.display(), item.size);
+            }
+            let run = Run::new(item);
+            runs.insert(run.item.id, run);
+        }
+    }
+
+    /// Tells `f` about every download event from now on.
+    pub fn subscribe(&self, f: impl Fn(&DownloadEvent) + 'static) {
+        self.inner.subscribers.borrow_mut().push(Rc::new(f));
+    }
+
+    fn emit(&self, ev: &DownloadEvent) {
+        let subs = self.inner.subscribers.borrow().clone();
+        for s in subs {
+            s(ev);
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> DownloadOptions {
+        self.inner.opts.borrow().clone()
+    }
+
+    /// Changes the options (a reloaded configuration).
+    pub fn reconfigure(&self, opts: DownloadOptions) {
+        let now = self.inner.rt.now();
+        self.inner.limiter.borrow_mut().set_rate(opts.limit, now);
+        *self.inner.opts.borrow_mut() = opts;
+    }
+
+    /// Changes the download limit (bytes per second; 0 = none).
+    pub fn set_limit(&self, rate: u64) {
+        let now = self.inner.rt.now();
+        self.inner.limiter.borrow_mut().set_rate(rate, now);
+        self.inner.opts.borrow_mut().limit = rate;
+    }
+
+    // ----- the queue ---------------------------------------------------------
+
+    /// Queues a file; an item with that TTH already queued gains the new
+    /// sources and is returned. Errors name what is wrong.
+    pub fn add(&self, d: NewDownload) -> Result<ItemId, String> {
+        if d.size == 0 {
+            return Err("an empty file needs no download".into());
+        }
+        let name = safe_relative(&d.name).map_err(|e| format!("the name {:?}: {e}", d.name))?;
+        let base = self.inner.opts.borrow().dir.clone();
+        let dir = match (&d.abs_dir, &d.dir) {
+            (Some(abs), _) => abs.clone(),
+            (None, Some(rel)) if !rel.trim_matches(['/', '\\']).is_empty() => {
+                base.join(safe_relative(rel).map_err(|e| format!("the folder {rel:?}: {e}"))?)
+            }
+            _ => base,
+        };
+        // The name may hold folders: they go under `dir`.
+        let (dir, name) = match name.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(p) => (dir.join(p), PathBuf::from(name.file_name().unwrap_or_default())),
+            None => (dir, name),
+        };
+        let existing = self.find(&d.tth);
+        if let Some(id) = existing {
+            for s in &d.sources {
+                self.add_source(id, s.clone())?;
+            }
+            return Ok(id);
+        }
+        let id = {
+            let mut store = self.inner.store.borrow_mut();
+            let store = store.as_mut().ok_or("the download queue is not available")?;
+            let id = store
+                .add(&NewItem { tth: d.tth, size: d.size, name, dir, priority: d.priority })
+                .map_err(|e| e.to_string())?;
+            for s in &d.sources {
+                store.add_source(id, s).map_err(|e| e.to_string())?;
+            }
+            id
+        };
+        let item = self.inner.store.borrow().as_ref().and_then(|s| s.item(id).ok().flatten());
+        let Some(item) = item else { return Err("the queued item cannot be read back".into()) };
+        log::info!(target: "download", "queued {} ({} bytes, {} source{})", item.target().display(), item.size, item.sources.len(), if item.sources.len() == 1 { "" } else { "s" });
+        self.inner.runs.borrow_mut().insert(id, Run::new(item));
+        self.emit(&DownloadEvent::QueueChanged);
+        self.poke();
+        Ok(id)
+    }
+
+    /// The queued (not finished) item with this TTH.
+    pub fn find(&self, tth: &Tth) -> Option<ItemId> {
+        self.inner.runs.borrow().values().find(|r| r.item.tth == *tth).map(|r| r.item.id)
+    }
+
+    /// Adds a source to an item.
+    pub fn add_source(&self, id: ItemId, source: Source) -> Result<(), String> {
+        let mut runs = self.inner.runs.borrow_mut();
+        let run = runs.get_mut(&id).ok_or("no such queued item")?;
+        if run.item.sources.contains(&source) {
+            return Ok(());
+        }
+        if let Some(store) = self.inner.store.borrow_mut().as_mut() {
+            store.add_source(id, &source).map_err(|e| e.to_string())?;
+        }
+        run.item.sources.push(source);
+        drop(runs);
+        self.poke();
+        Ok(())
+    }
+
+    /// Removes an item (its temporary file too); waiters get an error.
+    pub fn cancel(&self, id: ItemId) -> Result<(), String> {
+        let run = self.inner.runs.borrow_mut().remove(&id).ok_or("no such queued item")?;
+        if let Some(store) = self.inner.store.borrow_mut().as_mut() {
+            let _ = store.remove(id);
+        }
+        let _ = std::fs::remove_file(&run.tmp);
+        log::info!(target: "download", "cancelled {}", run.item.target().display());
+        for w in run.waiters {
+            w(Err("the download was cancelled".into()));
+        }
+        self.emit(&DownloadEvent::QueueChanged);
+        Ok(())
+    }
+
+    /// Every item: queued ones, then those finished since start.
+    pub fn items(&self) -> Vec<ItemInfo> {
+        let mut v: Vec<ItemInfo> = self.inner.runs.borrow().values().map(Run::info).collect();
+        v.extend(self.inner.finished.borrow().values().cloned());
+        v
+    }
+
+    /// One item.
+    pub fn info(&self, id: ItemId) -> Option<ItemInfo> {
+        if let Some(r) = self.inner.runs.borrow().get(&id) {
+            return Some(r.info());
+        }
+        self.inner.finished.borrow().get(&id).cloned()
+    }
+
+    /// Calls `f` when the item is done (its path) or failed or cancelled.
+    pub fn wait(&self, id: ItemId, f: Waiter) {
+        if let Some(r) = self.inner.runs.borrow_mut().get_mut(&id) {
+            r.waiters.push(f);
+            return;
+        }
+        match self.inner.finished.borrow().get(&id) {
+            Some(i) if i.state == "done" => f(i.path.clone().ok_or("no path".to_string())),
+            Some(i) => f(Err(i.error.clone().unwrap_or_else(|| "failed".into()))),
+            None => f(Err("no such download".into())),
+        }
+    }
+
+    // ----- file lists --------------------------------------------------------
+
+    /// Downloads a user's file list (`dir`: a partial list of that folder)
+    /// and calls `f` with it read, or why not.
+    pub fn browse(&self, hub_url: &str, user: &str, dir: Option<String>, f: ListWaiter) {
+        let key = (hub_url.to_string(), user.to_string());
+        let mut lists = self.inner.lists.borrow_mut();
+        if let Some(l) = lists.iter_mut().find(|l| l.user == key && l.dir == dir) {
+            l.waiters.push(f);
+            return;
+        }
+        let id = self.inner.next_list.get();
+        self.inner.next_list.set(id + 1);
+        lists.push(ListWant { id, user: key, dir, running: false, waiters: vec![f] });
+        drop(lists);
+        self.poke();
+    }
+
+    fn take_list(&self, id: u64) -> Option<ListWant> {
+        let mut lists = self.inner.lists.borrow_mut();
+        let i = lists.iter().position(|l| l.id == id)?;
+        Some(lists.remove(i))
+    }
+
+    pub(crate) fn list_received(&self, id: u64, bytes: Vec<u8>) {
+        let Some(job) = self.inner.job.get() else { return };
+        let task = self.inner.rt.submit(job, move || {
+            read_listing(std::io::Cursor::new(bytes), &ReadLimits::default())
+                .map_err(|e| format!("reading the file list: {e}"))
+        });
+        self.inner.parsing.borrow_mut().insert(task, id);
+    }
+
+    fn list_parsed(&self, done: TaskDone) {
+        let Some(id) = self.inner.parsing.borrow_mut().remove(&done.task) else { return };
+        let result = match done.result.downcast::<Result<Listing, String>>() {
+            Ok(r) => r.map(Rc::new),
+            Err(_) => Err("the list task returned something else".into()),
+        };
+        let Some(want) = self.take_list(id) else { return };
+        if let Ok(l) = &result {
+            log::info!(target: "download", "file list of {}: {} files", want.user.1, l.root.total_files());
+        }
+        for w in want.waiters {
+            w(result.clone());
+        }
+    }
+
+    pub(crate) fn list_failed(&self, id: u64, why: &str) {
+        if let Some(want) = self.take_list(id) {
+            for w in want.waiters {
+                w(Err(why.to_string()));
+            }
+        }
+    }
+
+    pub(crate) fn list_retry(&self, id: u64, why: &str) {
+        let user = {
+            let mut lists = self.inner.lists.borrow_mut();
+            let Some(l) = lists.iter_mut().find(|l| l.id == id) else { return };
+            l.running = false;
+            l.user.clone()
+        };
+        self.user_failed(&user, why);
+    }
+
+    // ----- what fetches report ------------------------------------------------
+
+    pub(crate) fn segment_end(&self, id: ItemId, source: SourceId) -> Option<u64> {
+        self.inner.runs.borrow().get(&id)?.segments.as_ref()?.end_of(source)
+    }
+
+    pub(crate) fn progress(&self, id: ItemId, source: SourceId, pos: u64, n: u64, now: Instant) {
+        let mut runs = self.inner.runs.borrow_mut();
+        let Some(run) = runs.get_mut(&id) else { return };
+        run.received += n;
+        if let Some(s) = run.segments.as_mut() {
+            s.progress(source, pos, 0);
+        }
+        let due = run.last_event.is_none_or(|t| now.saturating_duration_since(t) >= PROGRESS_EVERY);
+        if due {
+            run.last_event = Some(now);
+            let info = run.info();
+            drop(runs);
+            self.emit(&DownloadEvent::Progress(info));
+        }
+    }
+
+    pub(crate) fn block_verified(&self, id: ItemId, range: Range<u64>) {
+        if let Some(s) = self.inner.runs.borrow_mut().get_mut(&id).and_then(|r| r.segments.as_mut())
+        {
+            s.block_verified(range);
+        }
+    }
+
+    pub(crate) fn record_verified(&self, id: ItemId, ranges: &[Range<u64>]) {
+        let mut store = self.inner.store.borrow_mut();
+        let Some(store) = store.as_mut() else { return };
+        for r in ranges {
+            if let Err(e) = store.mark_verified(id, r.start, r.end) {
+                log::warn!(target: "download", "recording verified bytes: {e}");
+            }
+        }
+    }
+
+    pub(crate) fn block_failed(
+        &self,
+        id: ItemId,
+        source: SourceId,
+        user: &UserKey,
+        range: Range<u64>,
+        _now: Instant,
+    ) {
+        let mut runs = self.inner.runs.borrow_mut();
+        let Some(run) = runs.get_mut(&id) else { return };
+        log::warn!(target: "download", "{}: bytes {}..{} from {} failed their leaf hash; that source is dropped for this file", run.item.name.display(), range.start, range.end, user.1);
+        if let Some(s) = run.segments.as_mut() {
+            s.block_failed(source, range);
+        }
+        run.running.remove(&source);
+        run.dropped.insert(user.clone());
+        let info = run.info();
+        drop(runs);
+        self.emit(&DownloadEvent::Failed {
+            item: info,
+            reason: format!("{} sent a block that failed its leaf hash", user.1),
+            final_: false,
+        });
+        self.poke();
+    }
+
+    pub(crate) fn segment_done(
+        &self,
+        id: ItemId,
+        source: SourceId,
+        user: &UserKey,
+        bytes: u64,
+        secs: f64,
+        _now: Instant,
+    ) {
+        {
+            let mut runs = self.inner.runs.borrow_mut();
+            let Some(run) = runs.get_mut(&id) else { return };
+            if secs > 0.05 {
+                run.speed.insert(user.clone(), (bytes as f64 / secs) as u64);
+            }
+            if let Some(s) = run.segments.as_mut() {
+                s.finish(source);
+            }
+            run.running.remove(&source);
+        }
+        self.check_complete(id);
+    }
+
+    pub(crate) fn segment_failed(
+        &self,
+        id: ItemId,
+        source: SourceId,
+        user: &UserKey,
+        why: &str,
+        lacks: bool,
+        _now: Instant,
+    ) {
+        let mut runs = self.inner.runs.borrow_mut();
+        let Some(run) = runs.get_mut(&id) else { return };
+        if let Some(s) = run.segments.as_mut() {
+            s.finish(source);
+        }
+        run.running.remove(&source);
+        if lacks {
+            run.dropped.insert(user.clone());
+        }
+        log::info!(target: "download", "{} from {}: {why}", run.item.name.display(), user.1);
+        let info = run.info();
+        drop(runs);
+        self.emit(&DownloadEvent::Failed { item: info, reason: why.to_string(), final_: false });
+        self.check_complete(id);
+    }
+
+    pub(crate) fn leaves_done(
+        &self,
+        id: ItemId,
+        user: &UserKey,
+        tree: Result<TigerTree, String>,
+        now: Instant,
+    ) {
+        let mut runs = self.inner.runs.borrow_mut();
+        let Some(run) = runs.get_mut(&id) else { return };
+        run.leaves_running = false;
+        match tree {
+            Ok(t) => {
+                log::debug!(target: "download", "{}: {} leaves of {} bytes", run.item.name.display(), t.leaves.len(), t.block_size);
+                run.set_tree(t);
+            }
+            Err(e) => {
+                drop(runs);
+                let why = format!("its TTH leaves: {e}");
+                self.leaves_failed(id, user, &why, true, now);
+            }
+        }
+    }
+
+    pub(crate) fn leaves_failed(
+        &self,
+        id: ItemId,
+        user: &UserKey,
+        why: &str,
+        lacks: bool,
+        _now: Instant,
+    ) {
+        let mut runs = self.inner.runs.borrow_mut();
+        let Some(run) = runs.get_mut(&id) else { return };
+        run.leaves_running = false;
+        if lacks {
+            run.dropped.insert(user.clone());
+        }
+        log::info!(target: "download", "{}: leaves from {}: {why}", run.item.name.display(), user.1);
+        let info = run.info();
+        drop(runs);
+        self.emit(&DownloadEvent::Failed { item: info, reason: why.to_string(), final_: false });
+        self.poke();
+    }
+
+    /// Moves a complete item into place.
+    fn check_complete(&self, id: ItemId) {
+        let mut runs = self.inner.runs.borrow_mut();
+        let Some(run) = runs.get_mut(&id) else { return };
+        if !run.segments.as_ref().is_some_and(Segments::is_complete) {
+            return;
+        }
+        // Every block matched leaves that rebuild the TTH: the file is the
+        // one queued.
+        let Some(mut run) = runs.remove(&id) else { return };
+        drop(runs);
+        let target = run.item.target();
+        let result = std::fs::create_dir_all(&run.item.dir)
+            .and_then(|()| {
+                // The temporary file may be longer (a sparse tail never
+                // written): cut it to the size.
+                let f = OpenOptions::new().write(true).open(&run.tmp)?;
+                f.set_len(run.item.size)?;
+                f.sync_all()
+            })
+            .and_then(|()| place::move_into_place(&run.tmp, &target));
+        let (state, error) = match &result {
+            Ok(_) => (ItemState::Done, None),
+            Err(e) => (ItemState::Failed, Some(format!("moving it into place: {e}"))),
+        };
+        if let Some(store) = self.inner.store.borrow_mut().as_mut() {
+            // A finished item leaves the queue; the file is its record.
+            let _ = match state {
+                ItemState::Done => store.remove(id),
+                _ => store.set_state(id, state, error.as_deref()),
+            };
+        }
+        run.item.state = state;
+        run.item.error = error.clone();
+        run.done_path = result.as_ref().ok().cloned();
+        let info = run.info();
+        self.inner.finished.borrow_mut().insert(id, info.clone());
+        match result {
+            Ok(path) => {
+                log::info!(target: "download", "downloaded {} ({} bytes, TTH verified)", path.display(), run.item.size);
+                for w in run.waiters.drain(..) {
+                    w(Ok(path.clone()));
+                }
+                self.emit(&DownloadEvent::Finished { item: info, path });
+            }
+            Err(e) => {
+                let why = format!("moving {} into place: {e}", run.item.name.display());
+                log::error!(target: "download", "{why}");
+                for w in run.waiters.drain(..) {
+                    w(Err(why.clone()));
+                }
+                self.emit(&DownloadEvent::Failed { item: info, reason: why, final_: true });
+            }
+        }
+        self.emit(&DownloadEvent::QueueChanged);
+    }
+
+    // ----- connections ----------------------------------------------------------
+
+    fn user_failed(&self, user: &UserKey, why: &str) {
+        let now = self.inner.rt.now();
+        let mut users = self.inner.users.borrow_mut();
+        let u = users.entry(user.clone()).or_default();
+        u.asked = None;
+        u.failures += 1;
+        u.retry_at = Some(now + backoff(u.failures - 1));
+        u.last_error = Some(why.to_string());
+    }
+
+    /// Wakes the scheduler.
+    fn poke(&self) {
+        if let Some(job) = self.inner.job.get() {
+            self.inner.rt.wake(job);
+        }
+    }
+
+    /// Users we want something from, in order of need.
+    fn wanted_users(&self) -> Vec<UserKey> {
+        let mut out: Vec<UserKey> = Vec::new();
+        for l in self.inner.lists.borrow().iter() {
+            if !l.running && !out.contains(&l.user) {
+                out.push(l.user.clone());
+            }
+        }
+        let runs = self.inner.runs.borrow();
+        let mut items: Vec<&Run> = runs.values().collect();
+        items.sort_by_key(|r| (std::cmp::Reverse(r.item.priority as i64), r.item.added));
+        for r in items {
+            if r.item.priority == Priority::Paused || !r.needs_work() {
+                continue;
+            }
+            for s in &r.item.sources {
+                let k = (s.hub.clone(), s.user.clone());
+                if !r.dropped.contains(&k)
+                    && !r.running.values().any(|u| *u == k)
+                    && !out.contains(&k)
+                {
+                    out.push(k);
+                }
+            }
+        }
+        out
+    }
+
+    /// Finds a user online.
+    fn locate(&self, user: &UserKey) -> Option<Located> {
+        for id in self.inner.hubs.ids() {
+            let Some(info) = self.inner.hubs.get(id) else { continue };
+            let info = info.borrow();
+            if info.url != user.0 || info.state != HubState::Online {
+                continue;
+            }
+            let adc = info.protocol == HubProtocol::Adc;
+            let found = if adc {
+                info.users.iter().find(|u| u.cid.as_deref() == Some(user.1.as_str()))
+            } else {
+                info.users.get(&user.1)
+            };
+            let u = found?;
+            let active = u.mode == UserMode::Active || u.mode == UserMode::Unknown;
+            let su = inf_field(&u.raw, "SU").unwrap_or_default();
+            let tls = adc && (su.contains("ADC0") || su.contains("ADCS"));
+            let kp = inf_field(&u.raw, "KP");
+            return Some((
+                id,
+                u.nick.to_string(),
+                u.cid.as_deref().map(str::to_string),
+                active,
+                tls,
+                kp,
+            ));
+        }
+        None
+    }
+
+    /// The scheduler's tick: asks for connections to wanted users.
+    fn tick(&self, now: Instant) {
+        self.inner
+            .tokens
+            .borrow_mut()
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < CONNECT_TIMEOUT * 2);
+        let max = self.inner.opts.borrow().max_connections;
+        for user in self.wanted_users() {
+            let open: u32 = self
+                .inner
+                .users
+                .borrow()
+                .values()
+                .map(|u| u.conns + u32::from(u.asked.is_some()))
+                .sum();
+            if open as usize >= max {
+                break;
+            }
+            {
+                let mut users = self.inner.users.borrow_mut();
+                let u = users.entry(user.clone()).or_default();
+                if u.conns > 0 {
+                    continue;
+                }
+                if let Some(at) = u.asked {
+                    if now.saturating_duration_since(at) < CONNECT_TIMEOUT {
+                        continue;
+                    }
+                    // The connection never came.
+                    u.asked = None;
+                    u.failures += 1;
+                    u.retry_at = Some(now + backoff(u.failures - 1));
+                    u.last_error = Some("the user did not connect".into());
+                    continue;
+                }
+                if u.retry_at.is_some_and(|t| t > now) {
+                    continue;
+                }
+            }
+            let Some((hub, nick, cid, active, tls, kp)) = self.locate(&user) else {
+                let mut users = self.inner.users.borrow_mut();
+                let u = users.entry(user.clone()).or_default();
+                u.last_error = Some("the user is not online".into());
+                u.retry_at = Some(now + RETRY_FIRST);
+                continue;
+            };
+            let token = format!("{:08x}", rand::random::<u32>());
+            let ask = ConnectionAsk {
+                hub,
+                nick: nick.clone(),
+                cid,
+                token: token.clone(),
+                user_active: active,
+                tls,
+                keyprint: kp,
+            };
+            match self.inner.peers.ask_connection(&ask) {
+                Ok(()) => {
+                    log::debug!(target: "download", "asking {nick} on {} for a connection", user.0);
+                    self.inner.tokens.borrow_mut().insert(token, (user.clone(), now));
+                    self.inner.users.borrow_mut().entry(user.clone()).or_default().asked =
+                        Some(now);
+                }
+                Err(e) => {
+                    log::info!(target: "download", "cannot reach {nick} on {}: {e}", user.0);
+                    self.user_failed(&user, &e);
+                    self.fail_lists_of(&user, &e);
+                }
+            }
+        }
+    }
+
+    fn fail_lists_of(&self, user: &UserKey, why: &str) {
+        let ids: Vec<u64> =
+            self.inner.lists.borrow().iter().filter(|l| l.user == *user).map(|l| l.id).collect();
+        for id in ids {
+            self.list_failed(id, why);
+        }
+    }
+
+    fn wants(&self, user: &PeerUser, token: Option<&str>) -> bool {
+        if let Some(t) = token {
+            if self.inner.tokens.borrow().contains_key(t) {
+                return true;
+            }
+            // An ADC connection with a token that is not ours is the peer's.
+            if user.cid.is_some() {
+                return false;
+            }
+        }
+        let key = key_of(user);
+        self.inner.lists.borrow().iter().any(|l| l.user == key && !l.running)
+            || self.inner.runs.borrow().values().any(|r| {
+                r.item.priority != Priority::Paused
+                    && r.needs_work()
+                    && !r.dropped.contains(&key)
+                    && r.item.sources.iter().any(|s| s.hub == key.0 && s.user == key.1)
+            })
+    }
+
+    fn next(&self, conn: ConnKey, user: &PeerUser, now: Instant) -> Option<Box<dyn Fetch>> {
+        let key = key_of(user);
+        {
+            let mut conns = self.inner.conns.borrow_mut();
+            if let std::collections::hash_map::Entry::Vacant(e) = conns.entry(conn) {
+                e.insert(key.clone());
+                let mut users = self.inner.users.borrow_mut();
+                let u = users.entry(key.clone()).or_default();
+                u.conns += 1;
+                u.asked = None;
+                u.failures = 0;
+                u.retry_at = None;
+            }
+        }
+        // A file list first.
+        {
+            let mut lists = self.inner.lists.borrow_mut();
+            if let Some(l) = lists.iter_mut().find(|l| l.user == key && !l.running) {
+                l.running = true;
+                return Some(Box::new(fetch::ListFetch {
+                    dl: self.clone(),
+                    id: l.id,
+                    dir: l.dir.clone(),
+                    buf: Vec::new(),
+                    expected: 0,
+                }));
+            }
+        }
+        let source = conn as SourceId;
+        let mut runs = self.inner.runs.borrow_mut();
+        let mut order: Vec<ItemId> = runs
+            .values()
+            .filter(|r| {
+                r.item.priority != Priority::Paused
+                    && !r.dropped.contains(&key)
+                    && r.item.sources.iter().any(|s| s.hub == key.0 && s.user == key.1)
+            })
+            .map(|r| r.item.id)
+            .collect();
+        order.sort_by_key(|id| {
+            let r = &runs[id];
+            (std::cmp::Reverse(r.item.priority as i64), r.item.added, id.0)
+        });
+        for id in order {
+            let run = runs.get_mut(&id)?;
+            if run.tree.is_none() {
+                if run.item.size <= ROOT_ONLY {
+                    let root = run.item.tth;
+                    match TigerTree::from_tthl(run.item.size, root, root.as_bytes()) {
+                        Ok(t) => run.set_tree(t),
+                        Err(e) => {
+                            log::error!(target: "download", "{}: {e}", run.item.name.display());
+                            continue;
+                        }
+                    }
+                } else if run.leaves_running {
+                    continue;
+                } else {
+                    run.leaves_running = true;
+                    let info = run.info();
+                    let f = fetch::LeavesFetch {
+                        dl: self.clone(),
+                        item: id,
+                        tth: run.item.tth,
+                        size: run.item.size,
+                        user: key.clone(),
+                        buf: Vec::new(),
+                        expected: 0,
+                    };
+                    drop(runs);
+                    self.emit(&DownloadEvent::Started { item: info, nick: user.nick.clone() });
+                    return Some(Box::new(f));
+                }
+            }
+            let speed = run.speed.get(&key).copied().unwrap_or(0);
+            let Some(tree) = run.tree.clone() else { continue };
+            let Some(segs) = run.segments.as_mut() else { continue };
+            let Some(range) = segs.assign(source, speed) else { continue };
+            let file = match open_tmp(&run.tmp, &run.item.dir, range.start) {
+                Ok(f) => f,
+                Err(e) => {
+                    segs.finish(source);
+                    let why = format!("opening {}: {e}", run.tmp.display());
+                    log::error!(target: "download", "{why}");
+                    run.item.error = Some(why);
+                    continue;
+                }
+            };
+            let verifier = match crate::transfer::verify::SegmentVerifier::new(&tree, range.start) {
+                Ok(v) => v,
+                Err(e) => {
+                    segs.finish(source);
+                    log::error!(target: "download", "{e}");
+                    continue;
+                }
+            };
+            run.running.insert(source, key.clone());
+            let first = run.running.len() == 1 && run.received == 0;
+            let info = run.info();
+            let f = fetch::SegmentFetch {
+                dl: self.clone(),
+                item: id,
+                tth: run.item.tth,
+                source,
+                user: key.clone(),
+                pos: range.start,
+                range,
+                tree,
+                file,
+                verifier,
+                unsynced: Vec::new(),
+                unsynced_bytes: 0,
+                started: now,
+            };
+            drop(runs);
+            if first {
+                log::info!(target: "download", "downloading {} from {}", info.target.display(), user.nick);
+            }
+            self.emit(&DownloadEvent::Started { item: info, nick: user.nick.clone() });
+            return Some(Box::new(f));
+        }
+        None
+    }
+
+    fn ended(&self, conn: ConnKey, user: &PeerUser, why: &str) {
+        let key = key_of(user);
+        let known = self.inner.conns.borrow_mut().remove(&conn).is_some();
+        let mut users = self.inner.users.borrow_mut();
+        let u = users.entry(key.clone()).or_default();
+        if known {
+            u.conns = u.conns.saturating_sub(1);
+        }
+        u.asked = None;
+        if !why.starts_with("nothing more") {
+            // Slots full, or a failure: try again later.
+            u.failures += 1;
+            u.retry_at = Some(self.inner.rt.now() + backoff(u.failures - 1));
+            u.last_error = Some(why.to_string());
+        }
+        drop(users);
+        self.poke();
+    }
+}
+
+/// A user found online: the hub, the nick, the CID, active, TLS, KP.
+type Located = (HubId, String, Option<String>, bool, bool, Option<String>);
+
+/// Opens (creating) the temporary file, positioned at `at`.
+fn open_tmp(tmp: &Path, dir: &Path, at: u64) -> std::io::Result<File> {
+    std::fs::create_dir_all(dir)?;
+    let mut f = OpenOptions::new().create(true).truncate(false).write(true).open(tmp)?;
+    f.seek(SeekFrom::Start(at))?;
+    Ok(f)
+}
+
+/// A named field of an ADC INF line (`SU`, `KP`), unescaped enough for
+/// tokens without spaces.
+fn inf_field(raw: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(raw).ok()?;
+    text.split(' ').skip(2).find_map(|t| t.strip_prefix(name)).map(str::to_string)
+}
+
+impl Run {
+    fn new(item: Item) -> Run {
+        let tmp = place::temp_path(&item.target(), &item.tth.to_base32());
+        Run {
+            tmp,
+            tree: None,
+            segments: None,
+            dropped: HashSet::new(),
+            leaves_running: false,
+            running: HashMap::new(),
+            speed: HashMap::new(),
+            received: item.verified.len(),
+            last_event: None,
+            waiters: Vec::new(),
+            done_path: None,
+            item,
+        }
+    }
+
+    fn set_tree(&mut self, t: TigerTree) {
+        let verified = self.item.verified.clone();
+        self.segments = Some(Segments::new(t.size, t.block_size, verified));
+        self.tree = Some(Rc::new(t));
+    }
+
+    /// Whether a new connection could do something for it.
+    fn needs_work(&self) -> bool {
+        match &self.segments {
+            None => !self.leaves_running || self.item.size <= ROOT_ONLY,
+            Some(s) => !s.is_complete(),
+        }
+    }
+
+    fn info(&self) -> ItemInfo {
+        let verified =
+            self.segments.as_ref().map_or(self.item.verified.len(), |s| s.verified().len());
+        let state = match self.item.state {
+            ItemState::Done => "done",
+            ItemState::Failed => "failed",
+            ItemState::Queued if !self.running.is_empty() || self.leaves_running => "running",
+            ItemState::Queued => "queued",
+        };
+        ItemInfo {
+            id: self.item.id,
+            tth: self.item.tth,
+            size: self.item.size,
+            target: self.item.target(),
+            state,
+            verified,
+            received: self.received,
+            sources: self.item.sources.clone(),
+            running: self.running.len(),
+            priority: self.item.priority.name(),
+            error: self.item.error.clone(),
+            path: self.done_path.clone(),
+        }
+    }
+}
+
+/// The peer layer's view of the service (weak: the peer layer must not keep
+/// the service alive).
+struct Side(Weak<Inner>);
+
+impl Side {
+    fn dl(&self) -> Option<Downloads> {
+        self.0.upgrade().map(|inner| Downloads { inner })
+    }
+}
+
+impl DownloadSide for Side {
+    fn wants(&self, user: &PeerUser, token: Option<&str>) -> bool {
+        self.dl().is_some_and(|d| d.wants(user, token))
+    }
+
+    fn next(&self, conn: ConnKey, user: &PeerUser, now: Instant) -> Option<Box<dyn Fetch>> {
+        self.dl()?.next(conn, user, now)
+    }
+
+    fn budget(&self, want: usize, now: Instant) -> (usize, Duration) {
+        let Some(d) = self.dl() else { return (want, Duration::ZERO) };
+        let mut l = d.inner.limiter.borrow_mut();
+        let got = l.take(want, now);
+        if got > 0 {
+            (got, Duration::ZERO)
+        } else {
+            (0, l.ready_in(1, now))
+        }
+    }
+
+    fn give_back(&self, bytes: usize) {
+        if let Some(d) = self.dl() {
+            d.inner.limiter.borrow_mut().give_back(bytes);
+        }
+    }
+
+    fn ended(&self, conn: ConnKey, user: &PeerUser, why: &str, _now: Instant) {
+        if let Some(d) = self.dl() {
+            d.ended(conn, user, why);
+        }
+    }
+}
+
+/// The scheduler job: a tick a second, and the helper tasks' results.
+struct Scheduler {
+    dl: Weak<Inner>,
+    tick: Option<TimerId>,
+    stopped: bool,
+}
+
+impl Job for Scheduler {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Step {
+        let Some(inner) = self.dl.upgrade().filter(|_| !self.stopped) else { return Step::Done };
+        let dl = Downloads { inner };
+        if self.tick.is_none() {
+            self.tick = Some(cx.every(Duration::from_secs(1)));
+        }
+        while let Some(m) = cx.recv() {
+            if let Ok(done) = m.downcast::<TaskDone>() {
+                dl.list_parsed(*done);
+            }
+        }
+        dl.tick(cx.now());
+        Step::Pending
+    }
+
+    fn is_alive(&self) -> bool {
+        !self.stopped
+    }
+
+    fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    fn name(&self) -> String {
+        "downloads".into()
+    }
+}
