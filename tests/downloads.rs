@@ -154,3 +154,36 @@ fn nmdc_dclua_passive() -> Result<()> {
     let hub = NmdcHub::start(NmdcHubOptions::default())?;
     browse_and_download(&hub.url(), false, true).with_context(download_log)
 }
+
+/// The guide's downloads example runs as written (loaded as a chunk), on
+/// uhub against eiskaltdcpp.
+#[test]
+fn the_guide_downloads_example_runs() -> Result<()> {
+    let example = support::guide_example("Downloads")?;
+    let example = example.as_str();
+    let hub = Uhub::start(UhubOptions::default())?;
+    let url = hub.url();
+    let files = support::component_dir("guide-download")?;
+    let share = files.path().join("share");
+    make_share(&share)?;
+    let _eisk = Eiskalt::start(EiskaltOptions {
+        nick: "eisk".into(),
+        share: Some(share.clone()),
+        hubs: vec![url.clone()],
+        ..EiskaltOptions::default()
+    })?;
+    let me = dclua("getter", true);
+    me.connect(&url, "{}")?;
+    me.run(example)?;
+    me.run(r#"eventually("eisk on the hub", function() return hub:user("eisk") ~= nil end)"#)?;
+    let got = me.value(r#"return (assert(fetch_first("small")))"#)?;
+    ensure!(got.contains("found") && std::fs::read(&got)? == b"hello from eiskaltdcpp\n", "{got}");
+    let inner = me.value(
+        r#"local handles = assert(mirror({hub = hub, nick = "eisk"}, "share/sub"))
+           assert(#handles == 1, #handles)
+           return (assert(handles[1]:wait()))"#,
+    )?;
+    ensure!(inner.contains("mirror") && inner.ends_with("inner.dat"), "{inner}");
+    ensure!(std::fs::read(&inner)? == vec![7u8; 70_000], "inner.dat differs");
+    Ok(())
+}

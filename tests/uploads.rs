@@ -794,16 +794,8 @@ fn a_passive_peer_asking_passive_dclua_gets_a_clear_no() -> Result<()> {
 /// The guide's uploads example runs as written (loaded as a script).
 #[test]
 fn the_guide_uploads_example_runs() -> Result<()> {
-    let guide = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"),
-    )?;
-    let section = guide.split("## Uploads").nth(1).context("an Uploads section")?;
-    let section = section.split("\n## ").next().unwrap_or_default();
-    let example = section
-        .split("```lua\n")
-        .nth(1)
-        .and_then(|s| s.split("```").next())
-        .context("a Lua example in the Uploads section")?;
+    let example = support::guide_example("Uploads")?;
+    let example = example.as_str();
     let files = support::component_dir("guide-share")?;
     let share = files.path().join("share");
     make_share(&share)?;

@@ -161,3 +161,21 @@ pub fn release_dir(dir: tempfile::TempDir, what: &str) {
         eprintln!("DCLUA_KEEP_PEERS: kept {what} directory {}", path.display());
     }
 }
+
+/// The first Lua example of the guide's section `## <title>`
+/// (`lua-api/README.md`): every example of the guide runs in a test.
+#[allow(dead_code)]
+pub fn guide_example(title: &str) -> Result<String> {
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"),
+    )?;
+    let marker = format!("## {title}\n");
+    let section = guide.split(&marker).nth(1).with_context(|| format!("a {title} section"))?;
+    let section = section.split("\n## ").next().unwrap_or_default();
+    section
+        .split("```lua\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .map(str::to_string)
+        .with_context(|| format!("a Lua example in the {title} section"))
+}
