@@ -69,13 +69,14 @@ error("cannot require a meta file")
 ---@field target string where it goes
 ---@field state string queued, running, done, failed
 ---@field verified integer bytes verified
----@field received integer bytes received
+---@field received integer bytes received (with those verified before a restart)
+---@field fetched integer bytes received since this start
 ---@field progress number verified / size
 ---@field running integer connections on it
 ---@field priority string its priority
 ---@field error string? the last error
 ---@field path string? where it went, once done
----@field sources table[] {hub, nick, user}
+---@field sources table[] {hub, nick, user, bytes}: bytes sent by each since this start
 ---@field nick string the source
 
 ---A running download moved on (at most once a second per file).
@@ -87,13 +88,14 @@ error("cannot require a meta file")
 ---@field target string where it goes
 ---@field state string queued, running, done, failed
 ---@field verified integer bytes verified
----@field received integer bytes received
+---@field received integer bytes received (with those verified before a restart)
+---@field fetched integer bytes received since this start
 ---@field progress number verified / size
 ---@field running integer connections on it
 ---@field priority string its priority
 ---@field error string? the last error
 ---@field path string? where it went, once done
----@field sources table[] {hub, nick, user}
+---@field sources table[] {hub, nick, user, bytes}: bytes sent by each since this start
 
 ---A file is complete, verified against its TTH, and in place.
 ---@class dc.event.download_finished
@@ -104,13 +106,14 @@ error("cannot require a meta file")
 ---@field target string where it goes
 ---@field state string queued, running, done, failed
 ---@field verified integer bytes verified
----@field received integer bytes received
+---@field received integer bytes received (with those verified before a restart)
+---@field fetched integer bytes received since this start
 ---@field progress number verified / size
 ---@field running integer connections on it
 ---@field priority string its priority
 ---@field error string? the last error
 ---@field path string? where it went, once done
----@field sources table[] {hub, nick, user}
+---@field sources table[] {hub, nick, user, bytes}: bytes sent by each since this start
 
 ---A source failed for a file (a bad block, slots full, gone, does not have it) or, with `final`, the file itself failed.
 ---@class dc.event.download_failed
@@ -121,13 +124,14 @@ error("cannot require a meta file")
 ---@field target string where it goes
 ---@field state string queued, running, done, failed
 ---@field verified integer bytes verified
----@field received integer bytes received
+---@field received integer bytes received (with those verified before a restart)
+---@field fetched integer bytes received since this start
 ---@field progress number verified / size
 ---@field running integer connections on it
 ---@field priority string its priority
 ---@field error string? the last error
 ---@field path string? where it went, once done
----@field sources table[] {hub, nick, user}
+---@field sources table[] {hub, nick, user, bytes}: bytes sent by each since this start
 ---@field reason string why
 ---@field final boolean the file failed, not only a source
 
@@ -604,7 +608,7 @@ function dc.download(file, opts) end
 function dc_Download:wait() end
 
 ---Where the download stands.
----@return {id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string}[]}? # the item now (as in `dc.queue()`), nil when unknown
+---@return {id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, fetched: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string, bytes: integer}[]}? # the item now (as in `dc.queue()`), nil when unknown
 function dc_Download:progress() end
 
 ---Removes the item from the queue with its temporary file; a waiting `wait` returns nil and the reason.
@@ -613,7 +617,7 @@ function dc_Download:progress() end
 function dc_Download:cancel() end
 
 ---The download queue.
----@return {id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string}[]}[] # queued items, then those finished since start; each has `handle`, its dc.Download
+---@return {id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, fetched: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string, bytes: integer}[]}[] # queued items, then those finished since start; each has `handle`, its dc.Download
 function dc.queue() end
 
 ---Reads a magnet link, and queues it when `opts` are given.

@@ -187,3 +187,160 @@ fn the_guide_downloads_example_runs() -> Result<()> {
     ensure!(std::fs::read(&inner)? == vec![7u8; 70_000], "inner.dat differs");
     Ok(())
 }
+
+/// Pseudo-random bytes (xorshift), the same for the same seed.
+fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let mut x = seed | 1;
+    for b in out.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    out
+}
+
+fn sharer(nick: &str, share: &Path) -> Client {
+    Client::sharing(
+        Identity {
+            nick: nick.into(),
+            description: "dclua sharing".into(),
+            slots: 3,
+            mode: ConnectMode::Active,
+            listen_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ..Identity::default()
+        },
+        share,
+    )
+}
+
+fn set_download_limit(me: &Client, bytes_per_second: u64) {
+    me.on_worker(move || support::client::services().downloads().set_limit(bytes_per_second));
+}
+
+/// The Lua that searches `tth`, queues it from every source that answered
+/// and waits; returns the path and `nick=bytes` per source.
+fn fetch_from_all(tth: &str, size: usize, sources: usize) -> String {
+    format!(
+        r#"local rs = {{}}
+           eventually("{sources} sources", function()
+             rs = dc.search({{tth = "{tth}", timeout = 2, max_results = {sources}}})
+             return #rs >= {sources}
+           end, 25)
+           d = dc.download({{tth = "{tth}", size = {size}, name = "multi.bin", sources = rs}})
+           local path, err = d:wait()
+           assert(path, err)
+           local per = {{}}
+           for _, s in ipairs(d:progress().sources) do per[#per + 1] = s.nick .. "=" .. s.bytes .. "=" .. s.user end
+           table.sort(per)
+           return path, table.concat(per, ",")"#
+    )
+}
+
+/// One file from three sources at once (eiskaltdcpp and two dclua): every
+/// source sends part of it, the bytes are right.
+#[test]
+fn three_sources_share_one_download() -> Result<()> {
+    const SIZE: usize = 24 << 20;
+    let hub = Uhub::start(UhubOptions::default())?;
+    let url = hub.url();
+    let files = support::component_dir("download-multi")?;
+    let share = files.path().join("multi");
+    std::fs::create_dir_all(&share)?;
+    let data = noise(SIZE, 0xfeed_beef);
+    std::fs::write(share.join("multi.bin"), &data)?;
+    let tth = dclua::proto::tth::tree_root(&data).to_base32();
+    let _eisk = Eiskalt::start(EiskaltOptions {
+        nick: "eisk".into(),
+        share: Some(share.clone()),
+        hubs: vec![url.clone()],
+        ..EiskaltOptions::default()
+    })?;
+    let one = sharer("one", &share);
+    let two = sharer("two", &share);
+    one.wait_shared(1)?;
+    two.wait_shared(1)?;
+    one.connect(&url, "{}")?;
+    two.connect(&url, "{}")?;
+    let me = dclua("getter", true);
+    me.connect(&url, "{}")?;
+    // Slow enough that every source is connected before the end.
+    set_download_limit(&me, 6 << 20);
+    let out = me.run(&fetch_from_all(&tth, SIZE, 3)).with_context(download_log)?;
+    ensure!(std::fs::read(&out[0])? == data, "the downloaded bytes differ");
+    let per: Vec<(String, u64)> = out[1]
+        .split(',')
+        .map(|p| {
+            let mut it = p.split('=');
+            let n = it.next().unwrap_or_default();
+            let b = it.next().unwrap_or_default();
+            (n.to_string(), b.parse().unwrap_or(0))
+        })
+        .collect();
+    ensure!(per.len() == 3, "sources: {per:?}");
+    ensure!(
+        per.iter().all(|(_, b)| *b > 0),
+        "a source sent nothing: {per:?} ({})\n{}",
+        out[1],
+        download_log()
+    );
+    let total: u64 = per.iter().map(|(_, b)| b).sum();
+    ensure!(total >= SIZE as u64, "only {total} bytes received: {per:?}");
+    Ok(())
+}
+
+/// A source whose file changed on disk after it was hashed sends blocks
+/// that fail their leaf hash: it is dropped, the blocks come from the good
+/// source, and the file is right.
+#[test]
+fn a_source_sending_bad_blocks_is_dropped() -> Result<()> {
+    const SIZE: usize = 12 << 20;
+    let hub = Uhub::start(UhubOptions::default())?;
+    let url = hub.url();
+    let files = support::component_dir("download-bad")?;
+    let good_dir = files.path().join("good");
+    let bad_dir = files.path().join("bad");
+    std::fs::create_dir_all(&good_dir)?;
+    std::fs::create_dir_all(&bad_dir)?;
+    let data = noise(SIZE, 0x0bad_b10c);
+    std::fs::write(good_dir.join("multi.bin"), &data)?;
+    std::fs::write(bad_dir.join("multi.bin"), &data)?;
+    let tth = dclua::proto::tth::tree_root(&data).to_base32();
+    let good = sharer("good", &good_dir);
+    let bad = sharer("bad", &bad_dir);
+    good.wait_shared(1)?;
+    bad.wait_shared(1)?;
+    // Every 256 KiB, one byte changes; the time stamp stays, so the bad
+    // source still serves the file under its old TTH.
+    let path = bad_dir.join("multi.bin");
+    let mtime = std::fs::metadata(&path)?.modified()?;
+    let mut tampered = data.clone();
+    for i in (100..SIZE).step_by(256 << 10) {
+        tampered[i] ^= 0xff;
+    }
+    std::fs::write(&path, &tampered)?;
+    std::fs::File::options().write(true).open(&path)?.set_modified(mtime)?;
+    good.connect(&url, "{}")?;
+    bad.connect(&url, "{}")?;
+    let me = dclua("getter", true);
+    me.connect(&url, "{}")?;
+    set_download_limit(&me, 4 << 20);
+    me.run(
+        r#"bad_blocks = 0
+           dc.on("download_failed", function(e)
+             if e.reason:find("leaf hash") then bad_blocks = bad_blocks + 1 end
+           end)"#,
+    )?;
+    let out = me.run(&fetch_from_all(&tth, SIZE, 2)).with_context(download_log)?;
+    ensure!(std::fs::read(&out[0])? == data, "the downloaded bytes differ");
+    let bad_blocks: u32 = me.value("return bad_blocks")?.parse()?;
+    ensure!(bad_blocks >= 1, "no bad block was reported; per source: {}", out[1]);
+    // Once dropped, the bad source is not asked for the file again.
+    ensure!(
+        bad_blocks == 1,
+        "the bad source was asked again: {bad_blocks} bad blocks\n{}",
+        download_log()
+    );
+    Ok(())
+}

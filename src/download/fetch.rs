@@ -52,6 +52,9 @@ pub(super) struct SegmentFetch {
     pub unsynced: Vec<Range<u64>>,
     pub unsynced_bytes: u64,
     pub started: Instant,
+    /// A block failed (already reported): the end of the connection that
+    /// follows is not another failure to report.
+    pub bad: bool,
 }
 
 impl SegmentFetch {
@@ -115,7 +118,7 @@ impl Fetch for SegmentFetch {
             // Writes resume at the right offset if the segment grows back.
             let _ = self.file.seek(SeekFrom::Start(self.pos));
         }
-        self.dl.progress(self.item, self.source, self.pos.min(end), keep as u64, now);
+        self.dl.progress(self.item, self.source, &self.user, self.pos.min(end), keep as u64, now);
         for c in checks {
             if c.ok {
                 self.dl.block_verified(self.item, c.range.clone());
@@ -123,6 +126,7 @@ impl Fetch for SegmentFetch {
                 self.unsynced.push(c.range);
             } else {
                 let _ = self.persist();
+                self.bad = true;
                 self.dl.block_failed(self.item, self.source, &self.user, c.range.clone(), now);
                 return Err(format!(
                     "block {} (bytes {}..{}) of {} failed its leaf hash: the source is dropped for this file",
@@ -161,7 +165,9 @@ impl Fetch for SegmentFetch {
 
     fn failed(mut self: Box<Self>, why: &str, now: Instant) {
         let _ = self.persist();
-        self.dl.segment_failed(self.item, self.source, &self.user, why, false, now);
+        if !self.bad {
+            self.dl.segment_failed(self.item, self.source, &self.user, why, false, now);
+        }
     }
 }
 

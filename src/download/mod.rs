@@ -190,10 +190,13 @@ pub struct ItemInfo {
     pub state: &'static str,
     /// Bytes verified.
     pub verified: u64,
-    /// Bytes received (verified or not yet).
+    /// Bytes received (verified or not yet), those verified before a
+    /// restart included.
     pub received: u64,
-    /// Sources.
-    pub sources: Vec<Source>,
+    /// Bytes received since this start (what a resume re-fetched).
+    pub fetched: u64,
+    /// Sources, with the bytes each sent since this start.
+    pub sources: Vec<(Source, u64)>,
     /// Download connections working on it.
     pub running: usize,
     /// Priority name.
@@ -216,8 +219,13 @@ struct Run {
     tmp: PathBuf,
     /// Sources not to ask again for this item (bad data, do not have it).
     dropped: HashSet<UserKey>,
-    /// A leaves fetch is running.
-    leaves_running: bool,
+    /// Leaves fetches running (every connection that comes before the
+    /// leaves asks for them too: a few KiB, and no source waits idle).
+    leaves_running: u32,
+    /// Bytes received per source this run.
+    bytes_from: HashMap<UserKey, u64>,
+    /// Bytes received this run (not those verified before a restart).
+    fetched: u64,
     /// Connections on it: source id → user.
     running: HashMap<SourceId, UserKey>,
     /// Measured speeds per user.
@@ -585,10 +593,20 @@ impl Downloads {
         self.inner.runs.borrow().get(&id)?.segments.as_ref()?.end_of(source)
     }
 
-    pub(crate) fn progress(&self, id: ItemId, source: SourceId, pos: u64, n: u64, now: Instant) {
+    pub(crate) fn progress(
+        &self,
+        id: ItemId,
+        source: SourceId,
+        user: &UserKey,
+        pos: u64,
+        n: u64,
+        now: Instant,
+    ) {
         let mut runs = self.inner.runs.borrow_mut();
         let Some(run) = runs.get_mut(&id) else { return };
         run.received += n;
+        run.fetched += n;
+        *run.bytes_from.entry(user.clone()).or_default() += n;
         if let Some(s) = run.segments.as_mut() {
             s.progress(source, pos, 0);
         }
@@ -701,8 +719,9 @@ impl Downloads {
     ) {
         let mut runs = self.inner.runs.borrow_mut();
         let Some(run) = runs.get_mut(&id) else { return };
-        run.leaves_running = false;
+        run.leaves_running = run.leaves_running.saturating_sub(1);
         match tree {
+            Ok(t) if run.tree.is_some() => drop(t),
             Ok(t) => {
                 log::debug!(target: "download", "{}: {} leaves of {} bytes", run.item.name.display(), t.leaves.len(), t.block_size);
                 run.set_tree(t);
@@ -725,7 +744,7 @@ impl Downloads {
     ) {
         let mut runs = self.inner.runs.borrow_mut();
         let Some(run) = runs.get_mut(&id) else { return };
-        run.leaves_running = false;
+        run.leaves_running = run.leaves_running.saturating_sub(1);
         if lacks {
             run.dropped.insert(user.clone());
         }
@@ -973,6 +992,7 @@ impl Downloads {
 
     fn next(&self, conn: ConnKey, user: &PeerUser, now: Instant) -> Option<Box<dyn Fetch>> {
         let key = key_of(user);
+        log::debug!(target: "download", "connection {conn} with {} ({}) asks for work", user.nick, key.1);
         {
             let mut conns = self.inner.conns.borrow_mut();
             if let std::collections::hash_map::Entry::Vacant(e) = conns.entry(conn) {
@@ -1026,10 +1046,8 @@ impl Downloads {
                             continue;
                         }
                     }
-                } else if run.leaves_running {
-                    continue;
                 } else {
-                    run.leaves_running = true;
+                    run.leaves_running += 1;
                     let info = run.info();
                     let f = fetch::LeavesFetch {
                         dl: self.clone(),
@@ -1048,7 +1066,10 @@ impl Downloads {
             let speed = run.speed.get(&key).copied().unwrap_or(0);
             let Some(tree) = run.tree.clone() else { continue };
             let Some(segs) = run.segments.as_mut() else { continue };
-            let Some(range) = segs.assign(source, speed) else { continue };
+            let Some(range) = segs.assign(source, speed) else {
+                log::debug!(target: "download", "{}: nothing for {} (verified {}, {} running)", run.item.name.display(), user.nick, segs.verified().len(), segs.running());
+                continue;
+            };
             let file = match open_tmp(&run.tmp, &run.item.dir, range.start) {
                 Ok(f) => f,
                 Err(e) => {
@@ -1067,6 +1088,7 @@ impl Downloads {
                     continue;
                 }
             };
+            log::debug!(target: "download", "{}: bytes {}..{} from {} (connection {conn})", run.item.name.display(), range.start, range.end, user.nick);
             run.running.insert(source, key.clone());
             let first = run.running.len() == 1 && run.received == 0;
             let info = run.info();
@@ -1084,6 +1106,7 @@ impl Downloads {
                 unsynced: Vec::new(),
                 unsynced_bytes: 0,
                 started: now,
+                bad: false,
             };
             drop(runs);
             if first {
@@ -1141,7 +1164,9 @@ impl Run {
             tree: None,
             segments: None,
             dropped: HashSet::new(),
-            leaves_running: false,
+            leaves_running: 0,
+            bytes_from: HashMap::new(),
+            fetched: 0,
             running: HashMap::new(),
             speed: HashMap::new(),
             received: item.verified.len(),
@@ -1161,7 +1186,7 @@ impl Run {
     /// Whether a new connection could do something for it.
     fn needs_work(&self) -> bool {
         match &self.segments {
-            None => !self.leaves_running || self.item.size <= ROOT_ONLY,
+            None => true,
             Some(s) => !s.is_complete(),
         }
     }
@@ -1172,7 +1197,7 @@ impl Run {
         let state = match self.item.state {
             ItemState::Done => "done",
             ItemState::Failed => "failed",
-            ItemState::Queued if !self.running.is_empty() || self.leaves_running => "running",
+            ItemState::Queued if !self.running.is_empty() || self.leaves_running > 0 => "running",
             ItemState::Queued => "queued",
         };
         ItemInfo {
@@ -1183,7 +1208,16 @@ impl Run {
             state,
             verified,
             received: self.received,
-            sources: self.item.sources.clone(),
+            fetched: self.fetched,
+            sources: self
+                .item
+                .sources
+                .iter()
+                .map(|s| {
+                    let n = self.bytes_from.get(&(s.hub.clone(), s.user.clone())).copied();
+                    (s.clone(), n.unwrap_or(0))
+                })
+                .collect(),
             running: self.running.len(),
             priority: self.item.priority.name(),
             error: self.item.error.clone(),
@@ -1218,8 +1252,13 @@ impl DownloadSide for Side {
         if got > 0 {
             (got, Duration::ZERO)
         } else {
-            (0, l.ready_in(1, now))
+            // Wait for a useful amount, not the first byte.
+            (0, l.ready_in(want.min(64 * 1024), now))
         }
+    }
+
+    fn limited(&self) -> bool {
+        self.dl().is_some_and(|d| d.inner.limiter.borrow().rate() > 0)
     }
 
     fn give_back(&self, bytes: usize) {

@@ -77,20 +77,21 @@ macro_rules! item_fields {
             ("target", "string", "where it goes"),
             ("state", "string", "queued, running, done, failed"),
             ("verified", "integer", "bytes verified"),
-            ("received", "integer", "bytes received"),
+            ("received", "integer", "bytes received (with those verified before a restart)"),
+            ("fetched", "integer", "bytes received since this start"),
             ("progress", "number", "verified / size"),
             ("running", "integer", "connections on it"),
             ("priority", "string", "its priority"),
             ("error", "string?", "the last error"),
             ("path", "string?", "where it went, once done"),
-            ("sources", "table[]", "{hub, nick, user}"),
+            ("sources", "table[]", "{hub, nick, user, bytes}: bytes sent by each since this start"),
             $($extra),*
         ]
     };
 }
-const ITEM_FIELDS: [(&str, &str, &str); 14] = item_fields!();
-const ITEM_NICK: [(&str, &str, &str); 15] = item_fields!(("nick", "string", "the source"));
-const ITEM_FAILED: [(&str, &str, &str); 16] = item_fields!(
+const ITEM_FIELDS: [(&str, &str, &str); 15] = item_fields!();
+const ITEM_NICK: [(&str, &str, &str); 16] = item_fields!(("nick", "string", "the source"));
+const ITEM_FAILED: [(&str, &str, &str); 17] = item_fields!(
     ("reason", "string", "why"),
     ("final", "boolean", "the file failed, not only a source")
 );
@@ -410,7 +411,7 @@ pub const FUNCTIONS: &[ApiFn] = &[
     ApiFn {
         path: "dc.Download:progress",
         params: &[],
-        returns: &[("{id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string}[]}?", "the item now (as in `dc.queue()`), nil when unknown")],
+        returns: &[("{id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, fetched: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string, bytes: integer}[]}?", "the item now (as in `dc.queue()`), nil when unknown")],
         doc: "Where the download stands.",
         waits: false,
     },
@@ -424,7 +425,7 @@ pub const FUNCTIONS: &[ApiFn] = &[
     ApiFn {
         path: "dc.queue",
         params: &[],
-        returns: &[("{id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string}[]}[]", "queued items, then those finished since start; each has `handle`, its dc.Download")],
+        returns: &[("{id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, fetched: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string, bytes: integer}[]}[]", "queued items, then those finished since start; each has `handle`, its dc.Download")],
         doc: "The download queue.",
         waits: false,
     },

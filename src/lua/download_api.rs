@@ -309,6 +309,7 @@ fn item_value(i: &ItemInfo) -> Value {
         ("state", Value::str(i.state)),
         ("verified", Value::Int(i.verified as i64)),
         ("received", Value::Int(i.received as i64)),
+        ("fetched", Value::Int(i.fetched as i64)),
         ("progress", Value::Num(if i.size == 0 { 1.0 } else { i.verified as f64 / i.size as f64 })),
         ("running", Value::Int(i.running as i64)),
         ("priority", Value::str(i.priority)),
@@ -319,11 +320,12 @@ fn item_value(i: &ItemInfo) -> Value {
             Value::List(
                 i.sources
                     .iter()
-                    .map(|s| {
+                    .map(|(s, bytes)| {
                         Value::map([
                             ("hub", Value::str(&s.hub)),
                             ("nick", Value::str(&s.nick)),
                             ("user", Value::str(&s.user)),
+                            ("bytes", Value::Int(*bytes as i64)),
                         ])
                     })
                     .collect(),

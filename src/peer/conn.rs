@@ -681,6 +681,12 @@ impl PeerJob {
             self.fetch_left = Some(left - n as u64);
             self.window_sent += n as u64;
             budget -= n;
+            if side.limited() && self.fetch_left != Some(0) {
+                // One chunk per round under a limit: whoever polls first
+                // must not take the whole budget.
+                cx.repoll();
+                return;
+            }
         }
     }
 

@@ -70,6 +70,9 @@ pub trait DownloadSide {
     fn budget(&self, want: usize, now: Instant) -> (usize, Duration);
     /// Gives back bytes of a budget that were not read.
     fn give_back(&self, bytes: usize);
+    /// Whether a download limit is set: each connection then reads one
+    /// chunk per poll, so that the pool's round shares the budget fairly.
+    fn limited(&self) -> bool;
     /// A download connection with `user` ended (after its last fetch was
     /// finished or failed), for the reason given.
     fn ended(&self, conn: ConnKey, user: &PeerUser, why: &str, now: Instant);

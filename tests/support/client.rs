@@ -22,7 +22,7 @@ struct Capture(Arc<Mutex<Vec<String>>>);
 
 impl log::Log for Capture {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= log::Level::Info
+        m.level() <= log::max_level()
     }
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {
@@ -42,7 +42,13 @@ pub fn log_lines() -> Arc<Mutex<Vec<String>>> {
     LOG.get_or_init(|| {
         let lines = Arc::new(Mutex::new(Vec::new()));
         if log::set_boxed_logger(Box::new(Capture(lines.clone()))).is_ok() {
-            log::set_max_level(log::LevelFilter::Info);
+            // DCLUA_TEST_LOG=debug prints and keeps debug lines too.
+            let debug = std::env::var_os("DCLUA_TEST_LOG").is_some_and(|v| v == "debug");
+            log::set_max_level(if debug {
+                log::LevelFilter::Trace
+            } else {
+                log::LevelFilter::Info
+            });
         }
         lines
     })
