@@ -344,3 +344,151 @@ fn a_source_sending_bad_blocks_is_dropped() -> Result<()> {
     );
     Ok(())
 }
+
+/// `kill -9` in the middle of a download by the real binary, then a
+/// restart: the download resumes, fetches exactly the bytes that were not
+/// verified and recorded, and ends with the right file; no partial file
+/// ever appears under the target name.
+#[test]
+fn a_download_survives_kill_9() -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    const SIZE: usize = 40 << 20;
+    let hub = Uhub::start(UhubOptions::default())?;
+    let url = hub.url();
+    let files = support::component_dir("download-kill")?;
+    let share = files.path().join("share");
+    std::fs::create_dir_all(&share)?;
+    let data = noise(SIZE, 0x5eed_1234);
+    std::fs::write(share.join("big.bin"), &data)?;
+    let tth = dclua::proto::tth::tree_root(&data).to_base32();
+    let source = sharer("sharer", &share);
+    source.wait_shared(1)?;
+    source.connect(&url, "{}")?;
+
+    let home = files.path().join("home");
+    let downloads = home.join("dl");
+    std::fs::create_dir_all(&downloads)?;
+    let config = |limit_kib: u32| {
+        format!(
+            "nick = 'getter'\nmode = 'passive'\ndownload_dir = {dl:?}\ndownload_limit = {limit_kib}\n",
+            dl = downloads.display().to_string()
+        )
+    };
+    let script = home.join("get.lua");
+    std::fs::write(
+        &script,
+        format!(
+            r#"local hub = dc.connect("{url}", {{}})
+               assert(dc.wait("hub_connected", {{timeout = 20}}), "no hub")
+               for _ = 1, 500 do
+                 if hub:user("sharer") then break end
+                 dc.sleep(0.02)
+               end
+               local q = dc.queue()
+               print("start " .. (q[1] and q[1].verified or 0))
+               dc.on("download_progress", function(e) print("progress " .. e.verified) end)
+               local d = dc.download({{tth = "{tth}", size = {SIZE}, name = "big.bin",
+                                       sources = {{{{hub = hub, nick = "sharer"}}}}}})
+               local path, err = d:wait()
+               assert(path, err)
+               print("done " .. path .. " " .. d:progress().fetched)
+               dc.quit()
+            "#
+        ),
+    )?;
+    let run = |limit_kib: u32| -> Result<std::process::Child> {
+        let cfg = home.join(format!("config-{limit_kib}.lua"));
+        std::fs::write(&cfg, config(limit_kib))?;
+        Ok(Command::new(env!("CARGO_BIN_EXE_dclua"))
+            .env("XDG_CONFIG_HOME", home.join("xdg-config"))
+            .env("XDG_DATA_HOME", home.join("xdg-data"))
+            .env("HOME", &home)
+            .env_remove("RUST_LOG")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(home.join("data"))
+            .arg("run")
+            .arg(&script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(home.join(format!("stderr-{limit_kib}")))?)
+            .spawn()?)
+    };
+    let target = downloads.join("big.bin");
+
+    // First run, slowed down: killed once more than 20 MiB are verified (the
+    // queue records verified bytes every 16 MiB and at a segment's end).
+    let mut child = run(8 * 1024)?;
+    // However the first run goes, it ends within 90 s.
+    let pid = child.id();
+    let first_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = first_done.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(90));
+        if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            // SAFETY: kill(2) on our child, not yet waited for (so its pid
+            // cannot have been reused).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+    let lines = BufReader::new(child.stdout.take().context("stdout")?);
+    let mut killed_at = None;
+    let mut seen = Vec::new();
+    for line in lines.lines() {
+        let line = line?;
+        seen.push(line.clone());
+        if let Some(v) = line.strip_prefix("progress ") {
+            let v: u64 = v.parse()?;
+            ensure!(!target.exists(), "{} exists before the download is complete", target.display());
+            if v > 20 << 20 {
+                child.kill()?;
+                killed_at = Some(v);
+                break;
+            }
+        }
+        if seen.len() > 10_000 {
+            break;
+        }
+    }
+    let _ = child.wait();
+    first_done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let killed_at = killed_at.with_context(|| format!("never killed; output: {seen:?}"))?;
+    ensure!(!target.exists(), "the target exists after kill -9");
+    let tmp: Vec<_> = std::fs::read_dir(&downloads)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    ensure!(tmp.iter().any(|n| n.ends_with(".dctmp")), "no temporary file: {tmp:?}");
+
+    // Second run, at full speed: resumes from what was recorded.
+    let mut child = run(0)?;
+    let t0 = std::time::Instant::now();
+    while child.try_wait()?.is_none() {
+        if t0.elapsed() > std::time::Duration::from_secs(90) {
+            child.kill()?;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let start: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("start "))
+        .with_context(|| format!("no start line: {text}"))?
+        .parse()?;
+    let done = text.lines().find_map(|l| l.strip_prefix("done ")).with_context(|| format!("not done: {text}"))?;
+    let (path, fetched) = done.rsplit_once(' ').context("done line")?;
+    let fetched: u64 = fetched.parse()?;
+    ensure!(start >= 16 << 20 && start <= killed_at, "resumed from {start} (killed at {killed_at})");
+    ensure!(
+        fetched == SIZE as u64 - start,
+        "fetched {fetched} bytes after the restart, {} were missing",
+        SIZE as u64 - start
+    );
+    ensure!(Path::new(path) == target, "went to {path}");
+    ensure!(std::fs::read(&target)? == data, "the resumed file differs");
+    Ok(())
+}

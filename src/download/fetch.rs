@@ -26,7 +26,7 @@ use crate::transfer::segments::SourceId;
 use crate::transfer::verify::SegmentVerifier;
 
 /// Verified bytes a segment holds before it syncs its file and records them.
-pub const SYNC_EVERY: u64 = 32 << 20;
+pub const SYNC_EVERY: u64 = 16 << 20;
 
 /// The largest TTHL accepted (a tree of a 1 TiB file at DC++'s granularity
 /// is 12 KiB; this leaves room for finer trees).
