@@ -492,3 +492,68 @@ fn a_download_survives_kill_9() -> Result<()> {
     ensure!(std::fs::read(&target)? == data, "the resumed file differs");
     Ok(())
 }
+
+/// Replaces a sharing client's file list on disk (what it serves as
+/// `files.xml.bz2`) with `bytes`.
+fn replace_list(who: &Client, bytes: Vec<u8>) -> Result<()> {
+    let path = who
+        .on_worker(|| support::client::services().share().and_then(|s| s.file_list_path()))
+        .context("the sharer has written its list")?;
+    let tmp = path.with_extension("hostile");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}
+
+fn bz2(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    e.write_all(data).expect("compressing in memory");
+    e.finish().expect("compressing in memory")
+}
+
+/// A bzip2 bomb and a list that is not XML: `dc.browse` fails with the
+/// reason, memory stays bounded, and the client goes on (a good list is
+/// read afterwards).
+#[test]
+fn hostile_file_lists_fail_with_a_clear_error() -> Result<()> {
+    let hub = Uhub::start(UhubOptions::default())?;
+    let url = hub.url();
+    let files = support::component_dir("download-hostile-list")?;
+    let share = files.path().join("share");
+    make_share(&share)?;
+    let peer = sharer("hostile", &share);
+    peer.wait_shared(3)?;
+    peer.connect(&url, "{}")?;
+    let me = dclua("getter", true);
+    me.connect(&url, "{}")?;
+    me.run(r#"eventually("the peer", function() return hub:user("hostile") ~= nil end)"#)?;
+    let browse = r#"local ok, err = pcall(dc.browse, {hub = hub, nick = "hostile"})
+                    return ok, tostring(err)"#;
+
+    // 300 MiB of XML from a few hundred KiB: the valid start of a list,
+    // then the same small stream of blanks again and again.
+    let mut bomb = bz2(b"<?xml version=\"1.0\"?><FileListing Version=\"1\" Base=\"/\">");
+    let blank = bz2(&vec![b' '; 1 << 20]);
+    for _ in 0..300 {
+        bomb.extend_from_slice(&blank);
+    }
+    ensure!(bomb.len() < 1 << 20, "the bomb is {} bytes", bomb.len());
+    let good = peer
+        .on_worker(|| support::client::services().share().and_then(|s| s.file_list_path()))
+        .context("the list")?;
+    let good = std::fs::read(good)?;
+    replace_list(&peer, bomb)?;
+    let out = me.run(browse)?;
+    ensure!(out[0] == "false" && out[1].contains("decompresses to more than"), "the bomb: {out:?}");
+
+    replace_list(&peer, bz2(b"this is not a file list at all, <<<>>>"))?;
+    let out = me.run(browse)?;
+    ensure!(out[0] == "false" && out[1].contains("reading the file list"), "not XML: {out:?}");
+
+    // The client goes on: the real list again.
+    replace_list(&peer, good)?;
+    let out = me.run(r#"return dc.browse({hub = hub, nick = "hostile"}).file_count"#)?;
+    ensure!(out == ["3"], "the good list: {out:?}");
+    Ok(())
+}

@@ -71,6 +71,12 @@ pub use crate::transfer::queue::ItemId;
 /// Files up to this size are checked against their TTH alone (one block):
 /// asking for their leaves would cost a round trip for nothing.
 pub const ROOT_ONLY: u64 = 64 * 1024;
+/// The bounds of a browsed list: 256 MiB of XML (a list of a million
+/// files is about 100 MiB) and two million entries. The reader holds at
+/// most this much XML text at once, so a bomb costs at most that.
+pub const LIST_LIMITS: ReadLimits =
+    ReadLimits { max_xml_bytes: 256 << 20, max_entries: 2_000_000, max_depth: 256 };
+
 /// How long a connection we asked for may take to come.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
 /// The first wait after a failed connection to a user; doubled each time.
@@ -548,7 +554,7 @@ impl Downloads {
     pub(crate) fn list_received(&self, id: u64, bytes: Vec<u8>) {
         let Some(job) = self.inner.job.get() else { return };
         let task = self.inner.rt.submit(job, move || {
-            read_listing(std::io::Cursor::new(bytes), &ReadLimits::default())
+            read_listing(std::io::Cursor::new(bytes), &LIST_LIMITS)
                 .map_err(|e| format!("reading the file list: {e}"))
         });
         self.inner.parsing.borrow_mut().insert(task, id);
