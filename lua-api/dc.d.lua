@@ -78,6 +78,7 @@ error("cannot require a meta file")
 ---@field path string? where it went, once done
 ---@field sources table[] {hub, nick, user, bytes}: bytes sent by each since this start
 ---@field nick string the source
+---@field tls boolean the connection is TLS
 
 ---A running download moved on (at most once a second per file).
 ---@class dc.event.download_progress

@@ -441,7 +441,11 @@ fn a_download_survives_kill_9() -> Result<()> {
         seen.push(line.clone());
         if let Some(v) = line.strip_prefix("progress ") {
             let v: u64 = v.parse()?;
-            ensure!(!target.exists(), "{} exists before the download is complete", target.display());
+            ensure!(
+                !target.exists(),
+                "{} exists before the download is complete",
+                target.display()
+            );
             if v > 20 << 20 {
                 child.kill()?;
                 killed_at = Some(v);
@@ -479,10 +483,16 @@ fn a_download_survives_kill_9() -> Result<()> {
         .find_map(|l| l.strip_prefix("start "))
         .with_context(|| format!("no start line: {text}"))?
         .parse()?;
-    let done = text.lines().find_map(|l| l.strip_prefix("done ")).with_context(|| format!("not done: {text}"))?;
+    let done = text
+        .lines()
+        .find_map(|l| l.strip_prefix("done "))
+        .with_context(|| format!("not done: {text}"))?;
     let (path, fetched) = done.rsplit_once(' ').context("done line")?;
     let fetched: u64 = fetched.parse()?;
-    ensure!(start >= 16 << 20 && start <= killed_at, "resumed from {start} (killed at {killed_at})");
+    ensure!(
+        start >= 16 << 20 && start <= killed_at,
+        "resumed from {start} (killed at {killed_at})"
+    );
     ensure!(
         fetched == SIZE as u64 - start,
         "fetched {fetched} bytes after the restart, {} were missing",
@@ -555,5 +565,47 @@ fn hostile_file_lists_fail_with_a_clear_error() -> Result<()> {
     replace_list(&peer, good)?;
     let out = me.run(r#"return dc.browse({hub = hub, nick = "hostile"}).file_count"#)?;
     ensure!(out == ["3"], "the good list: {out:?}");
+    Ok(())
+}
+
+/// On an `adcs://` hub with TLS transfers on both sides, the download runs
+/// over TLS (the peer's certificate checked against its INF keyprint).
+#[test]
+fn adcs_download_over_tls() -> Result<()> {
+    let certs = support::component_dir("download-certs")?;
+    let cert = support::TlsCert::generate(certs.path())?;
+    let hub = Uhub::start(UhubOptions {
+        tls: Some((cert.cert.clone(), cert.key.clone())),
+        tls_required: true,
+        ..UhubOptions::default()
+    })?;
+    let url = hub.url();
+    let files = support::component_dir("download-tls")?;
+    let share = files.path().join("share");
+    let big = make_share(&share)?;
+    let _eisk = Eiskalt::start(EiskaltOptions {
+        nick: "eisk".into(),
+        share: Some(share.clone()),
+        hubs: vec![url.clone()],
+        tls: true,
+        ..EiskaltOptions::default()
+    })?;
+    let me = dclua("getter", true);
+    me.connect(&format!("{url}/?kp={}", cert.keyprint), "{}")?;
+    me.run(
+        r#"tls_started = 0
+           dc.on("download_started", function(e) if e.tls then tls_started = tls_started + 1 end end)
+           eventually("eisk", function() return hub:user("eisk") ~= nil end)"#,
+    )?;
+    let path = me
+        .value(
+            r#"local list = dc.browse({hub = hub, nick = "eisk"})
+               local f = list:find("big")[1]
+               return (assert(f:download():wait()))"#,
+        )
+        .with_context(download_log)?;
+    ensure!(std::fs::read(&path)? == big, "the downloaded bytes differ");
+    let n: u32 = me.value("return tls_started")?.parse()?;
+    ensure!(n >= 1, "no download over TLS\n{}", download_log());
     Ok(())
 }

@@ -158,6 +158,8 @@ pub enum DownloadEvent {
         item: ItemInfo,
         /// The source's nick.
         nick: String,
+        /// Over TLS.
+        tls: bool,
     },
     /// Throttled progress of an item.
     Progress(ItemInfo),
@@ -996,7 +998,13 @@ impl Downloads {
             })
     }
 
-    fn next(&self, conn: ConnKey, user: &PeerUser, now: Instant) -> Option<Box<dyn Fetch>> {
+    fn next(
+        &self,
+        conn: ConnKey,
+        user: &PeerUser,
+        tls: bool,
+        now: Instant,
+    ) -> Option<Box<dyn Fetch>> {
         let key = key_of(user);
         log::debug!(target: "download", "connection {conn} with {} ({}) asks for work", user.nick, key.1);
         {
@@ -1065,7 +1073,7 @@ impl Downloads {
                         expected: 0,
                     };
                     drop(runs);
-                    self.emit(&DownloadEvent::Started { item: info, nick: user.nick.clone() });
+                    self.emit(&DownloadEvent::Started { item: info, nick: user.nick.clone(), tls });
                     return Some(Box::new(f));
                 }
             }
@@ -1118,7 +1126,7 @@ impl Downloads {
             if first {
                 log::info!(target: "download", "downloading {} from {}", info.target.display(), user.nick);
             }
-            self.emit(&DownloadEvent::Started { item: info, nick: user.nick.clone() });
+            self.emit(&DownloadEvent::Started { item: info, nick: user.nick.clone(), tls });
             return Some(Box::new(f));
         }
         None
@@ -1247,8 +1255,14 @@ impl DownloadSide for Side {
         self.dl().is_some_and(|d| d.wants(user, token))
     }
 
-    fn next(&self, conn: ConnKey, user: &PeerUser, now: Instant) -> Option<Box<dyn Fetch>> {
-        self.dl()?.next(conn, user, now)
+    fn next(
+        &self,
+        conn: ConnKey,
+        user: &PeerUser,
+        tls: bool,
+        now: Instant,
+    ) -> Option<Box<dyn Fetch>> {
+        self.dl()?.next(conn, user, tls, now)
     }
 
     fn budget(&self, want: usize, now: Instant) -> (usize, Duration) {

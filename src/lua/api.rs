@@ -90,7 +90,8 @@ macro_rules! item_fields {
     };
 }
 const ITEM_FIELDS: [(&str, &str, &str); 15] = item_fields!();
-const ITEM_NICK: [(&str, &str, &str); 16] = item_fields!(("nick", "string", "the source"));
+const ITEM_NICK: [(&str, &str, &str); 17] =
+    item_fields!(("nick", "string", "the source"), ("tls", "boolean", "the connection is TLS"));
 const ITEM_FAILED: [(&str, &str, &str); 17] = item_fields!(
     ("reason", "string", "why"),
     ("final", "boolean", "the file failed, not only a source")

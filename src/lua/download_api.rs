@@ -698,10 +698,11 @@ pub fn install(host: &LuaHost, service: &Downloads) {
     service.subscribe(move |ev| {
         let Some(host) = weak.upgrade().map(LuaHost::from_inner) else { return };
         match ev {
-            DownloadEvent::Started { item, nick } => {
+            DownloadEvent::Started { item, nick, tls } => {
                 let mut v = item_value(item);
                 if let Value::Map(m) = &mut v {
                     m.push((Rc::from("nick"), Value::str(nick)));
+                    m.push((Rc::from("tls"), Value::Bool(*tls)));
                 }
                 host.emit_value("download_started", v);
             }

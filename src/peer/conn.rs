@@ -564,7 +564,7 @@ impl PeerJob {
         let (Some(side), Some(user)) = (self.peers.download_side(), self.user.clone()) else {
             return self.end(cx, "nothing to download".into(), true);
         };
-        let Some(fetch) = side.next(self.key, &user, cx.now()) else {
+        let Some(fetch) = side.next(self.key, &user, self.tls, cx.now()) else {
             return self.end(cx, "nothing more to download from this user".into(), true);
         };
         let Some(session) = self.session.as_ref() else { return };

@@ -62,9 +62,15 @@ pub trait DownloadSide {
     /// Whether we want to download from `user` on a connection being set
     /// up. `token`: the ADC token of the connection (ours, when we asked).
     fn wants(&self, user: &PeerUser, token: Option<&str>) -> bool;
-    /// The next thing to fetch on a ready download connection `conn`;
-    /// `None` when there is nothing (the connection then ends).
-    fn next(&self, conn: ConnKey, user: &PeerUser, now: Instant) -> Option<Box<dyn Fetch>>;
+    /// The next thing to fetch on a ready download connection `conn` (over
+    /// TLS or not); `None` when there is nothing (the connection then ends).
+    fn next(
+        &self,
+        conn: ConnKey,
+        user: &PeerUser,
+        tls: bool,
+        now: Instant,
+    ) -> Option<Box<dyn Fetch>>;
     /// How many of `want` bytes may be read now under the download limit,
     /// and how long to wait when none.
     fn budget(&self, want: usize, now: Instant) -> (usize, Duration);
