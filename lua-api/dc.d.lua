@@ -224,14 +224,14 @@ error("cannot require a meta file")
 ---@class dc.event.user_joined
 ---@field hub dc.Hub the hub
 ---@field nick string the nick
----@field user table nick, description, email, connection, client, version, share, slots, free_slots, mode ("active"|"passive"|"socks5"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid, raw
+---@field user dc.User hub, nick, description, email, connection, client, version, share, slots, free_slots, mode ("active"|"passive"|"socks5"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid, raw; methods `user:pm(text)`
 ---@field raw string the line the user's information came from (empty for a user known only by nick)
 
 ---A user's information changed.
 ---@class dc.event.user_updated
 ---@field hub dc.Hub the hub
 ---@field nick string the nick
----@field user table the user, updated (fields as in `user_joined`)
+---@field user dc.User the user, updated (fields as in `user_joined`)
 ---@field raw string the line the information came from
 
 ---A user left a hub.
@@ -267,6 +267,7 @@ error("cannot require a meta file")
 ---@field hub_name string the hub name the result gives
 ---@field via "udp"|"hub" how it arrived
 ---@field raw string the line
+---@field user dc.User? the user who has it, while on the hub (looked up when read)
 
 ---A line from a hub, before the client processes it (only while a handler or waiter exists; lines keep their order).
 ---@class dc.event.hub_raw
@@ -338,6 +339,12 @@ local dc_Download = {}
 
 ---@class dc.FileList
 local dc_FileList = {}
+
+---@class dc.User
+local dc_User = {}
+
+---@class dc.SearchResult
+local dc_SearchResult = {}
 
 ---Waits for `seconds` while the rest of the client runs on.
 ---@async
@@ -658,6 +665,24 @@ function dc_FileList:find(words, max) end
 ---@param opts {dir?: string, priority?: string}? `dir`: where the folder goes (default: its name, in the download folder)
 ---@return dc.Download[] # the queued files
 function dc_FileList:download(opts) end
+
+---Sends the user a private message on their hub (`user.hub:pm(user.nick, text)`).
+---@param text string the message
+---@param opts {me?: boolean}? `me`: an action (/me)
+---@return boolean # whether it was sent
+---@return string? # why not
+function dc_User:pm(text, opts) end
+
+---Queues the file of a search result (`dc.download(result, opts)`); a folder result is an error.
+---@param opts {dir?: string, name?: string, priority?: string}? as for `dc.download`
+---@return dc.Download # the queued file
+function dc_SearchResult:download(opts) end
+
+---Browses the share of the user who answered (`dc.browse(result, opts)`).
+---@async
+---@param opts {dir?: string}? as for `dc.browse`
+---@return dc.FileList # the list of the user who has it
+function dc_SearchResult:browse(opts) end
 
 ---The uploads running now.
 ---@return {nick: string, hub: string, cid: string?, file: string, start: integer, bytes: integer, sent: integer, tls: boolean, compressed: boolean, seconds: number}[] # the uploads running now: the user, the file (share path, files.xml.bz2 or a list folder), the range asked for, bytes sent so far (uncompressed), whether over TLS and zlib-compressed, seconds since the start

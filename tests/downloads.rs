@@ -114,7 +114,8 @@ fn browse_and_download(url: &str, dclua_active: bool, eisk_active: bool) -> Resu
         r#"local rs = dc.search({text = "small", timeout = 3, max_results = 1})
            local r = rs[1]
            assert(r, "no search result")
-           local d = dc.download(r, {dir = "from-search"})
+           assert(r.user and r.user.nick == "eisk" and r.user.hub == hub, "result.user")
+           local d = r:download({dir = "from-search"})
            local path, err = d:wait()
            assert(path, err)
            return path"#,
@@ -128,6 +129,9 @@ fn browse_and_download(url: &str, dclua_active: bool, eisk_active: bool) -> Resu
            return started >= 2, left"#,
     )?;
     ensure!(counts == ["true", "0"], "events and queue: {counts:?}");
+    // A user object sends a private message.
+    me.run(r#"local u = hub:user("eisk"); assert(u:pm("thanks for the files"))"#)?;
+    eisk.wait_pm(url, "getter", "thanks for the files")?;
     Ok(())
 }
 

@@ -480,6 +480,27 @@ pub const FUNCTIONS: &[ApiFn] = &[
         waits: false,
     },
     ApiFn {
+        path: "dc.User:pm",
+        params: &[("text", "string", "the message"), ("opts", "{me?: boolean}?", "`me`: an action (/me)")],
+        returns: &[("boolean", "whether it was sent"), ("string?", "why not")],
+        doc: "Sends the user a private message on their hub (`user.hub:pm(user.nick, text)`).",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.SearchResult:download",
+        params: &[("opts", "{dir?: string, name?: string, priority?: string}?", "as for `dc.download`")],
+        returns: &[("dc.Download", "the queued file")],
+        doc: "Queues the file of a search result (`dc.download(result, opts)`); a folder result is an error.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.SearchResult:browse",
+        params: &[("opts", "{dir?: string}?", "as for `dc.browse`")],
+        returns: &[("dc.FileList", "the list of the user who has it")],
+        doc: "Browses the share of the user who answered (`dc.browse(result, opts)`).",
+        waits: true,
+    },
+    ApiFn {
         path: "dc.uploads",
         params: &[],
         returns: &[("{nick: string, hub: string, cid: string?, file: string, start: integer, bytes: integer, sent: integer, tls: boolean, compressed: boolean, seconds: number}[]", "the uploads running now: the user, the file (share path, files.xml.bz2 or a list folder), the range asked for, bytes sent so far (uncompressed), whether over TLS and zlib-compressed, seconds since the start")],
@@ -704,13 +725,13 @@ pub const EVENTS: &[ApiEvent] = &[
     ApiEvent {
         name: "user_joined",
         doc: "A user arrived on a hub (users of the initial list at login are not reported one by one).",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "table", "nick, description, email, connection, client, version, share, slots, free_slots, mode (\"active\"|\"passive\"|\"socks5\"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid, raw"), ("raw", "string", "the line the user's information came from (empty for a user known only by nick)")],
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "dc.User", "hub, nick, description, email, connection, client, version, share, slots, free_slots, mode (\"active\"|\"passive\"|\"socks5\"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid, raw; methods `user:pm(text)`"), ("raw", "string", "the line the user's information came from (empty for a user known only by nick)")],
         consumable: false,
     },
     ApiEvent {
         name: "user_updated",
         doc: "A user's information changed.",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "table", "the user, updated (fields as in `user_joined`)"), ("raw", "string", "the line the information came from")],
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "dc.User", "the user, updated (fields as in `user_joined`)"), ("raw", "string", "the line the information came from")],
         consumable: false,
     },
     ApiEvent {
@@ -728,7 +749,7 @@ pub const EVENTS: &[ApiEvent] = &[
     ApiEvent {
         name: "search_result",
         doc: "A search result arrived (by UDP or through a hub).",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "who has it"), ("path", "string", "the path in their share, /-separated"), ("name", "string", "the file or folder name"), ("size", "integer?", "bytes; nil for a folder"), ("tth", "string?", "the file's TTH"), ("is_dir", "boolean", "a folder"), ("free_slots", "integer", "their free slots"), ("slots", "integer", "their slots"), ("hub_name", "string", "the hub name the result gives"), ("via", "\"udp\"|\"hub\"", "how it arrived"), ("raw", "string", "the line")],
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "who has it"), ("path", "string", "the path in their share, /-separated"), ("name", "string", "the file or folder name"), ("size", "integer?", "bytes; nil for a folder"), ("tth", "string?", "the file's TTH"), ("is_dir", "boolean", "a folder"), ("free_slots", "integer", "their free slots"), ("slots", "integer", "their slots"), ("hub_name", "string", "the hub name the result gives"), ("via", "\"udp\"|\"hub\"", "how it arrived"), ("raw", "string", "the line"), ("user", "dc.User?", "the user who has it, while on the hub (looked up when read)")],
         consumable: false,
     },
     ApiEvent {

@@ -220,6 +220,36 @@ function FileList:download(opts)
   return out
 end
 
+-- dc.SearchResult: a search result record, with methods.
+local Result = {}
+local result_mt = {
+  __name = "dc.SearchResult",
+  __index = function(t, key)
+    if key == "user" then
+      local h = rawget(t, "hub")
+      return h and h:user(rawget(t, "nick"))
+    end
+    return Result[key]
+  end,
+}
+native.classes["dc.SearchResult"] = Result
+native.class("dc.SearchResult", function(t) return setmetatable(t, result_mt) end)
+
+local function result_of(self, method)
+  if type(self) ~= "table" or getmetatable(self) ~= result_mt then
+    error("dc.SearchResult:" .. method .. ": call it on a search result, with ':' (r:" .. method .. "())", 3)
+  end
+  return self
+end
+
+function Result:download(opts)
+  local r = result_of(self, "download")
+  if r.is_dir then error("dc.SearchResult:download: " .. tostring(r.path) .. " is a folder; browse it", 2) end
+  return dc.download(r, opts)
+end
+
+function Result:browse(opts) return dc.browse(result_of(self, "browse"), opts) end
+
 function dc.browse(user, opts)
   local url, nick, cid = who(user, "dc.browse")
   opts = opts or {}

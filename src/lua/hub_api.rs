@@ -46,7 +46,7 @@ use encoding_rs::Encoding;
 use mlua::{Lua, MultiValue, Table};
 
 use super::host::{Event, HostInner, LuaHost, ScriptId};
-use super::value::{class_key, Value, OBJECT_CLASSES};
+use super::value::{class_key, Value, OBJECT_CLASSES, RECORD_CLASSES};
 use crate::address::HubUrl;
 use crate::config::Config;
 use crate::hub::{
@@ -67,6 +67,11 @@ pub const MAX_SEARCH_TIMEOUT: f64 = 600.0;
 
 /// The class name of hub objects.
 const HUB_CLASS: &str = "dc.Hub";
+/// The class of user records (methods from the prelude: `user:pm`).
+const USER_CLASS: &str = "dc.User";
+/// The class of search results (methods from the download extension:
+/// `result:download`, `result:browse`, `result.user`).
+const RESULT_CLASS: &str = "dc.SearchResult";
 
 /// Internal events that answer sessions once the events before them were
 /// dispatched. No script can want them: the name starts with a control
@@ -254,7 +259,7 @@ fn int(n: u64) -> Value {
 }
 
 /// A user as a Lua table's contents.
-pub fn user_value(u: &User, cs: &'static Encoding) -> Value {
+pub fn user_value(hub: HubId, u: &User, cs: &'static Encoding) -> Value {
     let hubs = u.hubs.map_or(Value::Nil, |h| {
         Value::map([
             ("normal", int(h.normal.into())),
@@ -262,43 +267,50 @@ pub fn user_value(u: &User, cs: &'static Encoding) -> Value {
             ("op", int(h.op.into())),
         ])
     });
-    Value::map([
-        ("nick", Value::str(&u.nick)),
-        ("description", Value::str(&u.description)),
-        ("email", Value::str(&u.email)),
-        ("connection", Value::str(&u.connection)),
-        ("client", Value::str(&u.client)),
-        ("version", Value::str(&u.version)),
-        ("share", int(u.share)),
-        ("slots", u.slots.map_or(Value::Nil, |n| int(n.into()))),
-        ("free_slots", u.free_slots.map_or(Value::Nil, |n| int(n.into()))),
-        ("mode", opt_str(u.mode.as_str())),
-        ("hubs", hubs),
-        ("op", Value::Bool(u.op)),
-        ("bot", Value::Bool(u.bot)),
-        ("away", Value::Bool(u.away)),
-        ("ip", opt_str(u.ip.as_deref())),
-        ("cid", opt_str(u.cid.as_deref())),
-        ("raw", text(&u.raw, cs)),
-    ])
+    Value::record(
+        USER_CLASS,
+        [
+            ("hub", hub_value(hub)),
+            ("nick", Value::str(&u.nick)),
+            ("description", Value::str(&u.description)),
+            ("email", Value::str(&u.email)),
+            ("connection", Value::str(&u.connection)),
+            ("client", Value::str(&u.client)),
+            ("version", Value::str(&u.version)),
+            ("share", int(u.share)),
+            ("slots", u.slots.map_or(Value::Nil, |n| int(n.into()))),
+            ("free_slots", u.free_slots.map_or(Value::Nil, |n| int(n.into()))),
+            ("mode", opt_str(u.mode.as_str())),
+            ("hubs", hubs),
+            ("op", Value::Bool(u.op)),
+            ("bot", Value::Bool(u.bot)),
+            ("away", Value::Bool(u.away)),
+            ("ip", opt_str(u.ip.as_deref())),
+            ("cid", opt_str(u.cid.as_deref())),
+            ("raw", text(&u.raw, cs)),
+        ],
+    )
 }
 
 /// A search result as a Lua table's contents.
 fn hit_value(hub: HubId, h: &SearchHit, cs: &'static Encoding) -> Value {
-    Value::map([
-        ("hub", hub_value(hub)),
-        ("nick", Value::str(&h.nick)),
-        ("path", Value::str(&h.path)),
-        ("name", Value::str(h.name())),
-        ("size", h.size.map_or(Value::Nil, int)),
-        ("tth", h.tth.map_or(Value::Nil, |t| Value::str(t.to_base32()))),
-        ("is_dir", Value::Bool(h.is_dir())),
-        ("free_slots", int(h.free_slots.into())),
-        ("slots", int(h.slots.into())),
-        ("hub_name", Value::str(&h.hub_name)),
-        ("via", Value::str(h.via.as_str())),
-        ("raw", text(&h.raw, cs)),
-    ])
+    Value::record(
+        RESULT_CLASS,
+        [
+            ("hub", hub_value(hub)),
+            ("nick", Value::str(&h.nick)),
+            ("path", Value::str(&h.path)),
+            ("name", Value::str(h.name())),
+            ("size", h.size.map_or(Value::Nil, int)),
+            ("tth", h.tth.map_or(Value::Nil, |t| Value::str(t.to_base32()))),
+            ("is_dir", Value::Bool(h.is_dir())),
+            ("free_slots", int(h.free_slots.into())),
+            ("slots", int(h.slots.into())),
+            ("hub_name", Value::str(&h.hub_name)),
+            ("via", Value::str(h.via.as_str())),
+            ("raw", text(&h.raw, cs)),
+        ],
+    )
 }
 
 impl LuaHubSink {
@@ -553,7 +565,7 @@ impl LuaHubSink {
                 Value::map([
                     ("hub", hub_value(hub)),
                     ("nick", Value::str(&u.nick)),
-                    ("user", user_value(u, cs)),
+                    ("user", user_value(hub, u, cs)),
                     ("raw", text(&u.raw, cs)),
                 ]),
             );
@@ -924,7 +936,8 @@ pub(crate) fn register(
     native.set(
         "class",
         lua.create_function(|lua, (name, ctor): (String, mlua::Function)| {
-            if !OBJECT_CLASSES.contains(&name.as_str()) {
+            if !OBJECT_CLASSES.contains(&name.as_str()) && !RECORD_CLASSES.contains(&name.as_str())
+            {
                 return Err(mlua::Error::runtime(format!("native.class: unknown class {name:?}")));
             }
             lua.set_named_registry_value(&class_key(&name), ctor)
@@ -982,7 +995,7 @@ pub(crate) fn register(
             let info = info.borrow();
             let mut users: Vec<&User> = info.users.iter().collect();
             users.sort_by(|a, b| a.nick.cmp(&b.nick));
-            users.into_iter().map(|u| user_value(u, info.charset)).collect()
+            users.into_iter().map(|u| user_value(hub_id(id), u, info.charset)).collect()
         };
         let t = lua.create_table_with_capacity(values.len(), 0)?;
         for (i, v) in values.iter().enumerate() {
@@ -994,7 +1007,7 @@ pub(crate) fn register(
         let Some(info) = h.hubs().get(hub_id(id)) else { return Ok(mlua::Value::Nil) };
         let v = {
             let info = info.borrow();
-            info.users.get(&nick).map(|u| user_value(u, info.charset))
+            info.users.get(&nick).map(|u| user_value(hub_id(id), u, info.charset))
         };
         v.map_or(Ok(mlua::Value::Nil), |v| v.to_lua(lua))
     });

@@ -376,6 +376,22 @@ function dc.hubs()
   return out
 end
 
+-- dc.User: a user record (fields as in `user_joined`, with `hub`) and its
+-- methods; records get their metatable in each state from native.class.
+local user_methods = {}
+local user_mt = { __name = "dc.User", __index = user_methods }
+native.classes["dc.User"] = user_methods
+native.class("dc.User", function(t) return setmetatable(t, user_mt) end)
+
+function user_methods:pm(text, opts)
+  if type(self) ~= "table" or getmetatable(self) ~= user_mt then
+    error("dc.User:pm: call it on a user, with ':' (user:pm(text))", 2)
+  end
+  local hub = rawget(self, "hub")
+  if hub == nil then return false, "the user's hub is unknown" end
+  return hub:pm(rawget(self, "nick"), text, opts)
+end
+
 function dc.search(q)
   if type(q) == "string" then
     q = { text = q }

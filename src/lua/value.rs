@@ -7,8 +7,11 @@
 //! host objects ([`Value::Object`], e.g. a hub): those cross as a class name
 //! and an id, and each state rebuilds them with the constructor its prelude
 //! registered for the class (`native.class`), so `e.hub` in an event table is
-//! a real `dc.Hub` with its methods. Functions, coroutines and userdata are
-//! refused with a clear error.
+//! a real `dc.Hub` with its methods. Records of a class ([`Value::Record`]:
+//! users, search results) cross as their fields and get their class's
+//! methods in each state (the prelude's `native.class` finisher sets the
+//! metatable). Functions, coroutines and userdata are refused with a clear
+//! error.
 
 use std::rc::Rc;
 
@@ -21,6 +24,11 @@ const MAX_DEPTH: usize = 32;
 /// table whose metatable's `__name` is one of these and that has an integer
 /// `id` converts to an object.
 pub const OBJECT_CLASSES: &[&str] = &["dc.Hub"];
+
+/// The classes of records ([`Value::Record`]): plain fields plus methods.
+/// A table whose metatable's `__name` is one of these converts back to a
+/// record of that class.
+pub const RECORD_CLASSES: &[&str] = &["dc.User", "dc.SearchResult"];
 
 /// The Lua registry key of a class's constructor.
 pub fn class_key(class: &str) -> String {
@@ -45,6 +53,14 @@ pub enum Value {
     List(Vec<Value>),
     /// A record `{k = v}` with string keys, in insertion order.
     Map(Vec<(Rc<str>, Value)>),
+    /// A record of a class (one of [`RECORD_CLASSES`]): its fields, given
+    /// their class's methods in each state by the class's finisher.
+    Record {
+        /// The class (`"dc.User"`).
+        class: &'static str,
+        /// The fields, as in [`Value::Map`].
+        fields: Vec<(Rc<str>, Value)>,
+    },
     /// A host object (one of [`OBJECT_CLASSES`]), rebuilt in each state by
     /// the class's constructor from its id.
     Object {
@@ -66,10 +82,18 @@ impl Value {
         Value::Map(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 
+    /// A record of `class` from `(key, value)` pairs.
+    pub fn record<K: Into<Rc<str>>>(
+        class: &'static str,
+        pairs: impl IntoIterator<Item = (K, Value)>,
+    ) -> Value {
+        Value::Record { class, fields: pairs.into_iter().map(|(k, v)| (k.into(), v)).collect() }
+    }
+
     /// The field `key` of a record (`Nil` when absent or not a record).
     pub fn get(&self, key: &str) -> &Value {
         match self {
-            Value::Map(pairs) => {
+            Value::Map(pairs) | Value::Record { fields: pairs, .. } => {
                 pairs.iter().find(|(k, _)| &**k == key).map_or(&Value::Nil, |(_, v)| v)
             }
             _ => &Value::Nil,
@@ -105,6 +129,18 @@ impl Value {
                     t.raw_set(&**k, v.to_lua(lua)?)?;
                 }
                 mlua::Value::Table(t)
+            }
+            Value::Record { class, fields } => {
+                let t = lua.create_table_with_capacity(0, fields.len())?;
+                for (k, v) in fields {
+                    t.raw_set(&**k, v.to_lua(lua)?)?;
+                }
+                // A state without the class (a bare test state) gets the
+                // plain table.
+                match lua.named_registry_value::<Option<mlua::Function>>(&class_key(class))? {
+                    Some(finish) => finish.call::<mlua::Value>(t)?,
+                    None => mlua::Value::Table(t),
+                }
             }
             Value::Object { class, id } => {
                 let ctor: mlua::Function =
@@ -155,6 +191,7 @@ fn table(t: &Table, path: &str, depth: usize) -> Result<Value, String> {
     if let Some(object) = object(t) {
         return Ok(object);
     }
+    let record = record_class(t);
     let len = t.raw_len();
     let mut count = 0usize;
     for pair in t.pairs::<mlua::Value, mlua::Value>() {
@@ -187,7 +224,20 @@ fn table(t: &Table, path: &str, depth: usize) -> Result<Value, String> {
         let child = convert(&v, &format!("{path}.{key}"), depth + 1)?;
         pairs.push((key, child));
     }
-    Ok(Value::Map(pairs))
+    Ok(match record {
+        Some(class) => Value::Record { class, fields: pairs },
+        None => Value::Map(pairs),
+    })
+}
+
+/// The record class a table's metatable names (`__name`), if any.
+fn record_class(t: &Table) -> Option<&'static str> {
+    let mt = t.metatable()?;
+    let name = match mt.raw_get::<mlua::Value>("__name").ok()? {
+        mlua::Value::String(s) => s,
+        _ => return None,
+    };
+    RECORD_CLASSES.iter().find(|c| name.as_bytes().as_ref() == c.as_bytes()).copied()
 }
 
 /// A host object table: its metatable names a class of [`OBJECT_CLASSES`]
