@@ -482,6 +482,11 @@ fn a_download_survives_kill_9() -> Result<()> {
     }
     let out = child.wait_with_output()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // The console's progress line (a line per update when not a terminal).
+    ensure!(
+        text.lines().any(|l| l.starts_with("downloading: big.bin ") && l.contains("% of 40.0 MiB")),
+        "no progress line: {text}"
+    );
     let start: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("start "))

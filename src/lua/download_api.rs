@@ -25,7 +25,7 @@ use std::rc::Rc;
 use mlua::{Lua, Table};
 
 use super::capability::{self, Capability};
-use super::host::{LuaHost, ScriptId};
+use super::host::{Event, LuaHost, ScriptId};
 use super::value::Value;
 use crate::download::{DownloadEvent, Downloads, ItemId, ItemInfo, NewDownload};
 use crate::hub::{HubState, Protocol};
@@ -725,6 +725,7 @@ pub fn install(host: &LuaHost, service: &Downloads) {
         }),
     );
     let weak = host.downgrade();
+    let console = Rc::new(ConsoleProgress::default());
     service.subscribe(move |ev| {
         let Some(host) = weak.upgrade().map(LuaHost::from_inner) else { return };
         match ev {
@@ -736,7 +737,24 @@ pub fn install(host: &LuaHost, service: &Downloads) {
                 }
                 host.emit_value("download_started", v);
             }
-            DownloadEvent::Progress(item) => host.emit_value("download_progress", item_value(item)),
+            DownloadEvent::Progress(item) => {
+                let console = console.clone();
+                // The service through the host (a clone held here would be a
+                // cycle: the service keeps its subscribers).
+                let weak = host.downgrade();
+                let show = move || {
+                    if let Some(d) =
+                        weak.upgrade().map(LuaHost::from_inner).and_then(|h| downloads(&h))
+                    {
+                        console.print(&d.items());
+                    }
+                };
+                host.emit(Event {
+                    name: Rc::from("download_progress"),
+                    data: item_value(item),
+                    default_action: Some(Box::new(show)),
+                });
+            }
             DownloadEvent::Finished { item, path } => {
                 let mut v = item_value(item);
                 if let Value::Map(m) = &mut v {
@@ -757,6 +775,72 @@ pub fn install(host: &LuaHost, service: &Downloads) {
             }
         }
     });
+}
+
+/// How often the console shows download progress at most.
+pub const CONSOLE_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The console line of running downloads (the `download_progress` default
+/// action): at most one every [`CONSOLE_PROGRESS_EVERY`], with the speed
+/// of each since the last line.
+#[derive(Default)]
+struct ConsoleProgress {
+    last: std::cell::Cell<Option<std::time::Instant>>,
+    /// Per item: bytes fetched at the last line.
+    seen: RefCell<std::collections::HashMap<i64, u64>>,
+}
+
+impl ConsoleProgress {
+    fn print(&self, items: &[ItemInfo]) {
+        let now = std::time::Instant::now();
+        let since = self.last.get().map(|t| now.duration_since(t));
+        if since.is_some_and(|d| d < CONSOLE_PROGRESS_EVERY) {
+            return;
+        }
+        self.last.set(Some(now));
+        let mut seen = self.seen.borrow_mut();
+        let running: Vec<&ItemInfo> = items.iter().filter(|i| i.state == "running").collect();
+        if running.is_empty() {
+            return;
+        }
+        let secs = since.map_or(0.0, |d| d.as_secs_f64());
+        let parts: Vec<String> = running
+            .iter()
+            .map(|i| {
+                let before = seen.insert(i.id.0, i.fetched);
+                let speed = match before {
+                    Some(b) if secs > 0.0 => format!(
+                        " at {}/s",
+                        human(((i.fetched - b.min(i.fetched)) as f64 / secs) as u64)
+                    ),
+                    _ => String::new(),
+                };
+                let name = i.target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+                format!(
+                    "{name} {:.0}% of {}{speed}",
+                    100.0 * i.verified as f64 / i.size.max(1) as f64,
+                    human(i.size)
+                )
+            })
+            .collect();
+        crate::console::printer().print_line(&format!("downloading: {}", parts.join("; ")));
+    }
+}
+
+/// Bytes for people: `12.3 MiB`.
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 #[cfg(test)]
