@@ -520,17 +520,52 @@ fn main() {
             all.as_secs_f64() * c as f64 / all_cpu.as_secs_f64().max(1e-9),
         );
     }
+    // Opening a browsed list (issue 11): the bounded reader next to
+    // `bzip2 -dc` of the same file in the same run, and the bytes the read
+    // list holds per entry.
+    let bzip2_dc = (!skip_list).then(|| {
+        let path =
+            std::env::temp_dir().join(format!("dclua-bench-list-{}.xml.bz2", std::process::id()));
+        std::fs::write(&path, &list).ok()?;
+        let t = Instant::now();
+        let ok = std::process::Command::new("bzip2")
+            .arg("-dc")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let _ = std::fs::remove_file(&path);
+        ok.then(|| t.elapsed())
+    });
+    let before = live();
     let t = Instant::now();
     match read_listing(&list[..], &ReadLimits::default()) {
         _ if skip_list => {}
-        Ok(l) => println!(
-            "files.xml.bz2 read back in {:.2} s: {} files, {} bytes (tree: {} files, {} bytes)",
-            t.elapsed().as_secs_f64(),
-            l.root.total_files(),
-            l.root.total_size(),
-            tree.shared_files(),
-            tree.shared_size()
-        ),
+        Ok(l) => {
+            let took = t.elapsed();
+            let held = live().saturating_sub(before);
+            let entries = l.root.total_files() + count_dirs(&l.root);
+            println!(
+                "files.xml.bz2 read back in {:.2} s: {} files, {} bytes (tree: {} files, {} bytes)",
+                took.as_secs_f64(),
+                l.root.total_files(),
+                l.root.total_size(),
+                tree.shared_files(),
+                tree.shared_size()
+            );
+            println!(
+                "the read list holds {:.1} B per entry ({entries} entries; target <= 100 B)",
+                held as f64 / entries.max(1) as f64
+            );
+            match bzip2_dc.flatten() {
+                Some(b) => println!(
+                    "bzip2 -dc of the same list: {:.2} s; the reader takes {:.2}x of it (target <= 1.5x)",
+                    b.as_secs_f64(),
+                    took.as_secs_f64() / b.as_secs_f64()
+                ),
+                None => println!("bzip2 -dc is not available: no baseline for opening the list"),
+            }
+        }
         Err(e) => println!("reading the list back failed: {e}"),
     }
     drop(list);
@@ -626,4 +661,9 @@ fn main() {
         sample.len(),
         linear.as_secs_f64() / indexed.as_secs_f64()
     );
+}
+
+/// Folders below `d`.
+fn count_dirs(d: &dclua::share::filelist::ListDir) -> u64 {
+    d.dirs.len() as u64 + d.dirs.iter().map(count_dirs).sum::<u64>()
 }

@@ -293,7 +293,7 @@ fn odd_names_are_escaped_and_come_back_intact() {
     assert_eq!(got, want);
     let listing = read_listing(&xml[..], &ReadLimits::default()).unwrap();
     assert_eq!(listing.root.dirs[0].name, "Odd <&> \"'");
-    let mut ours: Vec<String> = listing.root.dirs[0].files.iter().map(|f| f.name.clone()).collect();
+    let mut ours: Vec<String> = listing.root.dirs[0].files.iter().map(|f| f.name.to_string()).collect();
     ours.sort();
     assert_eq!(ours, want);
 }
@@ -369,7 +369,7 @@ fn reader_tolerates_old_lists_and_refuses_dot_names() {
     assert_eq!(listing.generator.as_deref(), Some("old"));
     let dir = &listing.root.dirs[0];
     let files: Vec<(&str, u64, bool)> =
-        dir.files.iter().map(|f| (f.name.as_str(), f.size, f.tth.is_some())).collect();
+        dir.files.iter().map(|f| (&*f.name, f.size, f.tth.is_some())).collect();
     assert_eq!(
         files,
         [("ok.txt", 5, true), ("badtth.txt", 7, false), ("caf\u{fffd}.txt", 8, false)]

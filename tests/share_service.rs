@@ -190,7 +190,7 @@ fn read_list(path: &Path) -> ListDir {
 
 fn list_file<'a>(root: &'a ListDir, vpath: &str) -> Option<&'a dclua::share::filelist::ListFile> {
     let (dir, name) = vpath.rsplit_once('/').unwrap();
-    root.find_dir(dir)?.files.iter().find(|f| f.name == name)
+    root.find_dir(dir)?.files.iter().find(|f| &*f.name == name)
 }
 
 #[test]

@@ -456,8 +456,8 @@ pub struct ListDir {
 /// A file of a [`Listing`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListFile {
-    /// The file name.
-    pub name: String,
+    /// The file name (boxed: no capacity word, 8 bytes less per file).
+    pub name: Box<str>,
     /// Size in bytes.
     pub size: u64,
     /// The TTH, when present and valid.
@@ -819,7 +819,7 @@ impl Parser<'_> {
                 self.skip = 1;
             }
             match (size, self.stack.last_mut()) {
-                (Some(size), Some(top)) => top.files.push(ListFile { name, size, tth }),
+                (Some(size), Some(top)) => top.files.push(ListFile { name: name.into_boxed_str(), size, tth }),
                 _ => self.listing.skipped += 1,
             }
         }
@@ -832,6 +832,10 @@ impl Parser<'_> {
         }
         if let Some(mut dir) = self.stack.pop() {
             self.listing.duplicates += dir.dedupe();
+            // A folder is complete: its vectors lose their growth slack
+            // (up to half of what a large list holds).
+            dir.dirs.shrink_to_fit();
+            dir.files.shrink_to_fit();
             if let Some(parent) = self.stack.last_mut() {
                 parent.dirs.push(dir);
             }
@@ -844,6 +848,8 @@ impl Parser<'_> {
         }
         if let Some(mut root) = self.stack.pop() {
             self.listing.duplicates += root.dedupe();
+            root.dirs.shrink_to_fit();
+            root.files.shrink_to_fit();
             self.listing.root = root;
         }
         self.listing
