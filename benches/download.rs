@@ -11,10 +11,21 @@
 //!   a `TcpStream`, and a receiver thread that writes them to a file and
 //!   computes their TTH (`TreeHasher`), then syncs the file.
 //!
-//! Prints MiB/s of both and their ratio (target ≥ 0.8×), and the
-//! downloading worker's CPU seconds per GiB. The shared file is sparse (its
-//! pages come from the page cache as zeros), the same for both sides.
-//! eiskaltdcpp → eiskaltdcpp is measured by hand (see BENCHMARKS.md).
+//! - **eiskaltdcpp → eiskaltdcpp** (when `eiskaltdcpp-daemon` and `uhub`
+//!   are installed, `tests/setup-peers.sh`): two daemons on a uhub on
+//!   127.0.0.1, one sharing the same file, the other downloading it by TTH
+//!   (queued, sources found by a TTH search), driven over JSON-RPC with the
+//!   tests' harness; the time runs from queueing to the complete file.
+//!
+//! Prints MiB/s of each and the ratios (targets: ≥ 0.8× the baseline, ≥ 2×
+//! eiskaltdcpp), and the downloading worker's CPU seconds per GiB. The
+//! shared file is sparse (its pages come from the page cache as zeros), the
+//! same for every side.
+
+// The tests' harness for the real peers (uhub, eiskaltdcpp).
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -76,6 +87,52 @@ fn main() {
         "ratio {:.2}x (target >= 0.8x); the downloading worker: {cpu:.2} s of CPU per GiB",
         d / b
     );
+    drop((sender, getter));
+    match eiskalt_rates(&share, size, tth, dir.path()) {
+        Ok(rates) => {
+            let e = best(&rates);
+            println!("eiskaltdcpp -> eiskaltdcpp: {e:.0} MiB/s (best of 3: {rates:.0?})");
+            println!("dclua / eiskaltdcpp: {:.2}x (target >= 2x)", d / e);
+        }
+        Err(err) => println!("eiskaltdcpp -> eiskaltdcpp not measured: {err:#}"),
+    }
+}
+
+/// Three downloads of the file by one eiskaltdcpp daemon from another.
+fn eiskalt_rates(share: &Path, size: u64, tth: Tth, dir: &Path) -> anyhow::Result<Vec<f64>> {
+    use support::{Eiskalt, EiskaltOptions, Uhub, UhubOptions};
+    support::find_binary("eiskaltdcpp-daemon")?;
+    let hub = Uhub::start(UhubOptions::default())?;
+    let url = hub.url();
+    let _alice = Eiskalt::start(EiskaltOptions {
+        nick: "alice".into(),
+        share: Some(share.to_path_buf()),
+        hubs: vec![url.clone()],
+        ..EiskaltOptions::default()
+    })?;
+    let bob = Eiskalt::start(EiskaltOptions {
+        nick: "bob".into(),
+        hubs: vec![url.clone()],
+        ..EiskaltOptions::default()
+    })?;
+    bob.wait_user(&url, "alice")?;
+    let dl = dir.join("eiskalt-downloads");
+    std::fs::create_dir_all(&dl)?;
+    let mut rates = Vec::new();
+    for run in 0..3 {
+        let start = Instant::now();
+        let path = bob.download_tth(
+            &url,
+            &tth.to_base32(),
+            size,
+            &format!("run{run}.bin"),
+            &dl,
+            Duration::from_secs(900),
+        )?;
+        rates.push((size as f64 / (1 << 20) as f64) / start.elapsed().as_secs_f64());
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(rates)
 }
 
 fn client(

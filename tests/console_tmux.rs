@@ -16,17 +16,17 @@
 //! Every wait is bounded; a missing tmux fails the test with a clear message.
 
 mod console_fake;
+mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use support::tmux::{last_line, quote, Pane, Tmux};
 
 /// Set in the console's environment (to the history file): run the console.
 const CHILD_ENV: &str = "DCLUA_CONSOLE_TMUX_HISTORY";
 /// The name of the one test, which the child runs too.
 const TEST_NAME: &str = "the_console_in_a_terminal";
-/// How long any one expected change of the screen may take.
-const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn the_console_in_a_terminal() {
@@ -43,7 +43,7 @@ fn the_console_in_a_terminal() {
     // The history's folder does not exist yet: the console creates it.
     let history = dir.path().join("state").join("dclua").join("console_history");
 
-    let one = tmux.console("one", &history);
+    let one = console(&tmux, "one", &history);
     first_run(&one);
     one.quit();
 
@@ -63,7 +63,7 @@ fn the_console_in_a_terminal() {
         assert!(!entries.contains(&dropped), "history has the dropped line {dropped:?}:\n{text}");
     }
 
-    let two = tmux.console("two", &history);
+    let two = console(&tmux, "two", &history);
     second_run(&two);
     two.quit();
 
@@ -397,11 +397,6 @@ fn second_run(c: &Pane<'_>) {
     assert!(!c.screen().contains("error"), "the unfinished buffer ran:\n{}", c.screen());
 }
 
-/// The last non-empty line of a screen, without trailing blanks.
-fn last_line(screen: &str) -> &str {
-    screen.lines().map(str::trim_end).rfind(|l| !l.is_empty()).unwrap_or("")
-}
-
 /// Whether `lines` show one after the other somewhere on the screen
 /// (trailing blanks ignored).
 fn contains_lines(screen: &str, lines: &[String]) -> bool {
@@ -424,162 +419,13 @@ fn follows(screen: &str, a: &str, b: &str) -> bool {
     lines.windows(2).any(|w| w[0] == a && w[1] == b)
 }
 
-/// A private tmux server (its own socket, no configuration), killed on drop.
-struct Tmux {
-    socket: PathBuf,
-}
-
-impl Tmux {
-    fn start(dir: &Path) -> Self {
-        match Command::new("tmux").arg("-V").output() {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => panic!("`tmux -V` failed ({}): this test needs tmux", out.status),
-            Err(e) => {
-                panic!("tmux is not installed ({e}): this test needs it (apt-get install tmux)")
-            }
-        }
-        Tmux { socket: dir.join("tmux.sock") }
-    }
-
-    /// Runs a tmux command; panics with its error output when it fails.
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-f")
-            .arg("/dev/null")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("running tmux");
-        assert!(
-            out.status.success(),
-            "tmux {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Starts this test binary as the console in a new window.
-    fn console<'a>(&'a self, name: &'a str, history: &Path) -> Pane<'a> {
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let command = format!(
-            "env {CHILD_ENV}={} {} {TEST_NAME} --exact --nocapture --quiet --test-threads=1",
-            quote(history),
-            quote(&exe)
-        );
-        self.window(name, &command)
-    }
-
-    /// Runs the shell `command` in a new 120x50 window.
-    fn window<'a>(&'a self, name: &'a str, command: &str) -> Pane<'a> {
-        self.run(&["new-session", "-d", "-s", name, "-x", "120", "-y", "50", command]);
-        // Keep the pane after the console exits, to read its exit status.
-        self.run(&["set-option", "-t", name, "remain-on-exit", "on"]);
-        Pane { tmux: self, name }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").arg("-S").arg(&self.socket).arg("kill-server").output();
-    }
-}
-
-/// Single-quotes a path for the shell tmux runs the command with.
-fn quote(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
-}
-
-/// One console window.
-struct Pane<'a> {
-    tmux: &'a Tmux,
-    name: &'a str,
-}
-
-impl Pane<'_> {
-    /// The window's text, with 500 lines of scrollback.
-    fn screen(&self) -> String {
-        self.tmux.run(&["capture-pane", "-p", "-J", "-S", "-500", "-t", self.name])
-    }
-
-    /// Types `text` literally (no key names).
-    fn text(&self, text: &str) {
-        self.tmux.run(&["send-keys", "-t", self.name, "-l", text]);
-    }
-
-    /// Presses keys by tmux name (`Enter`, `Tab`, `C-c`).
-    ///
-    /// Only key names: tmux looks every argument up as a key name first, case
-    /// ignored, so `send-keys end` sends the End key (ESC [4~), not the text
-    /// `end`. Text goes through [`Pane::text`].
-    fn keys(&self, keys: &[&str]) {
-        for key in keys {
-            assert!(
-                key.starts_with(|c: char| c.is_ascii_uppercase()),
-                "{key:?} is not a tmux key name (C-x, M-x, Enter, ...); type text with `text`"
-            );
-        }
-        let mut args = vec!["send-keys", "-t", self.name];
-        args.extend_from_slice(keys);
-        self.tmux.run(&args);
-    }
-
-    /// Types `text` and presses Enter.
-    fn line(&self, text: &str) {
-        self.text(text);
-        self.keys(&["Enter"]);
-    }
-
-    /// Waits until the screen satisfies `ready`; returns that screen.
-    fn wait(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                return screen;
-            }
-            if Instant::now() > deadline {
-                panic!("no {what} within {WAIT:?}; the console's screen:\n{screen}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Ctrl-D; waits for the console to exit and checks it succeeded.
-    fn quit(&self) {
-        self.keys(&["C-d"]);
-        let deadline = Instant::now() + WAIT;
-        let mut dead_since: Option<Instant> = None;
-        loop {
-            let state = self.tmux.run(&[
-                "display-message",
-                "-p",
-                "-t",
-                self.name,
-                "#{pane_dead} #{pane_dead_status}",
-            ]);
-            match state.split_whitespace().collect::<Vec<_>>()[..] {
-                ["1", "0"] => return,
-                ["1", status] => {
-                    panic!("the console exited with status {status}; screen:\n{}", self.screen())
-                }
-                // tmux may show the pane dead a moment before its status is
-                // known, and under load sometimes never records the status
-                // at all: a pane dead for a while has quit.
-                ["1"] => match dead_since {
-                    Some(t) if t.elapsed() > Duration::from_secs(2) => return,
-                    Some(_) => std::thread::sleep(Duration::from_millis(50)),
-                    None => dead_since = Some(Instant::now()),
-                },
-                _ if Instant::now() > deadline => {
-                    panic!(
-                        "the console {:?} did not quit on Ctrl-D (pane state {state:?}); screen:\n{}",
-                        self.name,
-                        self.screen()
-                    )
-                }
-                _ => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
+/// Starts this test binary as the console in a new window.
+fn console<'a>(tmux: &'a Tmux, name: &'a str, history: &Path) -> Pane<'a> {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let command = format!(
+        "env {CHILD_ENV}={} {} {TEST_NAME} --exact --nocapture --quiet --test-threads=1",
+        quote(history),
+        quote(&exe)
+    );
+    tmux.window(name, &command)
 }

@@ -618,3 +618,75 @@ fn adcs_download_over_tls() -> Result<()> {
     ensure!(n >= 1, "no download over TLS\n{}", download_log());
     Ok(())
 }
+
+/// The real binary's console under tmux: while a download runs, its
+/// progress shows above the prompt at most once a second, and a line being
+/// typed meanwhile stays whole on the prompt.
+#[test]
+fn the_console_shows_download_progress_above_the_prompt() -> Result<()> {
+    use support::tmux::{last_line, quote, Tmux};
+    const SIZE: usize = 24 << 20;
+    let hub = Uhub::start(UhubOptions::default())?;
+    let url = hub.url();
+    let files = support::component_dir("download-console")?;
+    let share = files.path().join("share");
+    std::fs::create_dir_all(&share)?;
+    let data = noise(SIZE, 0x00c0_ffee);
+    std::fs::write(share.join("big.bin"), &data)?;
+    let tth = dclua::proto::tth::tree_root(&data).to_base32();
+    let source = sharer("sharer", &share);
+    source.wait_shared(1)?;
+    source.connect(&url, "{}")?;
+
+    let home = files.path().join("home");
+    let downloads = home.join("dl");
+    std::fs::create_dir_all(&downloads)?;
+    let cfg = home.join("config.lua");
+    // 3 MiB/s: eight seconds of progress.
+    std::fs::write(
+        &cfg,
+        format!(
+            "nick = 'getter'\nmode = 'passive'\ndownload_dir = {:?}\ndownload_limit = 3072\n",
+            downloads.display().to_string()
+        ),
+    )?;
+    let tmux = Tmux::start(files.path());
+    let p = tmux.window(
+        "dl",
+        &format!(
+            "env HOME={h} XDG_CONFIG_HOME={h}/config XDG_DATA_HOME={h}/data {} --config {} --data-dir {}",
+            quote(Path::new(env!("CARGO_BIN_EXE_dclua"))),
+            quote(&cfg),
+            quote(&home.join("data")),
+            h = quote(&home),
+        ),
+    );
+    p.wait("the first prompt", |s| last_line(s) == "dclua>");
+    p.line(&format!(
+        "hub = dc.connect('{url}') dc.wait('hub_connected', {{timeout = 20}}) \
+         for _ = 1, 400 do if hub:user('sharer') then break end dc.sleep(0.05) end"
+    ));
+    p.wait("the prompt after connecting", |s| {
+        last_line(s) == "dclua>" && s.matches("dclua>").count() >= 2
+    });
+    p.line(&format!(
+        "d = dc.download({{tth = '{tth}', size = {SIZE}, name = 'big.bin', \
+         sources = {{{{hub = hub, nick = 'sharer'}}}}}})"
+    ));
+    // Typed while the download runs, not yet entered.
+    let typed = "return 'typed while downloading'";
+    p.wait("the prompt after queueing", |s| s.matches("dclua>").count() >= 3);
+    p.text(typed);
+    let screen = p.wait("two progress lines above the line being typed", |s| {
+        s.lines().filter(|l| l.starts_with("downloading: big.bin ")).count() >= 2
+            && last_line(s) == format!("dclua> {typed}")
+    });
+    ensure!(
+        !screen.lines().any(|l| l.contains("downloading:") && l.contains("typed")),
+        "a progress line mixed into the typed line:\n{screen}"
+    );
+    p.keys(&["Enter"]);
+    p.wait("the typed chunk's value", |s| s.matches("typed while downloading").count() >= 2);
+    p.quit();
+    Ok(())
+}

@@ -293,7 +293,8 @@ fn odd_names_are_escaped_and_come_back_intact() {
     assert_eq!(got, want);
     let listing = read_listing(&xml[..], &ReadLimits::default()).unwrap();
     assert_eq!(listing.root.dirs[0].name, "Odd <&> \"'");
-    let mut ours: Vec<String> = listing.root.dirs[0].files.iter().map(|f| f.name.to_string()).collect();
+    let mut ours: Vec<String> =
+        listing.root.dirs[0].files.iter().map(|f| f.name.to_string()).collect();
     ours.sort();
     assert_eq!(ours, want);
 }

@@ -819,7 +819,9 @@ impl Parser<'_> {
                 self.skip = 1;
             }
             match (size, self.stack.last_mut()) {
-                (Some(size), Some(top)) => top.files.push(ListFile { name: name.into_boxed_str(), size, tth }),
+                (Some(size), Some(top)) => {
+                    top.files.push(ListFile { name: name.into_boxed_str(), size, tth });
+                }
                 _ => self.listing.skipped += 1,
             }
         }

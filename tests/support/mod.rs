@@ -27,6 +27,7 @@ pub mod nmdc_hub;
 pub mod ports;
 pub mod process;
 pub mod tls;
+pub mod tmux;
 pub mod uhub;
 
 // Not every test binary uses every re-export.
