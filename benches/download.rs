@@ -22,8 +22,8 @@
 //! shared file is sparse (its pages come from the page cache as zeros), the
 //! same for every side.
 
-// The tests' harness for the real peers (uhub, eiskaltdcpp).
-#[allow(dead_code, unused_imports)]
+// The tests' harness for the real peers (uhub, eiskaltdcpp); it allows its
+// own dead code.
 #[path = "../tests/support/mod.rs"]
 mod support;
 
