@@ -634,6 +634,12 @@ function dc.queue() end
 ---@return table|dc.Download # without `opts`: {tth, size, name}; with: the queued download
 function dc.magnet(uri, opts) end
 
+---The magnet link of a shared file, for others to queue.
+---@param path string a file of the share, as its path in our list (`/Share/sub/file.ext`)
+---@return string? # magnet:?xt=urn:tree:tiger:TTH&xl=SIZE&dn=NAME
+---@return string? # why not (not shared, not hashed yet)
+function dc.share.magnet(path) end
+
 ---Downloads and reads a user's file list (bounded: a bomb or a list that is not XML fails with the reason).
 ---@async
 ---@param user table a user: a search result, a `user_joined` user, or {hub = hub, nick = ...}

@@ -101,6 +101,14 @@ fn browse_and_download(url: &str, dclua_active: bool, eisk_active: bool) -> Resu
         ],
         "the list as dclua reads it: {out:?}"
     );
+    // A partial list of one folder (`list /share/sub/`).
+    let partial = me.run(
+        r#"local sub = dc.browse({hub = hub, nick = "eisk"}, {dir = "/share/sub/"})
+           local names = {}
+           for f in sub:files() do names[#names + 1] = f.path end
+           return table.concat(names, ",")"#,
+    )?;
+    ensure!(partial[0].ends_with("inner.dat"), "the partial list: {partial:?}");
     let path = me.value(
         r#"local d = big:download()
            local path, err = d:wait()
@@ -574,6 +582,19 @@ fn hostile_file_lists_fail_with_a_clear_error() -> Result<()> {
     replace_list(&peer, good)?;
     let out = me.run(r#"return dc.browse({hub = hub, nick = "hostile"}).file_count"#)?;
     ensure!(out == ["3"], "the good list: {out:?}");
+
+    // A magnet of a shared file, queued by the other client.
+    let magnet = peer.value("return (assert(dc.share.magnet('/Share/big.bin')))")?;
+    ensure!(
+        magnet.starts_with("magnet:?xt=urn:tree:tiger:") && magnet.ends_with("&dn=big.bin"),
+        "{magnet}"
+    );
+    ensure!(magnet.contains(&format!("&xl={BIG}&")), "{magnet}");
+    let path = me.value(&format!(
+        r#"local d = dc.magnet("{magnet}", {{sources = {{{{hub = hub, nick = "hostile"}}}}, dir = "magnets"}})
+           return (assert(d:wait()))"#
+    ))?;
+    ensure!(path.contains("magnets") && std::fs::read(&path)?.len() == BIG, "{path}");
     Ok(())
 }
 

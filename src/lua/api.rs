@@ -438,6 +438,13 @@ pub const FUNCTIONS: &[ApiFn] = &[
         waits: false,
     },
     ApiFn {
+        path: "dc.share.magnet",
+        params: &[("path", "string", "a file of the share, as its path in our list (`/Share/sub/file.ext`)")],
+        returns: &[("string?", "magnet:?xt=urn:tree:tiger:TTH&xl=SIZE&dn=NAME"), ("string?", "why not (not shared, not hashed yet)")],
+        doc: "The magnet link of a shared file, for others to queue.",
+        waits: false,
+    },
+    ApiFn {
         path: "dc.browse",
         params: &[("user", "table", "a user: a search result, a `user_joined` user, or {hub = hub, nick = ...}"), ("opts", "{dir?: string}?", "`dir`: a partial list of that folder only")],
         returns: &[("dc.FileList", "the list's root folder")],

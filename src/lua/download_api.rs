@@ -129,6 +129,22 @@ function dc.magnet(uri, opts)
   return dc.download(m, opts)
 end
 
+function dc.share.magnet(path)
+  if type(path) ~= "string" then
+    error("dc.share.magnet: expected a share path (\"/Share/file.ext\"), got " .. type(path), 2)
+  end
+  local want = path:gsub("^/+", ""):lower()
+  local name = want:match("([^/]+)$")
+  if name == nil then return nil, "not a file path: " .. path end
+  local words = name:gsub("[%c%p%s]+", " ")
+  for _, h in ipairs(dc.share.find({ text = words, max = 1000 })) do
+    if h.tth ~= nil and h.path:gsub("^/+", ""):lower() == want then
+      return native.magnet_of(h.tth, h.size, h.path:match("([^/]+)$"))
+    end
+  end
+  return nil, "no hashed file " .. path .. " in the share"
+end
+
 -- dc.FileList: a folder of a browsed list.
 local FileList = {}
 local list_mt = {
@@ -490,6 +506,12 @@ pub(crate) fn register(
             }
             Err(e) => Ok((mlua::Value::Nil, Some(e))),
         }
+    });
+    f!("magnet_of", |_lua, _h, (tth, size, name): (String, i64, String)| {
+        let tth = tth
+            .parse::<Tth>()
+            .map_err(|e| mlua::Error::runtime(format!("dc.share.magnet: {e}")))?;
+        Ok(magnet_of(&tth, size.max(0) as u64, &name))
     });
     f!("list_source", |lua, h, id: i64| {
         let (_, s) = list(&h, id)?;
