@@ -64,6 +64,7 @@ fn a_full_configuration_parses_into_the_struct() {
         download_slots = 2
         upload_limit = 512
         download_limit = 2048
+        segment_size = 4
         mode = "active"
         listen_address = "::"
         external_address = "dc.example.org"
@@ -126,6 +127,7 @@ fn a_full_configuration_parses_into_the_struct() {
         download_slots: 2,
         upload_limit: 512,
         download_limit: 2048,
+        segment_size: 4,
         mode: Mode::Active,
         listen_address: "::".parse().expect("address"),
         external_address: Some("dc.example.org".into()),

@@ -99,6 +99,10 @@
 -- Download speed limit in KiB/s; 0 = no limit.
 -- download_limit = 0
 
+-- Smallest piece of a file asked of one source, in MiB; pieces grow to about
+-- 20 s of a source's speed (up to 256 MiB).
+-- segment_size = 1
+
 ------------------------------------------------------------------- network
 
 -- "active" if other users can connect to your ports, "passive" behind a NAT

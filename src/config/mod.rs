@@ -127,6 +127,8 @@ pub struct Config {
     pub upload_limit: u32,
     /// Download limit in KiB/s; 0 = none.
     pub download_limit: u32,
+    /// The smallest download segment, in MiB.
+    pub segment_size: u32,
     /// Active or passive connections.
     pub mode: Mode,
     /// Local address to listen on.

@@ -279,6 +279,12 @@ pub static SETTINGS: &[Setting] = &[
         Value("0"),
         "Download speed limit in KiB/s; 0 = no limit.",
     ),
+    setting(
+        "segment_size",
+        Kind::Int { min: 1, max: 256 },
+        Value("1"),
+        "Smallest piece of a file asked of one source, in MiB; pieces grow to about 20 s of a source's speed (up to 256 MiB).",
+    ),
     // Network.
     setting(
         "mode",

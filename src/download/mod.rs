@@ -95,6 +95,8 @@ pub struct DownloadOptions {
     pub max_connections: usize,
     /// The download bandwidth limit in bytes per second; 0 = none.
     pub limit: u64,
+    /// The shortest segment asked of one source, in bytes.
+    pub min_segment: u64,
 }
 
 /// Download connections at once when the `download_slots` setting says
@@ -111,13 +113,19 @@ impl DownloadOptions {
                 n => n as usize,
             },
             limit: u64::from(config.download_limit) * 1024,
+            min_segment: u64::from(config.segment_size.max(1)) << 20,
         }
     }
 }
 
 impl Default for DownloadOptions {
     fn default() -> Self {
-        DownloadOptions { dir: PathBuf::from("downloads"), max_connections: 8, limit: 0 }
+        DownloadOptions {
+            dir: PathBuf::from("downloads"),
+            max_connections: 8,
+            limit: 0,
+            min_segment: crate::transfer::segments::MIN_SEGMENT,
+        }
     }
 }
 
@@ -732,7 +740,7 @@ impl Downloads {
             Ok(t) if run.tree.is_some() => drop(t),
             Ok(t) => {
                 log::debug!(target: "download", "{}: {} leaves of {} bytes", run.item.name.display(), t.leaves.len(), t.block_size);
-                run.set_tree(t);
+                run.set_tree(t, self.inner.opts.borrow().min_segment);
             }
             Err(e) => {
                 drop(runs);
@@ -1054,7 +1062,7 @@ impl Downloads {
                 if run.item.size <= ROOT_ONLY {
                     let root = run.item.tth;
                     match TigerTree::from_tthl(run.item.size, root, root.as_bytes()) {
-                        Ok(t) => run.set_tree(t),
+                        Ok(t) => run.set_tree(t, self.inner.opts.borrow().min_segment),
                         Err(e) => {
                             log::error!(target: "download", "{}: {e}", run.item.name.display());
                             continue;
@@ -1191,9 +1199,10 @@ impl Run {
         }
     }
 
-    fn set_tree(&mut self, t: TigerTree) {
+    fn set_tree(&mut self, t: TigerTree, min_segment: u64) {
         let verified = self.item.verified.clone();
-        self.segments = Some(Segments::new(t.size, t.block_size, verified));
+        self.segments =
+            Some(Segments::new(t.size, t.block_size, verified).with_min_segment(min_segment));
         self.tree = Some(Rc::new(t));
     }
 

@@ -286,7 +286,8 @@ struct DownloadState {
     next: std::cell::Cell<i64>,
 }
 
-fn downloads(host: &LuaHost) -> Option<Downloads> {
+/// The downloads service the host was given, if any.
+pub(crate) fn downloads(host: &LuaHost) -> Option<Downloads> {
     host.ext::<DownloadState>().downloads.borrow().clone()
 }
 

@@ -199,6 +199,10 @@ pub fn apply_config(host: &LuaHost, config: &Config) {
     if let Some(peers) = super::peer_api::peers(host) {
         peers.reconfigure(crate::peer::PeerOptions::from_identity(&identity));
     }
+    // Download folder, limit, connections and segment size.
+    if let (Some(d), Some(data)) = (super::download_api::downloads(host), hubs.data_dir()) {
+        d.reconfigure(crate::download::DownloadOptions::from_config(config, &data));
+    }
     hubs.set_identity(host.runtime(), identity);
 }
 

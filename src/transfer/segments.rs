@@ -30,7 +30,7 @@ use super::ranges::RangeSet;
 /// A segment holds about this many seconds of its source's speed.
 pub const SEGMENT_SECONDS: u64 = 20;
 
-/// The shortest segment handed out (before rounding to blocks).
+/// The shortest segment handed out by default (before rounding to blocks).
 pub const MIN_SEGMENT: u64 = 1 << 20;
 
 /// The longest segment handed out.
@@ -54,6 +54,8 @@ struct Running {
 pub struct Segments {
     size: u64,
     block: u64,
+    /// The shortest segment handed out (the `segment_size` setting).
+    min: u64,
     verified: RangeSet,
     running: Vec<Running>,
 }
@@ -62,7 +64,13 @@ impl Segments {
     /// The segments of a file of `size` bytes checked in blocks of
     /// `block_size` bytes, of which `verified` are already done.
     pub fn new(size: u64, block_size: u64, verified: RangeSet) -> Segments {
-        Segments { size, block: block_size.max(1), verified, running: Vec::new() }
+        Segments { size, block: block_size.max(1), min: MIN_SEGMENT, verified, running: Vec::new() }
+    }
+
+    /// The same with another shortest segment (at most [`MAX_SEGMENT`]).
+    pub fn with_min_segment(mut self, min: u64) -> Segments {
+        self.min = min.clamp(1, MAX_SEGMENT);
+        self
     }
 
     /// The bytes verified so far.
@@ -103,7 +111,7 @@ impl Segments {
         if let Some(r) = self.running.iter().find(|r| r.source == source) {
             return Some(r.pos..r.end);
         }
-        let want = speed.saturating_mul(SEGMENT_SECONDS).clamp(MIN_SEGMENT, MAX_SEGMENT);
+        let want = speed.saturating_mul(SEGMENT_SECONDS).clamp(self.min, MAX_SEGMENT);
         let want = want.div_ceil(self.block).saturating_mul(self.block);
         if let Some((start, end)) = self.occupied().first_gap(0, self.size, want) {
             self.running.push(Running { source, pos: start, end, speed });
@@ -242,6 +250,14 @@ mod tests {
             }
         }
         (moved, steps)
+    }
+
+    #[test]
+    fn the_shortest_segment_is_a_setting() {
+        let mut segs = Segments::new(64 << 20, BLOCK, RangeSet::new()).with_min_segment(4 << 20);
+        assert_eq!(segs.assign(0, 0), Some(0..4 << 20));
+        // A fast source still gets more.
+        assert_eq!(segs.assign(1, 1 << 20), Some(4 << 20..24 << 20));
     }
 
     #[test]
