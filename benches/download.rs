@@ -40,8 +40,13 @@ use dclua::download::{DownloadOptions, NewDownload};
 use dclua::hub::{ConnectMode, Identity, PeerRequest};
 use dclua::lua::HostOptions;
 use dclua::proto::tth::{TreeHasher, Tth};
-use dclua::runtime::{Context, Job, Step, Worker, WorkerConfig, WorkerHandle};
+use dclua::runtime::{Worker, WorkerConfig, WorkerHandle};
 use dclua::share::service::SharedFolder;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::bench::{thread_cpu, wait_hashed, Idle};
 use dclua::transfer::queue::{Priority, Source};
 
 const HUB: &str = "dchub://127.0.0.1:1";
@@ -178,39 +183,6 @@ fn client(
     worker
 }
 
-/// Waits until the file is hashed; its TTH.
-fn wait_hashed(worker: &WorkerHandle) -> Tth {
-    let deadline = Instant::now() + Duration::from_secs(900);
-    loop {
-        let tth = worker
-            .call(|_| {
-                let client = Client::current()?;
-                let share = client.share()?;
-                share.file_list_path()?;
-                let q = dclua::search::Query::words("big.bin");
-                share.find(&q, 1).first().and_then(|h| h.tth)
-            })
-            .expect("asking the worker");
-        if let Some(t) = tth {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "hashing took too long");
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A job that only gives the benchmark a job id to name as the hub.
-struct Idle;
-impl Job for Idle {
-    fn poll(&mut self, _: &mut Context<'_>) -> Step {
-        Step::Pending
-    }
-    fn is_alive(&self) -> bool {
-        true
-    }
-    fn stop(&mut self) {}
-}
-
 fn request(hub: dclua::runtime::JobId, me: &str, them: &str, port: Option<u16>) -> PeerRequest {
     PeerRequest {
         hub,
@@ -330,12 +302,4 @@ fn baseline_run(path: &Path, size: u64, downloads: &Path) -> f64 {
     drop(s);
     let _root = receiver.join().expect("the receiver");
     (size as f64 / (1 << 20) as f64) / start.elapsed().as_secs_f64()
-}
-
-/// CPU seconds of the calling thread.
-fn thread_cpu() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: a valid pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }

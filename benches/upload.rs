@@ -23,8 +23,13 @@ use std::time::{Duration, Instant};
 use dclua::client::{Client, ClientOptions, ShareSetup};
 use dclua::hub::{Identity, PeerRequest};
 use dclua::lua::HostOptions;
-use dclua::runtime::{Context, Job, Step, Worker, WorkerConfig};
+use dclua::runtime::{Worker, WorkerConfig};
 use dclua::share::service::SharedFolder;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::bench::{thread_cpu, wait_hashed, Idle};
 
 fn quick() -> bool {
     std::env::var_os("DCLUA_BENCH_QUICK").is_some()
@@ -69,7 +74,7 @@ fn main() {
             );
         })
         .expect("starting the client");
-    let tth = wait_hashed(&worker);
+    let tth = wait_hashed(&worker).to_base32();
 
     let mut dclua_rates = Vec::new();
     let mut base_rates = Vec::new();
@@ -87,39 +92,6 @@ fn main() {
     println!("std::io::copy into a TcpStream: {b:.0} MiB/s (best of 3: {base_rates:.0?})");
     println!("ratio {:.2}x (target >= 0.8x); dclua's worker: {cpu:.2} s of CPU per GiB", d / b);
     drop(worker);
-}
-
-/// Waits until the file is hashed; its TTH.
-fn wait_hashed(worker: &dclua::runtime::WorkerHandle) -> String {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let tth = worker
-            .call(|_| {
-                let client = Client::current()?;
-                let share = client.share()?;
-                share.file_list_path()?;
-                let q = dclua::search::Query::words("big.bin");
-                share.find(&q, 1).first().and_then(|h| h.tth).map(|t| t.to_base32())
-            })
-            .expect("asking the worker");
-        if let Some(t) = tth {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "hashing took too long");
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A job that only gives the benchmark a job id to name as the hub.
-struct Idle;
-impl Job for Idle {
-    fn poll(&mut self, _: &mut Context<'_>) -> Step {
-        Step::Pending
-    }
-    fn is_alive(&self) -> bool {
-        true
-    }
-    fn stop(&mut self) {}
 }
 
 /// dclua serves the file to the receiver; MiB/s and the worker's CPU
@@ -216,12 +188,4 @@ fn baseline_run(path: &Path, size: u64) -> f64 {
     std::io::copy(&mut f, &mut s).expect("copying");
     receiver.join().expect("the receiver");
     (size as f64 / (1 << 20) as f64) / start.elapsed().as_secs_f64()
-}
-
-/// CPU seconds of the calling thread.
-fn thread_cpu() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: a valid pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }

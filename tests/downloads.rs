@@ -366,21 +366,8 @@ fn a_download_survives_kill_9() -> Result<()> {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     const SIZE: usize = 40 << 20;
-    let hub = Uhub::start(UhubOptions::default())?;
-    let url = hub.url();
-    let files = support::component_dir("download-kill")?;
-    let share = files.path().join("share");
-    std::fs::create_dir_all(&share)?;
-    let data = noise(SIZE, 0x5eed_1234);
-    std::fs::write(share.join("big.bin"), &data)?;
-    let tth = dclua::proto::tth::tree_root(&data).to_base32();
-    let source = sharer("sharer", &share);
-    source.wait_shared(1)?;
-    source.connect(&url, "{}")?;
-
-    let home = files.path().join("home");
-    let downloads = home.join("dl");
-    std::fs::create_dir_all(&downloads)?;
+    let s = OneSource::start("download-kill", SIZE, 0x5eed_1234)?;
+    let (url, tth, data, home, downloads) = (&s.url, &s.tth, &s.data, &s.home, &s.downloads);
     let config = |limit_kib: u32| {
         format!(
             "nick = 'getter'\nmode = 'passive'\ndownload_dir = {dl:?}\ndownload_limit = {limit_kib}\n",
@@ -415,7 +402,7 @@ fn a_download_survives_kill_9() -> Result<()> {
         Ok(Command::new(env!("CARGO_BIN_EXE_dclua"))
             .env("XDG_CONFIG_HOME", home.join("xdg-config"))
             .env("XDG_DATA_HOME", home.join("xdg-data"))
-            .env("HOME", &home)
+            .env("HOME", home)
             .env_remove("RUST_LOG")
             .arg("--config")
             .arg(&cfg)
@@ -472,7 +459,7 @@ fn a_download_survives_kill_9() -> Result<()> {
     first_done.store(true, std::sync::atomic::Ordering::SeqCst);
     let killed_at = killed_at.with_context(|| format!("never killed; output: {seen:?}"))?;
     ensure!(!target.exists(), "the target exists after kill -9");
-    let tmp: Vec<_> = std::fs::read_dir(&downloads)?
+    let tmp: Vec<_> = std::fs::read_dir(downloads)?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
@@ -516,7 +503,7 @@ fn a_download_survives_kill_9() -> Result<()> {
         SIZE as u64 - start
     );
     ensure!(Path::new(path) == target, "went to {path}");
-    ensure!(std::fs::read(&target)? == data, "the resumed file differs");
+    ensure!(std::fs::read(&target)? == *data, "the resumed file differs");
     Ok(())
 }
 
@@ -647,21 +634,8 @@ fn adcs_download_over_tls() -> Result<()> {
 fn the_console_shows_download_progress_above_the_prompt() -> Result<()> {
     use support::tmux::{last_line, quote, Tmux};
     const SIZE: usize = 24 << 20;
-    let hub = Uhub::start(UhubOptions::default())?;
-    let url = hub.url();
-    let files = support::component_dir("download-console")?;
-    let share = files.path().join("share");
-    std::fs::create_dir_all(&share)?;
-    let data = noise(SIZE, 0x00c0_ffee);
-    std::fs::write(share.join("big.bin"), &data)?;
-    let tth = dclua::proto::tth::tree_root(&data).to_base32();
-    let source = sharer("sharer", &share);
-    source.wait_shared(1)?;
-    source.connect(&url, "{}")?;
-
-    let home = files.path().join("home");
-    let downloads = home.join("dl");
-    std::fs::create_dir_all(&downloads)?;
+    let s = OneSource::start("download-console", SIZE, 0x00c0_ffee)?;
+    let (url, tth, home, downloads) = (&s.url, &s.tth, &s.home, &s.downloads);
     let cfg = home.join("config.lua");
     // 3 MiB/s: eight seconds of progress.
     std::fs::write(
@@ -671,7 +645,7 @@ fn the_console_shows_download_progress_above_the_prompt() -> Result<()> {
             downloads.display().to_string()
         ),
     )?;
-    let tmux = Tmux::start(files.path());
+    let tmux = Tmux::start(s.files.path());
     let p = tmux.window(
         "dl",
         &format!(
@@ -679,7 +653,7 @@ fn the_console_shows_download_progress_above_the_prompt() -> Result<()> {
             quote(Path::new(env!("CARGO_BIN_EXE_dclua"))),
             quote(&cfg),
             quote(&home.join("data")),
-            h = quote(&home),
+            h = quote(home),
         ),
     );
     p.wait("the first prompt", |s| last_line(s) == "dclua>");
@@ -710,4 +684,37 @@ fn the_console_shows_download_progress_above_the_prompt() -> Result<()> {
     p.wait("the typed chunk's value", |s| s.matches("typed while downloading").count() >= 2);
     p.quit();
     Ok(())
+}
+
+/// A uhub with one dclua ("sharer") sharing `big.bin` of `size` pseudo-random
+/// bytes, and a home folder (`dl` for downloads) for a dclua binary.
+struct OneSource {
+    _hub: Uhub,
+    url: String,
+    files: tempfile::TempDir,
+    data: Vec<u8>,
+    tth: String,
+    _source: Client,
+    home: std::path::PathBuf,
+    downloads: std::path::PathBuf,
+}
+
+impl OneSource {
+    fn start(what: &str, size: usize, seed: u32) -> Result<OneSource> {
+        let hub = Uhub::start(UhubOptions::default())?;
+        let url = hub.url();
+        let files = support::component_dir(what)?;
+        let share = files.path().join("share");
+        std::fs::create_dir_all(&share)?;
+        let data = noise(size, seed);
+        std::fs::write(share.join("big.bin"), &data)?;
+        let tth = dclua::proto::tth::tree_root(&data).to_base32();
+        let source = sharer("sharer", &share);
+        source.wait_shared(1)?;
+        source.connect(&url, "{}")?;
+        let home = files.path().join("home");
+        let downloads = home.join("dl");
+        std::fs::create_dir_all(&downloads)?;
+        Ok(OneSource { _hub: hub, url, files, data, tth, _source: source, home, downloads })
+    }
 }

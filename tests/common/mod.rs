@@ -1,4 +1,5 @@
 //! Shared helpers of the integration tests and benchmarks.
 #![allow(dead_code)]
 
+pub mod bench;
 pub mod loopback;
