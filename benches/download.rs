@@ -78,7 +78,7 @@ fn main() {
     let mut base_rates = Vec::new();
     let mut cpu_per_gib = Vec::new();
     for run in 0..3 {
-        let (rate, cpu) = dclua_run(&sender, &getter, tth, size, port, &downloads, run);
+        let (rate, cpu) = dclua_run(&sender, &getter, tth, size, port, run);
         dclua_rates.push(rate);
         cpu_per_gib.push(cpu);
         base_rates.push(baseline_run(&file, size, &downloads));
@@ -210,7 +210,6 @@ fn dclua_run(
     tth: Tth,
     size: u64,
     port: u16,
-    downloads: &Path,
     run: u32,
 ) -> (f64, f64) {
     let cpu_before = getter.call(|_| thread_cpu()).expect("the getter");
@@ -265,7 +264,6 @@ fn dclua_run(
     let cpu_after = getter.call(|_| thread_cpu()).expect("the getter");
     assert_eq!(std::fs::metadata(&path).expect("the file").len(), size);
     let _ = std::fs::remove_file(&path);
-    let _ = downloads;
     let mib = size as f64 / (1 << 20) as f64;
     (mib / elapsed.as_secs_f64(), (cpu_after - cpu_before) / (size as f64 / (1u64 << 30) as f64))
 }

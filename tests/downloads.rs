@@ -14,6 +14,7 @@ use std::path::Path;
 use anyhow::{ensure, Context, Result};
 use dclua::hub::{ConnectMode, Identity};
 use support::client::Client;
+use support::noise;
 use support::{Eiskalt, EiskaltOptions, NmdcHub, NmdcHubOptions, Uhub, UhubOptions};
 
 /// Bytes of the large test file: several TTH blocks, several reads.
@@ -34,14 +35,7 @@ fn dclua(nick: &str, active: bool) -> Client {
 /// subfolder; returns the large file's bytes.
 fn make_share(dir: &Path) -> Result<Vec<u8>> {
     std::fs::create_dir_all(dir.join("sub"))?;
-    let mut big = vec![0u8; BIG];
-    let mut x: u32 = 0x9e37_79b9;
-    for b in big.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *b = x as u8;
-    }
+    let big = noise(BIG, 0x9e37_79b9);
     std::fs::write(dir.join("big.bin"), &big)?;
     std::fs::write(dir.join("small.txt"), b"hello from eiskaltdcpp\n")?;
     std::fs::write(dir.join("sub").join("inner.dat"), vec![7u8; 70_000])?;
@@ -49,13 +43,10 @@ fn make_share(dir: &Path) -> Result<Vec<u8>> {
 }
 
 fn download_log() -> String {
-    let lines = support::client::log_lines();
-    let v = lines.lock().map(|v| v.clone()).unwrap_or_default();
-    let wanted: Vec<String> = v
-        .into_iter()
-        .filter(|l| l.contains("peer") || l.contains("download") || l.contains("client connection"))
-        .collect();
-    format!("dclua's download log:\n{}", wanted.join("\n"))
+    support::client::log_matching(
+        "dclua's download log",
+        &["peer", "download", "client connection"],
+    )
 }
 
 /// dclua browses eiskaltdcpp's list, downloads the big file from it through
@@ -198,19 +189,6 @@ fn the_guide_downloads_example_runs() -> Result<()> {
     ensure!(inner.contains("mirror") && inner.ends_with("inner.dat"), "{inner}");
     ensure!(std::fs::read(&inner)? == vec![7u8; 70_000], "inner.dat differs");
     Ok(())
-}
-
-/// Pseudo-random bytes (xorshift), the same for the same seed.
-fn noise(len: usize, seed: u32) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    let mut x = seed | 1;
-    for b in out.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *b = x as u8;
-    }
-    out
 }
 
 fn sharer(nick: &str, share: &Path) -> Client {

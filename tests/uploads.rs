@@ -48,14 +48,7 @@ fn make_share(dir: &Path) -> Result<Vec<u8>> {
 
 fn make_share_sized(dir: &Path, size: usize) -> Result<Vec<u8>> {
     std::fs::create_dir_all(dir.join("sub"))?;
-    let mut big = vec![0u8; size];
-    let mut x: u32 = 0x1234_5678;
-    for b in big.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *b = x as u8;
-    }
+    let big = support::noise(size, 0x1234_5678);
     std::fs::write(dir.join("big.bin"), &big)?;
     std::fs::write(dir.join("small.txt"), b"hello from dclua\n")?;
     std::fs::write(dir.join("sub").join("inner.dat"), vec![42u8; 70_000])?;
@@ -454,13 +447,7 @@ fn adcs_eiskaltdcpp_passive_over_tls() -> Result<()> {
 
 /// dclua's log lines about peers and uploads, for a failure's context.
 fn peer_log() -> String {
-    let lines = support::client::log_lines();
-    let v = lines.lock().map(|v| v.clone()).unwrap_or_default();
-    let wanted: Vec<String> = v
-        .into_iter()
-        .filter(|l| l.contains("peer") || l.contains("upload") || l.contains("client connection"))
-        .collect();
-    format!("dclua's peer log:\n{}", wanted.join("\n"))
+    support::client::log_matching("dclua's peer log", &["peer", "upload", "client connection"])
 }
 
 // ----- connections that misbehave -----------------------------------------------------------

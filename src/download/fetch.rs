@@ -35,6 +35,9 @@ pub const MAX_TTHL: u64 = 8 << 20;
 /// The largest compressed file list accepted.
 pub const MAX_LIST: u64 = 256 << 20;
 
+/// At most this much of an announced list is allocated before it arrives.
+const PREALLOCATE: u64 = 4 << 20;
+
 /// One segment of a queued file.
 pub(super) struct SegmentFetch {
     pub dl: Downloads,
@@ -127,7 +130,7 @@ impl Fetch for SegmentFetch {
             } else {
                 let _ = self.persist();
                 self.bad = true;
-                self.dl.block_failed(self.item, self.source, &self.user, c.range.clone(), now);
+                self.dl.block_failed(self.item, self.source, &self.user, c.range.clone());
                 return Err(format!(
                     "block {} (bytes {}..{}) of {} failed its leaf hash: the source is dropped for this file",
                     c.index, c.range.start, c.range.end, self.tth
@@ -148,25 +151,25 @@ impl Fetch for SegmentFetch {
         let secs = now.saturating_duration_since(self.started).as_secs_f64();
         drop(self.file);
         match saved {
-            Ok(()) => self.dl.segment_done(item, source, &self.user, bytes, secs, now),
-            Err(e) => self.dl.segment_failed(item, source, &self.user, &e, false, now),
+            Ok(()) => self.dl.segment_done(item, source, &self.user, bytes, secs),
+            Err(e) => self.dl.segment_failed(item, source, &self.user, &e, false),
         }
     }
 
-    fn refused(mut self: Box<Self>, why: &Refused, now: Instant) {
+    fn refused(mut self: Box<Self>, why: &Refused) {
         let _ = self.persist();
         let lacks = matches!(why, Refused::NotAvailable(_));
         let text = match why {
             Refused::SlotsFull(_) => "no free slot".to_string(),
             Refused::NotAvailable(t) | Refused::Other(t) => t.clone(),
         };
-        self.dl.segment_failed(self.item, self.source, &self.user, &text, lacks, now);
+        self.dl.segment_failed(self.item, self.source, &self.user, &text, lacks);
     }
 
-    fn failed(mut self: Box<Self>, why: &str, now: Instant) {
+    fn failed(mut self: Box<Self>, why: &str) {
         let _ = self.persist();
         if !self.bad {
-            self.dl.segment_failed(self.item, self.source, &self.user, why, false, now);
+            self.dl.segment_failed(self.item, self.source, &self.user, why, false);
         }
     }
 }
@@ -214,22 +217,22 @@ impl Fetch for LeavesFetch {
         Ok(())
     }
 
-    fn finish(self: Box<Self>, now: Instant) {
+    fn finish(self: Box<Self>, _now: Instant) {
         let tree = TigerTree::from_tthl(self.size, self.tth, &self.buf);
-        self.dl.leaves_done(self.item, &self.user, tree.map_err(|e| e.to_string()), now);
+        self.dl.leaves_done(self.item, &self.user, tree.map_err(|e| e.to_string()));
     }
 
-    fn refused(self: Box<Self>, why: &Refused, now: Instant) {
+    fn refused(self: Box<Self>, why: &Refused) {
         let text = match why {
             Refused::SlotsFull(_) => "no free slot".to_string(),
             Refused::NotAvailable(t) | Refused::Other(t) => t.clone(),
         };
         let lacks = matches!(why, Refused::NotAvailable(_));
-        self.dl.leaves_failed(self.item, &self.user, &text, lacks, now);
+        self.dl.leaves_failed(self.item, &self.user, &text, lacks);
     }
 
-    fn failed(self: Box<Self>, why: &str, now: Instant) {
-        self.dl.leaves_failed(self.item, &self.user, why, false, now);
+    fn failed(self: Box<Self>, why: &str) {
+        self.dl.leaves_failed(self.item, &self.user, why, false);
     }
 }
 
@@ -273,7 +276,9 @@ impl Fetch for ListFetch {
             ));
         }
         self.expected = s.bytes;
-        self.buf.reserve(s.bytes as usize);
+        // What a peer announces is not allocated up front: the buffer grows
+        // with what really arrives.
+        self.buf.reserve(s.bytes.min(PREALLOCATE) as usize);
         Ok(())
     }
 
@@ -289,7 +294,7 @@ impl Fetch for ListFetch {
         self.dl.list_received(self.id, self.buf);
     }
 
-    fn refused(self: Box<Self>, why: &Refused, _now: Instant) {
+    fn refused(self: Box<Self>, why: &Refused) {
         let text = match why {
             Refused::SlotsFull(_) => return self.dl.list_retry(self.id, "no free slot"),
             Refused::NotAvailable(t) | Refused::Other(t) => t.clone(),
@@ -297,7 +302,7 @@ impl Fetch for ListFetch {
         self.dl.list_failed(self.id, &format!("the peer refused its file list: {text}"));
     }
 
-    fn failed(self: Box<Self>, why: &str, _now: Instant) {
+    fn failed(self: Box<Self>, why: &str) {
         self.dl.list_retry(self.id, why);
     }
 }

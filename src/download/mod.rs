@@ -246,7 +246,6 @@ struct Run {
     running: HashMap<SourceId, UserKey>,
     /// Measured speeds per user.
     speed: HashMap<UserKey, u64>,
-    received: u64,
     last_event: Option<Instant>,
     waiters: Vec<Waiter>,
     /// Where it went, once done.
@@ -620,7 +619,6 @@ impl Downloads {
     ) {
         let mut runs = self.inner.runs.borrow_mut();
         let Some(run) = runs.get_mut(&id) else { return };
-        run.received += n;
         run.fetched += n;
         *run.bytes_from.entry(user.clone()).or_default() += n;
         if let Some(s) = run.segments.as_mut() {
@@ -658,7 +656,6 @@ impl Downloads {
         source: SourceId,
         user: &UserKey,
         range: Range<u64>,
-        _now: Instant,
     ) {
         let mut runs = self.inner.runs.borrow_mut();
         let Some(run) = runs.get_mut(&id) else { return };
@@ -685,7 +682,6 @@ impl Downloads {
         user: &UserKey,
         bytes: u64,
         secs: f64,
-        _now: Instant,
     ) {
         {
             let mut runs = self.inner.runs.borrow_mut();
@@ -708,7 +704,6 @@ impl Downloads {
         user: &UserKey,
         why: &str,
         lacks: bool,
-        _now: Instant,
     ) {
         let mut runs = self.inner.runs.borrow_mut();
         let Some(run) = runs.get_mut(&id) else { return };
@@ -726,13 +721,7 @@ impl Downloads {
         self.check_complete(id);
     }
 
-    pub(crate) fn leaves_done(
-        &self,
-        id: ItemId,
-        user: &UserKey,
-        tree: Result<TigerTree, String>,
-        now: Instant,
-    ) {
+    pub(crate) fn leaves_done(&self, id: ItemId, user: &UserKey, tree: Result<TigerTree, String>) {
         let mut runs = self.inner.runs.borrow_mut();
         let Some(run) = runs.get_mut(&id) else { return };
         run.leaves_running = run.leaves_running.saturating_sub(1);
@@ -745,19 +734,12 @@ impl Downloads {
             Err(e) => {
                 drop(runs);
                 let why = format!("its TTH leaves: {e}");
-                self.leaves_failed(id, user, &why, true, now);
+                self.leaves_failed(id, user, &why, true);
             }
         }
     }
 
-    pub(crate) fn leaves_failed(
-        &self,
-        id: ItemId,
-        user: &UserKey,
-        why: &str,
-        lacks: bool,
-        _now: Instant,
-    ) {
+    pub(crate) fn leaves_failed(&self, id: ItemId, user: &UserKey, why: &str, lacks: bool) {
         let mut runs = self.inner.runs.borrow_mut();
         let Some(run) = runs.get_mut(&id) else { return };
         run.leaves_running = run.leaves_running.saturating_sub(1);
@@ -1112,7 +1094,7 @@ impl Downloads {
             };
             log::debug!(target: "download", "{}: bytes {}..{} from {} (connection {conn})", run.item.name.display(), range.start, range.end, user.nick);
             run.running.insert(source, key.clone());
-            let first = run.running.len() == 1 && run.received == 0;
+            let first = run.running.len() == 1 && run.fetched == 0;
             let info = run.info();
             let f = fetch::SegmentFetch {
                 dl: self.clone(),
@@ -1191,7 +1173,6 @@ impl Run {
             fetched: 0,
             running: HashMap::new(),
             speed: HashMap::new(),
-            received: item.verified.len(),
             last_event: None,
             waiters: Vec::new(),
             done_path: None,
@@ -1230,7 +1211,8 @@ impl Run {
             target: self.item.target(),
             state,
             verified,
-            received: self.received,
+            // What was verified before this start, and what came since.
+            received: self.item.verified.len() + self.fetched,
             fetched: self.fetched,
             sources: self
                 .item

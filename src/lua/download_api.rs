@@ -415,7 +415,7 @@ pub(crate) fn register(
             )?;
         }};
     }
-    f!("download", |lua, h, (spec, sources): (Table, Vec<Table>)| {
+    f!("download", |_lua, h, (spec, sources): (Table, Vec<Table>)| {
         let fail = |e: String| Ok((mlua::Value::Nil, Some(e)));
         let Some(dl) = downloads(&h) else { return fail("downloads are not running".into()) };
         let tth: Option<String> = spec.get("tth")?;
@@ -467,10 +467,7 @@ pub(crate) fn register(
             NewDownload { tth, size: size as u64, name, dir, abs_dir, priority, sources: srcs };
         match dl.add(new) {
             Ok(id) => Ok((mlua::Value::Integer(id.0), None)),
-            Err(e) => {
-                let _ = lua;
-                fail(e)
-            }
+            Err(e) => fail(e),
         }
     });
     f!("download_info", |lua, h, id: i64| {
@@ -598,7 +595,6 @@ pub(crate) fn register(
             .collect();
         Value::List(out).to_lua(lua)
     });
-    let _ = script;
     Ok(())
 }
 

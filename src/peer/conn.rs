@@ -224,7 +224,6 @@ struct PeerJob {
     /// bytes still to read raw.
     fetch: Option<Box<dyn Fetch>>,
     fetch_left: Option<u64>,
-    /// The download limit held us back in the current check window.
     done: bool,
 }
 
@@ -326,7 +325,7 @@ impl PeerJob {
     fn end_downloading(&mut self, reason: &str, now: Instant) {
         self.fetch_left = None;
         if let Some(f) = self.fetch.take() {
-            f.failed(reason, now);
+            f.failed(reason);
         }
         if self.session.as_ref().is_some_and(|s| s.is_ready() && s.is_downloading()) {
             if let (Some(side), Some(user)) = (self.peers.download_side(), self.user.as_ref()) {
@@ -616,7 +615,7 @@ impl PeerJob {
         if let Some(t) = self.deadline.take() {
             cx.cancel_timer(t);
         }
-        fetch.refused(&r, cx.now());
+        fetch.refused(&r);
         match r {
             // The download side retries later on a new connection.
             Refused::SlotsFull(_) => self.end(cx, "the peer has no free slot".into(), true),

@@ -98,9 +98,9 @@ pub trait Fetch {
     /// Every byte the header announced arrived.
     fn finish(self: Box<Self>, now: Instant);
     /// The peer refused the request.
-    fn refused(self: Box<Self>, why: &Refused, now: Instant);
+    fn refused(self: Box<Self>, why: &Refused);
     /// The connection failed before the data was complete.
-    fn failed(self: Box<Self>, why: &str, now: Instant);
+    fn failed(self: Box<Self>, why: &str);
 }
 
 /// How long an expected connection may take to arrive.

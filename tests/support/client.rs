@@ -55,6 +55,16 @@ pub fn log_lines() -> Arc<Mutex<Vec<String>>> {
     .clone()
 }
 
+/// The captured log lines that contain any of `needles`, under a title:
+/// the context of a failed transfer test.
+pub fn log_matching(title: &str, needles: &[&str]) -> String {
+    let lines = log_lines();
+    let v = lines.lock().map(|v| v.clone()).unwrap_or_default();
+    let wanted: Vec<String> =
+        v.into_iter().filter(|l| needles.iter().any(|n| l.contains(n))).collect();
+    format!("{title}:\n{}", wanted.join("\n"))
+}
+
 /// Waits (≤ 10 s) for a log line containing every needle.
 pub fn wait_log(needles: &[&str]) -> Result<String> {
     let lines = log_lines();

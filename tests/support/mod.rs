@@ -180,3 +180,17 @@ pub fn guide_example(title: &str) -> Result<String> {
         .map(str::to_string)
         .with_context(|| format!("a Lua example in the {title} section"))
 }
+
+/// `len` pseudo-random bytes (xorshift32), the same for the same seed: test
+/// files whose blocks all differ, made fast.
+pub fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let mut x = seed | 1;
+    for b in out.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    out
+}
