@@ -21,6 +21,10 @@
 //! eiskaltdcpp), and the downloading worker's CPU seconds per GiB. The
 //! shared file is sparse (its pages come from the page cache as zeros), the
 //! same for every side.
+//!
+//! Every folder (the benchmark's, the eiskaltdcpp daemons') is made under
+//! `TMPDIR`: `TMPDIR=/dev/shm` measures the clients, the default measures
+//! them behind this machine's disk, which bounds every side that syncs.
 
 // The tests' harness for the real peers (uhub, eiskaltdcpp); it allows its
 // own dead code.

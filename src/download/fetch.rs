@@ -1,32 +1,46 @@
 //! The three kinds of request a download connection makes, as [`Fetch`]es:
-//! a segment of a queued file (written to its temporary file and checked
-//! block by block against the leaves), the TTH leaves of a file, and a file
-//! list (kept in memory, bounded).
+//! a segment of a queued file (its bytes written to the temporary file and
+//! checked block by block against the leaves, both on the helper threads),
+//! the TTH leaves of a file, and a file list (kept in memory, bounded).
 //!
 //! Each holds a handle on the service and reports back exactly once
-//! (finished, refused, failed). A file segment syncs its file before the
-//! blocks it verified are recorded in the queue (every
-//! [`SYNC_EVERY`] bytes and at its end), so a crash never leaves a recorded
-//! block that is not on disk.
+//! (finished, refused, failed).
+//!
+//! A segment's bytes go out in batches of [`BATCH`] bytes (whole pieces,
+//! see [`crate::transfer::verify`]): a helper writes a batch at its place in
+//! the file with `pwrite` and computes the roots of its pieces; the service
+//! gathers the roots into blocks as the batches come back, in any order
+//! ([`Flow`]). So the worker thread only reads the socket and copies, and
+//! both cores hash. What a connection has handed over and not got back is
+//! bounded (the service's in-flight limit): past it, the connection stops
+//! reading its socket until there is room ([`Fetch::ready`]).
 //!
 //! Must not: decide what to fetch next (the service does), or write
 //! anywhere but the item's temporary file.
 
+use std::cell::RefCell;
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Downloads, ItemId, UserKey};
 use crate::peer::session::{Kind, Refused, Request, Sending};
 use crate::peer::Fetch;
-use crate::proto::tth::{TigerTree, Tth};
+use crate::proto::tth::{NodeHash, TigerTree, Tth};
+use crate::runtime::JobId;
+use crate::transfer::ranges::RangeSet;
 use crate::transfer::segments::SourceId;
-use crate::transfer::verify::SegmentVerifier;
+use crate::transfer::verify::BlockAssembler;
 
-/// Verified bytes a segment holds before it syncs its file and records them.
+/// Verified bytes of an item written before the file is synced and they are
+/// recorded in the queue.
 pub const SYNC_EVERY: u64 = 16 << 20;
+
+/// The bytes a segment hands to a helper at once (a multiple of every piece
+/// size: pieces are at most this and powers of two).
+pub const BATCH: usize = crate::transfer::verify::MAX_PIECE as usize;
 
 /// The largest TTHL accepted (a tree of a 1 TiB file at DC++'s granularity
 /// is 12 KiB; this leaves room for finer trees).
@@ -38,39 +52,87 @@ pub const MAX_LIST: u64 = 256 << 20;
 /// At most this much of an announced list is allocated before it arrives.
 const PREALLOCATE: u64 = 4 << 20;
 
+/// What of one segment fetch outlives it: its batches at the helpers, the
+/// piece roots coming back, why its connection must stop.
+///
+/// Invariant: `pending` holds exactly the bytes handed over whose block was
+/// neither verified nor failed; once the fetch is `over` and nothing is in
+/// flight, what remains there belongs to blocks that can never complete and
+/// is abandoned (free again in the item's segments).
+pub(super) struct Flow {
+    pub item: ItemId,
+    pub source: SourceId,
+    pub user: UserKey,
+    pub assembler: BlockAssembler,
+    /// Bytes at the helpers whose results are not back.
+    pub in_flight: u64,
+    pub pending: RangeSet,
+    /// Why the connection must end (a block failed its leaf, a write
+    /// failed), seen by the fetch at its next step.
+    pub stop: Option<String>,
+    /// The stop was already reported to the service's listeners.
+    pub reported: bool,
+    /// The fetch finished, failed or was refused.
+    pub over: bool,
+}
+
+/// What a helper hands back for one batch.
+pub(super) struct BatchDone {
+    /// The batch's first byte in the file.
+    pub start: u64,
+    /// The roots of its pieces, or why writing it failed.
+    pub roots: Result<Vec<NodeHash>, String>,
+    /// The batch's buffer, for the next batch.
+    pub buf: Vec<u8>,
+}
+
 /// One segment of a queued file.
 pub(super) struct SegmentFetch {
     pub dl: Downloads,
-    pub item: ItemId,
+    pub flow: Rc<RefCell<Flow>>,
     pub tth: Tth,
-    pub source: SourceId,
-    pub user: UserKey,
     pub range: Range<u64>,
     pub tree: Rc<TigerTree>,
-    pub file: File,
-    pub verifier: SegmentVerifier,
+    pub file: Arc<File>,
+    /// Bytes received and not handed over yet; they start at `batch_start`.
+    pub batch: Vec<u8>,
+    pub batch_start: u64,
     /// The next byte of the file to arrive.
     pub pos: u64,
-    /// Blocks verified and written, not yet synced and recorded.
-    pub unsynced: Vec<Range<u64>>,
-    pub unsynced_bytes: u64,
     pub started: Instant,
-    /// A block failed (already reported): the end of the connection that
-    /// follows is not another failure to report.
-    pub bad: bool,
 }
 
 impl SegmentFetch {
-    /// Syncs the file and records the verified blocks.
-    fn persist(&mut self) -> Result<(), String> {
-        if self.unsynced.is_empty() {
-            return Ok(());
+    fn ids(&self) -> (ItemId, SourceId, UserKey) {
+        let f = self.flow.borrow();
+        (f.item, f.source, f.user.clone())
+    }
+
+    /// Hands the batch (`keep` of its bytes) to a helper.
+    fn hand_over(&mut self, keep: usize) {
+        self.batch.truncate(keep);
+        if self.batch.is_empty() {
+            return;
         }
-        self.file.sync_data().map_err(|e| format!("syncing the download of {}: {e}", self.tth))?;
-        let ranges = std::mem::take(&mut self.unsynced);
-        self.unsynced_bytes = 0;
-        self.dl.record_verified(self.item, &ranges);
-        Ok(())
+        let bytes = std::mem::replace(&mut self.batch, self.dl.spare_buffer());
+        let start = self.batch_start;
+        self.batch_start += bytes.len() as u64;
+        self.dl.hash_batch(&self.flow, &self.file, start, bytes);
+    }
+
+    /// The fetch is over: what it holds of complete blocks goes to the
+    /// helpers, the rest is dropped.
+    fn close(&mut self) {
+        let block = self.tree.block_size.max(1);
+        let end = self.batch_start + self.batch.len() as u64;
+        let whole = if end == self.range.end || end >= self.tree.size {
+            end
+        } else {
+            (end - end % block).max(self.batch_start)
+        };
+        self.hand_over((whole - self.batch_start) as usize);
+        self.flow.borrow_mut().over = true;
+        self.dl.flow_settled(&self.flow);
     }
 }
 
@@ -100,76 +162,73 @@ impl Fetch for SegmentFetch {
         Ok(())
     }
 
+    fn ready(&mut self, job: JobId) -> Result<bool, String> {
+        if let Some(why) = &self.flow.borrow().stop {
+            return Err(why.clone());
+        }
+        Ok(self.dl.room_for_batches(job))
+    }
+
     fn data(&mut self, mut bytes: &[u8], now: Instant) -> Result<(), String> {
-        // The segment may have shrunk (a faster source took its tail) or the
-        // file completed: bytes past our end are read and dropped.
-        let end =
-            self.dl.segment_end(self.item, self.source).unwrap_or(self.pos).min(self.range.end);
-        if self.pos >= end {
-            self.pos += bytes.len() as u64;
-            return Ok(());
+        if let Some(why) = &self.flow.borrow().stop {
+            return Err(why.clone());
         }
-        let keep = ((end - self.pos) as usize).min(bytes.len());
-        let rest = bytes.len() - keep;
+        let (item, source, user) = self.ids();
+        // The segment may have shrunk (a faster source took its tail); when
+        // it is gone (the source was dropped, the item cancelled) the
+        // connection stops.
+        let Some(end) = self.dl.segment_end(item, source) else {
+            return Err("this segment was taken back".into());
+        };
+        let end = end.min(self.range.end);
+        let held = self.batch_start + self.batch.len() as u64;
+        if held > end {
+            // Taken back while in the batch: never written.
+            self.batch.truncate(end.saturating_sub(self.batch_start) as usize);
+        }
+        let keep = end.saturating_sub(self.pos).min(bytes.len() as u64) as usize;
+        self.pos += bytes.len() as u64;
         bytes = &bytes[..keep];
-        self.file
-            .write_all(bytes)
-            .map_err(|e| format!("writing the download of {}: {e}", self.tth))?;
-        let checks = self.verifier.feed(&self.tree, bytes);
-        self.pos += (keep + rest) as u64;
-        if rest > 0 {
-            // Writes resume at the right offset if the segment grows back.
-            let _ = self.file.seek(SeekFrom::Start(self.pos));
-        }
-        self.dl.progress(self.item, self.source, &self.user, self.pos.min(end), keep as u64, now);
-        for c in checks {
-            if c.ok {
-                self.dl.block_verified(self.item, c.range.clone());
-                self.unsynced_bytes += c.range.end - c.range.start;
-                self.unsynced.push(c.range);
-            } else {
-                let _ = self.persist();
-                self.bad = true;
-                self.dl.block_failed(self.item, self.source, &self.user, c.range.clone());
-                return Err(format!(
-                    "block {} (bytes {}..{}) of {} failed its leaf hash: the source is dropped for this file",
-                    c.index, c.range.start, c.range.end, self.tth
-                ));
+        while !bytes.is_empty() {
+            let take = (BATCH - self.batch.len()).min(bytes.len());
+            self.batch.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.batch.len() == BATCH {
+                self.hand_over(BATCH);
             }
         }
-        if self.unsynced_bytes >= SYNC_EVERY {
-            self.persist()?;
+        if self.batch_start + self.batch.len() as u64 == end {
+            let n = self.batch.len();
+            self.hand_over(n);
         }
+        self.dl.progress(item, source, &user, self.batch_start, keep as u64, now);
         Ok(())
     }
 
     fn finish(mut self: Box<Self>, now: Instant) {
-        let saved = self.persist();
-        let item = self.item;
-        let source = self.source;
+        self.close();
+        let (item, source, user) = self.ids();
         let bytes = self.pos.saturating_sub(self.range.start);
         let secs = now.saturating_duration_since(self.started).as_secs_f64();
-        drop(self.file);
-        match saved {
-            Ok(()) => self.dl.segment_done(item, source, &self.user, bytes, secs),
-            Err(e) => self.dl.segment_failed(item, source, &self.user, &e, false),
-        }
+        self.dl.segment_done(item, source, &user, bytes, secs);
     }
 
     fn refused(mut self: Box<Self>, why: &Refused) {
-        let _ = self.persist();
+        self.close();
+        let (item, source, user) = self.ids();
         let lacks = matches!(why, Refused::NotAvailable(_));
         let text = match why {
             Refused::SlotsFull(_) => "no free slot".to_string(),
             Refused::NotAvailable(t) | Refused::Other(t) => t.clone(),
         };
-        self.dl.segment_failed(self.item, self.source, &self.user, &text, lacks);
+        self.dl.segment_failed(item, source, &user, &text, lacks);
     }
 
     fn failed(mut self: Box<Self>, why: &str) {
-        let _ = self.persist();
-        if !self.bad {
-            self.dl.segment_failed(self.item, self.source, &self.user, why, false);
+        self.close();
+        let (item, source, user) = self.ids();
+        if !self.flow.borrow().reported {
+            self.dl.segment_failed(item, source, &user, why, false);
         }
     }
 }

@@ -21,10 +21,24 @@
 //! next segment ([`Segments`]: segments grow with a source's speed and the
 //! end game splits the slowest one).
 //!
+//! Verification runs beside the transfer: a connection hands the bytes it
+//! reads to the helper threads in batches ([`fetch`]); a helper writes a
+//! batch into the temporary file and hashes its pieces; the roots come
+//! back to the scheduler job, which folds them into blocks, checks each
+//! against its leaf, and records the verified ranges once a sync (also on a
+//! helper) has put them on disk. A block that fails drops its source and
+//! stops its connection from there. The bytes at the helpers are bounded
+//! ([`MAX_IN_FLIGHT`]); a connection past the bound stops reading its
+//! socket until a batch comes back.
+//!
 //! Invariants:
 //! - A byte range is recorded verified in the queue only after its blocks
-//!   matched their leaves and the file was synced (see [`fetch`]); on start
-//!   the recorded ranges come back and are never fetched again.
+//!   matched their leaves and a sync that began after they were written
+//!   succeeded; on start the recorded ranges come back and are never
+//!   fetched again.
+//! - Bytes handed to the helpers are pending in the item's [`Segments`]
+//!   until their block is verified or fails, and are never handed to
+//!   another source meanwhile (so no two writes to one byte race).
 //! - An item is complete only when every block is verified against leaves
 //!   that rebuild its TTH; it is then moved into place without ever
 //!   replacing a file (`move_into_place`), and only then called done.
@@ -36,8 +50,11 @@
 //! Decisions, written down: we never ask for compressed transfers (ZLIG
 //! costs CPU on both sides and gains nothing on the files people share);
 //! the TTH leaves are kept in memory only and fetched again after a restart
-//! (a few KiB); the file is synced on the worker thread every
-//! [`fetch::SYNC_EVERY`] bytes; a source whose segment was taken over keeps
+//! (a few KiB); the file is synced on a helper thread every
+//! [`fetch::SYNC_EVERY`] verified bytes and when a segment ends (the final
+//! sync before the move runs on the worker); a download's batches queue
+//! behind whatever else the helpers do (a share being hashed slows
+//! downloads down rather than the worker); a source whose segment was taken over keeps
 //! sending and its extra bytes are dropped (no reconnect); a file list is
 //! read on a helper thread.
 //!
@@ -49,22 +66,26 @@ pub mod fetch;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::hub::{HubId, HubState, Hubs, Protocol as HubProtocol, UserMode};
 use crate::peer::{ConnectionAsk, DownloadSide, Fetch, PeerUser, Peers};
 use crate::proto::tth::{TigerTree, Tth};
-use crate::runtime::{Context, Job, JobId, Runtime, Step, TaskDone, TimerId};
+use crate::runtime::{Context, Job, JobId, Runtime, Step, TaskDone, TaskId, TimerId};
 use crate::share::filelist::{read_listing, Listing, ReadLimits};
 use crate::transfer::limit::TokenBucket;
 use crate::transfer::place::{self, safe_relative};
 use crate::transfer::queue::{Item, ItemState, NewItem, Priority, QueueStore, Source};
+use crate::transfer::ranges::RangeSet;
 use crate::transfer::segments::{Segments, SourceId};
+use crate::transfer::verify::{piece_roots, BlockAssembler};
+
 use crate::transfer::slots::ConnKey;
+use fetch::{BatchDone, Flow, SYNC_EVERY};
 
 pub use crate::transfer::queue::ItemId;
 
@@ -85,6 +106,11 @@ pub const RETRY_FIRST: Duration = Duration::from_secs(5);
 pub const RETRY_MAX: Duration = Duration::from_secs(300);
 /// Download events `download_progress` at most this often per item.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// The most bytes at the helper threads at once, all connections together
+/// (16 batches: enough to keep every helper busy, little memory).
+pub const MAX_IN_FLIGHT: u64 = 16 * fetch::BATCH as u64;
+/// Spare batch buffers kept for reuse.
+const SPARE_BUFFERS: usize = 24;
 
 /// How downloads are set up (from the settings).
 #[derive(Debug, Clone)]
@@ -250,6 +276,13 @@ struct Run {
     waiters: Vec<Waiter>,
     /// Where it went, once done.
     done_path: Option<PathBuf>,
+    /// The temporary file, open while segments are written.
+    file: Option<Arc<File>>,
+    /// Verified blocks not yet synced and recorded.
+    unsynced: Vec<Range<u64>>,
+    unsynced_bytes: u64,
+    /// A sync is running on a helper.
+    syncing: bool,
 }
 
 /// A file list asked for.
@@ -291,11 +324,29 @@ struct Inner {
     next_list: Cell<u64>,
     /// The scheduler job (owner of helper tasks).
     job: Cell<Option<JobId>>,
-    /// List parses on helpers: task → list id.
-    parsing: RefCell<HashMap<crate::runtime::TaskId, u64>>,
+    /// The scheduler should look for work at its next poll.
+    poked: Cell<bool>,
+    /// Tasks on the helpers, by id.
+    tasks: RefCell<HashMap<TaskId, Task>>,
+    /// Bytes of batches at the helpers, all connections together.
+    in_flight: Cell<u64>,
+    /// Connections waiting for room under [`MAX_IN_FLIGHT`].
+    waiting: RefCell<Vec<JobId>>,
+    /// Batch buffers to reuse.
+    spare: RefCell<Vec<Vec<u8>>>,
     /// Finished items kept for `wait` and `info` after they left the run
     /// set (until restart).
     finished: RefCell<BTreeMap<ItemId, ItemInfo>>,
+}
+
+/// What a helper task is doing for the service.
+enum Task {
+    /// Reading a file list (its id).
+    List(u64),
+    /// Writing and hashing one batch of a segment.
+    Batch(Rc<RefCell<Flow>>),
+    /// Syncing an item's file before recording these verified ranges.
+    Sync(ItemId, Vec<Range<u64>>),
 }
 
 /// The downloads service; see the module documentation. A cheap `Rc`
@@ -356,7 +407,11 @@ impl Downloads {
                 subscribers: RefCell::new(Vec::new()),
                 next_list: Cell::new(1),
                 job: Cell::new(None),
-                parsing: RefCell::new(HashMap::new()),
+                poked: Cell::new(false),
+                tasks: RefCell::new(HashMap::new()),
+                in_flight: Cell::new(0),
+                waiting: RefCell::new(Vec::new()),
+                spare: RefCell::new(Vec::new()),
                 finished: RefCell::new(BTreeMap::new()),
             }),
         };
@@ -566,11 +621,26 @@ impl Downloads {
             read_listing(std::io::Cursor::new(bytes), &LIST_LIMITS)
                 .map_err(|e| format!("reading the file list: {e}"))
         });
-        self.inner.parsing.borrow_mut().insert(task, id);
+        self.inner.tasks.borrow_mut().insert(task, Task::List(id));
     }
 
-    fn list_parsed(&self, done: TaskDone) {
-        let Some(id) = self.inner.parsing.borrow_mut().remove(&done.task) else { return };
+    /// A helper task came back.
+    fn task_done(&self, done: TaskDone) {
+        let Some(task) = self.inner.tasks.borrow_mut().remove(&done.task) else { return };
+        match task {
+            Task::List(id) => self.list_parsed(id, done),
+            Task::Batch(flow) => match done.result.downcast::<BatchDone>() {
+                Ok(b) => self.batch_done(&flow, *b),
+                Err(_) => log::error!(target: "download", "a batch task returned something else"),
+            },
+            Task::Sync(id, ranges) => match done.result.downcast::<std::io::Result<()>>() {
+                Ok(r) => self.synced(id, ranges, *r),
+                Err(_) => log::error!(target: "download", "a sync task returned something else"),
+            },
+        }
+    }
+
+    fn list_parsed(&self, id: u64, done: TaskDone) {
         let result = match done.result.downcast::<Result<Listing, String>>() {
             Ok(r) => r.map(Rc::new),
             Err(_) => Err("the list task returned something else".into()),
@@ -633,21 +703,198 @@ impl Downloads {
         }
     }
 
-    pub(crate) fn block_verified(&self, id: ItemId, range: Range<u64>) {
-        if let Some(s) = self.inner.runs.borrow_mut().get_mut(&id).and_then(|r| r.segments.as_mut())
+    // ----- batches at the helpers -----------------------------------------------
+
+    /// An empty batch buffer (reused when one came back).
+    fn spare_buffer(&self) -> Vec<u8> {
+        self.inner.spare.borrow_mut().pop().unwrap_or_else(|| Vec::with_capacity(fetch::BATCH))
+    }
+
+    /// Whether a connection may read more now; if not, `job` is woken when
+    /// a batch comes back.
+    fn room_for_batches(&self, job: JobId) -> bool {
+        if self.inner.in_flight.get() < MAX_IN_FLIGHT {
+            return true;
+        }
+        let mut waiting = self.inner.waiting.borrow_mut();
+        if !waiting.contains(&job) {
+            waiting.push(job);
+        }
+        false
+    }
+
+    /// Hands one batch of `flow`'s segment, starting at byte `start`, to a
+    /// helper: written into `file`, its pieces hashed.
+    fn hash_batch(&self, flow: &Rc<RefCell<Flow>>, file: &Arc<File>, start: u64, bytes: Vec<u8>) {
+        let len = bytes.len() as u64;
+        let (item, piece) = {
+            let mut f = flow.borrow_mut();
+            f.in_flight += len;
+            f.pending.insert(start, start + len);
+            (f.item, f.assembler.piece())
+        };
+        if let Some(s) =
+            self.inner.runs.borrow_mut().get_mut(&item).and_then(|r| r.segments.as_mut())
         {
-            s.block_verified(range);
+            s.received(start..start + len);
+        }
+        self.inner.in_flight.set(self.inner.in_flight.get() + len);
+        let file = file.clone();
+        let task = move || {
+            use std::os::unix::fs::FileExt;
+            let roots = match file.write_all_at(&bytes, start) {
+                Ok(()) => Ok(piece_roots(piece, &bytes)),
+                Err(e) => Err(format!("writing bytes {start}.. of the temporary file: {e}")),
+            };
+            BatchDone { start, roots, buf: bytes }
+        };
+        match self.inner.job.get() {
+            Some(job) => {
+                let id = self.inner.rt.submit(job, task);
+                self.inner.tasks.borrow_mut().insert(id, Task::Batch(flow.clone()));
+            }
+            // No scheduler (never after start): do it here.
+            None => self.batch_done(flow, task()),
         }
     }
 
-    pub(crate) fn record_verified(&self, id: ItemId, ranges: &[Range<u64>]) {
-        let mut store = self.inner.store.borrow_mut();
-        let Some(store) = store.as_mut() else { return };
-        for r in ranges {
-            if let Err(e) = store.mark_verified(id, r.start, r.end) {
-                log::warn!(target: "download", "recording verified bytes: {e}");
+    /// A batch came back: its blocks are checked, verified ones recorded
+    /// (after a sync), a bad one drops its source.
+    fn batch_done(&self, flow: &Rc<RefCell<Flow>>, done: BatchDone) {
+        let BatchDone { start, roots, mut buf } = done;
+        let len = buf.len() as u64;
+        buf.clear();
+        {
+            let mut spare = self.inner.spare.borrow_mut();
+            if spare.len() < SPARE_BUFFERS {
+                spare.push(buf);
             }
         }
+        self.inner.in_flight.set(self.inner.in_flight.get().saturating_sub(len));
+        if self.inner.in_flight.get() < MAX_IN_FLIGHT {
+            for job in self.inner.waiting.borrow_mut().drain(..) {
+                self.inner.rt.wake(job);
+            }
+        }
+        let (item, source, user) = {
+            let mut f = flow.borrow_mut();
+            f.in_flight = f.in_flight.saturating_sub(len);
+            (f.item, f.source, f.user.clone())
+        };
+        let roots = match roots {
+            Ok(r) => r,
+            Err(why) => {
+                log::error!(target: "download", "{why}");
+                flow.borrow_mut().stop.get_or_insert(why);
+                return self.flow_settled(flow);
+            }
+        };
+        let tree = match self.inner.runs.borrow().get(&item).and_then(|r| r.tree.clone()) {
+            Some(t) => t,
+            // Cancelled meanwhile.
+            None => return,
+        };
+        let checks = flow.borrow_mut().assembler.add(&tree, start, &roots);
+        let mut complete = false;
+        for c in checks {
+            flow.borrow_mut().pending.remove(c.range.start, c.range.end);
+            if c.ok {
+                let mut runs = self.inner.runs.borrow_mut();
+                let Some(run) = runs.get_mut(&item) else { return };
+                if let Some(s) = run.segments.as_mut() {
+                    s.block_verified(c.range.clone());
+                    complete = s.is_complete();
+                }
+                run.unsynced_bytes += c.range.end - c.range.start;
+                run.unsynced.push(c.range);
+            } else {
+                let first = {
+                    let mut f = flow.borrow_mut();
+                    let first = f.stop.is_none();
+                    f.stop = Some(format!(
+                        "block {} (bytes {}..{}) of {} failed its leaf hash: the source is dropped for this file",
+                        c.index, c.range.start, c.range.end, tree.root
+                    ));
+                    f.reported = true;
+                    first
+                };
+                if first {
+                    self.block_failed(item, source, &user, c.range);
+                } else if let Some(s) =
+                    self.inner.runs.borrow_mut().get_mut(&item).and_then(|r| r.segments.as_mut())
+                {
+                    s.block_failed(source, c.range);
+                }
+            }
+        }
+        self.flow_settled(flow);
+        self.maybe_sync(item, false);
+        if complete {
+            self.check_complete(item);
+        }
+    }
+
+    /// Once a fetch is over and its batches are all back, what it left
+    /// pending (incomplete blocks) is free again, and its verified blocks
+    /// are synced and recorded.
+    fn flow_settled(&self, flow: &Rc<RefCell<Flow>>) {
+        let (item, leftover) = {
+            let mut f = flow.borrow_mut();
+            if !f.over || f.in_flight > 0 {
+                return;
+            }
+            (f.item, std::mem::take(&mut f.pending))
+        };
+        if !leftover.is_empty() {
+            if let Some(s) =
+                self.inner.runs.borrow_mut().get_mut(&item).and_then(|r| r.segments.as_mut())
+            {
+                for &(a, b) in leftover.ranges() {
+                    s.abandon(a..b);
+                }
+            }
+            self.poke();
+        }
+        self.maybe_sync(item, true);
+    }
+
+    /// Syncs the item's file on a helper, then records the verified ranges:
+    /// when [`SYNC_EVERY`] bytes wait, or when `now` and any do.
+    fn maybe_sync(&self, id: ItemId, now: bool) {
+        let mut runs = self.inner.runs.borrow_mut();
+        let Some(run) = runs.get_mut(&id) else { return };
+        if run.syncing || run.unsynced.is_empty() || (!now && run.unsynced_bytes < SYNC_EVERY) {
+            return;
+        }
+        let (Some(file), Some(job)) = (run.file.clone(), self.inner.job.get()) else { return };
+        let ranges = std::mem::take(&mut run.unsynced);
+        run.unsynced_bytes = 0;
+        run.syncing = true;
+        drop(runs);
+        let task = self.inner.rt.submit(job, move || file.sync_data());
+        self.inner.tasks.borrow_mut().insert(task, Task::Sync(id, ranges));
+    }
+
+    /// A sync came back: the ranges it covered are recorded.
+    fn synced(&self, id: ItemId, ranges: Vec<Range<u64>>, result: std::io::Result<()>) {
+        {
+            let mut runs = self.inner.runs.borrow_mut();
+            // A finished or cancelled item left the queue: nothing to record.
+            let Some(run) = runs.get_mut(&id) else { return };
+            run.syncing = false;
+            if let Err(e) = result {
+                log::error!(target: "download", "syncing {}: {e}; its verified bytes are not recorded", run.tmp.display());
+                return;
+            }
+        }
+        if let Some(store) = self.inner.store.borrow_mut().as_mut() {
+            for r in &ranges {
+                if let Err(e) = store.mark_verified(id, r.start, r.end) {
+                    log::warn!(target: "download", "recording verified bytes: {e}");
+                }
+            }
+        }
+        self.maybe_sync(id, false);
     }
 
     pub(crate) fn block_failed(
@@ -710,7 +957,10 @@ impl Downloads {
         if let Some(s) = run.segments.as_mut() {
             s.finish(source);
         }
-        run.running.remove(&source);
+        if run.running.remove(&source).is_none() {
+            // Its end was reported already (a bad block ended it).
+            return;
+        }
         if lacks {
             run.dropped.insert(user.clone());
         }
@@ -824,6 +1074,7 @@ impl Downloads {
 
     /// Wakes the scheduler.
     fn poke(&self) {
+        self.inner.poked.set(true);
         if let Some(job) = self.inner.job.get() {
             self.inner.rt.wake(job);
         }
@@ -979,13 +1230,22 @@ impl Downloads {
             }
         }
         let key = key_of(user);
-        self.inner.lists.borrow().iter().any(|l| l.user == key && !l.running)
+        let wanted = self.inner.lists.borrow().iter().any(|l| l.user == key && !l.running)
             || self.inner.runs.borrow().values().any(|r| {
                 r.item.priority != Priority::Paused
                     && r.needs_work()
                     && !r.dropped.contains(&key)
                     && r.item.sources.iter().any(|s| s.hub == key.0 && s.user == key.1)
-            })
+            });
+        if !wanted {
+            // The connection we asked for came when nothing was left to
+            // want (NMDC has no token to tie it to the ask): the ask is
+            // answered, the next tick asks again if something comes up.
+            if let Some(u) = self.inner.users.borrow_mut().get_mut(&key) {
+                u.asked = None;
+            }
+        }
+        wanted
     }
 
     fn next(
@@ -1074,43 +1334,45 @@ impl Downloads {
                 log::debug!(target: "download", "{}: nothing for {} (verified {}, {} running)", run.item.name.display(), user.nick, segs.verified().len(), segs.running());
                 continue;
             };
-            let file = match open_tmp(&run.tmp, &run.item.dir, range.start) {
-                Ok(f) => f,
-                Err(e) => {
-                    segs.finish(source);
-                    let why = format!("opening {}: {e}", run.tmp.display());
-                    log::error!(target: "download", "{why}");
-                    run.item.error = Some(why);
-                    continue;
-                }
-            };
-            let verifier = match crate::transfer::verify::SegmentVerifier::new(&tree, range.start) {
-                Ok(v) => v,
-                Err(e) => {
-                    segs.finish(source);
-                    log::error!(target: "download", "{e}");
-                    continue;
-                }
+            let file = match &run.file {
+                Some(f) => f.clone(),
+                None => match open_tmp(&run.tmp, &run.item.dir) {
+                    Ok(f) => run.file.insert(Arc::new(f)).clone(),
+                    Err(e) => {
+                        segs.finish(source);
+                        let why = format!("opening {}: {e}", run.tmp.display());
+                        log::error!(target: "download", "{why}");
+                        run.item.error = Some(why);
+                        continue;
+                    }
+                },
             };
             log::debug!(target: "download", "{}: bytes {}..{} from {} (connection {conn})", run.item.name.display(), range.start, range.end, user.nick);
             run.running.insert(source, key.clone());
             let first = run.running.len() == 1 && run.fetched == 0;
             let info = run.info();
-            let f = fetch::SegmentFetch {
-                dl: self.clone(),
+            let flow = Flow {
                 item: id,
-                tth: run.item.tth,
                 source,
                 user: key.clone(),
+                assembler: BlockAssembler::new(&tree),
+                in_flight: 0,
+                pending: RangeSet::new(),
+                stop: None,
+                reported: false,
+                over: false,
+            };
+            let f = fetch::SegmentFetch {
+                dl: self.clone(),
+                flow: Rc::new(RefCell::new(flow)),
+                tth: run.item.tth,
                 pos: range.start,
+                batch_start: range.start,
+                batch: self.spare_buffer(),
                 range,
                 tree,
                 file,
-                verifier,
-                unsynced: Vec::new(),
-                unsynced_bytes: 0,
                 started: now,
-                bad: false,
             };
             drop(runs);
             if first {
@@ -1145,12 +1407,10 @@ impl Downloads {
 /// A user found online: the hub, the nick, the CID, active, TLS, KP.
 type Located = (HubId, String, Option<String>, bool, bool, Option<String>);
 
-/// Opens (creating) the temporary file, positioned at `at`.
-fn open_tmp(tmp: &Path, dir: &Path, at: u64) -> std::io::Result<File> {
+/// Opens (creating) the temporary file; it is written at offsets.
+fn open_tmp(tmp: &Path, dir: &Path) -> std::io::Result<File> {
     std::fs::create_dir_all(dir)?;
-    let mut f = OpenOptions::new().create(true).truncate(false).write(true).open(tmp)?;
-    f.seek(SeekFrom::Start(at))?;
-    Ok(f)
+    OpenOptions::new().create(true).truncate(false).write(true).open(tmp)
 }
 
 /// A named field of an ADC INF line (`SU`, `KP`), unescaped enough for
@@ -1176,6 +1436,10 @@ impl Run {
             last_event: None,
             waiters: Vec::new(),
             done_path: None,
+            file: None,
+            unsynced: Vec::new(),
+            unsynced_bytes: 0,
+            syncing: false,
             item,
         }
     }
@@ -1191,7 +1455,7 @@ impl Run {
     fn needs_work(&self) -> bool {
         match &self.segments {
             None => true,
-            Some(s) => !s.is_complete(),
+            Some(s) => s.wants_sources(),
         }
     }
 
@@ -1257,19 +1521,10 @@ impl DownloadSide for Side {
     }
 
     fn budget(&self, want: usize, now: Instant) -> (usize, Duration) {
-        let Some(d) = self.dl() else { return (want, Duration::ZERO) };
-        let mut l = d.inner.limiter.borrow_mut();
-        let got = l.take(want, now);
-        if got > 0 {
-            (got, Duration::ZERO)
-        } else {
-            // Wait for a useful amount, not the first byte.
-            (0, l.ready_in(want.min(64 * 1024), now))
-        }
-    }
-
-    fn limited(&self) -> bool {
-        self.dl().is_some_and(|d| d.inner.limiter.borrow().rate() > 0)
+        // Large reads, and no connection starves the others.
+        self.dl().map_or((want, Duration::ZERO), |d| {
+            d.inner.limiter.borrow_mut().grant(want, 64 * 1024, now)
+        })
     }
 
     fn give_back(&self, bytes: usize) {
@@ -1296,15 +1551,21 @@ impl Job for Scheduler {
     fn poll(&mut self, cx: &mut Context<'_>) -> Step {
         let Some(inner) = self.dl.upgrade().filter(|_| !self.stopped) else { return Step::Done };
         let dl = Downloads { inner };
-        if self.tick.is_none() {
+        let first = self.tick.is_none();
+        if first {
             self.tick = Some(cx.every(Duration::from_secs(1)));
         }
         while let Some(m) = cx.recv() {
             if let Ok(done) = m.downcast::<TaskDone>() {
-                dl.list_parsed(*done);
+                dl.task_done(*done);
             }
         }
-        dl.tick(cx.now());
+        // Batches come back a thousand times a gigabyte: look for work on
+        // the tick and when poked, not on every result.
+        let ticked = self.tick.is_some_and(|t| cx.fired(t));
+        if first || ticked || dl.inner.poked.replace(false) {
+            dl.tick(cx.now());
+        }
         Step::Pending
     }
 

@@ -640,6 +640,12 @@ impl PeerJob {
                 cx.repoll();
                 return;
             }
+            match self.fetch.as_mut().map(|f| f.ready(cx.id())) {
+                Some(Err(why)) => return self.end(cx, why, false),
+                // Woken by the fetch when it can take more.
+                Some(Ok(false)) => return,
+                Some(Ok(true)) | None => {}
+            }
             let want = (CHUNK as u64).min(left) as usize;
             let want = want.min(budget);
             let now = cx.now();
@@ -680,10 +686,12 @@ impl PeerJob {
             self.fetch_left = Some(left - n as u64);
             self.window_sent += n as u64;
             budget -= n;
-            if side.limited() && self.fetch_left != Some(0) {
-                // One chunk per round under a limit: whoever polls first
-                // must not take the whole budget.
-                cx.repoll();
+            if !wait.is_zero() && self.fetch_left != Some(0) {
+                // Under a limit, one chunk and then this grant's pace: the
+                // other connections take their turn meanwhile.
+                if self.limit_wait.is_none() {
+                    self.limit_wait = Some(cx.after(wait));
+                }
                 return;
             }
         }

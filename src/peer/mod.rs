@@ -72,13 +72,13 @@ pub trait DownloadSide {
         now: Instant,
     ) -> Option<Box<dyn Fetch>>;
     /// How many of `want` bytes may be read now under the download limit,
-    /// and how long to wait when none.
+    /// and how long to wait before the next read: when none may be read,
+    /// until some may; after a grant under a limit, the grant's own pace
+    /// (so that connections take turns, see
+    /// [`TokenBucket::grant`](crate::transfer::limit::TokenBucket::grant)).
     fn budget(&self, want: usize, now: Instant) -> (usize, Duration);
     /// Gives back bytes of a budget that were not read.
     fn give_back(&self, bytes: usize);
-    /// Whether a download limit is set: each connection then reads one
-    /// chunk per poll, so that the pool's round shares the budget fairly.
-    fn limited(&self) -> bool;
     /// A download connection with `user` ended (after its last fetch was
     /// finished or failed), for the reason given.
     fn ended(&self, conn: ConnKey, user: &PeerUser, why: &str, now: Instant);
@@ -92,6 +92,14 @@ pub trait Fetch {
     /// The peer's header: `Ok` to read its bytes raw, or why not (the
     /// connection then ends).
     fn accept(&mut self, sending: &Sending) -> Result<(), String>;
+    /// Whether more bytes may be read now. `Ok(false)`: the fetch's work is
+    /// behind (its bytes wait for the helper threads); it wakes `job` when
+    /// there is room again, and the connection leaves the socket alone
+    /// meanwhile. An error (a block that failed its leaf hash, a disk error,
+    /// found after the bytes were taken) ends the connection.
+    fn ready(&mut self, _job: JobId) -> Result<bool, String> {
+        Ok(true)
+    }
     /// Bytes as they arrive; an error (a block that fails its leaf hash, a
     /// disk error) ends the connection.
     fn data(&mut self, bytes: &[u8], now: Instant) -> Result<(), String>;
@@ -875,16 +883,7 @@ impl Peers {
     /// Bytes an upload may send now under the limit (`want` when there is
     /// none), and how long to wait when it is 0.
     pub(crate) fn budget(&self, want: usize, now: Instant) -> (usize, Duration) {
-        let mut l = self.inner.limiter.borrow_mut();
-        if l.rate() == 0 {
-            return (want, Duration::ZERO);
-        }
-        let got = l.take(want, now);
-        if got > 0 {
-            (got, Duration::ZERO)
-        } else {
-            (0, l.ready_in(want.min(16 * 1024), now))
-        }
+        self.inner.limiter.borrow_mut().grant(want, 16 * 1024, now)
     }
 
     /// Returns bytes taken from the limit but not sent.

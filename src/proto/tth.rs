@@ -155,6 +155,22 @@ pub fn tree_root(data: &[u8]) -> Tth {
     hasher.finish().root
 }
 
+/// The root over the nodes of one level, left to right: pairs merged level by
+/// level, an odd last node promoted unchanged (THEX). Every node but the last
+/// must be a complete subtree of the same size; the last may be partial (the
+/// end of a file). `None` when there are no nodes.
+///
+/// This is how the roots of a block's pieces, hashed apart, make the block's
+/// root: the subtrees of aligned pieces are exactly the tree's nodes at the
+/// pieces' level.
+pub fn fold_level(nodes: &[NodeHash]) -> Option<NodeHash> {
+    let mut merger = Merger::new();
+    for n in nodes {
+        merger.push(*n, 0, u8::MAX);
+    }
+    merger.fold(0).0
+}
+
 /// Whether `data` is the block whose tree root is `leaf` (a kept leaf covers a
 /// whole block of its level, so this is the root of the block's own tree).
 pub fn block_matches(data: &[u8], leaf: &NodeHash) -> bool {

@@ -1,10 +1,9 @@
 //! A token bucket: the global bandwidth limit of downloads (and uploads).
 //!
 //! Tokens are bytes. The bucket fills at `rate` bytes per second up to
-//! `burst` bytes; a transfer takes what it may read or write now with
-//! [`TokenBucket::take`] and, when it got nothing, asks
-//! [`TokenBucket::ready_in`] how long to wait (the transfer's job arms a
-//! timer for that long instead of spinning). A rate of 0 means unlimited,
+//! `burst` bytes; a transfer asks [`TokenBucket::grant`] what it may read
+//! or write now and, when it got nothing, how long to wait (the transfer's
+//! job arms a timer for that long instead of spinning). A rate of 0 means unlimited,
 //! the default.
 //!
 //! Time is passed in, never read here, so that the pool's clock (virtual in
@@ -80,6 +79,39 @@ impl TokenBucket {
         }
     }
 
+    /// What a transfer that wants `want` bytes may move now, and how long it
+    /// should wait before it asks again.
+    ///
+    /// Once at least `quantum` of the bytes are there, it gets all it wants
+    /// (up to what is there) and a wait of what it got at the full rate: its
+    /// own pace. Otherwise it gets nothing and the wait for `quantum` bytes.
+    /// Several transfers share one bucket this way without one starving the
+    /// others: one that was just served sits out its pace while the others
+    /// take their turn, instead of coming back at once for every crumb the
+    /// bucket refills with (shares are even when the pool polls them in any
+    /// order, and 2:1 at worst, see the test). Unlimited: everything, no
+    /// wait.
+    pub fn grant(&mut self, want: usize, quantum: usize, now: Instant) -> (usize, Duration) {
+        if self.rate == 0 {
+            return (want, Duration::ZERO);
+        }
+        let wait = self.ready_in(want.min(quantum), now);
+        if !wait.is_zero() {
+            return (0, wait);
+        }
+        let got = self.take(want, now);
+        (got, self.pace(got))
+    }
+
+    /// How long `bytes` take at the rate (zero when unlimited).
+    pub fn pace(&self, bytes: usize) -> Duration {
+        if self.rate == 0 {
+            return Duration::ZERO;
+        }
+        let ns = (bytes as u128 * NANOS).div_ceil(u128::from(self.rate));
+        Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+    }
+
     /// How long until at least `min` bytes (capped at the burst) can be
     /// taken; zero when they can now.
     pub fn ready_in(&mut self, min: usize, now: Instant) -> Duration {
@@ -128,6 +160,30 @@ mod tests {
         let burst = (rate / 10).max(64 * 1024);
         let expected = 60 * rate + burst;
         assert!(moved.abs_diff(expected) <= 64 * 1024, "moved {moved}, expected ~{expected}");
+    }
+
+    #[test]
+    fn no_transfer_starves_another() {
+        // Both wait as told, A wins every tie (the worst order a pool could
+        // poll them in). With `take` alone, A (coming back at once) took
+        // every crumb the bucket refilled with and B got nothing; now B gets
+        // a third at worst, half when ties go either way.
+        let t0 = Instant::now();
+        let rate = 6 << 20;
+        let mut b = TokenBucket::new(rate, t0);
+        let mut next = [t0, t0];
+        let mut moved = [0u64; 2];
+        while next[0].min(next[1]) < t0 + Duration::from_secs(60) {
+            let who = usize::from(next[1] < next[0]);
+            let now = next[who];
+            let (got, wait) = b.grant(256 * 1024, 64 * 1024, now);
+            moved[who] += got as u64;
+            next[who] = now + wait.max(Duration::from_micros(1));
+        }
+        let share = moved[1] as f64 / (moved[0] + moved[1]) as f64;
+        assert!(share > 0.3, "the polite transfer got {share:.2} of the bytes: {moved:?}");
+        let expected = 60 * rate;
+        assert!(moved[0] + moved[1] <= expected + (1 << 20), "{moved:?}");
     }
 
     #[test]

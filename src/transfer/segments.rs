@@ -18,10 +18,19 @@
 //!   shrinks: [`Segments::end_of`] tells its downloader where to stop.
 //! - A bad block ends its source's segment (the downloader drops that
 //!   source for this file); the block is free again for another source.
+//! - Bytes handed to the helper threads for hashing are *pending* until
+//!   their block is verified or fails: not free, not verified. A segment
+//!   claims from the block its source has handed over up to; what came
+//!   before is pending or verified. When a source's segment ends with bytes
+//!   of an incomplete block pending, the downloader [`abandons`] them once
+//!   its helpers are done with them, and they are free again.
 //!
 //! Invariants: claimed ranges never overlap each other or a verified range;
-//! every range is block-aligned except at the file's end. Pure: no I/O, no
-//! clock (speeds are given by the caller).
+//! pending ranges never overlap a verified one; every range is block-aligned
+//! except at the file's end. Pure: no I/O, no clock (speeds are given by the
+//! caller).
+//!
+//! [`abandons`]: Segments::abandon
 
 use std::ops::Range;
 
@@ -57,6 +66,8 @@ pub struct Segments {
     /// The shortest segment handed out (the `segment_size` setting).
     min: u64,
     verified: RangeSet,
+    /// Handed over for hashing, not yet verified or failed.
+    pending: RangeSet,
     running: Vec<Running>,
 }
 
@@ -64,7 +75,14 @@ impl Segments {
     /// The segments of a file of `size` bytes checked in blocks of
     /// `block_size` bytes, of which `verified` are already done.
     pub fn new(size: u64, block_size: u64, verified: RangeSet) -> Segments {
-        Segments { size, block: block_size.max(1), min: MIN_SEGMENT, verified, running: Vec::new() }
+        Segments {
+            size,
+            block: block_size.max(1),
+            min: MIN_SEGMENT,
+            verified,
+            pending: RangeSet::new(),
+            running: Vec::new(),
+        }
     }
 
     /// The same with another shortest segment (at most [`MAX_SEGMENT`]).
@@ -83,6 +101,18 @@ impl Segments {
         self.verified.covers(self.size)
     }
 
+    /// Whether a source could still fetch something (now, or by taking
+    /// over part of a running segment): some bytes are neither verified nor
+    /// pending. A download whose last bytes are all being hashed needs no
+    /// new connection.
+    pub fn wants_sources(&self) -> bool {
+        let mut done = self.verified.clone();
+        for &(start, end) in self.pending.ranges() {
+            done.insert(start, end);
+        }
+        !done.covers(self.size)
+    }
+
     /// How many sources hold a segment.
     pub fn running(&self) -> usize {
         self.running.len()
@@ -98,6 +128,11 @@ impl Segments {
 
     fn occupied(&self) -> RangeSet {
         let mut set = self.verified.clone();
+        // A pending partial block (its source stopped in it) keeps its whole
+        // block until it is abandoned: segments start on blocks.
+        for &(start, end) in self.pending.ranges() {
+            set.insert(self.floor(start), self.ceil(end));
+        }
         for r in &self.running {
             set.insert(self.floor(r.pos), r.end);
         }
@@ -163,8 +198,8 @@ impl Segments {
         self.running.iter().find(|r| r.source == source).map(|r| r.end)
     }
 
-    /// `source` has received the bytes up to `pos` and is moving `speed`
-    /// bytes per second.
+    /// `source` has handed over the bytes up to `pos` (they are pending, see
+    /// [`Segments::received`]) and is moving `speed` bytes per second.
     pub fn progress(&mut self, source: SourceId, pos: u64, speed: u64) {
         if let Some(r) = self.running.iter_mut().find(|r| r.source == source) {
             r.pos = pos.clamp(r.pos, r.end);
@@ -172,14 +207,33 @@ impl Segments {
         }
     }
 
-    /// A block was verified (and its bytes are on disk).
+    /// Bytes were handed over for hashing: pending until their block is
+    /// verified, fails, or is abandoned.
+    pub fn received(&mut self, range: Range<u64>) {
+        self.pending.insert(range.start, range.end.min(self.size));
+    }
+
+    /// Pending bytes that will never be verified (their block did not
+    /// complete): free again.
+    pub fn abandon(&mut self, range: Range<u64>) {
+        self.pending.remove(range.start, range.end);
+    }
+
+    /// The bytes pending.
+    pub fn pending(&self) -> u64 {
+        self.pending.len()
+    }
+
+    /// A block was verified (and its bytes are written).
     pub fn block_verified(&mut self, range: Range<u64>) {
+        self.pending.remove(range.start, range.end);
         self.verified.insert(range.start, range.end);
     }
 
     /// A block from `source` failed its check: the source's segment ends and
     /// the block is free for another source.
     pub fn block_failed(&mut self, source: SourceId, range: Range<u64>) {
+        self.pending.remove(range.start, range.end);
         self.verified.remove(range.start, range.end);
         self.finish(source);
     }
@@ -313,5 +367,32 @@ mod tests {
         // One of unknown speed takes half, as if it were as fast.
         assert_eq!(segs.assign(2, 0), Some(4 << 20..8 << 20));
         assert_eq!(segs.end_of(0), Some(4 << 20));
+    }
+
+    #[test]
+    fn pending_bytes_are_neither_free_nor_verified() {
+        let size = 4 * BLOCK;
+        let mut segs = Segments::new(size, BLOCK, RangeSet::new()).with_min_segment(size);
+        assert_eq!(segs.assign(0, 0), Some(0..size));
+        // Source 0 handed over three blocks and a half, then its connection
+        // ended: nothing of that is free while the helpers hash it.
+        segs.received(0..3 * BLOCK + BLOCK / 2);
+        segs.progress(0, 3 * BLOCK + BLOCK / 2, 0);
+        segs.finish(0);
+        assert_eq!(segs.assign(1, 0), None, "the half block counts as its whole block");
+        segs.block_verified(0..BLOCK);
+        segs.block_verified(BLOCK..2 * BLOCK);
+        segs.block_failed(0, 2 * BLOCK..3 * BLOCK);
+        assert_eq!(segs.pending(), BLOCK / 2);
+        assert_eq!(segs.assign(1, 0), Some(2 * BLOCK..3 * BLOCK));
+        // The half block's bytes will never complete it: abandoned, free.
+        segs.abandon(3 * BLOCK..3 * BLOCK + BLOCK / 2);
+        assert_eq!(segs.assign(2, 0), Some(3 * BLOCK..size));
+        assert_eq!(segs.verified().len(), 2 * BLOCK);
+        assert!(!segs.is_complete());
+        assert!(segs.wants_sources());
+        segs.received(2 * BLOCK..size);
+        assert!(!segs.wants_sources(), "everything left is being hashed");
+        assert!(!segs.is_complete());
     }
 }

@@ -1,24 +1,45 @@
-//! Checking a download block by block as it streams in, against the Tiger
-//! tree leaves fetched first (`tthl`).
+//! Checking a download block by block against the Tiger tree leaves fetched
+//! first (`tthl`), with the hashing done on helper threads.
 //!
-//! A [`SegmentVerifier`] follows one segment of a download: it starts on a
-//! block boundary, is fed the bytes in order as they arrive (whatever the
-//! read sizes), hashes each block incrementally (nothing is buffered), and
-//! reports each block the moment its last byte arrives: verified, or bad.
-//! The downloader writes bytes to the temporary file as they come and
-//! records a block as verified only after the verifier said so (and the
-//! bytes are synced); a bad block marks the source bad and only that block
-//! is fetched again.
+//! A block is `1024 · 2^k` bytes (the leaves say which `k`): 64 KiB for a
+//! small file, 4 MiB for a 2 GiB file, more for bigger ones. The downloader
+//! cuts what arrives into *pieces* of [`piece_size`] bytes (the block, at most
+//! [`MAX_PIECE`]), aligned on piece boundaries, and hands batches of whole
+//! pieces to the helper threads, which compute each piece's root
+//! ([`piece_roots`]). Batches come back in any order and from any thread; a
+//! [`BlockAssembler`] gathers the roots of each block's pieces and, when a
+//! block has all of them, folds them into the block's root
+//! ([`fold_level`](crate::proto::tth::fold_level): the roots of aligned
+//! pieces are the tree's nodes at the pieces' level) and compares it with
+//! its leaf. So two helpers can hash two halves of one block at once, and
+//! nothing holds a whole block in memory.
 //!
-//! The last block of a file may be short; the tree's rule for it (the root
-//! of the bytes that remain) is what [`TreeHasher::root_only`] computes, so
-//! it is checked like any other.
+//! The last block of a file may be short, and its last piece too; the tree's
+//! rule for it (the root of the bytes that remain, the odd node promoted) is
+//! what the fold computes, so it is checked like any other.
 //!
-//! Pure: no I/O.
+//! Pure: no I/O, no threads (the caller decides where `piece_roots` runs).
 
+use std::collections::HashMap;
 use std::ops::Range;
 
-use crate::proto::tth::{TigerTree, TreeHasher};
+use crate::proto::tth::{fold_level, tree_root, NodeHash, TigerTree};
+
+/// The largest piece hashed apart.
+pub const MAX_PIECE: u64 = 1 << 20;
+
+/// The piece size for a tree: its block size, at most [`MAX_PIECE`]. Both
+/// are powers of two, so a piece never straddles a block.
+pub fn piece_size(tree: &TigerTree) -> u64 {
+    tree.block_size.clamp(1, MAX_PIECE)
+}
+
+/// The roots of the consecutive pieces of `data` (which starts a piece; the
+/// last piece may be short). The CPU-heavy part: run it on a helper thread.
+pub fn piece_roots(piece: u64, data: &[u8]) -> Vec<NodeHash> {
+    let piece = usize::try_from(piece).unwrap_or(usize::MAX).max(1);
+    data.chunks(piece).map(|c| tree_root(c).0).collect()
+}
 
 /// What one finished block turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,78 +52,75 @@ pub struct BlockCheck {
     pub ok: bool,
 }
 
-/// A segment that does not start on a block boundary, or lies past the end.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a segment at byte {start} does not start a block of {block_size} bytes in a file of {size} bytes")]
-pub struct Misaligned {
-    /// The segment's start.
-    pub start: u64,
-    /// The tree's block size.
-    pub block_size: u64,
-    /// The file's size.
-    pub size: u64,
+/// The pieces of one block seen so far.
+#[derive(Debug)]
+struct Partial {
+    roots: Vec<Option<NodeHash>>,
+    missing: usize,
 }
 
-/// Verifies one segment's bytes as they arrive; see the module
+/// Gathers piece roots, in any order, into block checks; see the module
 /// documentation.
 #[derive(Debug)]
-pub struct SegmentVerifier {
-    block: usize,
-    block_end: u64,
-    /// The next byte of the file expected.
-    pos: u64,
-    hasher: TreeHasher,
+pub struct BlockAssembler {
+    piece: u64,
+    /// Blocks of several pieces with some of them seen.
+    partial: HashMap<usize, Partial>,
 }
 
-impl SegmentVerifier {
-    /// A verifier for bytes from `start`, which must begin a block.
-    pub fn new(tree: &TigerTree, start: u64) -> Result<SegmentVerifier, Misaligned> {
-        let bad = || Misaligned { start, block_size: tree.block_size, size: tree.size };
-        if tree.block_size == 0
-            || start % tree.block_size != 0
-            || (start >= tree.size && tree.size > 0)
-        {
-            return Err(bad());
-        }
-        let block = usize::try_from(start / tree.block_size).map_err(|_| bad())?;
-        let range = tree.block_range(block).ok_or_else(bad)?;
-        Ok(SegmentVerifier {
-            block,
-            block_end: range.end,
-            pos: start,
-            hasher: TreeHasher::root_only(),
-        })
+impl BlockAssembler {
+    /// An assembler for the blocks of `tree`.
+    pub fn new(tree: &TigerTree) -> BlockAssembler {
+        BlockAssembler { piece: piece_size(tree), partial: HashMap::new() }
     }
 
-    /// The next byte of the file this verifier expects.
-    pub fn position(&self) -> u64 {
-        self.pos
+    /// The piece size batches must be cut in.
+    pub fn piece(&self) -> u64 {
+        self.piece
     }
 
-    /// Feeds the next bytes; returns the blocks they completed, in order.
-    /// Bytes past the end of the file are ignored (the caller has already
-    /// refused a peer that sends them).
-    pub fn feed(&mut self, tree: &TigerTree, mut data: &[u8]) -> Vec<BlockCheck> {
+    /// The roots of consecutive pieces from byte `start` (a piece boundary):
+    /// the blocks they complete, in file order. Roots past the end of the
+    /// file, or from a misaligned start, are ignored.
+    pub fn add(&mut self, tree: &TigerTree, start: u64, roots: &[NodeHash]) -> Vec<BlockCheck> {
         let mut done = Vec::new();
-        while !data.is_empty() && self.pos < tree.size {
-            let room = usize::try_from(self.block_end - self.pos).unwrap_or(usize::MAX);
-            let take = room.min(data.len());
-            self.hasher.update(&data[..take]);
-            self.pos += take as u64;
-            data = &data[take..];
-            if self.pos == self.block_end {
-                let hasher = std::mem::replace(&mut self.hasher, TreeHasher::root_only());
-                let root = hasher.finish().root;
-                let start = self.block as u64 * tree.block_size;
-                done.push(BlockCheck {
-                    index: self.block,
-                    range: start..self.block_end,
-                    ok: tree.leaves.get(self.block) == Some(&root.0),
-                });
-                self.block += 1;
-                if let Some(next) = tree.block_range(self.block) {
-                    self.block_end = next.end;
+        if start % self.piece != 0 || tree.block_size == 0 {
+            return done;
+        }
+        for (i, root) in roots.iter().enumerate() {
+            let at = start + i as u64 * self.piece;
+            if at >= tree.size {
+                break;
+            }
+            let Ok(block) = usize::try_from(at / tree.block_size) else { break };
+            let Some(range) = tree.block_range(block) else { break };
+            let pieces = usize::try_from((range.end - range.start).div_ceil(self.piece))
+                .unwrap_or(usize::MAX);
+            let root = if pieces <= 1 {
+                Some(*root)
+            } else {
+                let k = usize::try_from((at - range.start) / self.piece).unwrap_or(usize::MAX);
+                let p = self
+                    .partial
+                    .entry(block)
+                    .or_insert_with(|| Partial { roots: vec![None; pieces], missing: pieces });
+                if let Some(slot) = p.roots.get_mut(k) {
+                    if slot.is_none() {
+                        p.missing -= 1;
+                    }
+                    *slot = Some(*root);
                 }
+                if p.missing == 0 {
+                    let p = self.partial.remove(&block).map(|p| p.roots).unwrap_or_default();
+                    let nodes: Vec<NodeHash> = p.into_iter().flatten().collect();
+                    fold_level(&nodes)
+                } else {
+                    None
+                }
+            };
+            if let Some(root) = root {
+                let ok = tree.leaves.get(block) == Some(&root);
+                done.push(BlockCheck { index: block, range, ok });
             }
         }
         done
@@ -112,6 +130,7 @@ impl SegmentVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::tth::TreeHasher;
 
     fn data(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 % 251) as u8).collect()
@@ -123,53 +142,85 @@ mod tests {
         h.finish()
     }
 
+    /// Feeds `bytes[from..]` in batches of `batch` bytes, handed back in file
+    /// order or reversed; returns every check, by block.
+    fn run(
+        tree: &TigerTree,
+        bytes: &[u8],
+        from: usize,
+        batch: usize,
+        reverse: bool,
+    ) -> Vec<BlockCheck> {
+        let mut a = BlockAssembler::new(tree);
+        let piece = a.piece();
+        let mut batches: Vec<(u64, Vec<NodeHash>)> = bytes[from..]
+            .chunks(batch)
+            .enumerate()
+            .map(|(i, c)| ((from + i * batch) as u64, piece_roots(piece, c)))
+            .collect();
+        if reverse {
+            batches.reverse();
+        }
+        let mut checks: Vec<BlockCheck> =
+            batches.iter().flat_map(|(start, roots)| a.add(tree, *start, roots)).collect();
+        checks.sort_by_key(|c| c.index);
+        checks
+    }
+
     #[test]
-    fn every_block_verifies_whatever_the_read_sizes() {
+    fn small_blocks_are_single_pieces() {
         let bytes = data(64 * 1024 * 5 + 1234);
         let tree = tree_of(&bytes, 64 * 1024);
-        assert_eq!(tree.leaves.len(), 6);
-        for chunk in [1, 1000, 4096, 65_536, 100_000, bytes.len()] {
-            let mut v = SegmentVerifier::new(&tree, 0).unwrap();
-            let mut checks = Vec::new();
-            for piece in bytes.chunks(chunk) {
-                checks.extend(v.feed(&tree, piece));
-            }
-            assert_eq!(checks.len(), 6, "chunk {chunk}");
-            assert!(checks.iter().all(|c| c.ok), "chunk {chunk}: {checks:?}");
+        assert_eq!(piece_size(&tree), 64 * 1024);
+        for batch in [64 * 1024, 256 * 1024, 1 << 20] {
+            let checks = run(&tree, &bytes, 0, batch, true);
+            assert_eq!(checks.len(), 6, "batch {batch}");
+            assert!(checks.iter().all(|c| c.ok), "batch {batch}: {checks:?}");
             assert_eq!(checks[5].range, 5 * 65_536..bytes.len() as u64);
-            assert_eq!(v.position(), bytes.len() as u64);
+        }
+    }
+
+    #[test]
+    fn large_blocks_fold_their_pieces_in_any_order() {
+        // 4 MiB blocks (a 2 GiB file's), the last one short and ending in a
+        // short piece; batches of one piece and of several, in both orders.
+        let bytes = data((4 << 20) * 2 + (1 << 20) * 2 + 5000);
+        let tree = tree_of(&bytes, 4 << 20);
+        assert_eq!(piece_size(&tree), MAX_PIECE);
+        for (batch, reverse) in [(1 << 20, false), (1 << 20, true), (2 << 20, true)] {
+            let checks = run(&tree, &bytes, 0, batch, reverse);
+            let got: Vec<(usize, bool)> = checks.iter().map(|c| (c.index, c.ok)).collect();
+            assert_eq!(got, [(0, true), (1, true), (2, true)], "batch {batch}");
+            assert_eq!(checks[2].range, (8 << 20)..bytes.len() as u64);
         }
     }
 
     #[test]
     fn a_corrupt_byte_fails_only_its_block() {
-        let mut bytes = data(64 * 1024 * 4);
-        let tree = tree_of(&bytes, 64 * 1024);
-        bytes[2 * 65_536 + 17] ^= 0xff;
-        let mut v = SegmentVerifier::new(&tree, 65_536).unwrap();
-        let checks = v.feed(&tree, &bytes[65_536..]);
-        let oks: Vec<(usize, bool)> = checks.iter().map(|c| (c.index, c.ok)).collect();
-        assert_eq!(oks, [(1, true), (2, false), (3, true)]);
-        // Extra bytes past the end are ignored.
-        assert!(v.feed(&tree, b"more").is_empty());
+        for block in [64 * 1024, 4 << 20] {
+            let mut bytes = data(block as usize * 4);
+            let tree = tree_of(&bytes, block);
+            bytes[2 * block as usize + 17] ^= 0xff;
+            let checks = run(&tree, &bytes, block as usize, 1 << 20, true);
+            let oks: Vec<(usize, bool)> = checks.iter().map(|c| (c.index, c.ok)).collect();
+            assert_eq!(oks, [(1, true), (2, false), (3, true)], "block {block}");
+        }
     }
 
     #[test]
-    fn segments_must_start_on_a_block() {
+    fn misaligned_or_past_the_end_roots_are_ignored() {
         let bytes = data(200_000);
         let tree = tree_of(&bytes, 64 * 1024);
-        assert!(SegmentVerifier::new(&tree, 65_536).is_ok());
-        let e = SegmentVerifier::new(&tree, 1000).unwrap_err();
-        assert!(e.to_string().contains("does not start a block"), "{e}");
-        assert!(SegmentVerifier::new(&tree, 4 * 65_536).is_err());
+        let mut a = BlockAssembler::new(&tree);
+        assert!(a.add(&tree, 1000, &[[0; 24]]).is_empty());
+        assert!(a.add(&tree, 4 * 65_536, &[[0; 24]]).is_empty());
     }
 
     #[test]
     fn a_tree_from_a_received_tthl_checks_the_same() {
-        let bytes = data(300_000);
-        let ours = tree_of(&bytes, 64 * 1024);
+        let bytes = data(3 << 20);
+        let ours = tree_of(&bytes, 2 << 20);
         let theirs = TigerTree::from_tthl(ours.size, ours.root, &ours.to_tthl()).unwrap();
-        let mut v = SegmentVerifier::new(&theirs, 0).unwrap();
-        assert!(v.feed(&theirs, &bytes).iter().all(|c| c.ok));
+        assert!(run(&theirs, &bytes, 0, 1 << 20, true).iter().all(|c| c.ok));
     }
 }
