@@ -224,7 +224,7 @@ error("cannot require a meta file")
 ---@class dc.event.user_joined
 ---@field hub dc.Hub the hub
 ---@field nick string the nick
----@field user dc.User hub, nick, description, email, connection, client, version, share, slots, free_slots, mode ("active"|"passive"|"socks5"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid, raw; methods `user:pm(text)`
+---@field user dc.User hub, nick, description, email, connection, client, version, share, slots, free_slots, mode ("active"|"passive"|"socks5"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid and sid (ADC), raw; methods `user:pm(text)`
 ---@field raw string the line the user's information came from (empty for a user known only by nick)
 
 ---A user's information changed.

@@ -5,6 +5,11 @@
 //!
 //! Everything talks to 127.0.0.1 only; every wait is bounded.
 //! `tests/setup-peers.sh` must have run.
+//!
+//! The three-source and `kill -9` tests use CI sizes (24 and 40 MiB);
+//! `DCLUA_BIG_DOWNLOADS=1` runs them by hand at the sizes (1 GiB
+//! and 500 MiB, recorded in BENCHMARKS.md):
+//! `DCLUA_BIG_DOWNLOADS=1 cargo test --release --test downloads -- --nocapture three_sources kill_9`.
 
 mod support;
 
@@ -19,6 +24,11 @@ use support::{Eiskalt, EiskaltOptions, NmdcHub, NmdcHubOptions, Uhub, UhubOption
 
 /// Bytes of the large test file: several TTH blocks, several reads.
 const BIG: usize = 5 * 1024 * 1024 + 4321;
+
+/// The by-hand sizes instead of CI's (see the module documentation).
+fn big_downloads() -> bool {
+    std::env::var_os("DCLUA_BIG_DOWNLOADS").is_some_and(|v| v != "0")
+}
 
 fn dclua(nick: &str, active: bool) -> Client {
     Client::new(Identity {
@@ -114,6 +124,9 @@ fn browse_and_download(url: &str, dclua_active: bool, eisk_active: bool) -> Resu
            local r = rs[1]
            assert(r, "no search result")
            assert(r.user and r.user.nick == "eisk" and r.user.hub == hub, "result.user")
+           local adc = hub.url:find("^adcs?://") ~= nil
+           assert(adc == (r.user.sid ~= nil), "user.sid is for ADC users: " .. tostring(r.user.sid))
+           assert(not adc or r.user.sid:find("^[A-Z2-7][A-Z2-7][A-Z2-7][A-Z2-7]$"), "user.sid")
            local d = r:download({dir = "from-search"})
            local path, err = d:wait()
            assert(path, err)
@@ -232,13 +245,14 @@ fn fetch_from_all(tth: &str, size: usize, sources: usize) -> String {
 /// source sends part of it, the bytes are right.
 #[test]
 fn three_sources_share_one_download() -> Result<()> {
-    const SIZE: usize = 24 << 20;
+    let big = big_downloads();
+    let size: usize = if big { 1 << 30 } else { 24 << 20 };
     let hub = Uhub::start(UhubOptions::default())?;
     let url = hub.url();
     let files = support::component_dir("download-multi")?;
     let share = files.path().join("multi");
     std::fs::create_dir_all(&share)?;
-    let data = noise(SIZE, 0xfeed_beef);
+    let data = noise(size, 0xfeed_beef);
     std::fs::write(share.join("multi.bin"), &data)?;
     let tth = dclua::proto::tth::tree_root(&data).to_base32();
     let _eisk = Eiskalt::start(EiskaltOptions {
@@ -255,9 +269,22 @@ fn three_sources_share_one_download() -> Result<()> {
     two.connect(&url, "{}")?;
     let me = dclua("getter", true);
     me.connect(&url, "{}")?;
-    // Slow enough that every source is connected before the end.
-    set_download_limit(&me, 6 << 20);
-    let out = me.run(&fetch_from_all(&tth, SIZE, 3)).with_context(download_log)?;
+    // Slow enough that every source is connected before the end (the
+    // gigabyte at full speed: the sources join while it runs).
+    if !big {
+        set_download_limit(&me, 6 << 20);
+    }
+    let t0 = std::time::Instant::now();
+    let out = me
+        .run_for(&fetch_from_all(&tth, size, 3), std::time::Duration::from_secs(600))
+        .with_context(download_log)?;
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "three sources: {} MiB in {secs:.1} s ({:.0} MiB/s), per source: {}",
+        size >> 20,
+        (size >> 20) as f64 / secs,
+        out[1]
+    );
     ensure!(std::fs::read(&out[0])? == data, "the downloaded bytes differ");
     let per: Vec<(String, u64)> = out[1]
         .split(',')
@@ -276,7 +303,7 @@ fn three_sources_share_one_download() -> Result<()> {
         download_log()
     );
     let total: u64 = per.iter().map(|(_, b)| b).sum();
-    ensure!(total >= SIZE as u64, "only {total} bytes received: {per:?}");
+    ensure!(total >= size as u64, "only {total} bytes received: {per:?}");
     Ok(())
 }
 
@@ -343,8 +370,13 @@ fn a_source_sending_bad_blocks_is_dropped() -> Result<()> {
 fn a_download_survives_kill_9() -> Result<()> {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    const SIZE: usize = 40 << 20;
-    let s = OneSource::start("download-kill", SIZE, 0x5eed_1234)?;
+    let big = big_downloads();
+    let size: usize = if big { 500 << 20 } else { 40 << 20 };
+    // The first run is slowed down and killed past this many verified bytes
+    // (the queue records verified bytes every 16 MiB and at a segment's end).
+    let (kill_after, first_limit_kib) =
+        if big { (size as u64 / 2, 64 * 1024) } else { (20 << 20, 8 * 1024) };
+    let s = OneSource::start("download-kill", size, 0x5eed_1234)?;
     let (url, tth, data, home, downloads) = (&s.url, &s.tth, &s.data, &s.home, &s.downloads);
     let config = |limit_kib: u32| {
         format!(
@@ -365,7 +397,7 @@ fn a_download_survives_kill_9() -> Result<()> {
                local q = dc.queue()
                print("start " .. (q[1] and q[1].verified or 0))
                dc.on("download_progress", function(e) print("progress " .. e.verified) end)
-               local d = dc.download({{tth = "{tth}", size = {SIZE}, name = "big.bin",
+               local d = dc.download({{tth = "{tth}", size = {size}, name = "big.bin",
                                        sources = {{{{hub = hub, nick = "sharer"}}}}}})
                local path, err = d:wait()
                assert(path, err)
@@ -395,9 +427,9 @@ fn a_download_survives_kill_9() -> Result<()> {
     };
     let target = downloads.join("big.bin");
 
-    // First run, slowed down: killed once more than 20 MiB are verified (the
-    // queue records verified bytes every 16 MiB and at a segment's end).
-    let mut child = run(8 * 1024)?;
+    // First run, slowed down: killed once more than `kill_after` bytes are
+    // verified.
+    let mut child = run(first_limit_kib)?;
     // However the first run goes, it ends within 90 s.
     let pid = child.id();
     let first_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -423,7 +455,7 @@ fn a_download_survives_kill_9() -> Result<()> {
                 "{} exists before the download is complete",
                 target.display()
             );
-            if v > 20 << 20 {
+            if v > kill_after {
                 child.kill()?;
                 killed_at = Some(v);
                 break;
@@ -457,7 +489,8 @@ fn a_download_survives_kill_9() -> Result<()> {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     // The console's progress line (a line per update when not a terminal).
     ensure!(
-        text.lines().any(|l| l.starts_with("downloading: big.bin ") && l.contains("% of 40.0 MiB")),
+        text.lines().any(|l| l.starts_with("downloading: big.bin ")
+            && l.contains(&format!("% of {}.0 MiB", size >> 20))),
         "no progress line: {text}"
     );
     let start: u64 = text
@@ -476,9 +509,13 @@ fn a_download_survives_kill_9() -> Result<()> {
         "resumed from {start} (killed at {killed_at})"
     );
     ensure!(
-        fetched == SIZE as u64 - start,
+        fetched == size as u64 - start,
         "fetched {fetched} bytes after the restart, {} were missing",
-        SIZE as u64 - start
+        size as u64 - start
+    );
+    println!(
+        "kill -9: {} MiB, killed at {killed_at} verified bytes, resumed from {start}, fetched {fetched} after the restart",
+        size >> 20
     );
     ensure!(Path::new(path) == target, "went to {path}");
     ensure!(std::fs::read(&target)? == *data, "the resumed file differs");

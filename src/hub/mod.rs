@@ -210,6 +210,17 @@ impl User {
     pub fn named(nick: &str) -> User {
         User { nick: nick.into(), ..User::default() }
     }
+
+    /// The session id an ADC hub gave the user (four base32 characters),
+    /// `None` on NMDC. Read from the kept `BINF` line, whose source it is
+    /// (the hub session keeps that line canonical: `BINF <SID> ...`), so it
+    /// costs no memory per user.
+    pub fn sid(&self) -> Option<&str> {
+        let sid = self.raw.strip_prefix(b"BINF ")?.get(..4)?;
+        let ok = sid.iter().all(|c| matches!(c, b'A'..=b'Z' | b'2'..=b'7'))
+            && self.raw.get(9).is_none_or(|c| *c == b' ');
+        ok.then(|| std::str::from_utf8(sid).ok()).flatten()
+    }
 }
 
 /// A [`User`] in the [`UserList`], hashed and compared by nick only, so that
@@ -1447,6 +1458,18 @@ impl Hubs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_adc_users_sid_comes_from_its_binf() {
+        let user = |raw: &[u8]| User { raw: raw.into(), ..User::named("x") };
+        assert_eq!(user(b"BINF AAAE IDX NIx").sid(), Some("AAAE"));
+        assert_eq!(user(b"BINF AB2Z").sid(), Some("AB2Z"));
+        assert_eq!(user(b"$MyINFO $ALL x desc$ $1$$0$").sid(), None);
+        assert_eq!(user(b"BINF AAA").sid(), None);
+        assert_eq!(user(b"BINF AAAEX IDX").sid(), None);
+        assert_eq!(user(b"BINF aaae IDX").sid(), None);
+        assert_eq!(User::named("x").sid(), None);
+    }
 
     #[test]
     fn user_list_by_nick() {

@@ -732,7 +732,7 @@ pub const EVENTS: &[ApiEvent] = &[
     ApiEvent {
         name: "user_joined",
         doc: "A user arrived on a hub (users of the initial list at login are not reported one by one).",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "dc.User", "hub, nick, description, email, connection, client, version, share, slots, free_slots, mode (\"active\"|\"passive\"|\"socks5\"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid, raw; methods `user:pm(text)`"), ("raw", "string", "the line the user's information came from (empty for a user known only by nick)")],
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "dc.User", "hub, nick, description, email, connection, client, version, share, slots, free_slots, mode (\"active\"|\"passive\"|\"socks5\"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid and sid (ADC), raw; methods `user:pm(text)`"), ("raw", "string", "the line the user's information came from (empty for a user known only by nick)")],
         consumable: false,
     },
     ApiEvent {

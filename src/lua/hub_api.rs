@@ -291,6 +291,7 @@ pub fn user_value(hub: HubId, u: &User, cs: &'static Encoding) -> Value {
             ("away", Value::Bool(u.away)),
             ("ip", opt_str(u.ip.as_deref())),
             ("cid", opt_str(u.cid.as_deref())),
+            ("sid", opt_str(u.sid())),
             ("raw", text(&u.raw, cs)),
         ],
     )

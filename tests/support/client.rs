@@ -223,6 +223,11 @@ impl Client {
 
     /// Runs a console chunk; its values, or the Lua error.
     pub fn eval(&self, chunk: &str) -> ChunkOutcome {
+        self.eval_for(chunk, Duration::from_secs(30))
+    }
+
+    /// [`Client::eval`] with another time limit.
+    pub fn eval_for(&self, chunk: &str, limit: Duration) -> ChunkOutcome {
         let (tx, rx) = channel();
         let chunk = chunk.to_string();
         self.worker
@@ -232,13 +237,19 @@ impl Client {
                 });
             })
             .expect("the worker answers");
-        rx.recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| ChunkOutcome::Error("the chunk did not finish in 30 s".into()))
+        rx.recv_timeout(limit).unwrap_or_else(|_| {
+            ChunkOutcome::Error(format!("the chunk did not finish in {} s", limit.as_secs()))
+        })
     }
 
     /// Runs a chunk that must succeed; its values.
     pub fn run(&self, chunk: &str) -> Result<Vec<String>> {
-        match self.eval(chunk) {
+        self.run_for(chunk, Duration::from_secs(30))
+    }
+
+    /// [`Client::run`] with another time limit.
+    pub fn run_for(&self, chunk: &str, limit: Duration) -> Result<Vec<String>> {
+        match self.eval_for(chunk, limit) {
             ChunkOutcome::Values(v) => Ok(v),
             ChunkOutcome::Error(e) => bail!("Lua chunk failed: {e}\n--- chunk ---\n{chunk}"),
         }
