@@ -856,6 +856,22 @@ impl Downloads {
             self.poke();
         }
         self.maybe_sync(item, true);
+        self.release_file(item);
+    }
+
+    /// Closes an item's temporary file when nothing uses it (no segment
+    /// running, nothing at the helpers, no sync): a queue of many stalled
+    /// items holds no file descriptors. The next segment opens it again.
+    fn release_file(&self, id: ItemId) {
+        let mut runs = self.inner.runs.borrow_mut();
+        let Some(run) = runs.get_mut(&id) else { return };
+        let idle = run.running.is_empty()
+            && !run.syncing
+            && run.unsynced.is_empty()
+            && run.segments.as_ref().is_none_or(|s| s.pending() == 0);
+        if idle {
+            run.file = None;
+        }
     }
 
     /// Syncs the item's file on a helper, then records the verified ranges:
@@ -895,6 +911,7 @@ impl Downloads {
             }
         }
         self.maybe_sync(id, false);
+        self.release_file(id);
     }
 
     pub(crate) fn block_failed(
@@ -941,6 +958,7 @@ impl Downloads {
             }
             run.running.remove(&source);
         }
+        self.release_file(id);
         self.check_complete(id);
     }
 
@@ -968,6 +986,7 @@ impl Downloads {
         let info = run.info();
         drop(runs);
         self.emit(&DownloadEvent::Failed { item: info, reason: why.to_string(), final_: false });
+        self.release_file(id);
         self.check_complete(id);
     }
 

@@ -642,8 +642,12 @@ impl PeerJob {
             }
             match self.fetch.as_mut().map(|f| f.ready(cx.id())) {
                 Some(Err(why)) => return self.end(cx, why, false),
-                // Woken by the fetch when it can take more.
-                Some(Ok(false)) => return,
+                // Woken by the fetch when it can take more; our own
+                // back-pressure is no stall of the peer's.
+                Some(Ok(false)) => {
+                    self.window_limited = true;
+                    return;
+                }
                 Some(Ok(true)) | None => {}
             }
             let want = (CHUNK as u64).min(left) as usize;
