@@ -733,3 +733,124 @@ impl OneSource {
         Ok(OneSource { _hub: hub, url, files, data, tth, _source: source, home, downloads })
     }
 }
+
+/// Hostile sources, raw NMDC peers on the Verlihub core that dclua asks for
+/// a file: leaves that do not rebuild the root, a 10 GB `tthl`, more bytes
+/// than asked, a handshake out of order, a handshake repeated. Each ends
+/// with a clear reason (an event for the download, a log line for the
+/// connection), nothing a peer only announces is allocated, and the client
+/// goes on.
+#[test]
+fn hostile_sources_are_dropped_with_a_reason() -> Result<()> {
+    use dclua::proto::tth::TreeHasher;
+    use std::io::Write;
+    use support::nmdc_raw::{FakePeer, RawUser};
+
+    let hub = NmdcHub::start(NmdcHubOptions::default())?;
+    let url = hub.url();
+    let me = dclua("getter", true);
+    me.connect(&url, "{}")?;
+    me.run(
+        r#"reasons = {}
+           dc.on("download_failed", function(e) reasons[#reasons + 1] = e.reason end)"#,
+    )?;
+    let data = noise(1 << 20, 0x4057_11e5);
+    let mut hasher = TreeHasher::new();
+    hasher.update(&data);
+    let tree = hasher.finish();
+    let tth = tree.root.to_base32();
+    let tthl = tree.to_tthl();
+
+    // A source logs in, the file is queued from it, dclua connects to it
+    // and asks for the leaves first.
+    let source = |k: usize| -> Result<(RawUser, FakePeer)> {
+        let nick = format!("mal{k}");
+        let mut user = RawUser::login(hub.port(), &nick)?;
+        me.run(&format!(
+            r#"eventually("{nick} online", function() return hub:user("{nick}") ~= nil end, 10)
+               d{k} = dc.download({{tth = "{tth}", size = {size}, name = "h{k}.bin",
+                                    sources = {{{{hub = hub, nick = "{nick}"}}}}}})"#,
+            size = data.len()
+        ))?;
+        let port = user.wait_connect_to_me()?;
+        let mut peer = FakePeer::connect_as_source(port, &nick)?;
+        let ask = peer.line()?;
+        ensure!(ask.starts_with(&format!("$ADCGET tthl TTH/{tth} 0 -1")), "asked {ask:?}");
+        Ok((user, peer))
+    };
+    let reason = |needle: &str| -> Result<String> {
+        me.value(&format!(
+            r#"local found
+               eventually("a reason with {needle}", function()
+                 for _, r in ipairs(reasons) do
+                   if r:find("{needle}", 1, true) then found = r; return true end
+                 end
+               end, 10)
+               return found"#
+        ))
+    };
+    let cancel = |k: usize| me.run(&format!("assert(d{k}:cancel())"));
+
+    // Leaves that do not rebuild the root: this source is dropped for the
+    // file (dclua asks it for nothing more).
+    let (_u0, mut p0) = source(0)?;
+    p0.send(&format!("$ADCSND tthl TTH/{tth} 0 48|"))?;
+    p0.stream.write_all(&[7u8; 48])?;
+    let r = reason("leaves")?;
+    ensure!(r.contains("root"), "{r}");
+    p0.read_to_close();
+    cancel(0)?;
+
+    // A 10 GB tthl announced: refused at the header, nothing allocated.
+    let (_u1, mut p1) = source(1)?;
+    p1.send(&format!("$ADCSND tthl TTH/{tth} 0 10000000000|"))?;
+    let r = reason("10000000000 bytes")?;
+    ensure!(r.contains("tthl"), "{r}");
+    p1.read_to_close();
+    cancel(1)?;
+
+    // Right leaves, then more bytes than asked for a segment.
+    let (_u2, mut p2) = source(2)?;
+    p2.send(&format!("$ADCSND tthl TTH/{tth} 0 {}|", tthl.len()))?;
+    p2.stream.write_all(&tthl)?;
+    let ask = p2.line()?;
+    ensure!(ask.starts_with(&format!("$ADCGET file TTH/{tth} 0 ")), "asked {ask:?}");
+    p2.send(&format!("$ADCSND file TTH/{tth} 0 {}|", 2 * data.len()))?;
+    let r = reason("we asked for")?;
+    ensure!(r.contains(&(2 * data.len()).to_string()), "{r}");
+    p2.read_to_close();
+    cancel(2)?;
+
+    // A handshake out of order ($Direction before $MyNick), then one
+    // repeated: each connection ends with the reason in the log.
+    let mut user3 = RawUser::login(hub.port(), "mal3")?;
+    me.run(&format!(
+        r#"eventually("mal3 online", function() return hub:user("mal3") ~= nil end, 10)
+           d3 = dc.download({{tth = "{tth}", size = {size}, name = "h3.bin",
+                              sources = {{{{hub = hub, nick = "mal3"}}}}}})"#,
+        size = data.len()
+    ))?;
+    let port = user3.wait_connect_to_me()?;
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    raw.write_all(b"$Direction Upload 100|$Key k|$MyNick mal3|")?;
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut raw, &mut rest);
+    let line = support::client::wait_log(&["client connection", "$Direction"])?;
+    println!("out of order: {line}");
+    cancel(3)?;
+    let (_u4, mut p4) = source(4)?;
+    p4.send("$MyNick mal4|$Lock EXTENDEDPROTOCOLagain Pk=again|")?;
+    p4.read_to_close();
+    let line = support::client::wait_log(&["mal4", "closed: the peer repeated its handshake"])?;
+    println!("repeated: {line}");
+    cancel(4)?;
+
+    // The client goes on: the queue answers, nothing is left in it.
+    ensure!(
+        me.value("return #dc.queue()")? == "0",
+        "the queue: {}",
+        me.value("return #dc.queue()")?
+    );
+    Ok(())
+}

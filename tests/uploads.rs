@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use dclua::hub::{ConnectMode, Identity};
 use support::client::Client;
+use support::nmdc_raw::{FakePeer, RawUser};
 use support::{Eiskalt, EiskaltOptions, NmdcHub, NmdcHubOptions, Uhub, UhubOptions};
 
 /// Bytes of the large test file (a few hashing blocks, several sends).
@@ -171,108 +172,12 @@ fn nmdc_dclua_passive_eiskaltdcpp_active() -> Result<()> {
 
 // ----- an in-process fake peer ------------------------------------------------------------
 
-/// A raw NMDC peer that connects to dclua's listener after dclua answered
-/// its `$RevConnectToMe` (so dclua expects it).
-struct FakePeer {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl FakePeer {
-    fn connect(port: u16, nick: &str) -> Result<FakePeer> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let reader = BufReader::new(stream.try_clone()?);
-        let mut p = FakePeer { stream, reader };
-        p.send(&format!("$MyNick {nick}|$Lock EXTENDEDPROTOCOLfake Pk=fake|"))?;
-        // dclua: $MyNick, $Lock, $Supports, $Direction, $Key.
-        for want in ["$MyNick", "$Lock", "$Supports", "$Direction Upload", "$Key"] {
-            let line = p.line()?;
-            ensure!(line.starts_with(want), "expected {want}, got {line:?}");
-        }
-        p.send("$Supports ADCGet TTHL TTHF XmlBZList|$Direction Download 100|$Key k|")?;
-        Ok(p)
-    }
-
-    fn send(&mut self, s: &str) -> Result<()> {
-        self.stream.write_all(s.as_bytes())?;
-        Ok(())
-    }
-
-    fn line(&mut self) -> Result<String> {
-        let mut buf = Vec::new();
-        self.reader.read_until(b'|', &mut buf)?;
-        ensure!(buf.last() == Some(&b'|'), "connection ended: {:?}", String::from_utf8_lossy(&buf));
-        buf.pop();
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    }
-
-    fn get(&mut self, what: &str) -> Result<String> {
-        self.send(&format!("$ADCGET {what}|"))?;
-        self.line()
-    }
-}
-
-/// A user logged in to the NMDC hub by hand (raw protocol).
-struct RawUser {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl RawUser {
-    fn login(port: u16, nick: &str) -> Result<RawUser> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let reader = BufReader::new(stream.try_clone()?);
-        let mut u = RawUser { stream, reader };
-        let lock = u.wait_line("$Lock ", Duration::from_secs(10))?;
-        let lock = lock["$Lock ".len()..].split(' ').next().unwrap_or("").as_bytes().to_vec();
-        let mut hello = b"$Supports NoHello|$Key ".to_vec();
-        hello.extend(dclua::proto::nmdc::lock_to_key(&lock));
-        hello.extend(format!("|$ValidateNick {nick}|").as_bytes());
-        u.stream.write_all(&hello)?;
-        u.wait_line(&format!("$Hello {nick}"), Duration::from_secs(10))?;
-        u.stream.write_all(
-            format!(
-                "$Version 1,0091|$GetNickList|$MyINFO $ALL {nick} <fake V:1,M:P,H:1/0/0,S:1>$ $100\x01$$0$|"
-            )
-            .as_bytes(),
-        )?;
-        Ok(u)
-    }
-
-    fn send(&mut self, s: &str) -> Result<()> {
-        self.stream.write_all(s.as_bytes())?;
-        Ok(())
-    }
-
-    /// Reads lines until one starts with `prefix`.
-    fn wait_line(&mut self, prefix: &str, timeout: Duration) -> Result<String> {
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            let mut buf = Vec::new();
-            self.reader.read_until(b'|', &mut buf)?;
-            ensure!(!buf.is_empty(), "the hub closed the connection");
-            let line = String::from_utf8_lossy(&buf).trim_end_matches('|').to_string();
-            if line.starts_with(prefix) {
-                return Ok(line);
-            }
-        }
-        anyhow::bail!("no {prefix} within {timeout:?}")
-    }
-}
-
 /// dclua active on an NMDC hub; a fake user asks for a reverse connection
 /// through the hub, so dclua expects it on its listener.
 fn expected_fake_peer(hub: &NmdcHub, nick: &str) -> Result<(FakePeer, RawUser)> {
     let mut user = RawUser::login(hub.port(), nick)?;
     user.send(&format!("$RevConnectToMe {nick} sharer|"))?;
-    let ctm = user.wait_line("$ConnectToMe", Duration::from_secs(10))?;
-    let port: u16 = ctm
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok())
-        .with_context(|| format!("a port in {ctm:?}"))?;
+    let port = user.wait_connect_to_me()?;
     Ok((FakePeer::connect(port, nick)?, user))
 }
 

@@ -490,6 +490,19 @@ impl Session {
             }
             (_, nmdc::Message::KeepAlive) => {}
             (Phase::Ready, nmdc::Message::Supports(features)) => self.peer_features = features,
+            (
+                Phase::Ready,
+                m @ (nmdc::Message::MyNick(_)
+                | nmdc::Message::Lock(_)
+                | nmdc::Message::Key(_)
+                | nmdc::Message::Direction(_)),
+            ) => {
+                // A second handshake on a live connection is no client's
+                // doing; waiting it out would hold the connection until
+                // the idle deadline.
+                let what = nmdc_name(&m, frame);
+                close(out, &format!("the peer repeated its handshake ({what})"));
+            }
             (phase, m) => {
                 let what = nmdc_name(&m, frame);
                 if phase == Phase::Ready {

@@ -24,6 +24,7 @@ pub mod client;
 pub mod eiskalt;
 pub mod jsonrpc;
 pub mod nmdc_hub;
+pub mod nmdc_raw;
 pub mod ports;
 pub mod process;
 pub mod tls;
