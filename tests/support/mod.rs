@@ -22,6 +22,7 @@
 
 pub mod client;
 pub mod eiskalt;
+pub mod fake_hub;
 pub mod jsonrpc;
 pub mod nmdc_hub;
 pub mod nmdc_raw;
