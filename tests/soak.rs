@@ -1,12 +1,15 @@
-//! The soak test: a fake NMDC hub cycles through user floods, churn,
-//! garbage and a redirect loop, over and over, while a script on the client
-//! keeps a heartbeat. No heartbeat gap may exceed 2 s, nothing may panic,
+//! The soak test: a fake NMDC hub cycles through user floods, churn (with
+//! searches), garbage and a redirect loop, over and over, while a script on
+//! the client keeps a heartbeat. No heartbeat gap may exceed 2 s, nothing
+//! may panic, no file behind a symlink out of the share is ever answered,
 //! and the client must still answer at the end.
 //!
 //! CI runs it for `DCLUA_SOAK_SECS` seconds (default 40); run it longer by
 //! hand and read the figures it prints (the longest gap, resident memory
 //! after warm-up and at the end):
 //! `DCLUA_SOAK_SECS=600 cargo test --release --test soak -- --nocapture`.
+//! `DCLUA_SOAK_ONLY=N` (0 floods, 1 churn, 2 garbage) alternates one kind
+//! of round with the redirect loop, to find what grows.
 //!
 //! Everything talks to 127.0.0.1 only; every wait is bounded.
 
@@ -17,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use dclua::hub::Identity;
 use support::client::Client;
 use support::fake_hub::{junk, rss, FakeConn, FakeHub};
 
@@ -45,7 +49,15 @@ fn flood(first: usize, n: usize) -> Vec<u8> {
 fn round(first: &FakeHub, second: &FakeHub, k: usize) -> Result<&'static str> {
     let mut conn = first.accept()?;
     conn.login("soaker")?;
-    match k % 4 {
+    // `DCLUA_SOAK_ONLY=N` alternates one kind of round with the redirect
+    // loop (whose end resets the reconnect back-off), to find what grows.
+    let only: Option<usize> = std::env::var("DCLUA_SOAK_ONLY").ok().and_then(|v| v.parse().ok());
+    let kind = match only {
+        Some(o) if k % 2 == 0 => o,
+        Some(_) => 3,
+        None => k % 4,
+    };
+    match kind {
         // A flood of 20,000 users, then half of them leave, then chat.
         0 => {
             conn.send(&flood(k * 20_000, 20_000))?;
@@ -68,6 +80,16 @@ fn round(first: &FakeHub, second: &FakeHub, k: usize) -> Result<&'static str> {
                 }
                 conn.send(&b)?;
                 std::thread::sleep(Duration::from_millis(5));
+            }
+            // A search the shared file answers, after one only a symlink out
+            // of the share could: answers come in order, so when the first
+            // is here the second would be too.
+            conn.send(
+                b"$Search Hub:searcher F?T?0?1?secret-soak|$Search Hub:searcher F?T?0?1?visible-soak|",
+            )?;
+            conn.wait_for(b"visible-soak.txt")?;
+            if conn.text().contains("secret-soak") {
+                bail!("a file behind a symlink out of the share was answered: {}", conn.text());
             }
             Ok("churn")
         }
@@ -107,7 +129,26 @@ fn a_hostile_hub_for_minutes_never_stops_the_heartbeat() -> Result<()> {
     let secs = soak_secs();
     let first = FakeHub::start()?;
     let second = FakeHub::start()?;
-    let me = Client::passive("soaker");
+    // The share holds a file and a symlink to a folder outside it, whose
+    // file must never be listed or answered.
+    let files = support::component_dir("soak")?;
+    let share = files.path().join("share");
+    let outside = files.path().join("outside");
+    std::fs::create_dir_all(&share)?;
+    std::fs::create_dir_all(&outside)?;
+    std::fs::write(share.join("visible-soak.txt"), b"in the share")?;
+    std::fs::write(outside.join("secret-soak.txt"), b"not in the share")?;
+    std::os::unix::fs::symlink(&outside, share.join("outside"))?;
+    let me = Client::sharing(
+        Identity {
+            nick: "soaker".into(),
+            description: "soaking".into(),
+            slots: 2,
+            ..Identity::default()
+        },
+        &share,
+    );
+    me.wait_shared(1)?;
     me.run(&format!(
         r#"beats = 0
            dc.every(0.1, function() beats = beats + 1 end)
@@ -145,6 +186,8 @@ fn a_hostile_hub_for_minutes_never_stops_the_heartbeat() -> Result<()> {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
+        // The chat the client prints, held by the harness until read.
+        me.drain_output();
         let now = me.value("return beats")?;
         let at = Instant::now();
         if now != last.0 {
@@ -159,9 +202,17 @@ fn a_hostile_hub_for_minutes_never_stops_the_heartbeat() -> Result<()> {
     stop.store(true, Ordering::SeqCst);
     let rounds = hub.join().map_err(|_| anyhow::anyhow!("the fake hub panicked"))??;
     let end_rss = rss();
+    // The harness keeps every log line in memory: part of the RSS.
+    let (log_count, log_bytes) = {
+        let lines = support::client::log_lines();
+        let v = lines.lock().map_err(|_| anyhow::anyhow!("log lock"))?;
+        (v.len(), v.iter().map(|l| l.len() + 24).sum::<usize>())
+    };
+    let hubs = me.value("local n = 0 for _ in pairs(dc.hubs()) do n = n + 1 end return n")?;
     println!(
         "soak: {secs} s, {} rounds ({} floods, {} churns, {} garbage, {} redirect loops); \
-         longest heartbeat gap {:.0} ms; RSS after warm-up {} MiB, at the end {} MiB",
+         longest heartbeat gap {:.0} ms; RSS after warm-up {} MiB, at the end {} MiB \
+         (the harness holds {log_count} log lines, {} KiB; the client knows {hubs} hubs)",
         rounds.len(),
         rounds.iter().filter(|r| **r == "flood").count(),
         rounds.iter().filter(|r| **r == "churn").count(),
@@ -169,11 +220,14 @@ fn a_hostile_hub_for_minutes_never_stops_the_heartbeat() -> Result<()> {
         rounds.iter().filter(|r| **r == "redirect loop").count(),
         longest.as_secs_f64() * 1000.0,
         warm_rss.unwrap_or(0) >> 20,
-        end_rss >> 20
+        end_rss >> 20,
+        log_bytes >> 10
     );
     anyhow::ensure!(rounds.len() >= 4, "only {} rounds in {secs} s: {rounds:?}", rounds.len());
     anyhow::ensure!(longest < Duration::from_secs(2), "a heartbeat gap of {longest:?}");
-    // Still answering, the hub still known.
+    // Still answering, the hub still known, nothing from outside listed.
     anyhow::ensure!(me.value("return hub ~= nil")? == "true", "no hub");
+    let found = me.value(r#"return #dc.share.find({text = "secret-soak"})"#)?;
+    anyhow::ensure!(found == "0", "the share lists {found} files from outside");
     Ok(())
 }

@@ -286,6 +286,12 @@ impl Client {
         }
     }
 
+    /// Throws away the output lines waiting (a long test that never reads
+    /// them would otherwise hold every chat line it was shown); how many.
+    pub fn drain_output(&self) -> usize {
+        self.out.try_iter().count()
+    }
+
     /// Runs `f` on the worker thread.
     pub fn on_worker<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
         self.worker.call(move |_| f()).expect("the worker answers")
