@@ -522,6 +522,56 @@ fn a_burst_of_100000_users_is_listed_and_reported() -> Result<()> {
     Ok(())
 }
 
+/// A million users that take longer than 3 s to arrive (the old cut) are
+/// one initial list: one `hub_connected` with every user, no `user_joined`
+/// for any of them; a user who comes after the list is a join.
+#[test]
+fn a_million_users_arriving_slowly_are_one_initial_list() -> Result<()> {
+    const USERS: usize = 1_000_000;
+    const CHUNKS: usize = 200;
+    let fake = FakeHub::start()?;
+    let ivy = Client::passive("ivy");
+    ivy.run(&format!(
+        r#"joins, connected = 0, {{}}
+           dc.on("user_joined", function(e) joins = joins + 1 end)
+           dc.on("hub_connected", function(e) connected[#connected + 1] = e.users end)
+           hub = dc.connect("{}", {{reconnect_delay = 0.2}})"#,
+        fake.url()
+    ))?;
+    let mut conn = fake.accept()?;
+    conn.login("ivy")?;
+    let start = Instant::now();
+    let per = USERS / CHUNKS;
+    for c in 0..CHUNKS {
+        let mut chunk = Vec::with_capacity(per * 90);
+        for i in c * per..(c + 1) * per {
+            chunk.extend_from_slice(
+                format!("$MyINFO $ALL m{i:07} d<++ V:0.868,M:A,H:1/0/0,S:3>$ $100\x01$${}$|", i)
+                    .as_bytes(),
+            );
+        }
+        conn.send(&chunk)?;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = start.elapsed();
+    ensure!(took > Duration::from_secs(3), "the list took only {took:?} to send");
+    let got = ivy.run_for(
+        r#"eventually("hub_connected", function() return #connected > 0 end, 110)
+           return #connected, connected[1], joins, hub.user_count"#,
+        Duration::from_secs(120),
+    )?;
+    ensure!(
+        got == ["1", &(USERS + 1).to_string(), "0", &(USERS + 1).to_string()],
+        "hub_connected events, users, joins, users listed: {got:?} (the list took {took:?})"
+    );
+    conn.send(b"$MyINFO $ALL latecomer d<++ V:0.868,M:A,H:1/0/0,S:3>$ $100\x01$$0$|")?;
+    let joins = ivy.value(
+        r#"eventually("the join", function() return joins == 1 end, 10) return #connected"#,
+    )?;
+    ensure!(joins == "1", "hub_connected fired again: {joins}");
+    Ok(())
+}
+
 #[test]
 fn zon_blocks_are_inflated_and_plain_text_resumes() -> Result<()> {
     use flate2::write::ZlibEncoder;

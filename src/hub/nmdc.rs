@@ -14,12 +14,16 @@
 //!    attempt. Our own `$Hello` means logged in: `$Version`,
 //!    `$GetNickList`, our `$MyINFO`.
 //! 3. **Initial list.** NMDC has no end-of-list marker, and hubs differ (most
-//!    echo our `$MyINFO` after the list; verlihub-py does not). The session
-//!    reports [`HubEvent::Connected`] on the first of: our own `$MyINFO`
-//!    coming back, [`SETTLE_QUIET`] without any line from the hub, or
-//!    [`SETTLE_MAX`] after our `$Hello`. Users listed before that are in the
-//!    user list but get no `UserJoined` (a greeter must not greet a whole
-//!    hub on every login).
+//!    echo our `$MyINFO` after the list; verlihub-py does not, and sends
+//!    its `$OpList` before the users, so `$OpList` marks no end either). The
+//!    rule: the list ends when our own `$MyINFO` comes back, or at the end
+//!    of a window of [`SETTLE_QUIET`] in which fewer than [`SETTLE_TRICKLE`]
+//!    new users arrived. Never while the list keeps arriving, however long
+//!    it takes (a million users over many seconds is one list); and a busy
+//!    hub whose chat or updates never pause still gets its end, since only
+//!    new users count. Users listed before that are in the user list but
+//!    get no `UserJoined` (a greeter must not greet a whole hub on every
+//!    login).
 //! 4. **Online.** User list from `$MyINFO`, `$NickList`, `$OpList`,
 //!    `$BotList`, `$Quit`, `$UserIP`; main chat and `$To:` PMs; `$HubName`,
 //!    `$HubTopic`; `$ZOn` blocks (inflated by the [`ZonReader`]);
@@ -99,10 +103,12 @@ pub const MAX_FRAME: usize = 4 << 20;
 pub const MAX_FRAMES_PER_POLL: usize = 20_000;
 /// From starting to connect to being logged in.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
-/// Silence from the hub that ends the initial user list.
+/// The window in which the initial user list is seen to have ended.
 pub const SETTLE_QUIET: Duration = Duration::from_millis(300);
-/// The initial user list ends at the latest this long after our `$Hello`.
-pub const SETTLE_MAX: Duration = Duration::from_secs(3);
+/// Fewer new users than this in a [`SETTLE_QUIET`] window: the initial list
+/// has ended (a list arrives at thousands of users a second; a hub's
+/// steady joins come at a few).
+pub const SETTLE_TRICKLE: u32 = 10;
 /// How often the keep-alive is checked.
 pub const KEEPALIVE_CHECK: Duration = Duration::from_secs(30);
 /// A keep-alive `|` goes out after this long without sending anything.
@@ -180,7 +186,7 @@ pub(crate) fn spawn(
                 last_sent_at: Instant::now(),
                 login_timer: None,
                 settle_quiet: None,
-                settle_max: None,
+                settle_new: 0,
                 keepalive: None,
                 myinfo_timer: None,
                 raw_timer: None,
@@ -269,7 +275,8 @@ struct State {
     last_sent_at: Instant,
     login_timer: Option<TimerId>,
     settle_quiet: Option<TimerId>,
-    settle_max: Option<TimerId>,
+    /// New users in the current settle window (before the list ended).
+    settle_new: u32,
     keepalive: Option<TimerId>,
     myinfo_timer: Option<TimerId>,
     raw_timer: Option<TimerId>,
@@ -408,7 +415,6 @@ impl NmdcSession {
     fn pump(&mut self, cx: &mut Context<'_>) {
         let mut frames = 0usize;
         let mut read = 0usize;
-        let mut saw_frames = false;
         loop {
             if self.s.pending_drop.is_some() || self.s.raw_pending.is_some() {
                 break;
@@ -425,7 +431,6 @@ impl NmdcSession {
                 match self.reader.next_frame() {
                     Ok(Some(frame)) => {
                         frames += 1;
-                        saw_frames = true;
                         if want_raw {
                             raw_lines.push(frame.into());
                         } else {
@@ -477,13 +482,6 @@ impl NmdcSession {
                     break;
                 }
             }
-        }
-        if saw_frames && self.s.logged_in && !self.s.announced {
-            // The initial list is still coming: wait for a quiet moment.
-            if let Some(t) = self.s.settle_quiet.take() {
-                cx.cancel_timer(t);
-            }
-            self.s.settle_quiet = Some(cx.after(SETTLE_QUIET));
         }
     }
 
@@ -576,14 +574,16 @@ impl NmdcSession {
                 );
                 s.request_drop(msg, After::Reconnect, false);
             }
-        } else if s.settle_quiet == Some(t) || s.settle_max == Some(t) {
-            if s.settle_quiet == Some(t) {
-                s.settle_quiet = None;
-            } else {
-                s.settle_max = None;
-            }
+        } else if s.settle_quiet == Some(t) {
+            s.settle_quiet = None;
             if s.logged_in && !s.announced {
-                s.announce(cx);
+                if s.settle_new < SETTLE_TRICKLE {
+                    s.announce(cx);
+                } else {
+                    // The list is still arriving: another window.
+                    s.settle_new = 0;
+                    s.settle_quiet = Some(cx.after(SETTLE_QUIET));
+                }
             }
         } else if s.keepalive == Some(t) {
             if s.logged_in && cx.now().duration_since(s.last_sent_at) >= KEEPALIVE_IDLE {
@@ -677,7 +677,6 @@ impl State {
         for t in [
             self.login_timer.take(),
             self.settle_quiet.take(),
-            self.settle_max.take(),
             self.myinfo_timer.take(),
             self.raw_timer.take(),
             self.congestion_timer.take(),
@@ -1191,7 +1190,7 @@ impl State {
         self.send_msg(&Message::Version(VERSION.into()));
         self.send_msg(&Message::GetNickList);
         self.send_my_info(cx, true);
-        self.settle_max = Some(cx.after(SETTLE_MAX));
+        self.settle_new = 0;
         self.settle_quiet = Some(cx.after(SETTLE_QUIET));
         // Our hub counts changed for every other hub's tag.
         self.hubs.info_changed(&self.rt, Some(self.id));
@@ -1201,7 +1200,7 @@ impl State {
     fn announce(&mut self, cx: &mut Context<'_>) {
         self.announced = true;
         self.online_at = Some(cx.now());
-        for t in [self.settle_quiet.take(), self.settle_max.take()].into_iter().flatten() {
+        if let Some(t) = self.settle_quiet.take() {
             cx.cancel_timer(t);
         }
         let users = {
@@ -1227,6 +1226,8 @@ impl State {
     /// several of one user within the batch into one event.
     fn user_event(&mut self, user: &User, joined: bool) {
         if !self.announced {
+            // Still the initial list: counted, not reported.
+            self.settle_new += u32::from(joined);
             return;
         }
         if let Some(&i) = self.coalesce.get(&user.nick) {
@@ -1252,9 +1253,7 @@ impl State {
             return;
         }
         let user = User::named(nick);
-        if self.announced {
-            self.user_event(&user, true);
-        }
+        self.user_event(&user, true);
         self.info.borrow_mut().users.insert(user);
     }
 
