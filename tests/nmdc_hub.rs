@@ -572,6 +572,45 @@ fn a_million_users_arriving_slowly_are_one_initial_list() -> Result<()> {
     Ok(())
 }
 
+/// Without a `charset`, an NMDC hub is read and written as UTF-8 (what
+/// most hubs speak today); text that is not valid UTF-8 is shown with
+/// replacement characters and flagged once in the log.
+#[test]
+fn nmdc_text_is_utf8_by_default_and_bad_text_is_flagged_once() -> Result<()> {
+    let fake = FakeHub::start()?;
+    let una = Client::passive("una");
+    una.run(&format!(
+        r#"chats = {{}}
+           dc.on("chat", function(e) chats[#chats + 1] = e.text end)
+           expect("connected", "hub_connected")
+           hub = dc.connect("{}", {{reconnect_delay = 0.2}})"#,
+        fake.url()
+    ))?;
+    let mut conn = fake.accept()?;
+    conn.login("una")?;
+    una.run(r#"expect_done("connected")"#)?;
+    conn.send("<bob> Grüße привет|".as_bytes())?;
+    let got =
+        una.value(r#"eventually("the chat", function() return #chats == 1 end) return chats[1]"#)?;
+    ensure!(got == "Grüße привет", "read as {got:?}");
+    una.run(r#"hub:say("Grüße zurück")"#)?;
+    conn.wait_for("<una> Grüße zurück|".as_bytes())?;
+    // cp1251 "привет" twice: shown replaced, said once.
+    conn.send(b"<bob> \xef\xf0\xe8\xe2\xe5\xf2|<bob> \xef\xf0\xe8\xe2\xe5\xf2 again|<bob> done|")?;
+    una.run(r#"eventually("the chats", function() return chats[#chats] == "done" end)"#)?;
+    let line = wait_log(&["hub", "text that is not valid UTF-8"])?;
+    ensure!(line.contains("set the hub's charset"), "{line}");
+    let lines = support::client::log_lines();
+    let flagged = lines
+        .lock()
+        .map_err(|_| anyhow::anyhow!("log lock"))?
+        .iter()
+        .filter(|l| l.contains("text that is not valid UTF-8") && l.contains(&fake.url()))
+        .count();
+    ensure!(flagged == 1, "flagged {flagged} times");
+    Ok(())
+}
+
 #[test]
 fn zon_blocks_are_inflated_and_plain_text_resumes() -> Result<()> {
     use flate2::write::ZlibEncoder;

@@ -64,8 +64,8 @@
 --                dchub://host[:port], nmdc://host[:port] or nmdcs:// (required)
 --   nick         your nick on this hub (default: the global nick)
 --   password     password for a registered nick (default: none)
---   charset      text encoding of an NMDC hub: cp1251, cp1252, utf-8, ...
---                (default: cp1252; ADC hubs always use UTF-8)
+--   charset      text encoding of an NMDC hub: utf-8, cp1251, cp1252, ...
+--                (default: utf-8; ADC hubs always use UTF-8)
 --   autoconnect  connect when dclua starts (default: true)
 -- hubs = {}
 -- For example:

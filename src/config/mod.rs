@@ -209,7 +209,8 @@ impl HubConfig {
     }
 
     /// The hub's text encoding: UTF-8 for ADC; for NMDC the `charset`, or
-    /// windows-1252 when unset.
+    /// UTF-8 when unset (what most NMDC hubs speak today; windows-1252, the
+    /// protocol's historical default, garbles every non-Latin text).
     pub fn encoding(&self) -> &'static encoding_rs::Encoding {
         if self.protocol() == HubProtocol::Adc {
             return encoding_rs::UTF_8;
@@ -217,7 +218,7 @@ impl HubConfig {
         self.charset
             .as_deref()
             .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes()))
-            .unwrap_or(encoding_rs::WINDOWS_1252)
+            .unwrap_or(encoding_rs::UTF_8)
     }
 
     /// The nick to use on this hub.
@@ -552,7 +553,7 @@ mod tests {
         assert!(hub("NMDCS://h", None).uses_tls());
         assert!(!hub("dchub://h", None).uses_tls());
         assert_eq!(hub("dchub://h", None).protocol(), HubProtocol::Nmdc);
-        assert_eq!(hub("dchub://h", None).encoding(), encoding_rs::WINDOWS_1252);
+        assert_eq!(hub("dchub://h", None).encoding(), encoding_rs::UTF_8);
         assert_eq!(hub("dchub://h", Some("windows-1251")).encoding(), encoding_rs::WINDOWS_1251);
         assert_eq!(hub("adc://h:1", Some("windows-1251")).encoding(), encoding_rs::UTF_8);
         assert_eq!(hub("dchub://h", None).nick_or("me"), "me");

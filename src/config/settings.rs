@@ -124,8 +124,8 @@ pub static HUB: Record = Record {
         setting(
             "charset",
             Kind::Charset,
-            Unset("cp1252 on NMDC hubs; ADC is always UTF-8"),
-            "Text encoding of an NMDC hub (cp1251, cp1252, utf-8, ...).",
+            Unset("utf-8 (ADC is always UTF-8)"),
+            "Text encoding of an NMDC hub (utf-8, cp1251, cp1252, ...); text the hub sends that is not valid in it is flagged once in the log.",
         ),
         setting(
             "autoconnect",
@@ -535,13 +535,10 @@ mod tests {
             "slots (integer 1..1000; default 3)\n  Upload slots: how many users may download from you at the same time."
         );
         let hubs = help("hubs").expect("hubs has help");
-        assert!(
-            hubs.contains("\n    charset (charset; default nil: cp1252 on NMDC hubs"),
-            "{hubs}"
-        );
+        assert!(hubs.contains("\n    charset (charset; default nil: utf-8"), "{hubs}");
         assert!(hubs.contains("\n    url (hub address; required): Hub address"), "{hubs}");
         let charset = help("hubs.charset").expect("field help");
-        assert!(charset.starts_with("hubs[i].charset (charset; default nil: cp1252"), "{charset}");
+        assert!(charset.starts_with("hubs[i].charset (charset; default nil: utf-8"), "{charset}");
         let name = help("shares.name").expect("field help");
         assert!(
             name.starts_with("shares[i].name (string; default: the folder's own name)"),

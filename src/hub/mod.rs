@@ -611,14 +611,14 @@ impl fmt::Debug for HubParams {
 }
 
 impl HubParams {
-    /// Parameters for `url` as `nick`, with the defaults: CP1252, no password,
+    /// Parameters for `url` as `nick`, with the defaults: UTF-8, no password,
     /// follow redirects, reconnect after 30 s.
     pub fn new(url: &str, nick: &str) -> HubParams {
         HubParams {
             url: url.to_string(),
             nick: nick.to_string(),
             password: None,
-            charset: encoding_rs::WINDOWS_1252,
+            charset: encoding_rs::UTF_8,
             follow_redirects: true,
             reconnect_delay: Duration::from_secs(30),
         }

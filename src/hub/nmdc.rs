@@ -167,6 +167,7 @@ pub(crate) fn spawn(
                 hubs,
                 redirects: redirect::Chain::default(),
                 cs: params.charset,
+                charset_flagged: false,
                 params,
                 addr,
                 info,
@@ -253,6 +254,8 @@ struct State {
     redirects: redirect::Chain,
     params: HubParams,
     cs: &'static Encoding,
+    /// Text not valid in `cs` was seen (and said, once per session).
+    charset_flagged: bool,
     addr: HubUrl,
     info: Rc<RefCell<HubInfo>>,
     sink: Rc<dyn HubSink>,
@@ -1020,6 +1023,9 @@ impl State {
         if log::log_enabled!(target: "hub", log::Level::Trace) {
             log::trace!(target: "hub", "hub {} <- {}", self.params.url, String::from_utf8_lossy(frame));
         }
+        if !self.charset_flagged && !frame.is_ascii() {
+            self.check_charset(frame);
+        }
         let msg = nmdc::parse(frame, self.cs);
         match msg {
             Message::Lock(lock) => self.on_lock(&lock),
@@ -1194,6 +1200,24 @@ impl State {
         self.settle_quiet = Some(cx.after(SETTLE_QUIET));
         // Our hub counts changed for every other hub's tag.
         self.hubs.info_changed(&self.rt, Some(self.id));
+    }
+
+    /// Says once per session that the hub sends text the charset cannot
+    /// read (it is shown with replacement characters): the usual sign of a
+    /// hub speaking cp1251 or cp1252 to a client set to UTF-8, or the
+    /// reverse.
+    fn check_charset(&mut self, frame: &[u8]) {
+        if self.cs.decode_without_bom_handling_and_without_replacement(frame).is_some() {
+            return;
+        }
+        self.charset_flagged = true;
+        let sample = crate::text::neutralise_bytes(&frame[..frame.len().min(60)]);
+        log::warn!(
+            target: "hub",
+            "hub {}: text that is not valid {} (\"{sample}...\"); set the hub's charset (cp1251, cp1252, ...) if it speaks another",
+            self.params.url,
+            self.cs.name(),
+        );
     }
 
     /// The initial list is in: report the hub as online.
