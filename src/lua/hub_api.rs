@@ -33,12 +33,16 @@
 //! collects for `timeout` seconds the results that match it (NMDC results
 //! carry no token; [`SearchQuery::matches`] decides) and returns them; each
 //! is also emitted as `search_result`. `max_results` ends the wait early.
+//! Each call gets each result once (a user's file is one result however
+//! many times it is answered), and a search equal to one still running on
+//! a hub is not sent there again: the two share the answers, as two bots
+//! searching the same words at once would otherwise get everything twice.
 //!
 //! This module uses the hub registry and session handles only, never codec
 //! internals.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -115,6 +119,8 @@ struct Collector {
     query: SearchQuery,
     hubs: Vec<HubId>,
     results: Vec<Value>,
+    /// The results taken: hub, nick, path.
+    seen: HashSet<(HubId, String, String)>,
     max: Option<usize>,
     note: Option<String>,
 }
@@ -587,6 +593,7 @@ fn collect_result(host: &LuaHost, hub: HubId, hit: &SearchHit, value: &Value) {
             if c.hubs.contains(&hub)
                 && c.query.matches(hit)
                 && c.max.is_none_or(|m| c.results.len() < m)
+                && c.seen.insert((hub, hit.nick.clone(), hit.path.clone()))
             {
                 c.results.push(value.clone());
                 if c.max.is_some_and(|m| c.results.len() >= m) {
@@ -756,12 +763,29 @@ pub(crate) fn begin_search(
     } else {
         None
     };
+    // A hub already running an equal search is not asked again: its
+    // answers reach every collector of that query.
+    let running: Vec<HubId> = with_state(host, |s| {
+        s.searches.iter().filter(|c| c.query == query).flat_map(|c| c.hubs.clone()).collect()
+    });
     for &t in &targets {
+        if running.contains(&t) {
+            log::debug!(target: "lua", "dc.search: an equal search is running on hub {t:?}; not sent again");
+            continue;
+        }
         host.runtime().send(t, HubCommand::Search(query.clone()));
     }
     let wait = if targets.is_empty() { Duration::ZERO } else { timeout };
     with_state(host, |s| {
-        s.searches.push(Collector { job, query, hubs: targets, results: Vec::new(), max, note });
+        s.searches.push(Collector {
+            job,
+            query,
+            hubs: targets,
+            results: Vec::new(),
+            seen: HashSet::new(),
+            max,
+            note,
+        });
     });
     Ok(wait)
 }
