@@ -492,7 +492,7 @@ function dc.scripts.list() end
 
 ---Connects to a hub. Watch `hub_connected`, `login_failed` and `hub_disconnected` for how it goes.
 ---@param url string the hub: dchub://host[:port], nmdc://host[:port] or host:port
----@param opts {nick?: string, password?: string, charset?: string, follow_redirects?: boolean, reconnect_delay?: number}? `nick` (default: the configured nick), `password` for a registered nick, `charset` of the hub's text (default utf-8), `follow_redirects` (default true), `reconnect_delay`: seconds before the first reconnect after a drop, doubled per failed attempt (default 30; 0 = never)
+---@param opts {nick?: string, password?: string, charset?: string, follow_redirects?: boolean, reconnect_delay?: number, description?: string, email?: string}? `nick`, `description`, `email` (default: the configured ones), `password` for a registered nick, `charset` of the hub's text (default utf-8), `follow_redirects` (default true), `reconnect_delay`: seconds before the first reconnect after a drop, doubled per failed attempt (default 30; 0 = never)
 ---@return dc.Hub # the hub, connecting; it belongs to this script (unloading the script disconnects it)
 function dc.connect(url, opts) end
 

@@ -103,6 +103,8 @@ fn a_full_configuration_parses_into_the_struct() {
                 nick: None,
                 password: Some("secret".into()),
                 charset: None,
+                description: None,
+                email: None,
                 autoconnect: true,
             },
             HubConfig {
@@ -110,6 +112,8 @@ fn a_full_configuration_parses_into_the_struct() {
                 nick: Some("me_ru".into()),
                 password: None,
                 charset: Some("windows-1251".into()),
+                description: None,
+                email: None,
                 autoconnect: false,
             },
             HubConfig {
@@ -117,6 +121,8 @@ fn a_full_configuration_parses_into_the_struct() {
                 nick: None,
                 password: None,
                 charset: None,
+                description: None,
+                email: None,
                 autoconnect: true,
             },
         ],

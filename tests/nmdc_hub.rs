@@ -648,6 +648,27 @@ fn concurrent_identical_searches_get_each_result_once() -> Result<()> {
     Ok(())
 }
 
+/// `dc.connect` takes the description and e-mail to announce on that hub.
+#[test]
+fn a_hub_gets_its_own_description_and_email() -> Result<()> {
+    let fake = FakeHub::start()?;
+    let vic = Client::passive("vic");
+    vic.run(&format!(
+        r#"hub = dc.connect("{}", {{description = "here for the tests", email = "vic@hub.example"}})"#,
+        fake.url()
+    ))?;
+    let mut conn = fake.accept()?;
+    conn.login("vic")?;
+    let text = conn.text();
+    ensure!(
+        text.contains("$MyINFO $ALL vic here for the tests<") && text.contains("$vic@hub.example$"),
+        "announced: {text:?}"
+    );
+    let e = vic.run(r#"return pcall(dc.connect, "dchub://127.0.0.1:1", {descripton = "x"})"#)?;
+    ensure!(e[1].contains("did you mean \"description\""), "{e:?}");
+    Ok(())
+}
+
 #[test]
 fn zon_blocks_are_inflated_and_plain_text_resumes() -> Result<()> {
     use flate2::write::ZlibEncoder;

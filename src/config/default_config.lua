@@ -66,6 +66,8 @@
 --   password     password for a registered nick (default: none)
 --   charset      text encoding of an NMDC hub: utf-8, cp1251, cp1252, ...
 --                (default: utf-8; ADC hubs always use UTF-8)
+--   description  your description on this hub (default: the global one)
+--   email        your e-mail on this hub (default: the global one)
 --   autoconnect  connect when dclua starts (default: true)
 -- hubs = {}
 -- For example:

@@ -179,6 +179,12 @@ pub struct HubConfig {
     pub password: Option<String>,
     /// Canonical encoding name (`"windows-1251"`) of an NMDC hub, if set.
     pub charset: Option<String>,
+    /// Description on this hub instead of the global one.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// E-mail on this hub instead of the global one.
+    #[serde(default)]
+    pub email: Option<String>,
     /// Connect at start.
     pub autoconnect: bool,
 }
@@ -500,12 +506,15 @@ mod tests {
         let config = Config::from_lua_source(
             "t.lua",
             r#"
-            hubs = { { url = "dchub://h", nick = "n", password = "p", charset = "cp1251", autoconnect = false } }
+            hubs = { { url = "dchub://h", nick = "n", password = "p", charset = "cp1251",
+                       description = "d", email = "e@x", autoconnect = false } }
             shares = { { path = "/s", name = "S", hidden = true } }
             scripts = { { path = "/b.lua", trusted = true } }
             "#,
         )
         .expect("valid");
+        assert_eq!(config.hubs[0].description.as_deref(), Some("d"));
+        assert_eq!(config.hubs[0].email.as_deref(), Some("e@x"));
         let json = serde_json::to_value(&config).expect("serializes");
         for setting in SETTINGS {
             if let Kind::List(record) = setting.kind {
@@ -541,6 +550,8 @@ mod tests {
     #[test]
     fn hub_helpers() {
         let hub = |url: &str, charset: Option<&str>| HubConfig {
+            description: None,
+            email: None,
             url: url.to_string(),
             nick: None,
             password: Some("secret".into()),

@@ -128,6 +128,18 @@ pub static HUB: Record = Record {
             "Text encoding of an NMDC hub (utf-8, cp1251, cp1252, ...); text the hub sends that is not valid in it is flagged once in the log.",
         ),
         setting(
+            "description",
+            Kind::Text { max_len: 256 },
+            Unset("the global description"),
+            "Description on this hub, instead of the global one.",
+        ),
+        setting(
+            "email",
+            Kind::Text { max_len: 256 },
+            Unset("the global e-mail"),
+            "E-mail address on this hub, instead of the global one.",
+        ),
+        setting(
             "autoconnect",
             Kind::Bool,
             Value("true"),

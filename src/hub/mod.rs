@@ -594,6 +594,10 @@ pub struct HubParams {
     /// The first delay before reconnecting after a drop (doubled per failed
     /// attempt, with jitter); zero = never reconnect.
     pub reconnect_delay: Duration,
+    /// Our description there, instead of the identity's.
+    pub description: Option<String>,
+    /// Our e-mail there, instead of the identity's.
+    pub email: Option<String>,
 }
 
 /// The password is never shown (parameters end up in logs).
@@ -621,6 +625,8 @@ impl HubParams {
             charset: encoding_rs::UTF_8,
             follow_redirects: true,
             reconnect_delay: Duration::from_secs(30),
+            description: None,
+            email: None,
         }
     }
 
@@ -633,6 +639,8 @@ impl HubParams {
             charset: hub.encoding(),
             follow_redirects: true,
             reconnect_delay: Duration::from_secs(u64::from(config.reconnect_delay)),
+            description: hub.description.clone(),
+            email: hub.email.clone(),
         }
     }
 }

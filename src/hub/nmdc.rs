@@ -936,11 +936,11 @@ impl State {
         }
         MyInfo {
             nick: self.my_nick(),
-            description: id.description,
+            description: self.params.description.clone().unwrap_or(id.description),
             tag: Some(tag),
             connection: "100".to_string(),
             flag: Some(flag),
-            email: id.email,
+            email: self.params.email.clone().unwrap_or(id.email),
             share: id.share_size,
         }
     }

@@ -225,7 +225,7 @@ pub const FUNCTIONS: &[ApiFn] = &[
         path: "dc.connect",
         params: &[
             ("url", "string", "the hub: dchub://host[:port], nmdc://host[:port] or host:port"),
-            ("opts", "{nick?: string, password?: string, charset?: string, follow_redirects?: boolean, reconnect_delay?: number}?", "`nick` (default: the configured nick), `password` for a registered nick, `charset` of the hub's text (default utf-8), `follow_redirects` (default true), `reconnect_delay`: seconds before the first reconnect after a drop, doubled per failed attempt (default 30; 0 = never)"),
+            ("opts", "{nick?: string, password?: string, charset?: string, follow_redirects?: boolean, reconnect_delay?: number, description?: string, email?: string}?", "`nick`, `description`, `email` (default: the configured ones), `password` for a registered nick, `charset` of the hub's text (default utf-8), `follow_redirects` (default true), `reconnect_delay`: seconds before the first reconnect after a drop, doubled per failed attempt (default 30; 0 = never)"),
         ],
         returns: &[("dc.Hub", "the hub, connecting; it belongs to this script (unloading the script disconnects it)")],
         doc: "Connects to a hub. Watch `hub_connected`, `login_failed` and `hub_disconnected` for how it goes.",

@@ -84,7 +84,7 @@ const VERDICT_EVENT: &str = "\u{1}hub verdict";
 
 /// Options `dc.connect` accepts.
 const CONNECT_OPTIONS: &[&str] =
-    &["nick", "password", "charset", "follow_redirects", "reconnect_delay"];
+    &["nick", "password", "charset", "follow_redirects", "reconnect_delay", "description", "email"];
 
 /// Options `dc.search` accepts.
 const SEARCH_OPTIONS: &[&str] = &[
@@ -858,6 +858,9 @@ fn connect_params(hubs: &Hubs, url: &str, opts: Option<&Table>) -> mlua::Result<
         p.nick = n;
     }
     p.password = opts.get::<Option<String>>("password").map_err(|e| field(e, "password"))?;
+    p.description =
+        opts.get::<Option<String>>("description").map_err(|e| field(e, "description"))?;
+    p.email = opts.get::<Option<String>>("email").map_err(|e| field(e, "email"))?;
     if let Some(label) = opts.get::<Option<String>>("charset").map_err(|e| field(e, "charset"))? {
         p.charset = Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
             mlua::Error::runtime(format!(
