@@ -112,6 +112,10 @@ fn load_config(cli: &Cli) -> anyhow::Result<(Config, Option<PathBuf>)> {
     if cli.log_level.is_none() {
         logging::set_level(config.log_level.to_level_filter());
     }
+    if let Some(file) = &config.log_file {
+        logging::set_file(Some(file))
+            .with_context(|| format!("opening the log file {}", file.display()))?;
+    }
     Ok((config, Some(path)))
 }
 
@@ -308,6 +312,12 @@ fn reload_config(
         Ok(new) => {
             if !quiet_log {
                 logging::set_level(new.log_level.to_level_filter());
+            }
+            if let Err(e) = logging::set_file(new.log_file.as_deref()) {
+                log::error!(
+                    "opening the log file {}: {e}; logging to it stopped",
+                    new.log_file.as_deref().unwrap_or(Path::new("")).display()
+                );
             }
             log::info!("configuration reloaded from {}", path.display());
             if let Some(h) = host.upgrade().map(LuaHost::from_inner) {

@@ -255,3 +255,44 @@ fn a_second_process_on_the_same_data_folder_is_told_to_use_another() {
     drop(first.stdin.take());
     assert!(first.wait().unwrap().success());
 }
+
+/// `log_file` appends the log to a file (created with its folder), besides
+/// standard error; a log file that cannot be opened stops the start with
+/// the reason.
+#[test]
+fn the_log_file_gets_the_log() {
+    let home = tempfile::tempdir().unwrap();
+    let log = home.path().join("logs").join("dclua.log");
+    let config = home.path().join("config.lua");
+    std::fs::write(&config, format!("log_file = {:?}\n", log.display().to_string())).unwrap();
+    let script = home.path().join("bot.lua");
+    std::fs::write(&script, "dc.log.info('hello from the bot')\n").unwrap();
+    let mut cmd = dclua(home.path());
+    cmd.arg("--config").arg(&config).arg("run").arg(&script);
+    let out = run_with_input(cmd, "", Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("hello from the bot"), "the log file: {logged:?}");
+    assert!(text(&out.stderr).contains("hello from the bot"), "{}", text(&out.stderr));
+
+    // A second run appends.
+    let mut cmd = dclua(home.path());
+    cmd.arg("--config").arg(&config).arg("run").arg(&script);
+    assert!(run_with_input(cmd, "", Duration::from_secs(30)).status.success());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(logged.matches("hello from the bot").count(), 2, "{logged}");
+
+    // A log file in a place that cannot be a folder.
+    let blocker = home.path().join("file");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    std::fs::write(
+        &config,
+        format!("log_file = {:?}\n", blocker.join("dclua.log").display().to_string()),
+    )
+    .unwrap();
+    let mut cmd = dclua(home.path());
+    cmd.arg("--config").arg(&config).arg("run").arg(&script);
+    let out = run_with_input(cmd, "", Duration::from_secs(30));
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("opening the log file"), "{}", text(&out.stderr));
+}

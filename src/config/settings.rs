@@ -367,7 +367,7 @@ pub static SETTINGS: &[Setting] = &[
         "log_file",
         Kind::Path,
         Unset("log to standard error only"),
-        "Also append the log to this file.",
+        "Also append the log to this file (its folder is created); past 10 MiB it becomes FILE.1, keeping three old ones.",
     ),
     setting(
         "history_size",
