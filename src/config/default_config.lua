@@ -151,7 +151,8 @@
 -- How much to log: "off", "error", "warn", "info", "debug" or "trace".
 -- log_level = "info"
 
--- Also append the log to this file. Default: standard error only.
+-- Also append the log to this file (rotated past 10 MiB, three old files
+-- kept). Default: standard error only.
 -- log_file = "~/.local/share/dclua/dclua.log"
 
 -- How many console lines to keep in the history file; 0 = keep no history.
