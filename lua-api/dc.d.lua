@@ -386,6 +386,14 @@ function dc.sleep(seconds) end
 ---@overload async fun(event: "connection_request", opts?: table): dc.event.connection_request?
 function dc.wait(event, opts) end
 
+---Waits for the first of several events that passes the filter (a PM or a chat line, whichever comes).
+---@async
+---@param events string[] the event names
+---@param opts {filter?: table|(fun(e: table): boolean), timeout?: number}? as for `dc.wait`, applied to each event
+---@return string? # the name of the event that came first, or nil on timeout
+---@return table? # its table
+function dc.wait_any(events, opts) end
+
 ---Runs `fn(...)` as a new coroutine job of this script.
 ---@param fn async fun(...): any the function to run
 ---@param ... any its arguments

@@ -516,6 +516,31 @@ fn dc_wait_returns_the_event_or_nil_on_timeout() {
 }
 
 #[test]
+fn dc_wait_any_returns_the_first_of_several_events_by_name() {
+    let r = rig();
+    r.load(
+        "select",
+        r#"
+        dc.after(0.05, function() dc.emit("pm_like", {who = "alice"}) end)
+        dc.after(0.06, function() dc.emit("chat_like", {who = "bob"}) end)
+        local name, e = dc.wait_any({"chat_like", "pm_like"}, {timeout = 5})
+        print(name .. " " .. e.who)
+        name, e = dc.wait_any({"chat_like", "pm_like"}, {filter = {who = "bob"}, timeout = 5})
+        print(tostring(name) .. " " .. tostring(e and e.who))
+        -- The one that came is not delivered twice; nothing else comes.
+        name = dc.wait_any({"chat_like", "pm_like"}, {timeout = 0.05})
+        print("then " .. tostring(name))
+        local ok, err = pcall(dc.wait_any, {"chat"}, {timout = 1})
+        print(err)
+        "#,
+    )
+    .unwrap();
+    let lines = r.lines(4);
+    assert_eq!(lines[..3], ["pm_like alice", "chat_like bob", "then nil"]);
+    assert!(lines[3].contains("unknown option timout (did you mean \"timeout\"?)"), "{}", lines[3]);
+}
+
+#[test]
 fn waiting_outside_a_coroutine_is_a_clear_error() {
     let r = rig();
     let out =

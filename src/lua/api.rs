@@ -117,6 +117,16 @@ pub const FUNCTIONS: &[ApiFn] = &[
         waits: true,
     },
     ApiFn {
+        path: "dc.wait_any",
+        params: &[
+            ("events", "string[]", "the event names"),
+            ("opts", "{filter?: table|(fun(e: table): boolean), timeout?: number}?", "as for `dc.wait`, applied to each event"),
+        ],
+        returns: &[("string?", "the name of the event that came first, or nil on timeout"), ("table?", "its table")],
+        doc: "Waits for the first of several events that passes the filter (a PM or a chat line, whichever comes).",
+        waits: true,
+    },
+    ApiFn {
         path: "dc.spawn",
         params: &[("fn", "async fun(...): any", "the function to run"), ("...", "any", "its arguments")],
         returns: &[("dc.Job", "a handle to the new coroutine job")],

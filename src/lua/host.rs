@@ -203,7 +203,10 @@ struct HandlerEntry {
 struct Waiter {
     job: JobId,
     script: ScriptId,
-    event: Rc<str>,
+    /// The events waited for (`dc.wait`: one; `dc.wait_any`: several).
+    events: Vec<Rc<str>>,
+    /// Reply with the event's name before its table (`dc.wait_any`).
+    named: bool,
     filter: Option<mlua::Value>,
 }
 
@@ -898,7 +901,7 @@ impl LuaHost {
     /// (sessions skip building event tables nobody would see).
     pub fn has_listener(&self, event: &str) -> bool {
         self.inner.handlers.borrow().iter().any(|h| &*h.event == event)
-            || self.inner.waiters.borrow().iter().any(|w| &*w.event == event)
+            || self.inner.waiters.borrow().iter().any(|w| w.events.iter().any(|e| &**e == event))
     }
 
     /// Whether a handler (which may consume it) exists for `event`.
@@ -1061,7 +1064,7 @@ impl LuaHost {
             .borrow()
             .iter()
             .enumerate()
-            .filter(|(_, w)| w.event == event.name)
+            .filter(|(_, w)| w.events.contains(&event.name))
             .map(|(i, w)| (i, w.job, w.script, w.filter.clone()))
             .collect();
         let mut hit = Vec::new();
@@ -1074,12 +1077,21 @@ impl LuaHost {
         if hit.is_empty() {
             return;
         }
-        self.inner
-            .waiters
-            .borrow_mut()
-            .retain(|w| !(w.event == event.name && hit.contains(&w.job)));
+        let mut named = Vec::new();
+        self.inner.waiters.borrow_mut().retain(|w| {
+            let done = w.events.contains(&event.name) && hit.contains(&w.job);
+            if done && w.named {
+                named.push(w.job);
+            }
+            !done
+        });
         for job in hit {
-            self.inner.rt.send(job, Reply(vec![event.data.clone()]));
+            let reply = if named.contains(&job) {
+                vec![Value::str(&event.name), event.data.clone()]
+            } else {
+                vec![event.data.clone()]
+            };
+            self.inner.rt.send(job, Reply(reply));
         }
     }
 
@@ -1269,13 +1281,15 @@ impl LuaHost {
 
     // ----- waiting ---------------------------------------------------------
 
-    fn add_waiter(&self, job: JobId, script: ScriptId, event: &str, filter: Option<mlua::Value>) {
-        self.inner.waiters.borrow_mut().push(Waiter {
-            job,
-            script,
-            event: Rc::from(event),
-            filter,
-        });
+    fn add_waiter(
+        &self,
+        job: JobId,
+        script: ScriptId,
+        events: Vec<Rc<str>>,
+        named: bool,
+        filter: Option<mlua::Value>,
+    ) {
+        self.inner.waiters.borrow_mut().push(Waiter { job, script, events, named, filter });
     }
 
     fn remove_waiter(&self, job: JobId) {
@@ -1727,8 +1741,21 @@ impl LuaJob {
                 _ => self.reply_error(host, cx, "dc.sleep: invalid duration"),
             },
             2 => {
-                let event = match arg(0) {
-                    Some(mlua::Value::String(s)) => s.to_string_lossy(),
+                // One name (dc.wait), or a list of names (dc.wait_any, which
+                // is answered with the name first).
+                let (events, named): (Vec<Rc<str>>, bool) = match arg(0) {
+                    Some(mlua::Value::String(s)) => (vec![Rc::from(s.to_string_lossy())], false),
+                    Some(mlua::Value::Table(t)) => {
+                        let names: Vec<Rc<str>> = t
+                            .sequence_values::<mlua::LuaString>()
+                            .filter_map(Result::ok)
+                            .map(|s| Rc::from(s.to_string_lossy()))
+                            .collect();
+                        if names.is_empty() {
+                            return self.reply_error(host, cx, "dc.wait_any: no event names");
+                        }
+                        (names, true)
+                    }
                     _ => return self.reply_error(host, cx, "dc.wait: expected an event name"),
                 };
                 let filter = arg(1).cloned().filter(|v| !v.is_nil());
@@ -1737,7 +1764,7 @@ impl LuaJob {
                     Some(Err(_)) => return self.reply_error(host, cx, "dc.wait: invalid timeout"),
                     None => None,
                 };
-                host.add_waiter(cx.id(), self.script.id, &event, filter);
+                host.add_waiter(cx.id(), self.script.id, events, named, filter);
                 self.state = JobState::Waiting { timer };
                 Step::Pending
             }

@@ -102,6 +102,39 @@ function dc.wait(event, opts)
   return request(WAIT, event, filter, timeout)
 end
 
+function dc.wait_any(events, opts)
+  if type(events) ~= "table" or #events == 0 then
+    error("dc.wait_any: expected a list of event names, as in {\"chat\", \"pm\"}", 2)
+  end
+  for i, name in ipairs(events) do
+    if type(name) ~= "string" then
+      error("dc.wait_any: event " .. i .. " is a " .. type(name) .. ", not a name", 2)
+    end
+    native.check_event_name(name)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("dc.wait_any: options must be a table {filter = ..., timeout = ...}", 2)
+  end
+  if opts ~= nil then
+    for k in pairs(opts) do
+      if k ~= "filter" and k ~= "timeout" then
+        error("dc.wait_any: unknown option " .. tostring(k)
+          .. native.did_you_mean(tostring(k), "filter", "timeout")
+          .. "; the options are filter and timeout", 2)
+      end
+    end
+  end
+  local filter = opts and opts.filter
+  if filter ~= nil and type(filter) ~= "table" and type(filter) ~= "function" then
+    error("dc.wait_any: filter must be a table of fields or a function", 2)
+  end
+  local timeout = opts and opts.timeout
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+    error("dc.wait_any: timeout must be a number of seconds >= 0", 2)
+  end
+  return request(WAIT, events, filter, timeout)
+end
+
 -- Handles -------------------------------------------------------------------
 
 local Job = {}
