@@ -1489,71 +1489,129 @@ fn classify(_script: &Script, vals: &MultiValue) -> Yielded {
     }
 }
 
-/// Formats a value for the console: strings as they are, tables shallowly.
+/// Formats a value for the console: strings as they are; tables on one
+/// line, nested ones too down to [`SHOW_DEPTH`] levels (`{...}` below), a
+/// table met again inside itself as `<cycle>`, keys sorted, at most
+/// [`SHOW_ITEMS`] entries a table; a table with `__tostring` as it says.
 pub fn format_value(v: &mlua::Value) -> String {
-    fn scalar(v: &mlua::Value) -> String {
-        match v {
-            mlua::Value::Nil => "nil".into(),
-            mlua::Value::Boolean(b) => b.to_string(),
-            mlua::Value::Integer(i) => i.to_string(),
-            mlua::Value::Number(n) => {
-                if n.fract() == 0.0 && n.abs() < 1e15 {
-                    format!("{n:.1}")
-                } else {
-                    n.to_string()
-                }
-            }
-            mlua::Value::String(s) => format!("{:?}", s.to_string_lossy()),
-            other => other.to_string().unwrap_or_else(|_| other.type_name().to_string()),
-        }
-    }
     match v {
         mlua::Value::String(s) => s.to_string_lossy(),
-        mlua::Value::Table(t) => {
-            if let Some(mt) = t.metatable() {
-                if let Ok(mlua::Value::Function(_)) = mt.raw_get::<mlua::Value>("__tostring") {
-                    return v.to_string().unwrap_or_else(|_| "table".into());
-                }
-            }
-            let mut parts = Vec::new();
-            let len = t.raw_len();
-            for i in 1..=len.min(20) {
-                parts.push(scalar(&t.raw_get::<mlua::Value>(i).unwrap_or(mlua::Value::Nil)));
-            }
-            let mut extra = 0;
-            for (k, val) in t.pairs::<mlua::Value, mlua::Value>().flatten() {
-                if let mlua::Value::Integer(i) = k {
-                    if i >= 1 && (i as usize) <= len {
-                        continue;
-                    }
-                }
-                if parts.len() >= 30 {
-                    extra += 1;
-                    continue;
-                }
-                let key = match &k {
-                    mlua::Value::String(s) => {
-                        let s = s.to_string_lossy();
-                        if !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_') {
-                            s
-                        } else {
-                            format!("[{s:?}]")
-                        }
-                    }
-                    other => format!("[{}]", scalar(other)),
-                };
-                parts.push(format!("{key} = {}", scalar(&val)));
-            }
-            if len > 20 {
-                extra += len - 20;
-            }
-            if extra > 0 {
-                parts.push(format!("... ({extra} more)"));
-            }
-            format!("{{{}}}", parts.join(", "))
+        other => {
+            let mut out = String::new();
+            write_value(&mut out, other, 0, &mut Vec::new());
+            out
         }
-        other => scalar(other),
     }
+}
+
+/// Nested tables shown before `{...}`.
+pub const SHOW_DEPTH: usize = 4;
+/// Entries of one table shown before `... (N more)`.
+pub const SHOW_ITEMS: usize = 30;
+
+fn write_value(
+    out: &mut String,
+    v: &mlua::Value,
+    depth: usize,
+    open: &mut Vec<*const std::ffi::c_void>,
+) {
+    match v {
+        mlua::Value::Nil => out.push_str("nil"),
+        mlua::Value::Boolean(b) => out.push_str(&b.to_string()),
+        mlua::Value::Integer(i) => out.push_str(&i.to_string()),
+        mlua::Value::Number(n) => {
+            if n.fract() == 0.0 && n.abs() < 1e15 {
+                out.push_str(&format!("{n:.1}"));
+            } else {
+                out.push_str(&n.to_string());
+            }
+        }
+        mlua::Value::String(s) => out.push_str(&format!("{:?}", s.to_string_lossy())),
+        mlua::Value::Table(t) => write_table(out, t, depth, open),
+        other => out.push_str(&other.to_string().unwrap_or_else(|_| other.type_name().into())),
+    }
+}
+
+fn write_table(
+    out: &mut String,
+    t: &mlua::Table,
+    depth: usize,
+    open: &mut Vec<*const std::ffi::c_void>,
+) {
+    if let Some(mt) = t.metatable() {
+        if let Ok(mlua::Value::Function(_)) = mt.raw_get::<mlua::Value>("__tostring") {
+            let shown = mlua::Value::Table(t.clone()).to_string();
+            out.push_str(&shown.unwrap_or_else(|_| "table".into()));
+            return;
+        }
+    }
+    let ptr = t.to_pointer();
+    if open.contains(&ptr) {
+        out.push_str("<cycle>");
+        return;
+    }
+    if depth >= SHOW_DEPTH {
+        out.push_str("{...}");
+        return;
+    }
+    open.push(ptr);
+    let len = t.raw_len();
+    let mut items: Vec<(String, mlua::Value)> = Vec::new();
+    let mut keyed: Vec<(String, mlua::Value)> = Vec::new();
+    for i in 1..=len.min(SHOW_ITEMS) {
+        items.push((String::new(), t.raw_get::<mlua::Value>(i).unwrap_or(mlua::Value::Nil)));
+    }
+    let mut extra = len.saturating_sub(SHOW_ITEMS);
+    for (k, val) in t.pairs::<mlua::Value, mlua::Value>().flatten() {
+        if let mlua::Value::Integer(i) = k {
+            if i >= 1 && (i as usize) <= len {
+                continue;
+            }
+        }
+        let key = match &k {
+            mlua::Value::String(s) => {
+                let s = s.to_string_lossy();
+                if !s.is_empty()
+                    && !s.starts_with(|c: char| c.is_ascii_digit())
+                    && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+                {
+                    s
+                } else {
+                    format!("[{s:?}]")
+                }
+            }
+            other => {
+                let mut k = String::from("[");
+                write_value(&mut k, other, SHOW_DEPTH, open);
+                k.push(']');
+                k
+            }
+        };
+        keyed.push((key, val));
+    }
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    let room = SHOW_ITEMS.saturating_sub(items.len());
+    extra += keyed.len().saturating_sub(room);
+    keyed.truncate(room);
+    out.push('{');
+    for (n, (key, val)) in items.iter().chain(keyed.iter()).enumerate() {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        if !key.is_empty() {
+            out.push_str(key);
+            out.push_str(" = ");
+        }
+        write_value(out, val, depth + 1, open);
+    }
+    if extra > 0 {
+        if !items.is_empty() || !keyed.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(&format!("... ({extra} more)"));
+    }
+    out.push('}');
+    open.pop();
 }
 
 // ----- the dispatcher job ---------------------------------------------------
@@ -2022,4 +2080,36 @@ fn is_out_of_memory(e: &mlua::Error) -> bool {
 /// (its further errors are not logged one by one).
 fn script_is_doomed(host: &LuaHost, script: ScriptId) -> bool {
     host.inner.doomed.borrow().contains(&script)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(lua: &Lua, chunk: &str) -> String {
+        format_value(&lua.load(chunk).eval::<mlua::Value>().expect("the chunk runs"))
+    }
+
+    #[test]
+    fn the_console_shows_nested_tables_sorted_with_cycles_marked() {
+        let lua = Lua::new();
+        assert_eq!(
+            shown(
+                &lua,
+                r#"local t = {a = {b = {1, 2}}, c = "s", [5] = true, ["two words"] = 2}
+                           t.self = t return t"#
+            ),
+            r#"{["two words"] = 2, [5] = true, a = {b = {1, 2}}, c = "s", self = <cycle>}"#
+        );
+        assert_eq!(shown(&lua, "return {{{{{1}}}}}"), "{{{{{...}}}}}");
+        // A table seen twice, not inside itself, is shown twice.
+        assert_eq!(shown(&lua, "local x = {1} return {x, x}"), "{{1}, {1}}");
+        assert_eq!(shown(&lua, "return 'plain'"), "plain");
+        assert_eq!(shown(&lua, "return {'q', 2.0}"), r#"{"q", 2.0}"#);
+        let many = shown(&lua, "local t = {} for i = 1, 40 do t[i] = i end return t");
+        assert!(many.ends_with(", 30, ... (10 more)}"), "{many}");
+        let obj =
+            shown(&lua, "return setmetatable({}, {__tostring = function() return 'obj' end})");
+        assert_eq!(obj, "obj");
+    }
 }
