@@ -296,3 +296,17 @@ fn the_log_file_gets_the_log() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("opening the log file"), "{}", text(&out.stderr));
 }
+
+/// A chunk still waiting when the client quits says why it ended.
+#[test]
+fn a_waiting_chunk_says_the_client_is_shutting_down() {
+    let home = tempfile::tempdir().unwrap();
+    let cmd = dclua(home.path());
+    let out = run_with_input(
+        cmd,
+        "dc.after(0.2, function() dc.quit() end)\ndc.sleep(10)\n",
+        Duration::from_secs(30),
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("error: stopped: the client is shutting down"), "{stdout}");
+}

@@ -64,7 +64,7 @@ fn run_chunk(
     output: &mut impl Write,
 ) -> anyhow::Result<()> {
     let outcome = backend.eval(chunk).recv().unwrap_or_else(|_| {
-        EvalOutcome::Error("the Lua host dropped the chunk without an outcome".into())
+        EvalOutcome::Error("the client stopped before the chunk finished".into())
     });
     let mut result = Ok(());
     print_outcome(&outcome, false, |line| {

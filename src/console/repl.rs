@@ -219,7 +219,7 @@ impl Session<'_> {
                 Ok(outcome) => return outcome,
                 Err(RecvTimeoutError::Disconnected) => {
                     return EvalOutcome::Error(
-                        "the Lua host dropped the chunk without an outcome".into(),
+                        "the client stopped before the chunk finished".into(),
                     )
                 }
                 Err(RecvTimeoutError::Timeout) => {}

@@ -293,6 +293,8 @@ pub(crate) struct HostInner {
     console_control: ConsoleControl,
     /// The time budget and Ctrl-C of running Lua.
     watch: Watch,
+    /// `dc.quit` was called or the host is shutting down: stopped jobs say so.
+    stopping: Cell<bool>,
     delivered: Cell<u64>,
 }
 
@@ -369,6 +371,7 @@ impl LuaHost {
             console: RefCell::new(None),
             console_control,
             watch,
+            stopping: Cell::new(false),
             delivered: Cell::new(0),
         });
         let host = LuaHost { inner };
@@ -1415,6 +1418,7 @@ impl LuaHost {
     }
 
     pub(crate) fn quit(&self, code: i32) {
+        self.inner.stopping.set(true);
         let hooks = self.inner.hooks.borrow();
         match &hooks.on_quit {
             Some(f) => f(code),
@@ -1424,6 +1428,7 @@ impl LuaHost {
 
     /// Stops the dispatcher and every script (shutdown).
     pub fn shutdown(&self) {
+        self.inner.stopping.set(true);
         let ids: Vec<ScriptId> = self.inner.scripts.borrow().keys().copied().collect();
         for id in ids {
             self.unload(id);
@@ -1917,7 +1922,13 @@ impl Job for LuaJob {
         if step == Step::Done {
             host.remove_waiter(cx.id());
             super::hub_api::forget_search(&host, cx.id());
-            let outcome = self.outcome.take().unwrap_or_else(|| Err("stopped".into()));
+            let outcome = self.outcome.take().unwrap_or_else(|| {
+                Err(if host.inner.stopping.get() {
+                    "stopped: the client is shutting down".into()
+                } else {
+                    "stopped".into()
+                })
+            });
             host.job_finished(cx.id(), &self.script, outcome);
         }
         step
@@ -1947,8 +1958,17 @@ impl LuaJob {
             }
             let interrupted =
                 self.script.console && host.inner.watch.shared().interrupted(self.chunk);
-            let msg = if interrupted { "interrupted" } else { "stopped" };
-            return self.finish(host, Err(msg.to_string()));
+            // Say why, when it is known: a waiting chunk's caller reads this.
+            let msg = if interrupted {
+                "interrupted".to_string()
+            } else if host.inner.stopping.get() {
+                "stopped: the client is shutting down".to_string()
+            } else if host.script(self.script.id).is_none() {
+                format!("stopped: script {} was unloaded", self.script.name)
+            } else {
+                "stopped".to_string()
+            };
+            return self.finish(host, Err(msg));
         }
         let state = std::mem::replace(&mut self.state, JobState::Finished);
         let step = match state {
