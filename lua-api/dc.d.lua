@@ -311,6 +311,9 @@ dc.scripts = {}
 ---@class dc.share
 dc.share = {}
 
+---@class dc.store
+dc.store = {}
+
 ---@class dc.Hub
 ---@field id integer The hub session's id.
 ---@field url string The hub's address (after a followed redirect, the new one).
@@ -593,6 +596,25 @@ function dc.share.remove(name) end
 
 ---Walks the shared folders again in the background: new and changed files are hashed, gone ones leave the share (`share_updated` tells when it is over).
 function dc.share.rescan() end
+
+---Saves a value of this script under `name`, atomically, in the data folder (`store/<script>/<name>.lua`); it survives restarts.
+---@param name string 1 to 64 letters, digits, `_`, `-`, `.`
+---@param value table|string|number|boolean|nil plain data; nil removes the name
+---@return true # saved (an error says why not)
+function dc.store.save(name, value) end
+
+---Reads back a value this script saved.
+---@param name string the name saved under
+---@return any # the value saved, or nil when there is none
+function dc.store.load(name) end
+
+---The names in this script's store.
+---@return string[] # the names this script has saved, sorted
+function dc.store.list() end
+
+---The client's data folder (trusted scripts and the console).
+---@return string? # the data folder, nil when the client has none
+function dc.data_dir() end
 
 ---The share's totals.
 ---@return {files: integer, size: integer, pending: integer, hashed: integer, hashed_bytes: integer, hashing: boolean, progress: table, roots: {name: string, path: string, hidden: boolean}[]} # files and bytes shared, files waiting for their hash, files and bytes hashed since the start, whether hashing runs and its progress, the shared folders

@@ -310,3 +310,87 @@ fn a_waiting_chunk_says_the_client_is_shutting_down() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("error: stopped: the client is shutting down"), "{stdout}");
 }
+
+/// `dc.store`: an untrusted script of the configuration saves a table, and
+/// the next start of the client reads it back; each script has its own
+/// store; `dc.data_dir()` is for trusted scripts only.
+#[test]
+fn a_scripts_store_survives_a_restart() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("seen.lua"),
+        r#"local seen = dc.store.load("seen") or {count = 0, nicks = {}}
+           dc.on('visit', function(e)
+             seen.count = seen.count + 1
+             seen.nicks[e.nick] = e.at
+             dc.store.save("seen", seen)
+             local ok, err = pcall(dc.data_dir)
+             print("saved " .. seen.count .. " " .. tostring(ok) .. " " .. tostring(err))
+           end)
+           dc.on('report', function()
+             local nicks = {}
+             for n, at in pairs(seen.nicks) do nicks[#nicks + 1] = n .. "@" .. at end
+             table.sort(nicks)
+             print("seen " .. seen.count .. " " .. table.concat(nicks, ",")
+                   .. " names " .. table.concat(dc.store.list(), ","))
+           end)"#,
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join("other.lua"),
+        "dc.on('report', function() print('other has ' .. #dc.store.list()) end)\n",
+    )
+    .unwrap();
+    let cfg = home.path().join("config.lua");
+    std::fs::write(&cfg, "scripts = { 'seen.lua', 'other.lua' }\n").unwrap();
+    let start = |input: &str| {
+        let mut cmd = dclua(home.path());
+        cmd.arg("--config").arg(&cfg);
+        let out = run_with_input(cmd, input, Duration::from_secs(30));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let first = start("dc.emit('visit', {nick = 'alice', at = 1}) dc.sleep(0.1)\n");
+    assert!(first.contains("saved 1 false "), "{first}");
+    assert!(
+        first.contains("dc.data_dir: knowing where the data folder is is for trusted scripts"),
+        "{first}"
+    );
+    let second = start(
+        "dc.emit('visit', {nick = 'bob', at = 2}) dc.sleep(0.1)\ndc.emit('report') dc.sleep(0.1)\n",
+    );
+    assert!(second.contains("seen 2 alice@1,bob@2 names seen"), "{second}");
+    assert!(second.contains("other has 0"), "{second}");
+    // The console (trusted) knows where the data folder is; the file is there.
+    let third = start("return dc.data_dir()\n");
+    let data = third.lines().next().unwrap_or_default().to_string();
+    let saved = std::fs::read_to_string(Path::new(&data).join("store/seen/seen.lua")).unwrap();
+    assert!(saved.starts_with("return {"), "{saved}");
+}
+
+/// The guide's "Storing data" example runs, and what it saved is there
+/// after the run.
+#[test]
+fn the_guides_storage_example_runs() {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"))
+            .unwrap();
+    let section = guide.split("## Storing data\n").nth(1).expect("the section");
+    let section = section.split("\n## ").next().unwrap();
+    let example = section.split("```lua\n").nth(1).and_then(|s| s.split("```").next()).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let script = home.path().join("seen.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "{example}\ndc.emit('chat', {{nick = 'alice', text = 'hi'}})\ndc.sleep(0.2)\n\
+             print('stored ' .. tostring(dc.store.load('seen').alice ~= nil))\ndc.quit()\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = dclua(home.path());
+    cmd.arg("run").arg(&script);
+    let out = run_with_input(cmd, "", Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "stored true\n");
+}

@@ -106,7 +106,11 @@ fn a_lost_outcome_is_an_error_not_a_hang() {
         .expect("run_piped");
     let out = String::from_utf8(output).expect("UTF-8");
     assert_eq!(out.lines().count(), 2, "output {out:?}");
-    assert!(out.lines().all(|l| l.starts_with("error: ") && l.contains("stopped before the chunk finished")), "{out:?}");
+    assert!(
+        out.lines()
+            .all(|l| l.starts_with("error: ") && l.contains("stopped before the chunk finished")),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -64,6 +64,7 @@ pub const EXTENSIONS: &[(&str, &str)] = &[
     ("share", super::share_api::LUA),
     ("peer", super::peer_api::LUA),
     ("download", super::download_api::LUA),
+    ("store", super::store_api::LUA),
 ];
 
 /// The fields of a download event (an item as `dc.queue()` lists it).
@@ -372,6 +373,34 @@ pub const FUNCTIONS: &[ApiFn] = &[
         params: &[],
         returns: &[],
         doc: "Walks the shared folders again in the background: new and changed files are hashed, gone ones leave the share (`share_updated` tells when it is over).",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.store.save",
+        params: &[("name", "string", "1 to 64 letters, digits, `_`, `-`, `.`"), ("value", "table|string|number|boolean|nil", "plain data; nil removes the name")],
+        returns: &[("true", "saved (an error says why not)")],
+        doc: "Saves a value of this script under `name`, atomically, in the data folder (`store/<script>/<name>.lua`); it survives restarts.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.store.load",
+        params: &[("name", "string", "the name saved under")],
+        returns: &[("any", "the value saved, or nil when there is none")],
+        doc: "Reads back a value this script saved.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.store.list",
+        params: &[],
+        returns: &[("string[]", "the names this script has saved, sorted")],
+        doc: "The names in this script's store.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.data_dir",
+        params: &[],
+        returns: &[("string?", "the data folder, nil when the client has none")],
+        doc: "The client's data folder (trusted scripts and the console).",
         waits: false,
     },
     ApiFn {
@@ -845,6 +874,7 @@ pub(crate) fn register(
     super::share_api::register(lua, host_, script, native)?;
     super::peer_api::register(lua, host_, script, native)?;
     super::download_api::register(lua, host_, script, native)?;
+    super::store_api::register(lua, host_, script, native)?;
     f!(native, "spawn", |_lua, h, (func, args): (Function, MultiValue)| {
         Ok(h.spawn_function(script, func, args)?.0 as i64)
     });

@@ -31,11 +31,14 @@ pub enum Capability {
     /// Downloading into a folder outside the download folder
     /// (`dc.download` with an absolute `dir`).
     DownloadAnywhere,
+    /// Knowing where the data folder is (`dc.data_dir`): its files are the
+    /// client's keys, queue and stores.
+    ReadDataFolder,
 }
 
 impl Capability {
     /// Every capability, as the guide lists them.
-    pub const ALL: [Capability; 7] = [
+    pub const ALL: [Capability; 8] = [
         Capability::LoadTrusted,
         Capability::ManageScripts,
         Capability::ShareFolders,
@@ -43,6 +46,7 @@ impl Capability {
         Capability::Quit,
         Capability::ReloadConfig,
         Capability::DownloadAnywhere,
+        Capability::ReadDataFolder,
     ];
 
     /// What it allows, in a few words.
@@ -55,6 +59,7 @@ impl Capability {
             Capability::Quit => "ending the client",
             Capability::ReloadConfig => "reloading the configuration",
             Capability::DownloadAnywhere => "downloading outside the download folder",
+            Capability::ReadDataFolder => "knowing where the data folder is",
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod hub_api;
 pub mod pattern;
 pub mod peer_api;
 pub mod share_api;
+pub mod store_api;
 pub mod value;
 pub(crate) mod watchdog;
 
