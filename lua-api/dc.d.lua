@@ -458,7 +458,7 @@ function dc.every(seconds, fn) end
 ---@param code integer? exit code (default 0)
 function dc.quit(code) end
 
----Reads the configuration file again.
+---Reads the configuration file again and applies the differences: scripts and hubs no longer listed are unloaded and left, new ones loaded and joined, the identity and settings applied.
 ---@return boolean # true when the new configuration is in force
 ---@return string? # the error otherwise (the last good configuration stays)
 function dc.reload_config() end

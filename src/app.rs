@@ -321,9 +321,14 @@ fn reload_config(
             }
             log::info!("configuration reloaded from {}", path.display());
             if let Some(h) = host.upgrade().map(LuaHost::from_inner) {
-                // What we announce on hubs follows the new configuration
-                // (hubs added or removed take effect at the next start).
-                hub_api::apply_config(&h, &new);
+                // The differences take effect: scripts no longer listed are
+                // unloaded and new ones loaded, hubs likewise; what we
+                // announce follows the new identity.
+                reload_scripts(&h, &config.borrow().scripts, &new.scripts);
+                let (left, joined) = hub_api::reload_config(&h, &new);
+                if left + joined > 0 {
+                    log::info!("reload: left {left} hubs, joined {joined}");
+                }
                 h.emit_value(
                     "config_reloaded",
                     crate::lua::Value::map([(
@@ -338,6 +343,29 @@ fn reload_config(
         Err(e) => {
             log::error!("configuration not reloaded, the last good one stays in force:\n{e}");
             Err(e.to_string())
+        }
+    }
+}
+
+/// Unloads the scripts of `old` that `new` no longer lists (or lists with
+/// another trust) and loads those `new` adds.
+fn reload_scripts(host: &LuaHost, old: &[config::ScriptConfig], new: &[config::ScriptConfig]) {
+    for gone in old.iter().filter(|o| !new.contains(o)) {
+        let loaded = host.scripts().into_iter().map(|(id, _)| id).find(|id| {
+            host.script(*id).is_some_and(|s| s.path.as_deref() == Some(gone.path.as_path()))
+        });
+        if let Some(id) = loaded {
+            log::info!(
+                "reload: {} is no longer in the configuration; unloaded",
+                gone.path.display()
+            );
+            host.unload(id);
+        }
+    }
+    for added in new.iter().filter(|n| !old.contains(n)) {
+        match host.load_file(&added.path, added.trusted, &[]) {
+            Ok(_) => log::info!("reload: {} loaded", added.path.display()),
+            Err(e) => log::error!("reload: {e}"),
         }
     }
 }

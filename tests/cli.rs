@@ -394,3 +394,65 @@ fn the_guides_storage_example_runs() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "stored true\n");
 }
+
+/// `dc.reload_config()` applies the differences: a script no longer listed
+/// is unloaded and a new one loaded; a hub added is joined, a hub removed is
+/// left (the test's listener sees the connection come and go).
+#[test]
+fn a_reload_applies_scripts_and_hubs_added_and_removed() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("a.lua"), "dc.on('ping', function() print('a here') end)\n")
+        .unwrap();
+    std::fs::write(home.path().join("b.lua"), "dc.on('ping', function() print('b here') end)\n")
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The hub: takes one connection, says nothing, reports when it closes.
+    let hub = std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let t0 = Instant::now();
+        let (mut s, _) = loop {
+            match listener.accept() {
+                Ok(c) => break c,
+                Err(_) if t0.elapsed() < Duration::from_secs(20) => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("no connection: {e}"),
+            }
+        };
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 1024];
+        loop {
+            match std::io::Read::read(&mut s, &mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    });
+    let cfg = home.path().join("config.lua");
+    std::fs::write(&cfg, "scripts = { 'a.lua' }\n").unwrap();
+    let path = cfg.display().to_string();
+    let write = |body: &str| {
+        format!("local f = io.open('{path}', 'w') f:write({body:?}) f:close() dc.reload_config()\n")
+    };
+    let input = [
+        "dc.emit('ping') dc.sleep(0.1)\n".to_string(),
+        write(&format!(
+            "scripts = {{ 'b.lua' }}\nhubs = {{ 'dchub://127.0.0.1:{port}' }}\nreconnect_delay = 0\n"
+        )),
+        "dc.emit('ping') dc.sleep(0.5) return 'hubs ' .. #dc.hubs()\n".to_string(),
+        write("scripts = { 'b.lua' }\nreconnect_delay = 0\n"),
+        "dc.sleep(0.5) return 'hubs ' .. #dc.hubs()\n".to_string(),
+    ]
+    .concat();
+    let mut cmd = dclua(home.path());
+    cmd.arg("--config").arg(&cfg);
+    let out = run_with_input(cmd, &input, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines, ["a here", "b here", "hubs 1", "hubs 0"], "{stdout}\n{}", text(&out.stderr));
+    assert!(hub.join().unwrap(), "the removed hub's connection was not closed");
+}

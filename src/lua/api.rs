@@ -173,7 +173,7 @@ pub const FUNCTIONS: &[ApiFn] = &[
         path: "dc.reload_config",
         params: &[],
         returns: &[("boolean", "true when the new configuration is in force"), ("string?", "the error otherwise (the last good configuration stays)")],
-        doc: "Reads the configuration file again.",
+        doc: "Reads the configuration file again and applies the differences: scripts and hubs no longer listed are unloaded and left, new ones loaded and joined, the identity and settings applied.",
         waits: false,
     },
     ApiFn {

@@ -133,6 +133,8 @@ struct ApiState {
     /// the session ended.
     known: HashMap<HubId, (String, &'static str)>,
     searches: Vec<Collector>,
+    /// The configuration's hubs this client connected, as configured.
+    configured: Vec<(crate::config::HubConfig, HubId)>,
     sink: Option<Rc<LuaHubSink>>,
     display: Option<ChatDisplay>,
 }
@@ -216,11 +218,47 @@ pub fn apply_config(host: &LuaHost, config: &Config) {
 /// start). Hubs that cannot start are logged.
 pub fn connect_configured(host: &LuaHost, config: &Config) {
     apply_config(host, config);
+    connect_new_hubs(host, config);
+}
+
+/// Connects the configuration's `autoconnect` hubs not connected yet.
+fn connect_new_hubs(host: &LuaHost, config: &Config) {
     for h in config.autoconnect_hubs() {
-        if let Err(e) = connect(host, HubParams::from_config(h, config), None) {
-            log::error!(target: "hub", "hub {}: {e}", h.url);
+        if with_state(host, |s| s.configured.iter().any(|(c, _)| c == h)) {
+            continue;
+        }
+        match connect(host, HubParams::from_config(h, config), None) {
+            Ok(id) => with_state(host, |s| s.configured.push((h.clone(), id))),
+            Err(e) => log::error!(target: "hub", "hub {}: {e}", h.url),
         }
     }
+}
+
+/// A reloaded configuration: its identity and settings applied; hubs it no
+/// longer lists (or lists changed, or not to autoconnect) left, new ones
+/// connected; hubs that scripts connected are not touched. Returns how many
+/// hubs were left and joined.
+pub fn reload_config(host: &LuaHost, config: &Config) -> (usize, usize) {
+    apply_config(host, config);
+    let gone: Vec<(String, HubId)> = with_state(host, |s| {
+        let mut gone = Vec::new();
+        s.configured.retain(|(c, id)| {
+            let keep = config.autoconnect_hubs().any(|h| h == c);
+            if !keep {
+                gone.push((c.url.clone(), *id));
+            }
+            keep
+        });
+        gone
+    });
+    for (url, id) in &gone {
+        log::info!(target: "hub", "hub {url}: no longer in the configuration as it was; leaving it");
+        host.runtime().send(*id, HubCommand::Disconnect);
+    }
+    let before = with_state(host, |s| s.configured.len());
+    connect_new_hubs(host, config);
+    let joined = with_state(host, |s| s.configured.len()) - before;
+    (gone.len(), joined)
 }
 
 /// Called by the host when a script is unloaded: its hubs leave with it.
