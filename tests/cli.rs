@@ -415,7 +415,7 @@ fn a_reload_applies_scripts_and_hubs_added_and_removed() {
             match listener.accept() {
                 Ok(c) => break c,
                 Err(_) if t0.elapsed() < Duration::from_secs(20) => {
-                    std::thread::sleep(Duration::from_millis(10))
+                    std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(e) => panic!("no connection: {e}"),
             }
