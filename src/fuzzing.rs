@@ -15,6 +15,7 @@
 //! | `file_list` | `files.xml(.bz2)` | bounded reading, totals that add up |
 //! | `tthl` | TTH leaves + a file size | verification never panics, agrees with the tree |
 //! | `hub_address` | hub addresses (configuration, `dc.connect`, redirects) | a parsed address prints a canonical form that parses back to it |
+//! | `magnet` | magnet links (`dc.magnet`) | a parsed magnet with a size prints a magnet that parses back to it |
 //! | `peer_session` | client-client frames, NMDC or ADC, either side | the handshake machine never panics, says nothing after closing, and every answer it writes is one frame that parses back |
 
 use crate::proto::{adc, nmdc, tth};
@@ -158,6 +159,25 @@ pub const TARGETS: &[Target] = &[
             b"#",
             b"@",
             b"XJ4BNP4PAHH6UQKBIDPF3LRCEOYAGYNDSYLXVHFUCD7WD4QACWWQ",
+        ],
+    },
+    Target {
+        name: "magnet",
+        run: magnet,
+        dictionary: &[
+            b"magnet:?",
+            b"xt=urn:tree:tiger:",
+            b"urn:btih:",
+            b"&xl=",
+            b"&dn=",
+            b"&",
+            b"=",
+            b"%",
+            b"%20",
+            b"%C3%A9",
+            b"+",
+            b"LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ",
+            b"18446744073709551615",
         ],
     },
     Target {
@@ -318,6 +338,24 @@ pub fn hub_address(data: &[u8]) {
     });
     assert_eq!(again, url, "{text:?} and its canonical form {canonical:?} differ");
     assert_eq!(again.to_string(), canonical, "the canonical form of {text:?} is not a fixed point");
+}
+
+/// A magnet link: parsing never panics; one that parses with a size prints
+/// (as `dc.share.magnet` does) a magnet that parses back to the same TTH,
+/// size and name.
+pub fn magnet(data: &[u8]) {
+    use crate::lua::download_api::{magnet_of, parse_magnet};
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(m) = parse_magnet(text) else { return };
+    let Some(size) = m.size else { return };
+    let name = m.name.clone().unwrap_or_default();
+    let printed = magnet_of(&m.tth, size, &name);
+    let back = parse_magnet(&printed).unwrap_or_else(|e| {
+        panic!("the magnet {printed:?} printed for {text:?} does not parse: {e}")
+    });
+    assert_eq!(back.tth, m.tth, "{text:?} -> {printed:?}");
+    assert_eq!(back.size, Some(size), "{text:?} -> {printed:?}");
+    assert_eq!(back.name.unwrap_or_default(), name, "{text:?} -> {printed:?}");
 }
 
 /// Client-client frames into the peer session machine: the first byte picks

@@ -219,14 +219,27 @@ fn fuzz_hub_address() {
 }
 
 #[test]
+fn fuzz_magnet() {
+    fuzz("magnet");
+}
+
+#[test]
 fn fuzz_peer_session() {
     fuzz("peer_session");
 }
 
 #[test]
 fn every_target_has_a_test_and_a_corpus() {
-    let tested =
-        ["nmdc_codec", "adc_codec", "zpipe", "file_list", "tthl", "hub_address", "peer_session"];
+    let tested = [
+        "nmdc_codec",
+        "adc_codec",
+        "zpipe",
+        "file_list",
+        "tthl",
+        "hub_address",
+        "magnet",
+        "peer_session",
+    ];
     for t in dclua::fuzzing::TARGETS {
         assert!(tested.contains(&t.name), "target {} has no test in tests/fuzz.rs", t.name);
         assert!(corpus_dir(t.name).is_dir(), "target {} has no seed corpus", t.name);
