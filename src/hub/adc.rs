@@ -132,8 +132,8 @@ const HUB_FEATURES: [Feature; 3] = [Feature::BAS0, Feature::BASE, Feature::TIGR]
 /// The SID ↔ nick map of one hub's user list.
 #[derive(Debug, Default)]
 pub struct SidMap {
-    by_sid: HashMap<Sid, Box<str>>,
-    by_nick: HashMap<Box<str>, Sid>,
+    by_sid: HashMap<Sid, Box<str>, super::HubHasher>,
+    by_nick: HashMap<Box<str>, Sid, super::HubHasher>,
 }
 
 impl SidMap {
