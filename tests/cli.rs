@@ -456,3 +456,23 @@ fn a_reload_applies_scripts_and_hubs_added_and_removed() {
     assert_eq!(lines, ["a here", "b here", "hubs 1", "hubs 0"], "{stdout}\n{}", text(&out.stderr));
     assert!(hub.join().unwrap(), "the removed hub's connection was not closed");
 }
+
+/// A misspelt event name in `dc.wait` (or `dc.on`) is taken as a custom
+/// event, with a warning naming the built-in one it resembles.
+#[test]
+fn a_misspelt_event_name_is_warned_about() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run_with_input(
+        dclua(home.path()),
+        "return dc.wait('chats', {timeout = 0.01})\n",
+        Duration::from_secs(30),
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#"dc.wait("chats"): no built-in event has that name (did you mean "chat"?)"#
+        ),
+        "{stderr}"
+    );
+    assert_eq!(text(&out.stdout), "nil\n");
+}

@@ -944,16 +944,17 @@ pub(crate) fn register(
         let name = name.clone();
         native.set(
             "check_event_name",
-            lua.create_function(move |_, event: String| {
+            lua.create_function(move |_, (event, api): (String, Option<String>)| {
                 if !EVENTS.iter().any(|e| e.name == event) {
                     if let Some(k) =
                         crate::config::suggestion(&event, EVENTS.iter().map(|e| e.name))
                     {
                         log::warn!(
                             target: "lua",
-                            "{}: dc.on({event:?}): no built-in event has that name (did you mean {k:?}?); \
-                             it is handled as a custom event of dc.emit",
-                            name()
+                            "{}: {}({event:?}): no built-in event has that name (did you mean {k:?}?); \
+                             it is taken as a custom event of dc.emit",
+                            name(),
+                            api.as_deref().unwrap_or("dc.on")
                         );
                     }
                 }

@@ -79,6 +79,7 @@ function dc.wait(event, opts)
   if type(event) ~= "string" then
     error("dc.wait: expected an event name, got " .. type(event), 2)
   end
+  native.check_event_name(event, "dc.wait")
   if opts ~= nil and type(opts) ~= "table" then
     error("dc.wait: options must be a table {filter = ..., timeout = ...}", 2)
   end
@@ -110,7 +111,7 @@ function dc.wait_any(events, opts)
     if type(name) ~= "string" then
       error("dc.wait_any: event " .. i .. " is a " .. type(name) .. ", not a name", 2)
     end
-    native.check_event_name(name)
+    native.check_event_name(name, "dc.wait_any")
   end
   if opts ~= nil and type(opts) ~= "table" then
     error("dc.wait_any: options must be a table {filter = ..., timeout = ...}", 2)
