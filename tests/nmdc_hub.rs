@@ -733,6 +733,45 @@ fn a_redirect_loop_ends_the_session() -> Result<()> {
     Ok(())
 }
 
+/// Issue 15, finding 6: a hub that sends `$ForceMove` to itself right after
+/// its `$Lock` once caused 24,180 reconnects in 10 s. The redirect to the
+/// address we are on is refused and the session comes back with its usual
+/// backoff (doubling from `reconnect_delay`): a handful of connections in
+/// 4 s, not thousands.
+#[test]
+fn a_hub_redirecting_to_itself_gets_no_reconnect_storm() -> Result<()> {
+    let fake = FakeHub::start()?;
+    let rob = Client::passive("rob");
+    rob.run(&format!(
+        r#"reasons = {{}}
+           dc.on("hub_disconnected", function(e) reasons[#reasons + 1] = e.reason end)
+           hub = dc.connect("{}", {{reconnect_delay = 0.2}})"#,
+        fake.url()
+    ))?;
+    let mut lock = b"$Lock ".to_vec();
+    lock.extend_from_slice(FAKE_LOCK);
+    lock.extend_from_slice(format!(" Pk=fakehub|$ForceMove {}|", fake.url()).as_bytes());
+    let start = Instant::now();
+    let mut streams = Vec::new();
+    while start.elapsed() < Duration::from_secs(4) {
+        match fake.listener.accept() {
+            Ok((mut s, _)) => {
+                let _ = s.write_all(&lock);
+                streams.push(s);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e).context("accepting"),
+        }
+    }
+    let connections = streams.len();
+    ensure!((1..=6).contains(&connections), "{connections} connections in 4 s");
+    let reason = rob.value(r#"return reasons[1] or "none""#)?;
+    ensure!(reason.contains("redirect"), "the first drop: {reason}");
+    Ok(())
+}
+
 #[test]
 fn redirects_are_followed_unless_vetoed() -> Result<()> {
     let first = FakeHub::start()?;
