@@ -818,7 +818,12 @@ impl Downloads {
                     f.reported = true;
                     first
                 };
-                if first {
+                // A source is reported once: blocks of it still at the
+                // helpers when it was dropped (a segment it was given before
+                // its first bad block came back) only free their bytes.
+                let known =
+                    self.inner.runs.borrow().get(&item).is_some_and(|r| r.dropped.contains(&user));
+                if first && !known {
                     self.block_failed(item, source, &user, c.range);
                 } else if let Some(s) =
                     self.inner.runs.borrow_mut().get_mut(&item).and_then(|r| r.segments.as_mut())
