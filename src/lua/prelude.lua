@@ -75,31 +75,36 @@ function help(what)
   return native.help(what) or ("help: nothing is called " .. what .. "; help() lists everything")
 end
 
+-- The options of dc.wait and dc.wait_any: the filter and the timeout, or an
+-- error (at the caller's caller, level 3) naming `api`.
+local function wait_options(api, opts)
+  if opts == nil then return nil, nil end
+  if type(opts) ~= "table" then
+    error(api .. ": options must be a table {filter = ..., timeout = ...}", 3)
+  end
+  for k in pairs(opts) do
+    if k ~= "filter" and k ~= "timeout" then
+      error(api .. ": unknown option " .. tostring(k)
+        .. native.did_you_mean(tostring(k), "filter", "timeout")
+        .. "; the options are filter and timeout", 3)
+    end
+  end
+  local filter, timeout = opts.filter, opts.timeout
+  if filter ~= nil and type(filter) ~= "table" and type(filter) ~= "function" then
+    error(api .. ": filter must be a table of fields or a function", 3)
+  end
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+    error(api .. ": timeout must be a number of seconds >= 0", 3)
+  end
+  return filter, timeout
+end
+
 function dc.wait(event, opts)
   if type(event) ~= "string" then
     error("dc.wait: expected an event name, got " .. type(event), 2)
   end
   native.check_event_name(event, "dc.wait")
-  if opts ~= nil and type(opts) ~= "table" then
-    error("dc.wait: options must be a table {filter = ..., timeout = ...}", 2)
-  end
-  if opts ~= nil then
-    for k in pairs(opts) do
-      if k ~= "filter" and k ~= "timeout" then
-        error("dc.wait: unknown option " .. tostring(k)
-          .. native.did_you_mean(tostring(k), "filter", "timeout")
-          .. "; the options are filter and timeout", 2)
-      end
-    end
-  end
-  local filter = opts and opts.filter
-  if filter ~= nil and type(filter) ~= "table" and type(filter) ~= "function" then
-    error("dc.wait: filter must be a table of fields or a function", 2)
-  end
-  local timeout = opts and opts.timeout
-  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
-    error("dc.wait: timeout must be a number of seconds >= 0", 2)
-  end
+  local filter, timeout = wait_options("dc.wait", opts)
   return request(WAIT, event, filter, timeout)
 end
 
@@ -113,26 +118,7 @@ function dc.wait_any(events, opts)
     end
     native.check_event_name(name, "dc.wait_any")
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("dc.wait_any: options must be a table {filter = ..., timeout = ...}", 2)
-  end
-  if opts ~= nil then
-    for k in pairs(opts) do
-      if k ~= "filter" and k ~= "timeout" then
-        error("dc.wait_any: unknown option " .. tostring(k)
-          .. native.did_you_mean(tostring(k), "filter", "timeout")
-          .. "; the options are filter and timeout", 2)
-      end
-    end
-  end
-  local filter = opts and opts.filter
-  if filter ~= nil and type(filter) ~= "table" and type(filter) ~= "function" then
-    error("dc.wait_any: filter must be a table of fields or a function", 2)
-  end
-  local timeout = opts and opts.timeout
-  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
-    error("dc.wait_any: timeout must be a number of seconds >= 0", 2)
-  end
+  local filter, timeout = wait_options("dc.wait_any", opts)
   return request(WAIT, events, filter, timeout)
 end
 
