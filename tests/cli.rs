@@ -476,3 +476,16 @@ fn a_misspelt_event_name_is_warned_about() {
     );
     assert_eq!(text(&out.stdout), "nil\n");
 }
+
+/// The piped console shows a nested table whole, keys sorted, a cycle
+/// marked; a statement prints nothing.
+#[test]
+fn the_console_shows_nested_tables() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run_with_input(
+        dclua(home.path()),
+        "t = {b = {1, {x = true}}, a = 's'}\nt.me = t\nreturn t\n",
+        Duration::from_secs(30),
+    );
+    assert_eq!(text(&out.stdout), "{a = \"s\", b = {1, {x = true}}, me = <cycle>}\n");
+}
