@@ -1204,10 +1204,21 @@ impl State {
 
     /// Says once per session that the hub sends text the charset cannot
     /// read (it is shown with replacement characters): the usual sign of a
-    /// hub speaking cp1251 or cp1252 to a client set to UTF-8, or the
-    /// reverse.
+    /// hub speaking cp1251 or cp1252 to a client set to UTF-8.
+    ///
+    /// Runs on every non-ASCII line until it fires, so it must cost little:
+    /// UTF-8 is validated in place (no copy); a single-byte charset reads
+    /// every byte, so there is nothing to check (text in the wrong one is
+    /// garbled but valid, and only the user can tell); other multi-byte
+    /// charsets are decoded once more.
     fn check_charset(&mut self, frame: &[u8]) {
-        if self.cs.decode_without_bom_handling_and_without_replacement(frame).is_some() {
+        let valid = if self.cs == encoding_rs::UTF_8 {
+            std::str::from_utf8(frame).is_ok()
+        } else {
+            self.cs.is_single_byte()
+                || self.cs.decode_without_bom_handling_and_without_replacement(frame).is_some()
+        };
+        if valid {
             return;
         }
         self.charset_flagged = true;
