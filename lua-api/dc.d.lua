@@ -224,15 +224,15 @@ error("cannot require a meta file")
 ---@class dc.event.user_joined
 ---@field hub dc.Hub the hub
 ---@field nick string the nick
----@field user dc.User hub, nick, description, email, connection, client, version, share, slots, free_slots, mode ("active"|"passive"|"socks5"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid and sid (ADC), raw; methods `user:pm(text)`
----@field raw string the line the user's information came from (empty for a user known only by nick)
+---@field user dc.User hub, nick, description, email, connection, client, version, share, slots, free_slots, mode ("active"|"passive"|"socks5"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid and sid (ADC), raw (as `raw` below); methods `user:pm(text)`
+---@field raw string the user's line, rebuilt from what is kept: what the hub sent, in canonical form, not byte for byte (empty for a user known only by nick)
 
 ---A user's information changed.
 ---@class dc.event.user_updated
 ---@field hub dc.Hub the hub
 ---@field nick string the nick
 ---@field user dc.User the user, updated (fields as in `user_joined`)
----@field raw string the line the information came from
+---@field raw string the user's line, rebuilt (as in `user_joined`)
 
 ---A user left a hub.
 ---@class dc.event.user_left

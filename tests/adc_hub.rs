@@ -25,7 +25,7 @@ use support::{
 };
 
 /// The SID of our own user on the hub (from our INF as the hub echoed it).
-const MY_SID: &str = r#"hub:user(hub.nick).raw:sub(6, 9)"#;
+const MY_SID: &str = r#"hub:user(hub.nick).sid"#;
 
 // ----- against uhub ------------------------------------------------------------------
 

@@ -245,8 +245,8 @@ fn answers_on(url: &str, adc: bool, eisk_passive: bool, mode: ConnectMode) -> Re
         // eiskaltdcpp does not show SF: our INF as the hub echoed it does.
         let inf = dclua.wait("our INF echoed", Duration::from_secs(10), move || {
             let info = Client::current().expect("the client").hubs().get(id)?;
-            let raw = info.borrow().users.get(NICK)?.raw.clone();
-            Some(String::from_utf8_lossy(&raw).into_owned())
+            let raw = info.borrow().users.get(NICK)?.raw();
+            Some(raw)
         })?;
         ensure!(inf.split(' ').any(|f| f == "SF3"), "shared files (SF) in our INF: {inf}");
     }

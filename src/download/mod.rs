@@ -1142,23 +1142,18 @@ impl Downloads {
             }
             let adc = info.protocol == HubProtocol::Adc;
             let found = if adc {
-                info.users.iter().find(|u| u.cid.as_deref() == Some(user.1.as_str()))
+                crate::proto::adc::Cid::from_base32(&user.1)
+                    .ok()
+                    .and_then(|c| info.users.by_cid(&c))
             } else {
                 info.users.get(&user.1)
             };
             let u = found?;
             let active = u.mode == UserMode::Active || u.mode == UserMode::Unknown;
-            let su = inf_field(&u.raw, "SU").unwrap_or_default();
+            let su = u.inf_field("SU").unwrap_or_default();
             let tls = adc && (su.contains("ADC0") || su.contains("ADCS"));
-            let kp = inf_field(&u.raw, "KP");
-            return Some((
-                id,
-                u.nick.to_string(),
-                u.cid.as_deref().map(str::to_string),
-                active,
-                tls,
-                kp,
-            ));
+            let kp = u.inf_field("KP");
+            return Some((id, u.nick().to_string(), u.cid_text(), active, tls, kp));
         }
         None
     }
@@ -1435,13 +1430,6 @@ type Located = (HubId, String, Option<String>, bool, bool, Option<String>);
 fn open_tmp(tmp: &Path, dir: &Path) -> std::io::Result<File> {
     std::fs::create_dir_all(dir)?;
     OpenOptions::new().create(true).truncate(false).write(true).open(tmp)
-}
-
-/// A named field of an ADC INF line (`SU`, `KP`), unescaped enough for
-/// tokens without spaces.
-fn inf_field(raw: &[u8], name: &str) -> Option<String> {
-    let text = std::str::from_utf8(raw).ok()?;
-    text.split(' ').skip(2).find_map(|t| t.strip_prefix(name)).map(str::to_string)
 }
 
 impl Run {

@@ -57,10 +57,12 @@
 //! - **Our own PMs** come back from the hub (`EMSG` echo); they are not
 //!   reported, as on NMDC. Our own searches are neither reported nor
 //!   answered.
-//! - **Users** are kept by nick in the shared [`UserList`] (their `raw` is
-//!   the accumulated INF); the session keeps the SID ↔ nick map. A `BINF` of
-//!   a new SID with a nick another SID holds (a SID collision) replaces the
-//!   stale entry, with a warning. An INF longer than [`MAX_INF`] is refused.
+//! - **Users** are kept in the shared [`UserList`], by nick and by SID; a
+//!   `BINF` goes straight from the line to the list ([`split_binf`],
+//!   [`apply_inf`]: no message is built for it, the INF is read once). A
+//!   `BINF` of a new SID with a nick another SID holds (a SID collision)
+//!   replaces the stale entry, with a warning. An INF longer than
+//!   [`MAX_INF`] is refused.
 //! - **Our INF** goes out again when what it says changes, as a diff (only
 //!   the changed fields; a cleared field is sent empty), at most every
 //!   [`INF_INTERVAL`] (every [`SHARE_INTERVAL`] when only the share changed).
@@ -76,9 +78,8 @@ use std::time::{Duration, Instant};
 use super::nmdc::UdpFrame;
 use super::redirect;
 use super::{
-    ConnectMode, FileType, HubCommand, HubCounts, HubEvent, HubId, HubInfo, HubParams, HubSink,
-    HubState, Hubs, PeerRequest, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User,
-    UserList, UserMode, Via,
+    ConnectMode, FileType, HubCommand, HubEvent, HubId, HubInfo, HubParams, HubSink, HubState,
+    Hubs, PeerRequest, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, UserList, Via,
 };
 use crate::address::HubUrl;
 use crate::identity::Me;
@@ -86,7 +87,7 @@ use crate::net::resolve::{self, Dial};
 use crate::net::{ConnError, Connection, Framing};
 use crate::proto::adc::{
     self, Away, Command, Ctm, Feature, FeatureFilter, FileType as AdcFileType, Header, Inf,
-    Message, MessageType, Msg, Qui, Rcm, Res, Sch, Severity, Sid, Sta, Sup, Update, UserType,
+    Message, Msg, Qui, Rcm, Res, Sch, Severity, Sid, Sta, Sup, Update, UserType,
 };
 use crate::runtime::{
     Context, Job, Message as JobMessage, Runtime, Step, TaskDone, TaskId, TimerId,
@@ -129,52 +130,6 @@ const HUB_FEATURES: [Feature; 3] = [Feature::BAS0, Feature::BASE, Feature::TIGR]
 
 // ----- users -----------------------------------------------------------------------
 
-/// The SID ↔ nick map of one hub's user list.
-#[derive(Debug, Default)]
-pub struct SidMap {
-    by_sid: HashMap<Sid, Box<str>, super::HubHasher>,
-    by_nick: HashMap<Box<str>, Sid, super::HubHasher>,
-}
-
-impl SidMap {
-    /// The nick of a SID.
-    pub fn nick(&self, sid: Sid) -> Option<&str> {
-        self.by_sid.get(&sid).map(|n| &**n)
-    }
-
-    /// The SID of a nick.
-    pub fn sid(&self, nick: &str) -> Option<Sid> {
-        self.by_nick.get(nick).copied()
-    }
-
-    /// Number of SIDs known.
-    pub fn len(&self) -> usize {
-        self.by_sid.len()
-    }
-
-    /// Whether no SID is known.
-    pub fn is_empty(&self) -> bool {
-        self.by_sid.is_empty()
-    }
-
-    fn insert(&mut self, sid: Sid, nick: Box<str>) {
-        self.by_nick.insert(nick.clone(), sid);
-        self.by_sid.insert(sid, nick);
-    }
-
-    fn remove_sid(&mut self, sid: Sid) -> Option<Box<str>> {
-        let nick = self.by_sid.remove(&sid)?;
-        if self.by_nick.get(&nick) == Some(&sid) {
-            self.by_nick.remove(&nick);
-        }
-        Some(nick)
-    }
-
-    fn clear(&mut self) {
-        *self = SidMap::default();
-    }
-}
-
 /// What applying a `BINF` did to the user list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InfChange {
@@ -195,158 +150,81 @@ pub enum InfChange {
     Rejected(String),
 }
 
-/// A [`User`] from an INF (the whole, accumulated one) and its line.
-pub fn user_from_inf(inf: &Inf<'_>, raw: &[u8]) -> User {
-    fn text(v: &Option<Update<&str>>) -> Box<str> {
-        v.as_ref().and_then(Update::value).copied().unwrap_or("").into()
+/// A `BINF` line's SID and fields (as on the wire, after `BINF <SID> `),
+/// when the line is well-formed: UTF-8, a SID, only the escapes ADC knows.
+/// User INFs are most of what a big hub sends; this is all the parsing they
+/// get before [`apply_inf`].
+pub fn split_binf(frame: &[u8]) -> Option<(Sid, &str)> {
+    let rest = frame.strip_prefix(b"BINF ")?;
+    let text = std::str::from_utf8(rest).ok()?;
+    let (sid, fields) = text.split_once(' ').unwrap_or((text, ""));
+    let sid: Sid = sid.parse().ok()?;
+    let b = fields.as_bytes();
+    let mut at = 0;
+    while let Some(p) = memchr::memchr(b'\\', &b[at..]) {
+        match b.get(at + p + 1) {
+            Some(b's' | b'n' | b'\\') => at += p + 2,
+            _ => return None,
+        }
     }
-    fn num(v: &Option<Update<u64>>) -> Option<u64> {
-        v.as_ref().and_then(Update::value).copied()
-    }
-    let small = |v: &Option<Update<u64>>| num(v).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
-    let version = text(&inf.version);
-    let (client, version) = match inf.application.as_ref().and_then(Update::value) {
-        Some(app) => ((*app).into(), version),
-        // Without AP, VE holds "client version" (DC++: "++ 0.868").
-        None => match version.rsplit_once(' ') {
-            Some((c, v)) => (c.into(), v.into()),
-            None => (version, "".into()),
-        },
-    };
-    let hubs = if inf.hubs_normal.is_some()
-        || inf.hubs_registered.is_some()
-        || inf.hubs_operator.is_some()
-    {
-        Some(HubCounts {
-            normal: small(&inf.hubs_normal).unwrap_or(0),
-            registered: small(&inf.hubs_registered).unwrap_or(0),
-            op: small(&inf.hubs_operator).unwrap_or(0),
-        })
-    } else {
-        None
-    };
-    let mode = if inf.supports(Feature::TCP4) || inf.supports(Feature::TCP6) {
-        UserMode::Active
-    } else {
-        UserMode::Passive
-    };
-    let ct = inf.client_type.as_ref().and_then(Update::value).copied().unwrap_or(UserType(0));
-    let ip = match (&inf.ip4, &inf.ip6) {
-        (Some(Update::Set(ip)), _) if !ip.is_unspecified() => Some(ip.to_string().into()),
-        (_, Some(Update::Set(ip))) if !ip.is_unspecified() => Some(ip.to_string().into()),
-        _ => None,
-    };
-    User {
-        nick: text(&inf.nick),
-        description: text(&inf.description),
-        email: text(&inf.email),
-        connection: "".into(),
-        client,
-        version,
-        ip,
-        cid: inf.cid.as_ref().and_then(Update::value).map(|c| c.to_string().into()),
-        raw: raw.into(),
-        share: num(&inf.share_size).unwrap_or(0),
-        slots: small(&inf.slots),
-        free_slots: small(&inf.free_slots),
-        hubs,
-        mode,
-        op: ct.is_operator(),
-        bot: ct.contains(UserType::BOT) || ct.contains(UserType::HUB),
-        away: matches!(inf.away, Some(Update::Set(a)) if a != Away::from_value(0)),
-    }
+    Some((sid, fields))
 }
 
-/// Applies one `BINF` of `sid` (parsed `msg`, wire `frame`) to a user list
-/// and its SID map, the way a session does: a new SID is a new user (a
-/// nick another SID holds is taken over), a known one is updated
-/// incrementally.
-pub fn apply_inf(
-    users: &mut UserList,
-    sids: &mut SidMap,
-    sid: Sid,
-    msg: &Message,
-    frame: &[u8],
-) -> InfChange {
-    if frame.len() > MAX_INF {
-        return InfChange::Rejected(format!(
-            "an INF of {} bytes (more than {MAX_INF})",
-            frame.len()
-        ));
+/// Applies one `BINF` of `sid` (its `fields` as on the wire, `frame_len`
+/// bytes in all) to a user list, the way a session does: a new SID is a
+/// new user (a nick another SID holds is taken over), a known one is
+/// updated incrementally ([`User::apply_inf`]).
+pub fn apply_inf(users: &mut UserList, sid: Sid, fields: &str, frame_len: usize) -> InfChange {
+    if frame_len > MAX_INF {
+        return InfChange::Rejected(format!("an INF of {frame_len} bytes (more than {MAX_INF})"));
     }
-    let Some(old_nick) = sids.nick(sid).map(Box::<str>::from) else {
-        let (inf, _) = Inf::from_message_lossy(msg);
-        let user = user_from_inf(&inf, frame);
-        if user.nick.is_empty() {
+    let Some(old) = users.by_sid(sid) else {
+        let mut user = User::default();
+        user.apply_inf(users, sid, fields);
+        if user.nick().is_empty() {
             return InfChange::Rejected(format!("a new user {sid} without a nick (NI)"));
         }
-        let nick = user.nick.clone();
-        let mut change = InfChange::Joined(nick.clone());
-        if let Some(other) = sids.sid(&nick) {
-            log::warn!(target: "hub", "ADC: SID collision: {sid} takes the nick {nick:?} of {other}; the old entry is dropped");
-            sids.remove_sid(other);
-            change = InfChange::Updated(nick.clone());
-        }
-        users.insert(user);
-        sids.insert(sid, nick);
-        return change;
+        let nick: Box<str> = user.nick().into();
+        // The user this one replaces, if any, can only hold the nick under
+        // another SID.
+        return match users.insert(user).and_then(|old| old.sid()) {
+            Some(other) => {
+                log::warn!(target: "hub", "ADC: SID collision: {sid} takes the nick {nick:?} of {other}; the old entry is dropped");
+                InfChange::Updated(nick)
+            }
+            None => InfChange::Joined(nick),
+        };
     };
-    let Some(old) = users.get(&old_nick) else {
-        sids.remove_sid(sid);
-        return InfChange::Rejected(format!("SID {sid} names a user that is not listed"));
-    };
-    let mut stored = match adc::parse(&old.raw) {
-        Ok(m) => m,
-        Err(_) => msg.clone(),
-    };
-    stored.apply_update(msg);
-    let mut raw = stored.encode();
-    raw.pop();
-    if raw.len() > MAX_INF {
-        return InfChange::Rejected(format!("INF of {old_nick:?} grew past {MAX_INF} bytes"));
+    let old_nick: Box<str> = old.nick().into();
+    let mut user = old.clone();
+    user.apply_inf(users, sid, fields);
+    if users.by_sid(sid).is_some_and(|o| *o == user) {
+        return InfChange::Unchanged;
     }
-    let (inf, _) = Inf::from_message_lossy(&stored);
-    let mut user = user_from_inf(&inf, &raw);
-    if user.nick.is_empty() {
-        user.nick = old_nick.clone();
-    }
-    if user.nick == old_nick {
-        if users.get(&old_nick).is_some_and(|o| *o == user) {
-            return InfChange::Unchanged;
-        }
+    if *user.nick() == *old_nick {
         users.insert(user);
         return InfChange::Updated(old_nick);
     }
-    let new = user.nick.clone();
-    if let Some(other) = sids.sid(&new) {
+    let new: Box<str> = user.nick().into();
+    if let Some(other) = users.get(&new).and_then(User::sid) {
         log::warn!(target: "hub", "ADC: SID collision: {sid} renames to {new:?}, held by {other}; the old entry is dropped");
-        sids.remove_sid(other);
     }
     users.remove(&old_nick);
-    sids.remove_sid(sid);
     users.insert(user);
-    sids.insert(sid, new.clone());
     InfChange::Renamed { old: old_nick, new }
 }
 
 /// Applies a flood of `BINF` lines to a user list the way a session does
-/// (parse, convert, insert by SID); returns how many users were applied.
+/// ([`split_binf`], [`apply_inf`]); returns how many users were applied.
 /// For benchmarks.
 pub fn apply_binf_lines<'a>(
     users: &mut UserList,
-    sids: &mut SidMap,
     lines: impl IntoIterator<Item = &'a [u8]>,
 ) -> usize {
     let mut n = 0;
     for line in lines {
-        let Ok(msg) = adc::parse(line) else { continue };
-        let (MessageType::Broadcast, Some(sid)) = (msg.message_type(), msg.header().from_sid())
-        else {
-            continue;
-        };
-        if msg.command() == adc::CommandName::INF
-            && !matches!(apply_inf(users, sids, sid, &msg, line), InfChange::Rejected(_))
-        {
+        let Some((sid, fields)) = split_binf(line) else { continue };
+        if !matches!(apply_inf(users, sid, fields, line.len()), InfChange::Rejected(_)) {
             n += 1;
         }
     }
@@ -438,7 +316,6 @@ pub(crate) fn spawn(
                 out: Vec::new(),
                 events: Vec::new(),
                 coalesce: HashMap::new(),
-                sids: SidMap::default(),
                 my_sid: None,
                 tls: false,
                 attempts: 0,
@@ -528,7 +405,6 @@ struct State {
     out: Vec<u8>,
     events: Vec<HubEvent>,
     coalesce: HashMap<Box<str>, usize>,
-    sids: SidMap,
     my_sid: Option<Sid>,
     tls: bool,
     attempts: u32,
@@ -914,7 +790,6 @@ impl State {
         self.last_inf_at = None;
         self.raw_pending = None;
         self.noisy = 0;
-        self.sids.clear();
         for t in [
             self.login_timer.take(),
             self.inf_timer.take(),
@@ -1073,7 +948,7 @@ impl State {
             }
             HubCommand::Pm { to, text, me } => {
                 let Some(sid) = self.my_sid else { return };
-                let Some(them) = self.sids.sid(&to) else {
+                let Some(them) = self.sid_of(&to) else {
                     log::warn!(target: "hub", "hub {}: no user {to:?} to send a private message to", self.params.url);
                     return;
                 };
@@ -1082,7 +957,7 @@ impl State {
             }
             HubCommand::Search(q) => self.search(cx, &q),
             HubCommand::ConnectToMe { nick, port, tls, token } => {
-                let (Some(sid), Some(them)) = (self.my_sid, self.sids.sid(&nick)) else { return };
+                let (Some(sid), Some(them)) = (self.my_sid, self.sid_of(&nick)) else { return };
                 let token = token.unwrap_or_else(|| format!("{:x}", rand::random::<u32>()));
                 let protocol = if tls { adc::PROTOCOL_ADCS } else { adc::PROTOCOL_ADC };
                 let ctm = Ctm { protocol, port, token: &token };
@@ -1090,7 +965,7 @@ impl State {
                 self.send_msg(&ctm.to_message(Header::Direct { from: sid, to: them }));
             }
             HubCommand::RevConnectToMe { nick, token } => {
-                let (Some(sid), Some(them)) = (self.my_sid, self.sids.sid(&nick)) else { return };
+                let (Some(sid), Some(them)) = (self.my_sid, self.sid_of(&nick)) else { return };
                 let token = token.unwrap_or_else(|| format!("{:x}", rand::random::<u32>()));
                 let rcm = Rcm { protocol: adc::PROTOCOL_ADC, token: &token };
                 self.send_msg(&rcm.to_message(Header::Direct { from: sid, to: them }));
@@ -1276,6 +1151,11 @@ impl State {
         if log::log_enabled!(target: "hub", log::Level::Trace) {
             log::trace!(target: "hub", "hub {} <- {}", self.params.url, String::from_utf8_lossy(frame));
         }
+        // Most lines of a big hub are user INFs: straight to the user list,
+        // read once, without building a message first.
+        if let Some((sid, fields)) = split_binf(frame) {
+            return self.on_user_inf(cx, sid, fields, frame);
+        }
         let msg = match adc::parse(frame) {
             Ok(m) => m,
             Err(e) => {
@@ -1283,13 +1163,12 @@ impl State {
                 return self.noisy(log::Level::Warn, &what);
             }
         };
+        if msg.command() == adc::CommandName::INF {
+            return self.on_inf(&msg);
+        }
         let command = match Command::from_message(&msg) {
             Ok(c) => c,
             Err(e) => {
-                // A user must not vanish for one odd field: INF is read lossily.
-                if msg.command() == adc::CommandName::INF {
-                    return self.on_inf(cx, &msg, frame);
-                }
                 let what = format!("ignored a line ({e}): {:?}", excerpt(frame));
                 return self.noisy(log::Level::Warn, &what);
             }
@@ -1297,15 +1176,15 @@ impl State {
         match command {
             Command::Sup(_) => {}
             Command::Sid(s) => self.on_sid(cx, s.sid),
-            Command::Inf(_) => self.on_inf(cx, &msg, frame),
+            // Handled before the typed view.
+            Command::Inf(_) => {}
             Command::Gpa(gpa) => self.on_gpa(&gpa, frame),
             Command::Sta(sta) => self.on_sta(&sta, frame),
             Command::Qui(qui) => self.on_qui(&qui),
             Command::Msg(m) => self.on_msg(&msg, &m, frame),
             Command::Sch(sch) => self.on_sch(&msg, &sch, frame),
             Command::Res(res) => {
-                let from =
-                    msg.header().from_sid().and_then(|s| self.sids.nick(s).map(str::to_string));
+                let from = msg.header().from_sid().and_then(|s| self.known_nick(s));
                 let nick = from.unwrap_or_default();
                 self.on_res(&res, nick, frame, Via::Hub);
             }
@@ -1397,16 +1276,16 @@ impl State {
 
     fn on_qui(&mut self, qui: &Qui<'_>) {
         if Some(qui.sid) != self.my_sid {
-            let Some(nick) = self.sids.remove_sid(qui.sid) else { return };
-            let removed = self.info.borrow_mut().users.remove(&nick).is_some();
-            if removed && self.announced {
-                self.coalesce.remove(&nick);
+            let Some(user) = self.info.borrow_mut().users.remove_sid(qui.sid) else { return };
+            let nick = user.nick();
+            if self.announced {
+                self.coalesce.remove(nick);
                 self.emit(HubEvent::UserLeft { nick: nick.to_string() });
             }
             return;
         }
         // We are being disconnected (kicked, banned, redirected).
-        let by = qui.initiator.and_then(|s| self.sids.nick(s)).map(str::to_string);
+        let by = qui.initiator.and_then(|s| self.known_nick(s));
         let mut reason =
             qui.message.map(str::to_string).unwrap_or_else(|| "the hub disconnected us".into());
         if let Some(by) = by {
@@ -1446,7 +1325,17 @@ impl State {
     }
 
     fn nick_of(&self, sid: Sid) -> String {
-        self.sids.nick(sid).map_or_else(|| sid.to_string(), str::to_string)
+        self.known_nick(sid).unwrap_or_else(|| sid.to_string())
+    }
+
+    /// The nick of a listed SID.
+    fn known_nick(&self, sid: Sid) -> Option<String> {
+        self.info.borrow().users.nick_of(sid).map(str::to_string)
+    }
+
+    /// The SID of a listed nick.
+    fn sid_of(&self, nick: &str) -> Option<Sid> {
+        self.info.borrow().users.get(nick).and_then(User::sid)
     }
 
     fn on_msg(&mut self, msg: &Message, m: &Msg<'_>, frame: &[u8]) {
@@ -1486,17 +1375,15 @@ impl State {
         if Some(from) == self.my_sid {
             return;
         }
-        let nick = self.sids.nick(from).map(str::to_string);
+        let nick = self.known_nick(from);
         let address = nick.as_deref().and_then(|n| {
             let info = self.info.borrow();
-            let raw = info.users.get(n)?.raw.clone();
-            let m = adc::parse(&raw).ok()?;
-            let (inf, _) = Inf::from_message_lossy(&m);
-            if !inf.supports(Feature::UDP4) {
+            let u = info.users.get(n)?;
+            if !u.inf_field("SU")?.split(',').any(|f| f == "UDP4") {
                 return None;
             }
-            let ip = inf.ip4.as_ref()?.value().copied()?;
-            let port = inf.udp4.as_ref()?.value().copied()?;
+            let Some(IpAddr::V4(ip)) = u.ip else { return None };
+            let port: u16 = u.inf_field("U4")?.parse().ok()?;
             Some(format!("{ip}:{port}"))
         });
         let mut q = SearchQuery {
@@ -1598,14 +1485,11 @@ impl State {
                 log::debug!(target: "hub", "hub {}: a UDP line that is not a URES", self.params.url);
                 continue;
             };
-            let cid = cid.to_string();
-            let nick = self
-                .info
-                .borrow()
-                .users
-                .iter()
-                .find(|u| u.cid.as_deref() == Some(cid.as_str()))
-                .map_or_else(|| cid.clone(), |u| u.nick.to_string());
+            let known = {
+                let info = self.info.borrow();
+                cid.as_tiger().and_then(|c| info.users.by_cid(c)).map(|u| u.nick().to_string())
+            };
+            let nick = known.unwrap_or_else(|| cid.to_string());
             self.on_res(&res, nick, line, Via::Udp);
         }
     }
@@ -1621,18 +1505,14 @@ impl State {
         if Some(from) == self.my_sid {
             return;
         }
-        let nick = self.sids.nick(from).map(str::to_string);
+        let nick = self.known_nick(from);
         let protocol = ctm.map(|c| c.protocol).or(rcm.map(|r| r.protocol)).unwrap_or("");
         let tls = is_tls_protocol(protocol);
         // What the user's INF says: IP, CID, certificate keyprint.
         let (ip, cid, keyprint) = {
             let info = self.info.borrow();
             match nick.as_deref().and_then(|n| info.users.get(n)) {
-                Some(u) => {
-                    let raw = Message::parse(&u.raw).ok();
-                    let kp = raw.as_ref().and_then(|m| m.get("KP").map(str::to_string));
-                    (u.ip.as_deref().map(str::to_string), u.cid.as_deref().map(str::to_string), kp)
-                }
+                Some(u) => (u.ip.map(|ip| ip.to_string()), u.cid_text(), u.inf_field("KP")),
                 None => (None, None, None),
             }
         };
@@ -1676,17 +1556,19 @@ impl State {
         );
     }
 
-    fn on_inf(&mut self, cx: &mut Context<'_>, msg: &Message, frame: &[u8]) {
+    /// An INF that is not a user's own `BINF`: the hub's `IINF`.
+    fn on_inf(&mut self, msg: &Message) {
         match *msg.header() {
-            Header::Info => return self.on_hub_inf(msg),
-            Header::Broadcast { .. } => {}
-            _ => return self.noisy(log::Level::Debug, "ignored an INF with an unexpected header"),
+            Header::Info => self.on_hub_inf(msg),
+            _ => self.noisy(log::Level::Debug, "ignored an INF with an unexpected header"),
         }
-        let Some(sid) = msg.header().from_sid() else { return };
+    }
+
+    fn on_user_inf(&mut self, cx: &mut Context<'_>, sid: Sid, fields: &str, frame: &[u8]) {
         let own = Some(sid) == self.my_sid;
         let change = {
             let mut info = self.info.borrow_mut();
-            apply_inf(&mut info.users, &mut self.sids, sid, msg, frame)
+            apply_inf(&mut info.users, sid, fields, frame.len())
         };
         match change {
             InfChange::Rejected(why) => {
@@ -1704,7 +1586,9 @@ impl State {
             }
         }
         if own {
-            self.on_own_inf(cx, msg);
+            if let Ok(msg) = adc::parse(frame) {
+                self.on_own_inf(cx, &msg);
+            }
         }
     }
 
@@ -1792,7 +1676,7 @@ impl State {
                 return;
             }
         }
-        self.coalesce.insert(user.nick.clone(), self.events.len());
+        self.coalesce.insert(user.nick().into(), self.events.len());
         self.emit(if joined {
             HubEvent::UserJoined { user }
         } else {
@@ -1864,60 +1748,75 @@ fn is_tls_protocol(protocol: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn line(s: &str) -> (Message, Vec<u8>) {
-        (adc::parse(s.as_bytes()).unwrap(), s.as_bytes().to_vec())
+    /// A BINF's fields and length.
+    fn line(s: &str) -> (&str, usize) {
+        let (sid, fields) = split_binf(s.as_bytes()).unwrap();
+        assert_eq!(sid.to_string(), s[5..9]);
+        (fields, s.len())
     }
 
     #[test]
     fn inf_flood_incremental_and_collisions() {
         let mut users = UserList::default();
-        let mut sids = SidMap::default();
         let a: Sid = "AAAB".parse().unwrap();
         let b: Sid = "AAAC".parse().unwrap();
         let (m, f) = line("BINF AAAB IDKAEPJQ7XF2QQTBLTQ4DMTXJZBFJQXKUHGV5QWNQ NIalice SS100 SUTCP4,UDP4 I4127.0.0.1 APdclua VE0.1 CT2");
-        assert_eq!(apply_inf(&mut users, &mut sids, a, &m, &f), InfChange::Joined("alice".into()));
+        assert_eq!(apply_inf(&mut users, a, m, f), InfChange::Joined("alice".into()));
         let u = users.get("alice").unwrap();
         assert_eq!(
-            (u.share, u.mode, u.client.as_ref(), u.ip.as_deref()),
-            (100, UserMode::Active, "dclua", Some("127.0.0.1"))
+            (u.share, u.mode, u.client(), u.ip),
+            (100, super::super::UserMode::Active, "dclua", Some("127.0.0.1".parse().unwrap()))
         );
         assert!(!u.op);
         // Incremental: SS changes, DE appears, SU cleared.
         let (m, f) = line("BINF AAAB SS200 DEhello SU");
-        assert_eq!(apply_inf(&mut users, &mut sids, a, &m, &f), InfChange::Updated("alice".into()));
+        assert_eq!(apply_inf(&mut users, a, m, f), InfChange::Updated("alice".into()));
         let u = users.get("alice").unwrap();
-        assert_eq!((u.share, u.description.as_ref(), u.mode), (200, "hello", UserMode::Passive));
-        assert!(String::from_utf8_lossy(&u.raw).contains("NIalice"));
-        assert_eq!(apply_inf(&mut users, &mut sids, a, &m, &f), InfChange::Unchanged);
+        assert_eq!(
+            (u.share, u.description(), u.mode),
+            (200, "hello", super::super::UserMode::Passive)
+        );
+        assert!(u.raw().contains("NIalice"));
+        assert_eq!(apply_inf(&mut users, a, m, f), InfChange::Unchanged);
         // A rename.
         let (m, f) = line("BINF AAAB NIalice2");
         assert_eq!(
-            apply_inf(&mut users, &mut sids, a, &m, &f),
+            apply_inf(&mut users, a, m, f),
             InfChange::Renamed { old: "alice".into(), new: "alice2".into() }
         );
-        assert!(users.get("alice").is_none() && sids.sid("alice2") == Some(a));
+        assert!(users.get("alice").is_none());
+        assert_eq!(users.get("alice2").and_then(User::sid), Some(a));
         // A SID collision: another SID takes the nick.
         let (m, f) = line("BINF AAAC NIalice2 VE++\\s0.868");
-        assert_eq!(
-            apply_inf(&mut users, &mut sids, b, &m, &f),
-            InfChange::Updated("alice2".into())
-        );
-        assert_eq!((sids.sid("alice2"), sids.nick(a), users.len()), (Some(b), None, 1));
+        assert_eq!(apply_inf(&mut users, b, m, f), InfChange::Updated("alice2".into()));
+        assert_eq!(users.get("alice2").and_then(User::sid), Some(b));
+        assert_eq!((users.nick_of(a), users.len()), (None, 1));
         let u = users.get("alice2").unwrap();
-        assert_eq!((u.client.as_ref(), u.version.as_ref()), ("++", "0.868"));
+        assert_eq!((u.client(), u.version()), ("++", "0.868"));
         // A new SID without a nick, and a huge INF, are refused.
         let (m, f) = line("BINF AAAD SS5");
         assert!(matches!(
-            apply_inf(&mut users, &mut sids, "AAAD".parse().unwrap(), &m, &f),
+            apply_inf(&mut users, "AAAD".parse().unwrap(), m, f),
             InfChange::Rejected(_)
         ));
         let big = format!("BINF AAAE NIbig DE{}", "x".repeat(MAX_INF));
         let (m, f) = line(&big);
         assert!(matches!(
-            apply_inf(&mut users, &mut sids, "AAAE".parse().unwrap(), &m, &f),
+            apply_inf(&mut users, "AAAE".parse().unwrap(), m, f),
             InfChange::Rejected(_)
         ));
         assert_eq!(users.len(), 1);
+        // Only well-formed user INFs take the direct path.
+        assert!(split_binf(b"BINF AAAB NIa\\sb DE\\\\ EM\\n").is_some());
+        for bad in [
+            &b"BINF AAAB NI\\x"[..],
+            b"BINF AAAB NIa\\",
+            b"BINF AAB NIa",
+            b"BINF AAAB NI\xff",
+            b"IINF NIhub",
+        ] {
+            assert!(split_binf(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

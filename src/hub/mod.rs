@@ -10,7 +10,8 @@
 //! | [`Hubs`] | the worker thread's registry of [`HubInfo`] (state, name, topic, our nick, the [`UserList`]) and of our [`Identity`]; sessions write it, Lua reads it synchronously |
 //! | [`HubCommand`] | what others ask a session, sent with [`Runtime::send`] |
 //! | [`HubEvent`] | what a session reports, in batches, through a [`HubSink`] |
-//! | [`User`], [`SearchQuery`], [`SearchHit`] | protocol-neutral user, search and result |
+//! | [`users`]: [`User`], [`UserList`] | one hub's users, laid out for size (100,000 users in about 25 MB) and made from either protocol's user line |
+//! | [`SearchQuery`], [`SearchHit`] | protocol-neutral search and result |
 //! | [`nmdc`] | the NMDC session job |
 //! | [`adc`] | the ADC session job (`adc://`, `adcs://`) |
 //! | [`udp`] | the one UDP listener shared by all hubs (active-mode search results, and our results to active searchers) |
@@ -43,11 +44,13 @@ pub mod adc;
 pub mod nmdc;
 pub mod redirect;
 pub mod udp;
+pub mod users;
+
+pub use users::{User, UserList, MAX_USERS, MAX_USER_EXTRA, MAX_USER_FIELD};
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -161,253 +164,10 @@ pub struct HubCounts {
     pub op: u32,
 }
 
-/// One user on a hub, protocol-neutral.
-///
-/// Text is kept in boxed strings (16 bytes each, no spare capacity): a hub
-/// may list 100,000 users, and each is kept for as long as it is online.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct User {
-    /// The nick.
-    pub nick: Box<str>,
-    /// The description (without the NMDC tag).
-    pub description: Box<str>,
-    /// The e-mail address.
-    pub email: Box<str>,
-    /// The connection text (NMDC: `100`, `LAN(T3)`...); empty on ADC.
-    pub connection: Box<str>,
-    /// The client's name (`EiskaltDC++`, `++` for DC++, `dclua`); empty when
-    /// unknown.
-    pub client: Box<str>,
-    /// The client's version; empty when unknown.
-    pub version: Box<str>,
-    /// The IP address, when the hub gave it.
-    pub ip: Option<Box<str>>,
-    /// The CID (ADC); `None` on NMDC.
-    pub cid: Option<Box<str>>,
-    /// The line the information came from (NMDC `$MyINFO`, ADC `BINF`), as
-    /// received (hub charset); empty for a user known only by nick.
-    pub raw: Box<[u8]>,
-    /// Shared bytes.
-    pub share: u64,
-    /// Upload slots, when announced.
-    pub slots: Option<u32>,
-    /// Free upload slots, when announced (ADC `FS`).
-    pub free_slots: Option<u32>,
-    /// Hub counts, when announced.
-    pub hubs: Option<HubCounts>,
-    /// Active, passive...
-    pub mode: UserMode,
-    /// An operator.
-    pub op: bool,
-    /// A bot.
-    pub bot: bool,
-    /// Away.
-    pub away: bool,
-}
-
-impl User {
-    /// A user known only by nick (NMDC `$NickList`, `$Hello`).
-    pub fn named(nick: &str) -> User {
-        User { nick: nick.into(), ..User::default() }
-    }
-
-    /// The session id an ADC hub gave the user (four base32 characters),
-    /// `None` on NMDC. Read from the kept `BINF` line, whose source it is
-    /// (the hub session keeps that line canonical: `BINF <SID> ...`), so it
-    /// costs no memory per user.
-    pub fn sid(&self) -> Option<&str> {
-        let sid = self.raw.strip_prefix(b"BINF ")?.get(..4)?;
-        let ok = sid.iter().all(|c| matches!(c, b'A'..=b'Z' | b'2'..=b'7'))
-            && self.raw.get(9).is_none_or(|c| *c == b' ');
-        ok.then(|| std::str::from_utf8(sid).ok()).flatten()
-    }
-}
-
-/// A [`User`] in the [`UserList`], hashed and compared by nick only, so that
-/// the set needs no separate key. Boxed: the table then holds 8 bytes per
-/// bucket (empty buckets included) and moves 8 bytes when it grows, instead
-/// of a whole `User`.
-#[derive(Debug, Clone)]
-struct ByNick(Box<User>);
-
-impl PartialEq for ByNick {
-    fn eq(&self, other: &ByNick) -> bool {
-        self.0.nick == other.0.nick
-    }
-}
-
-impl Eq for ByNick {}
-
-impl Hash for ByNick {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Must hash exactly as `str` does: lookups are by `&str`.
-        (*self.0.nick).hash(state);
-    }
-}
-
-impl std::borrow::Borrow<str> for ByNick {
-    fn borrow(&self) -> &str {
-        &self.0.nick
-    }
-}
-
-/// The most users one hub's list keeps (issue 15, finding 5: a hub sending
-/// 300,000 malformed users took 825 MB). Generous: the largest public hubs
-/// hold well under a million.
-pub const MAX_USERS: usize = 2_000_000;
-
-/// The longest text field of a user kept (description, e-mail, connection,
-/// client, version, IP, CID), in bytes; longer ones are cut.
-pub const MAX_USER_FIELD: usize = 1024;
-
-/// The longest raw line kept with a user, in bytes.
-pub const MAX_USER_RAW: usize = 4096;
-
 /// The hasher of tables keyed by what a hub sends (nicks, SIDs): fast, and
 /// seeded at random per process, so a hostile hub cannot pick nicks that
 /// collide (SipHash, the standard one, costs several times more per nick).
 pub type HubHasher = foldhash::fast::RandomState;
-
-/// The users of one hub, by nick.
-#[derive(Debug, Clone)]
-pub struct UserList {
-    set: HashSet<ByNick, HubHasher>,
-    /// Users refused because the list was full.
-    refused: u64,
-    /// The cap ([`MAX_USERS`] unless a test sets another).
-    cap: usize,
-}
-
-impl Default for UserList {
-    fn default() -> UserList {
-        UserList { set: HashSet::default(), refused: 0, cap: MAX_USERS }
-    }
-}
-
-/// `s` cut to at most `max` bytes on a character boundary.
-fn bounded(s: &mut Box<str>, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        *s = s[..end].into();
-    }
-}
-
-impl User {
-    /// Cuts every text field to [`MAX_USER_FIELD`] bytes and the raw line
-    /// to [`MAX_USER_RAW`], so that what a hub sends about one user stays
-    /// small whatever its lines hold.
-    pub fn bound(&mut self) {
-        for f in [
-            &mut self.description,
-            &mut self.email,
-            &mut self.connection,
-            &mut self.client,
-            &mut self.version,
-        ] {
-            bounded(f, MAX_USER_FIELD);
-        }
-        for f in [&mut self.ip, &mut self.cid].into_iter().flatten() {
-            bounded(f, MAX_USER_FIELD);
-        }
-        if self.raw.len() > MAX_USER_RAW {
-            self.raw = self.raw[..MAX_USER_RAW].into();
-        }
-    }
-}
-
-impl UserList {
-    /// A list that keeps at most `cap` users.
-    pub fn with_cap(cap: usize) -> UserList {
-        UserList { cap, ..UserList::default() }
-    }
-
-    /// How many users were refused because the list was full.
-    pub fn refused(&self) -> u64 {
-        self.refused
-    }
-
-    /// Number of users.
-    pub fn len(&self) -> usize {
-        self.set.len()
-    }
-
-    /// Makes room for `additional` more users at once (a hub announcing its
-    /// user count, a `$NickList`), instead of growing step by step.
-    pub fn reserve(&mut self, additional: usize) {
-        self.set.reserve(additional);
-    }
-
-    /// Whether the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
-    }
-
-    /// The user with this nick.
-    pub fn get(&self, nick: &str) -> Option<&User> {
-        self.set.get(nick).map(|u| &*u.0)
-    }
-
-    /// Whether a user with this nick is listed.
-    pub fn contains(&self, nick: &str) -> bool {
-        self.set.contains(nick)
-    }
-
-    /// Adds or replaces a user (its fields bounded, see [`User::bound`]);
-    /// returns the previous entry. A new user beyond the cap is not kept:
-    /// the first one refused is logged, all are counted ([`Self::refused`]).
-    pub fn insert(&mut self, mut user: User) -> Option<User> {
-        user.bound();
-        if self.set.len() >= self.cap && !self.set.contains(&*user.nick) {
-            if self.refused == 0 {
-                log::warn!(
-                    target: "hub",
-                    "a hub's user list reached {} users; more are not kept (first refused: {:?})",
-                    self.cap,
-                    crate::text::neutralise(&user.nick)
-                );
-            }
-            self.refused += 1;
-            return None;
-        }
-        self.set.replace(ByNick(Box::new(user))).map(|u| *u.0)
-    }
-
-    /// Removes a user.
-    pub fn remove(&mut self, nick: &str) -> Option<User> {
-        self.set.take(nick).map(|u| *u.0)
-    }
-
-    /// Changes a user in place; returns false when there is no such user.
-    pub fn update(&mut self, nick: &str, f: impl FnOnce(&mut User)) -> bool {
-        match self.set.take(nick) {
-            Some(mut u) => {
-                f(&mut u.0);
-                self.set.insert(u);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Every user, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &User> {
-        self.set.iter().map(|u| &*u.0)
-    }
-
-    /// Removes every user.
-    pub fn clear(&mut self) {
-        self.set = HashSet::default();
-        self.refused = 0;
-    }
-
-    /// Total shared bytes.
-    pub fn total_share(&self) -> u64 {
-        self.iter().map(|u| u.share).fold(0, u64::saturating_add)
-    }
-}
 
 /// One hub as the registry knows it.
 #[derive(Debug)]
@@ -1472,35 +1232,6 @@ impl Hubs {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_adc_users_sid_comes_from_its_binf() {
-        let user = |raw: &[u8]| User { raw: raw.into(), ..User::named("x") };
-        assert_eq!(user(b"BINF AAAE IDX NIx").sid(), Some("AAAE"));
-        assert_eq!(user(b"BINF AB2Z").sid(), Some("AB2Z"));
-        assert_eq!(user(b"$MyINFO $ALL x desc$ $1$$0$").sid(), None);
-        assert_eq!(user(b"BINF AAA").sid(), None);
-        assert_eq!(user(b"BINF AAAEX IDX").sid(), None);
-        assert_eq!(user(b"BINF aaae IDX").sid(), None);
-        assert_eq!(User::named("x").sid(), None);
-    }
-
-    #[test]
-    fn user_list_by_nick() {
-        let mut l = UserList::default();
-        assert!(l.insert(User { share: 5, ..User::named("bob") }).is_none());
-        assert!(l.insert(User::named("alice")).is_none());
-        let old = l.insert(User { share: 7, ..User::named("bob") }).unwrap();
-        assert_eq!(old.share, 5);
-        assert_eq!(l.len(), 2);
-        assert_eq!(l.get("bob").unwrap().share, 7);
-        assert!(l.update("bob", |u| u.op = true));
-        assert!(l.get("bob").unwrap().op);
-        assert!(!l.update("carol", |u| u.op = true));
-        assert_eq!(l.total_share(), 7);
-        assert_eq!(l.remove("alice").unwrap().nick.as_ref(), "alice");
-        assert!(!l.contains("alice"));
-    }
-
     fn hit(path: &str, size: Option<u64>) -> SearchHit {
         SearchHit {
             nick: "n".into(),
@@ -1513,26 +1244,6 @@ mod tests {
             via: Via::Hub,
             raw: Box::new([]),
         }
-    }
-
-    #[test]
-    fn user_lists_are_bounded() {
-        let mut list = UserList::with_cap(2);
-        let big = |nick: &str| User {
-            description: "é".repeat(1000).into(),
-            raw: vec![b'x'; 10_000].into(),
-            ..User::named(nick)
-        };
-        assert!(list.insert(big("a")).is_none());
-        let a = list.get("a").unwrap();
-        assert!(a.description.len() <= MAX_USER_FIELD && a.description.ends_with('é'));
-        assert_eq!(a.raw.len(), MAX_USER_RAW);
-        list.insert(User::named("b"));
-        assert!(list.insert(User::named("c")).is_none());
-        assert!(list.insert(User::named("d")).is_none());
-        assert_eq!((list.len(), list.refused()), (2, 2));
-        assert!(!list.contains("c"));
-        assert!(list.insert(User::named("a")).is_some(), "a known user is still updated");
     }
 
     #[test]

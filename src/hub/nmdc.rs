@@ -82,7 +82,7 @@ use encoding_rs::Encoding;
 use super::redirect;
 use super::{
     ConnectMode, FileType, HubCommand, HubEvent, HubId, HubInfo, HubParams, HubSink, HubState,
-    Hubs, PeerRequest, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, UserMode, Via,
+    Hubs, PeerRequest, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, Via,
 };
 use crate::address::HubUrl;
 use crate::net::resolve::{self, Dial};
@@ -971,13 +971,11 @@ impl State {
     }
 
     fn put_my_info(&mut self, cx: &mut Context<'_>, mi: MyInfo) {
-        let start = self.out.len();
         self.send_msg(&Message::MyInfo(mi.clone()));
         // We know what we announced: list ourselves with it at once (a hub
         // that echoes it replaces the entry with its own version).
-        let frame = self.out[start..].strip_suffix(b"|").unwrap_or(&self.out[start..]).to_vec();
-        let me = user_from_my_info(mi.clone(), &frame);
-        let joined = !self.info.borrow().users.contains(&me.nick);
+        let me = User::from_my_info(&mut self.info.borrow_mut().users, &mi);
+        let joined = !self.info.borrow().users.contains(me.nick());
         self.user_event(&me, joined);
         self.info.borrow_mut().users.insert(me);
         self.last_myinfo = Some(mi);
@@ -1067,7 +1065,7 @@ impl State {
                     self.add_named(&nick);
                 }
             }
-            Message::MyInfo(mi) => self.on_my_info(cx, mi, frame),
+            Message::MyInfo(mi) => self.on_my_info(cx, mi),
             Message::NickList(nicks) => {
                 {
                     let mut info = self.info.borrow_mut();
@@ -1142,7 +1140,7 @@ impl State {
                     if e.nick == me {
                         self.info.borrow_mut().my_ip = Some(ip.clone());
                     }
-                    self.mark(&e.nick, |u| u.ip = Some(ip.into()));
+                    self.mark(&e.nick, |u| u.ip = ip.parse().ok());
                 }
             }
             Message::KeepAlive
@@ -1265,7 +1263,7 @@ impl State {
             self.settle_new += u32::from(joined);
             return;
         }
-        if let Some(&i) = self.coalesce.get(&user.nick) {
+        if let Some(&i) = self.coalesce.get(user.nick()) {
             if let Some(HubEvent::UserJoined { user: u } | HubEvent::UserUpdated { user: u }) =
                 self.events.get_mut(i)
             {
@@ -1273,7 +1271,7 @@ impl State {
                 return;
             }
         }
-        self.coalesce.insert(user.nick.clone(), self.events.len());
+        self.coalesce.insert(user.nick().into(), self.events.len());
         let user = user.clone();
         self.emit(if joined {
             HubEvent::UserJoined { user }
@@ -1332,21 +1330,22 @@ impl State {
         }
     }
 
-    fn on_my_info(&mut self, cx: &mut Context<'_>, mi: MyInfo, frame: &[u8]) {
-        let mut user = user_from_my_info(mi, frame);
-        let (own, joined) = {
-            let info = self.info.borrow();
-            let joined = match info.users.get(&user.nick) {
+    fn on_my_info(&mut self, cx: &mut Context<'_>, mi: MyInfo) {
+        let (user, own, joined) = {
+            let mut info = self.info.borrow_mut();
+            let mut user = User::from_my_info(&mut info.users, &mi);
+            let joined = match info.users.get(user.nick()) {
                 Some(old) => {
                     // Flags that $MyINFO does not carry.
                     user.op = old.op;
                     user.bot = old.bot;
-                    user.ip = old.ip.clone();
+                    user.ip = old.ip;
                     false
                 }
                 None => true,
             };
-            (*user.nick == *info.my_nick, joined)
+            let own = user.nick() == info.my_nick;
+            (user, own, joined)
         };
         self.user_event(&user, joined);
         self.info.borrow_mut().users.insert(user);
@@ -1520,47 +1519,6 @@ fn split_me(text: String) -> (String, bool) {
     }
 }
 
-/// A [`User`] from a parsed `$MyINFO` and its line.
-pub fn user_from_my_info(mi: MyInfo, frame: &[u8]) -> User {
-    let away = mi.has_flag(flags::AWAY);
-    let (client, version, mode, hubs, slots) = match mi.tag {
-        Some(tag) => {
-            let mode = match tag.mode.as_deref().and_then(|m| m.bytes().next()) {
-                Some(b'A') => UserMode::Active,
-                Some(b'P') => UserMode::Passive,
-                Some(b'5') => UserMode::Socks5,
-                _ => UserMode::Unknown,
-            };
-            let hubs = tag.hubs.map(|h| super::HubCounts {
-                normal: h.normal,
-                registered: h.registered,
-                op: h.op,
-            });
-            (tag.client, tag.version.unwrap_or_default(), mode, hubs, tag.slots)
-        }
-        None => (String::new(), String::new(), UserMode::Unknown, None, None),
-    };
-    User {
-        nick: mi.nick.into_boxed_str(),
-        description: mi.description.into_boxed_str(),
-        email: mi.email.into_boxed_str(),
-        connection: mi.connection.into_boxed_str(),
-        client: client.into_boxed_str(),
-        version: version.into_boxed_str(),
-        ip: None,
-        cid: None,
-        raw: frame.into(),
-        share: mi.share,
-        slots,
-        free_slots: None,
-        hubs,
-        mode,
-        op: false,
-        bot: false,
-        away,
-    }
-}
-
 /// Applies a flood of `$MyINFO` lines to a user list the way a session does
 /// (parse, convert, keep the flags `$MyINFO` does not carry, insert);
 /// returns how many were applied. For benchmarks.
@@ -1572,11 +1530,11 @@ pub fn apply_my_info_lines<'a>(
     let mut n = 0;
     for line in lines {
         if let Message::MyInfo(mi) = nmdc::parse(line, cs) {
-            let mut user = user_from_my_info(mi, line);
-            if let Some(old) = users.get(&user.nick) {
+            let mut user = User::from_my_info(users, &mi);
+            if let Some(old) = users.get(user.nick()) {
                 user.op = old.op;
                 user.bot = old.bot;
-                user.ip = old.ip.clone();
+                user.ip = old.ip;
             }
             users.insert(user);
             n += 1;
@@ -1614,20 +1572,8 @@ mod tests {
     }
 
     #[test]
-    fn actions_and_users() {
+    fn actions() {
         assert_eq!(split_me("/me waves".into()), ("waves".to_string(), true));
         assert_eq!(split_me("/mention".into()), ("/mention".to_string(), false));
-        let line = b"$MyINFO $ALL bob hi<EiskaltDC++ V:2.4.2,M:P,H:1/2/3,S:10>$ $100\x03$b@x$42$";
-        let Message::MyInfo(mi) = nmdc::parse(line, encoding_rs::WINDOWS_1252) else {
-            panic!("not a $MyINFO")
-        };
-        let u = user_from_my_info(mi, line);
-        assert_eq!(
-            (&*u.nick, &*u.description, &*u.client, &*u.version, &*u.email, &*u.connection),
-            ("bob", "hi", "EiskaltDC++", "2.4.2", "b@x", "100")
-        );
-        assert_eq!((u.mode, u.slots, u.share, u.away), (UserMode::Passive, Some(10), 42, true));
-        assert_eq!(u.hubs, Some(super::super::HubCounts { normal: 1, registered: 2, op: 3 }));
-        assert_eq!(&*u.raw, &line[..]);
     }
 }

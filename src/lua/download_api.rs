@@ -316,15 +316,15 @@ fn resolve(
             continue;
         }
         if info.protocol == Protocol::Adc {
-            let user = info.users.iter().find(|u| {
-                cid.is_some_and(|c| u.cid.as_deref() == Some(c))
-                    || nick.is_some_and(|n| &*u.nick == n)
-            });
+            let by_cid = cid
+                .and_then(|c| crate::proto::adc::Cid::from_base32(c).ok())
+                .and_then(|c| info.users.by_cid(&c));
+            let user = by_cid.or_else(|| nick.and_then(|n| info.users.get(n)));
             return match user {
                 Some(u) => Ok(Source {
                     hub: url.to_string(),
-                    user: u.cid.as_deref().unwrap_or_default().to_string(),
-                    nick: u.nick.to_string(),
+                    user: u.cid_text().unwrap_or_default(),
+                    nick: u.nick().to_string(),
                 }),
                 None if info.state != HubState::Online => {
                     Err(format!("the hub {url} is not online"))

@@ -307,7 +307,7 @@ fn int(n: u64) -> Value {
 }
 
 /// A user as a Lua table's contents.
-pub fn user_value(hub: HubId, u: &User, cs: &'static Encoding) -> Value {
+pub fn user_value(hub: HubId, u: &User) -> Value {
     let hubs = u.hubs.map_or(Value::Nil, |h| {
         Value::map([
             ("normal", int(h.normal.into())),
@@ -319,12 +319,12 @@ pub fn user_value(hub: HubId, u: &User, cs: &'static Encoding) -> Value {
         USER_CLASS,
         [
             ("hub", hub_value(hub)),
-            ("nick", Value::str(&u.nick)),
-            ("description", Value::str(&u.description)),
-            ("email", Value::str(&u.email)),
-            ("connection", Value::str(&u.connection)),
-            ("client", Value::str(&u.client)),
-            ("version", Value::str(&u.version)),
+            ("nick", Value::str(u.nick())),
+            ("description", Value::str(u.description())),
+            ("email", Value::str(u.email())),
+            ("connection", Value::str(u.connection())),
+            ("client", Value::str(u.client())),
+            ("version", Value::str(u.version())),
             ("share", int(u.share)),
             ("slots", u.slots.map_or(Value::Nil, |n| int(n.into()))),
             ("free_slots", u.free_slots.map_or(Value::Nil, |n| int(n.into()))),
@@ -333,10 +333,10 @@ pub fn user_value(hub: HubId, u: &User, cs: &'static Encoding) -> Value {
             ("op", Value::Bool(u.op)),
             ("bot", Value::Bool(u.bot)),
             ("away", Value::Bool(u.away)),
-            ("ip", opt_str(u.ip.as_deref())),
-            ("cid", opt_str(u.cid.as_deref())),
-            ("sid", opt_str(u.sid())),
-            ("raw", text(&u.raw, cs)),
+            ("ip", u.ip.map_or(Value::Nil, |ip| Value::str(ip.to_string()))),
+            ("cid", u.cid_text().map_or(Value::Nil, Value::str)),
+            ("sid", u.sid().map_or(Value::Nil, |s| Value::str(s.to_string()))),
+            ("raw", Value::str(u.raw())),
         ],
     )
 }
@@ -441,8 +441,8 @@ impl LuaHubSink {
                 ]);
                 host.emit(Event { name: Rc::from("pm"), data, default_action: show(host, shown) });
             }
-            HubEvent::UserJoined { user } => self.user_event(host, hub, cs, "user_joined", &user),
-            HubEvent::UserUpdated { user } => self.user_event(host, hub, cs, "user_updated", &user),
+            HubEvent::UserJoined { user } => self.user_event(host, hub, "user_joined", &user),
+            HubEvent::UserUpdated { user } => self.user_event(host, hub, "user_updated", &user),
             HubEvent::UserLeft { nick } => {
                 if host.has_listener("user_left") {
                     emit("user_left", vec![("nick", Value::str(nick))]);
@@ -607,15 +607,15 @@ impl HubSink for LuaHubSink {
 }
 
 impl LuaHubSink {
-    fn user_event(&self, host: &LuaHost, hub: HubId, cs: &'static Encoding, name: &str, u: &User) {
+    fn user_event(&self, host: &LuaHost, hub: HubId, name: &str, u: &User) {
         if host.has_listener(name) {
             host.emit_value(
                 name,
                 Value::map([
                     ("hub", hub_value(hub)),
-                    ("nick", Value::str(&u.nick)),
-                    ("user", user_value(hub, u, cs)),
-                    ("raw", text(&u.raw, cs)),
+                    ("nick", Value::str(u.nick())),
+                    ("user", user_value(hub, u)),
+                    ("raw", Value::str(u.raw())),
                 ]),
             );
         }
@@ -1064,8 +1064,8 @@ pub(crate) fn register(
         let values: Vec<Value> = {
             let info = info.borrow();
             let mut users: Vec<&User> = info.users.iter().collect();
-            users.sort_by(|a, b| a.nick.cmp(&b.nick));
-            users.into_iter().map(|u| user_value(hub_id(id), u, info.charset)).collect()
+            users.sort_by(|a, b| a.nick().cmp(b.nick()));
+            users.into_iter().map(|u| user_value(hub_id(id), u)).collect()
         };
         let t = lua.create_table_with_capacity(values.len(), 0)?;
         for (i, v) in values.iter().enumerate() {
@@ -1077,7 +1077,7 @@ pub(crate) fn register(
         let Some(info) = h.hubs().get(hub_id(id)) else { return Ok(mlua::Value::Nil) };
         let v = {
             let info = info.borrow();
-            info.users.get(&nick).map(|u| user_value(hub_id(id), u, info.charset))
+            info.users.get(&nick).map(|u| user_value(hub_id(id), u))
         };
         v.map_or(Ok(mlua::Value::Nil), |v| v.to_lua(lua))
     });

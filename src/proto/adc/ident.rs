@@ -152,8 +152,14 @@ fn decode_tiger_id(what: &'static str, text: &str) -> Result<[u8; 24], IdentErro
     if text.len() != 39 || !is_base32(text) {
         return Err(err());
     }
-    let bytes = BASE32_LENIENT.decode(text.as_bytes()).map_err(|_| err())?;
-    bytes.try_into().map_err(|_| err())
+    // Into a buffer on the stack: a hub's user list decodes one per user.
+    let mut out = [0u8; 24];
+    match BASE32_LENIENT.decode_len(39) {
+        Ok(24) => {}
+        _ => return Err(err()),
+    }
+    BASE32_LENIENT.decode_mut(text.as_bytes(), &mut out).map_err(|_| err())?;
+    Ok(out)
 }
 
 /// Client ID: the public identity of a client, Tiger(PID), 24 bytes shown as
