@@ -22,6 +22,7 @@ use crate::cli::{Cli, Command};
 use crate::client::{Client, ClientOptions, ShareSetup};
 use crate::config::{self, paths, Config};
 use crate::console::{self, ConsoleBackend, EvalOutcome};
+use crate::control::{ControlServer, RemoteConsole};
 use crate::instance::DataDirLock;
 use crate::logging;
 use crate::lua::hub_api::{self, ChatDisplay};
@@ -47,12 +48,60 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Mode::Run { script: script.clone(), args: args.clone() },
             )
         }
+        Some(Command::Daemon) => {
+            let (config, config_path) = load_config(&cli)?;
+            client(&cli, config, config_path, Mode::Daemon)
+        }
+        Some(Command::Attach { eval }) => attach(&cli, eval.as_deref()),
         None => {
             let (config, config_path) = load_config(&cli)?;
             let mode = if std::io::stdin().is_terminal() { Mode::Console } else { Mode::Piped };
             client(&cli, config, config_path, mode)
         }
     }
+}
+
+/// `dclua attach`: a console on the daemon of the same data folder; with
+/// `-e`, one chunk and its result.
+fn attach(cli: &Cli, eval: Option<&str>) -> anyhow::Result<ExitCode> {
+    let (config, _) = load_config(cli)?;
+    let data_dir = paths::data_dir(cli.data_dir.as_deref(), &config)?;
+    if let Some(chunk) = eval {
+        let remote = RemoteConsole::connect(&data_dir, |_, _| {})?;
+        let outcome = remote.eval(chunk.to_string()).recv().unwrap_or_else(|_| {
+            EvalOutcome::Error("the client closed the connection before answering".into())
+        });
+        return Ok(match outcome {
+            EvalOutcome::Values(values) => {
+                for v in values {
+                    println!("{v}");
+                }
+                ExitCode::SUCCESS
+            }
+            EvalOutcome::Error(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        });
+    }
+    let printer = console::printer();
+    let interactive = std::io::stdin().is_terminal();
+    // The daemon's log lines: above the prompt, as a local console shows
+    // them; on standard error when piped, keeping standard output for
+    // results and events.
+    let backend: Arc<dyn ConsoleBackend> = RemoteConsole::connect(&data_dir, move |log, line| {
+        if log && !interactive {
+            eprintln!("{line}");
+        } else {
+            printer.print_line(line);
+        }
+    })?;
+    if interactive {
+        console::run_interactive(backend, paths::history_file(&data_dir))?;
+    } else {
+        console::run_piped(backend, std::io::stdin().lock(), std::io::stdout())?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init(cli: &Cli) -> anyhow::Result<ExitCode> {
@@ -122,7 +171,12 @@ fn load_config(cli: &Cli) -> anyhow::Result<(Config, Option<PathBuf>)> {
 enum Mode {
     Console,
     Piped,
-    Run { script: PathBuf, args: Vec<String> },
+    Run {
+        script: PathBuf,
+        args: Vec<String>,
+    },
+    /// Headless until signalled, consoles attach over the control socket.
+    Daemon,
 }
 
 /// Runs the client: worker, Lua host, configured scripts, then the console
@@ -215,6 +269,29 @@ fn client(
             let result = console::run_piped(backend, std::io::stdin().lock(), std::io::stdout());
             worker.shutdown();
             result?;
+        }
+        Mode::Daemon => {
+            let backend: Arc<dyn ConsoleBackend> = Arc::new(HostConsole::new(&worker)?);
+            // Log lines go to standard error (and the log file) as always,
+            // and to the attached consoles.
+            let printer = console::printer();
+            logging::set_sink(Some(Box::new(move |line| {
+                eprintln!("{line}");
+                printer.broadcast_log(line);
+            })));
+            let server = ControlServer::start(&data_dir, backend);
+            if let Err(e) = &server {
+                worker.shutdown();
+                worker.join().ok();
+                logging::set_sink(None);
+                return Err(anyhow::anyhow!("{e:#}"));
+            }
+            log::info!("daemon running as process {} (SIGTERM stops it)", std::process::id());
+            worker.join().context("the worker thread failed")?;
+            logging::set_sink(None);
+            drop(server);
+            let code = exit.load(Ordering::SeqCst);
+            return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
     }
     worker.join().context("the worker thread failed")?;

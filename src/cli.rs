@@ -46,6 +46,15 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run the client headless until signalled (SIGTERM, SIGINT), with a
+    /// control socket in the data folder for `dclua attach`.
+    Daemon,
+    /// Open a console on a running `dclua daemon` (the same data folder).
+    Attach {
+        /// Run this chunk, print its result and exit (status 1 on error).
+        #[arg(short = 'e', long = "eval", value_name = "CHUNK")]
+        eval: Option<String>,
+    },
     /// Write a commented default config.lua (never overwrites an existing one).
     Init,
     /// Print the Tiger Tree Hash of each file.

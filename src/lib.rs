@@ -27,6 +27,7 @@
 //! | [`client`] | the composition root: every service built once and passed on | implement a service |
 //! | [`config`] | the configuration script and its typed, validated result | start anything |
 //! | [`console`] | the interactive and piped consoles | run Lua itself |
+//! | [`control`] | the control socket: consoles attached to a `dclua daemon` (`dclua attach`), owner-only | run Lua itself, touch the terminal |
 //! | [`cli`], [`app`], [`logging`], [`instance`], [`text`] | the process: command line, signals, logs, the data-folder lock, neutralised text | hold protocol state |
 //!
 //! `docs/ARCHITECTURE.md` is the map; `docs/RUNTIME.md` lists the runtime's
@@ -38,6 +39,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod console;
+pub mod control;
 pub mod download;
 #[doc(hidden)]
 pub mod fuzzing;

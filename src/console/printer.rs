@@ -16,6 +16,9 @@
 //! remains: a line handed to rustyline at the very moment it stops reading
 //! (Enter was just pressed) shows at the next prompt rather than at once.
 //!
+//! Consoles attached to a daemon ([`crate::control`]) subscribe and get
+//! every line as well.
+//!
 //! This module must not read input or know anything about Lua.
 
 use std::io::Write;
@@ -32,6 +35,17 @@ enum Target {
 }
 
 static TARGET: Mutex<Target> = Mutex::new(Target::Stdout);
+
+/// Consoles attached over the control socket ([`crate::control`]): each
+/// gets every printed line too, until its receiver is dropped.
+/// Each gets `(is_a_log_line, line)`.
+static SUBSCRIBERS: Mutex<Vec<Sender<(bool, String)>>> = Mutex::new(Vec::new());
+
+/// Hands `line` to every attached console, forgetting those that left.
+fn to_subscribers(log: bool, line: &str) {
+    let mut subs = SUBSCRIBERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    subs.retain(|s| s.send((log, line.to_string())).is_ok());
+}
 
 /// Locks the target; a panic elsewhere while holding it leaves a usable value.
 fn target() -> MutexGuard<'static, Target> {
@@ -62,6 +76,7 @@ impl Printer {
     /// above the prompt, or on stdout when no interactive console runs. Output
     /// errors are ignored: there is nowhere left to report them.
     pub fn print_line(&self, line: &str) {
+        to_subscribers(false, line);
         let target = target();
         if let Target::Editor(queue) = &*target {
             if queue.send(format!("{line}\n")).is_ok() {
@@ -70,6 +85,23 @@ impl Printer {
         }
         drop(target);
         print_to_stdout(line);
+    }
+}
+
+impl Printer {
+    /// Hands a log line to attached consoles only (a daemon's log lines,
+    /// which also go to its standard error and log file).
+    pub fn broadcast_log(&self, line: &str) {
+        to_subscribers(true, line);
+    }
+
+    /// Every line printed from now on, `(is_a_log_line, line)`, for a
+    /// console attached over the control socket; dropping the receiver ends
+    /// the subscription.
+    pub fn subscribe(&self) -> mpsc::Receiver<(bool, String)> {
+        let (tx, rx) = mpsc::channel();
+        SUBSCRIBERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(tx);
+        rx
     }
 }
 
