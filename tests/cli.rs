@@ -1,20 +1,14 @@
 //! The `dclua` binary end to end: piped console, `run`, `init`, `hash`,
 //! configuration errors, exit codes.
 
+mod support;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary, with XDG folders pointing into `home` so no user file is read.
-fn dclua(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dclua"));
-    c.env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_DATA_HOME", home.join("data"))
-        .env("HOME", home)
-        .env_remove("RUST_LOG");
-    c
-}
+use support::bin::dclua;
 
 /// Runs with `stdin` piped in, killing the process after `limit`.
 fn run_with_input(mut cmd: Command, stdin: &str, limit: Duration) -> Output {

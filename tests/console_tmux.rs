@@ -21,7 +21,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::tmux::{last_line, quote, Pane, Tmux};
+use support::tmux::{follows, last_line, quote, Pane, Tmux};
 
 /// Set in the console's environment (to the history file): run the console.
 const CHILD_ENV: &str = "DCLUA_CONSOLE_TMUX_HISTORY";
@@ -410,13 +410,6 @@ fn ends_with_lines(screen: &str, lines: &[String]) -> bool {
     let screen: Vec<&str> = screen.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect();
     screen.len() >= lines.len()
         && screen[screen.len() - lines.len()..].iter().zip(lines).all(|(a, b)| a == b)
-}
-
-/// Whether line `a` is directly followed by line `b` somewhere on the screen
-/// (trailing blanks ignored).
-fn follows(screen: &str, a: &str, b: &str) -> bool {
-    let lines: Vec<&str> = screen.lines().map(str::trim_end).collect();
-    lines.windows(2).any(|w| w[0] == a && w[1] == b)
 }
 
 /// Starts this test binary as the console in a new window.

@@ -15,17 +15,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use support::tmux::{last_line, quote, Tmux};
+use support::bin::dclua;
+use support::tmux::{follows, last_line, quote, Tmux};
 use support::{NmdcHub, NmdcHubOptions, Uhub, UhubOptions};
-
-fn dclua(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dclua"));
-    c.env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_DATA_HOME", home.join("data"))
-        .env("HOME", home)
-        .env_remove("RUST_LOG");
-    c
-}
 
 fn data_dir(home: &Path) -> PathBuf {
     home.join("data").join("dclua")
@@ -308,9 +300,4 @@ fn an_attached_console_in_a_terminal() -> Result<()> {
     let o = attach_e(dclua(home.path()), "return f()")?;
     ensure!(stdout(&o) == "42", "the client runs on after Ctrl-D: {o:?}");
     daemon.stop()
-}
-
-fn follows(screen: &str, a: &str, b: &str) -> bool {
-    let lines: Vec<&str> = screen.lines().map(str::trim_end).collect();
-    lines.windows(2).any(|w| w[0] == a && w[1] == b)
 }

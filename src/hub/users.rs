@@ -293,6 +293,10 @@ impl User {
     /// An INF field kept as sent (`SU`, `KP`, `U4`...), unescaped; `None`
     /// when the user has none (and always on NMDC).
     pub fn inf_field(&self, name: &str) -> Option<String> {
+        if name == "SU" {
+            let features = self.tag.parts()[3];
+            return (self.sid.is_some() && !features.is_empty()).then(|| features.to_string());
+        }
         words(self.extra())
             .find_map(|w| w.strip_prefix(name).filter(|_| w.len() >= 2))
             .map(|v| escape::unescape(v).map_or_else(|_| v.to_string(), |v| v.into_owned()))
@@ -431,6 +435,11 @@ impl User {
         if let Some(IpAddr::V4(ip)) = self.ip {
             let _ = write!(s, " I4{ip}");
         }
+        let features = self.tag.parts()[3];
+        if !features.is_empty() {
+            s.push_str(" SU");
+            s.push_str(&escape::escape(features));
+        }
         if !self.extra().is_empty() {
             s.push(' ');
             s.push_str(self.extra());
@@ -502,8 +511,11 @@ impl User {
     /// unescaped (only when they hold an escape), the others kept as sent.
     pub fn apply_inf(&mut self, list: &mut UserList, sid: Sid, fields: &str) {
         self.sid = Some(sid);
-        let [_, client, version, _] = self.tag.parts();
+        // ADC keeps the user's SU in the shared tag: most users of a hub
+        // announce one of a few feature lists.
+        let [_, client, version, features] = self.tag.parts();
         let (mut client, mut version) = (Cow::Borrowed(client), Cow::Borrowed(version));
+        let mut features = Cow::Borrowed(features);
         let mut nick = Cow::Borrowed(self.nick());
         let mut description = Cow::Borrowed(self.description());
         let mut email = Cow::Borrowed(self.email());
@@ -582,6 +594,10 @@ impl User {
                         true
                     }
                 },
+                [b'S', b'U'] => {
+                    features = unescaped(value);
+                    false
+                }
                 [b'I', b'D'] => match Cid::from_base32(value) {
                     Ok(c) if value.len() == 39 => {
                         cid = Some(c);
@@ -636,7 +652,7 @@ impl User {
             ..User::default()
         };
         user.set_text(&nick, &description, &email, &extra);
-        user.tag = list.tag("", &client, &version, "");
+        user.tag = list.tag("", &client, &version, &features);
         user.derive_from_extra();
         *self = user;
     }
@@ -645,10 +661,11 @@ impl User {
     /// bot from `CT`, away from `AW`, and the IPv6 address when there is no
     /// IPv4 one.
     fn derive_from_extra(&mut self) {
-        let (mut active, mut ct, mut away, mut ip6) = (false, 0u32, false, None);
+        let features = self.tag.parts()[3];
+        let active = features.split(',').any(|f| f == "TCP4" || f == "TCP6");
+        let (mut ct, mut away, mut ip6) = (0u32, false, None);
         for (name, value) in words(self.extra()).filter_map(named) {
             match name {
-                [b'S', b'U'] => active = value.split(',').any(|f| f == "TCP4" || f == "TCP6"),
                 [b'C', b'T'] => ct = value.parse().unwrap_or(0),
                 [b'A', b'W'] => away = value.parse::<u32>().is_ok_and(|a| a != 0),
                 [b'I', b'6'] => {
@@ -1172,7 +1189,7 @@ mod tests {
         assert_eq!(
             u.raw(),
             "BINF AAAB IDKAEPJQ7XF2QQTBLTQ4DMTXJZBFJQXKUHGV5QWNQ NIal\\sice DEhi APEiskaltDC++ \
-             VE2.4.2 SS100 SL3 FS1 HN1 HR0 HO2 I4127.0.0.1 U412345 SUSEGA,ADC0,TCP4,UDP4 \
+             VE2.4.2 SS100 SL3 FS1 HN1 HR0 HO2 I4127.0.0.1 SUSEGA,ADC0,TCP4,UDP4 U412345 \
              KPSHA256/ABC CT4 AW1"
         );
         // Incremental: a cleared IPv4 falls back to the IPv6, a field that

@@ -20,6 +20,7 @@
 // Each test binary includes this module with `mod support;` and uses only part of it.
 #![allow(dead_code)]
 
+pub mod bin;
 pub mod client;
 pub mod eiskalt;
 pub mod fake_hub;

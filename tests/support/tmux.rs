@@ -59,6 +59,13 @@ impl Drop for Tmux {
     }
 }
 
+/// Whether line `a` is directly followed by line `b` on the screen (trailing
+/// blanks ignored).
+pub fn follows(screen: &str, a: &str, b: &str) -> bool {
+    let lines: Vec<&str> = screen.lines().map(str::trim_end).collect();
+    lines.windows(2).any(|w| w[0] == a && w[1] == b)
+}
+
 /// Single-quotes a path for the shell tmux runs the command with.
 pub fn quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
