@@ -11,6 +11,9 @@
 //! list's live bytes after the flood, divided by the users). Then an
 //! incremental-INF pass (one changed field per user), which only ADC has.
 //!
+//! Each protocol and size runs in a child process of its own (a fresh heap,
+//! as a real join has), each timed run on fresh memory.
+//!
 //! Targets: the 1,000,000-user figures within 12× of the 100,000-user ones
 //! (10× the users). Prints figures and ratios; asserts nothing.
 //! `DCLUA_BENCH_USERS` replaces the two sizes by one;
@@ -170,7 +173,49 @@ fn measure(protocol: &str, lines: &[Vec<u8>], runs: usize) -> Figures {
     f
 }
 
+/// Measures one protocol at one size in a child process (this benchmark
+/// again, with `DCLUA_BENCH_CHILD=<protocol> <users>`): each size starts on
+/// a fresh heap, as a client joining a hub does. In one process, the later
+/// sizes ran on memory the earlier ones had freed, and the comparison
+/// between sizes moved by ±2× with the order of the runs.
+fn in_child(protocol: &str, users: usize) -> Figures {
+    let out = std::process::Command::new(std::env::current_exe().expect("this benchmark's path"))
+        .env("DCLUA_BENCH_CHILD", format!("{protocol} {users}"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("running the benchmark's child");
+    assert!(out.status.success(), "the child measuring {protocol} at {users} users failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut figures = None;
+    for line in text.lines() {
+        match line.strip_prefix("FIGURES ") {
+            Some(f) => {
+                let v: Vec<f64> = f.split(' ').filter_map(|x| x.parse().ok()).collect();
+                if let [apply, parse, heap] = v[..] {
+                    figures = Some(Figures {
+                        apply: Duration::from_secs_f64(apply),
+                        parse: Duration::from_secs_f64(parse),
+                        heap,
+                    });
+                }
+            }
+            None => println!("{line}"),
+        }
+    }
+    figures.expect("the child's figures")
+}
+
 fn main() {
+    if let Ok(child) = std::env::var("DCLUA_BENCH_CHILD") {
+        let (protocol, users) =
+            child.split_once(' ').expect("DCLUA_BENCH_CHILD=<protocol> <users>");
+        let users: usize = users.parse().expect("a number of users");
+        let lines = if protocol == "nmdc" { my_info_lines(users) } else { binf_lines(users) };
+        let runs = if users > 100_000 { 3 } else { 5 };
+        let f = measure(protocol, &lines, runs);
+        println!("FIGURES {} {} {}", f.apply.as_secs_f64(), f.parse.as_secs_f64(), f.heap);
+        return;
+    }
     let sizes: Vec<usize> =
         match std::env::var("DCLUA_BENCH_USERS").ok().and_then(|v| v.parse().ok()) {
             Some(n) => vec![n],
@@ -178,16 +223,14 @@ fn main() {
         };
     println!(
         "hubs benchmark: initial user lists of {sizes:?} users, the sessions' code fed directly \
-         (best of 5 at 100,000, of 3 above)"
+         (each size in a process of its own; best of 5 at 100,000, of 3 above)"
     );
     let protocols =
         std::env::var("DCLUA_BENCH_PROTOCOLS").unwrap_or_else(|_| "nmdc,adc".to_string());
     for protocol in protocols.split(',') {
         let mut figures: Vec<(usize, Figures)> = Vec::new();
         for &users in &sizes {
-            let lines = if protocol == "nmdc" { my_info_lines(users) } else { binf_lines(users) };
-            let runs = if users > 100_000 { 3 } else { 5 };
-            figures.push((users, measure(protocol, &lines, runs)));
+            figures.push((users, in_child(protocol, users)));
         }
         if let [(small, a), (big, b)] = &figures[..] {
             let times = *big as f64 / *small as f64;
