@@ -314,6 +314,9 @@ dc.share = {}
 ---@class dc.store
 dc.store = {}
 
+---@class dc.Command
+local dc_Command = {}
+
 ---@class dc.Hub
 ---@field id integer The hub session's id.
 ---@field url string The hub's address (after a followed redirect, the new one).
@@ -453,6 +456,16 @@ function dc.after(seconds, fn) end
 ---@param fn async fun() the callback
 ---@return dc.Timer # a handle to stop the timer
 function dc.every(seconds, fn) end
+
+---Routes chat and private messages that start with `name` to `fn`, each call in its own coroutine. The answer goes back where the command came from: a private message to its sender, else main chat. The first command also adds `<prefix>help` (`!help`), which lists the commands with their help, unless the script has its own. The client's own messages are never commands.
+---@param name string the command word, as in `"!seen"`
+---@param fn async fun(args: table, e: table): string? called with the words after the command (`args[1]`, ..., `args.text` the whole rest) and the chat or pm event; a string it returns is the answer
+---@param opts {help: string?}? `help`: one line for the list of commands
+---@return dc.Command # a handle; `:remove()` removes the command
+function dc.command(name, fn, opts) end
+
+---Removes the command.
+function dc_Command:remove() end
 
 ---Stops the client cleanly.
 ---@param code integer? exit code (default 0)

@@ -61,6 +61,7 @@ local handles = {
   dc.spawn(function() end),
   dc.on("x", function() end),
   dc.after(100, function() end),
+  dc.command("!x", function() end),
   -- A hub object (never polled here: a bare pool does no I/O).
   dc.connect("127.0.0.1:1", {reconnect_delay = 0}),
 }

@@ -193,6 +193,61 @@ fn misspelt_wait_options_are_errors_with_a_suggestion() {
     assert_eq!(r.eval("return dc.on('chats', function() end) ~= nil"), values(&["true"]));
 }
 
+/// dc.command: words after the command in `args`, the answer printed for an
+/// event without a hub, "!help" listing the commands, a removed command
+/// silent, misspelt options refused with a suggestion.
+#[test]
+fn chat_commands_route_and_answer() {
+    let r = rig();
+    let got = r.eval(
+        r#"local c = dc.command("!add", function(args) return tostring(args[1] + args[2]) .. " " .. args.text end,
+                                 {help = "A B: their sum"})
+           dc.emit("chat", {nick = "ann", text = "!add 2 3"})
+           dc.emit("chat", {nick = "ann", text = "!help"})
+           dc.emit("chat", {nick = "ann", text = "not !add 1 1"})
+           dc.sleep(0.1)
+           c:remove()
+           dc.emit("chat", {nick = "ann", text = "!add 4 4"})
+           dc.sleep(0.1)
+           return select(2, pcall(dc.command, "!x", function() end, {hlep = "x"}))"#,
+    );
+    match got {
+        ChunkOutcome::Values(v) => {
+            assert!(v[0].contains("unknown option hlep (did you mean \"help\"?)"), "{v:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.lines(2), ["5 2 3", "Commands: !add - A B: their sum; !help - this list"]);
+    assert!(r.out.recv_timeout(Duration::from_millis(200)).is_err(), "a removed command is silent");
+}
+
+/// The guide's "Chat commands" example, as a script.
+#[test]
+fn the_guides_chat_command_example_runs() {
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"),
+    )
+    .expect("the guide");
+    let section = guide.split("## Chat commands\n").nth(1).expect("a Chat commands section");
+    let example = section.split("```lua\n").nth(1).and_then(|s| s.split("```").next());
+    let r = rig();
+    r.load("commands", example.expect("a Lua example")).expect("the example loads");
+    r.eval(
+        r#"dc.emit("pm", {from = "ann", text = "!later 0.2"})
+           dc.emit("chat", {nick = "ann", text = "!echo hi   there"})
+           dc.emit("chat", {nick = "ann", text = "!help"})"#,
+    );
+    assert_eq!(
+        r.lines(3),
+        [
+            "hi   there",
+            "Commands: !echo - TEXT: says TEXT back; !later - SECONDS: answers after a while; \
+             !help - this list",
+            "done waiting",
+        ]
+    );
+}
+
 /// Issue 13, finding 6: a dc.every callback that waits longer than the
 /// period used to run alongside its next calls (4 at once seen); a tick that
 /// comes while the previous call still runs is skipped.

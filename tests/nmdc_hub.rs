@@ -1306,3 +1306,49 @@ fn nmdcs_with_the_right_keyprint_connects_and_a_wrong_one_is_refused() -> Result
     server.join().map_err(|_| anyhow::anyhow!("the fake hub panicked"))??;
     Ok(())
 }
+
+/// scripts/seen.lua on the real NMDC hub: "!seen NICK" answered by PM when
+/// asked by PM and "!help" in main chat when asked there; what it saw
+/// survives the script's restart (its store).
+#[test]
+fn the_seen_bot_answers_where_it_is_asked_and_remembers() -> Result<()> {
+    let hub = NmdcHub::start(NmdcHubOptions::default())?;
+    let url = hub.url();
+    let bot = Client::passive("seenbot");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/seen.lua");
+    let load = |path: std::path::PathBuf| move || services().host().load_file(&path, false, &[]);
+    let id = bot.on_worker(load(script.clone())).map_err(anyhow::Error::msg)?;
+    bot.connect(&url, "{}")?;
+
+    let carol = Client::passive("carol");
+    carol.connect(&url, "{}")?;
+    carol.run(r#"dc.hubs()[1]:say("hello everyone") dc.sleep(0.3) dc.hubs()[1]:disconnect()"#)?;
+
+    let dave = Client::passive("dave");
+    dave.connect(&url, "{}")?;
+    let ask = |client: &Client, how: &str| -> Result<String> {
+        let (event, send) = match how {
+            "pm" => ("pm", r#"dc.hubs()[1]:pm("seenbot", "!seen carol")"#),
+            _ => ("chat", r#"dc.hubs()[1]:say("!help")"#),
+        };
+        let filter = if how == "pm" { r#"{from = "seenbot"}"# } else { r#"{nick = "seenbot"}"# };
+        client.value(&format!(
+            r#"expect("answer", "{event}", {filter}, 15) {send} return expect_done("answer").text"#
+        ))
+    };
+    let answer = ask(&dave, "pm")?;
+    ensure!(answer == "carol was last seen leaving, just now.", "{answer:?}");
+    let help = ask(&dave, "chat")?;
+    ensure!(
+        help == "Commands: !seen - NICK: when NICK was last seen; !help - this list",
+        "{help:?}"
+    );
+
+    // A restart of the script: what it saw comes back from its store.
+    std::thread::sleep(Duration::from_millis(1500));
+    ensure!(bot.on_worker(move || services().host().unload(id)), "the bot unloads");
+    bot.on_worker(load(script)).map_err(anyhow::Error::msg)?;
+    let answer = ask(&dave, "pm")?;
+    ensure!(answer == "carol was last seen leaving, just now.", "after a restart: {answer:?}");
+    Ok(())
+}

@@ -163,6 +163,24 @@ pub const FUNCTIONS: &[ApiFn] = &[
         waits: false,
     },
     ApiFn {
+        path: "dc.command",
+        params: &[
+            ("name", "string", "the command word, as in `\"!seen\"`"),
+            ("fn", "async fun(args: table, e: table): string?", "called with the words after the command (`args[1]`, ..., `args.text` the whole rest) and the chat or pm event; a string it returns is the answer"),
+            ("opts", "{help: string?}?", "`help`: one line for the list of commands"),
+        ],
+        returns: &[("dc.Command", "a handle; `:remove()` removes the command")],
+        doc: "Routes chat and private messages that start with `name` to `fn`, each call in its own coroutine. The answer goes back where the command came from: a private message to its sender, else main chat. The first command also adds `<prefix>help` (`!help`), which lists the commands with their help, unless the script has its own. The client's own messages are never commands.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Command:remove",
+        params: &[],
+        returns: &[],
+        doc: "Removes the command.",
+        waits: false,
+    },
+    ApiFn {
         path: "dc.quit",
         params: &[("code", "integer?", "exit code (default 0)")],
         returns: &[],

@@ -378,6 +378,101 @@ function hub_methods:wait(event, opts)
   return dc_wait(event, { filter = filter, timeout = opts and opts.timeout })
 end
 
+-- Commands ------------------------------------------------------------------
+
+-- This state's chat commands: word -> {fn, help}, in registration order in
+-- `command_order`. The chat and pm handlers are registered with the first
+-- command, and a "<prefix>help" listing them unless the script has its own.
+local commands, command_order = nil, {}
+
+local Command = {}
+Command.__index = Command
+Command.__name = "dc.Command"
+function Command:remove()
+  if commands and commands[self.name] then
+    commands[self.name] = nil
+    for i, n in ipairs(command_order) do
+      if n == self.name then table.remove(command_order, i) break end
+    end
+  end
+end
+Command.__tostring = function(self) return "dc.Command " .. self.name end
+
+-- Answers where the command came from: a PM back to its sender, main chat
+-- otherwise; printed for an event without a hub (one emitted by a test).
+local function command_reply(e, text)
+  if not e.hub then
+    print(text)
+  elseif e.from then
+    e.hub:pm(e.from, text)
+  else
+    e.hub:say(text)
+  end
+end
+
+local function command_dispatch(e)
+  if type(e.text) ~= "string" then return end
+  -- Our own chat comes back from the hub: never a command to us.
+  if e.hub and (e.nick or e.from) == e.hub.nick then return end
+  local word, rest = e.text:match("^(%S+)%s*(.-)%s*$")
+  local c = word and commands[word]
+  if not c then return end
+  local args = { text = rest }
+  for a in rest:gmatch("%S+") do args[#args + 1] = a end
+  local out = c.fn(args, e)
+  if type(out) == "string" and out ~= "" then command_reply(e, out) end
+end
+
+local function command_help()
+  return function()
+    -- In registration order, the automatic help last.
+    local lines, last = {}, nil
+    for _, name in ipairs(command_order) do
+      local c = commands[name]
+      local line = c.help and (name .. " - " .. c.help) or name
+      if c.auto then last = line else lines[#lines + 1] = line end
+    end
+    lines[#lines + 1] = last
+    return "Commands: " .. table.concat(lines, "; ")
+  end
+end
+
+function dc.command(name, fn, opts)
+  if type(name) ~= "string" or not name:match("^%S+$") then
+    error("dc.command: expected a command word without spaces, as in \"!seen\"", 2)
+  end
+  if type(fn) ~= "function" then
+    error("dc.command: expected a function(args, event), got " .. type(fn), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("dc.command: options must be a table {help = ...}", 2)
+  end
+  for k in pairs(opts or {}) do
+    if k ~= "help" then
+      error("dc.command: unknown option " .. tostring(k)
+        .. native.did_you_mean(tostring(k), "help") .. "; the option is help", 2)
+    end
+  end
+  local help = opts and opts.help
+  if help ~= nil and type(help) ~= "string" then
+    error("dc.command: help must be a string", 2)
+  end
+  if not commands then
+    commands = {}
+    dc.on("chat", command_dispatch)
+    dc.on("pm", command_dispatch)
+  end
+  if not commands[name] then command_order[#command_order + 1] = name end
+  commands[name] = { fn = fn, help = help }
+  -- The list of commands, under the first command's prefix character.
+  local help_name = name:sub(1, 1) .. "help"
+  if help_name ~= name and not commands[help_name] then
+    commands[help_name] = { fn = command_help(), help = "this list", auto = true }
+    command_order[#command_order + 1] = help_name
+  end
+  return setmetatable({ name = name }, Command)
+end
+
 function dc.connect(url, opts)
   if type(url) ~= "string" then
     error("dc.connect: expected a hub address (dchub://host:port), got " .. type(url), 2)
