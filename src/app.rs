@@ -543,14 +543,25 @@ fn global_names(lua: &mlua::Lua, prefix: &str) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    for (k, v) in table.pairs::<mlua::Value, mlua::Value>().flatten() {
-        if let mlua::Value::String(k) = k {
-            let k = k.to_string_lossy();
-            if sep == ":" && !matches!(v, mlua::Value::Function(_)) {
-                continue;
+    // The table's own keys, then those of its class: objects (a hub, a
+    // download) keep their methods in their metatable's `__index` table,
+    // which may itself have a class above it.
+    let mut level = Some(table);
+    for _ in 0..4 {
+        let Some(t) = level.take() else { break };
+        for (k, v) in t.pairs::<mlua::Value, mlua::Value>().flatten() {
+            if let mlua::Value::String(k) = k {
+                let k = k.to_string_lossy();
+                if sep == ":" && !matches!(v, mlua::Value::Function(_)) {
+                    continue;
+                }
+                out.push(if base.is_empty() { k } else { format!("{base}{sep}{k}") });
             }
-            out.push(if base.is_empty() { k } else { format!("{base}{sep}{k}") });
         }
+        level = match t.metatable().map(|mt| mt.raw_get::<mlua::Value>("__index")) {
+            Some(Ok(mlua::Value::Table(next))) => Some(next),
+            _ => None,
+        };
     }
     out
 }

@@ -283,6 +283,14 @@ fn an_attached_console_in_a_terminal() -> Result<()> {
     c.wait("dc.sl completed", |s| last_line(s) == "dclua> dc.sleep");
     c.line("(0)");
     c.wait("dc.sleep(0) ran", |s| follows(s, "dclua> dc.sleep(0)", "dclua>"));
+    // Methods of an object, from its class.
+    c.line("t = dc.after(600, function() end)");
+    c.wait("the timer made", |s| follows(s, "dclua> t = dc.after(600, function() end)", "dclua>"));
+    c.text("t:st");
+    c.keys(&["Tab"]);
+    c.wait("t:st completed", |s| last_line(s) == "dclua> t:stop");
+    c.line("()");
+    c.wait("t:stop() ran", |s| follows(s, "dclua> t:stop()", "dclua>"));
     // A chunk over several lines.
     c.line("function f()");
     c.line("return 40 + 2");

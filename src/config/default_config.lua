@@ -18,6 +18,13 @@
 -- The script runs in a sandbox: no files, no processes; `os.getenv` works,
 -- and `print` writes to the log. In the console, help("slots") explains a
 -- setting, and help("hubs.charset") a field of a hub.
+--
+-- Trust, in one place: this file only sets settings (it has no `dc`, it
+-- starts nothing). The scripts it lists run untrusted unless marked
+-- `trusted = true` below: untrusted scripts keep to their own hubs, handlers,
+-- timers, searches, downloads and store, with no files or processes and
+-- limits on memory and time. The console (`dclua`, `dclua attach`) and
+-- `dclua run SCRIPT` are trusted: they may do whatever you may.
 
 ------------------------------------------------------------------ identity
 
