@@ -854,3 +854,79 @@ fn hostile_sources_are_dropped_with_a_reason() -> Result<()> {
     );
     Ok(())
 }
+
+/// scripts/searcher.lua (with its search words and period set for the test)
+/// on uhub against eiskaltdcpp: each matching file is downloaded once,
+/// however many rounds find it, and not again after the script restarts.
+#[test]
+fn the_searcher_bot_downloads_each_new_hit_once() -> Result<()> {
+    let hub = Uhub::start(UhubOptions::default())?;
+    let url = hub.url();
+    let files = support::component_dir("searcher-bot")?;
+    let share = files.path().join("share");
+    std::fs::create_dir_all(&share)?;
+    std::fs::write(share.join("searchme-one.dat"), noise(40_000, 11))?;
+    std::fs::write(share.join("searchme-two.dat"), noise(50_000, 12))?;
+    std::fs::write(share.join("other.dat"), noise(10_000, 13))?;
+    let _eisk = Eiskalt::start(EiskaltOptions {
+        nick: "eisk".into(),
+        share: Some(share.clone()),
+        hubs: vec![url.clone()],
+        ..EiskaltOptions::default()
+    })?;
+    let me = dclua("searcher", true);
+    me.connect(&url, "{}")?;
+    me.run(
+        r#"eventually("eisk on the hub", function() return dc.hubs()[1]:user("eisk") ~= nil end, 30)"#,
+    )?;
+
+    let script = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/searcher.lua"),
+    )?;
+    let settings = [
+        ("local WORDS = \"ubuntu iso\"", "local WORDS = \"searchme\""),
+        ("local EVERY = 300", "local EVERY = 2"),
+    ];
+    let mut source = script.clone();
+    for (from, to) in settings {
+        ensure!(source.contains(from), "scripts/searcher.lua has no {from:?} line");
+        source = source.replace(from, to);
+    }
+    let load = {
+        let source = source.clone();
+        move || {
+            support::client::services().host().load_source(
+                "searcher",
+                None,
+                source.as_bytes(),
+                false,
+                &[],
+            )
+        }
+    };
+    let id = me.on_worker(load.clone()).map_err(anyhow::Error::msg)?;
+    // The first round runs when a hub is online: it is already, so the
+    // every-2-seconds rounds find the files.
+    let done = r#"eventually("both files", function()
+                    local n = 0
+                    for _, d in ipairs(dc.queue()) do
+                      if d.state == "done" then n = n + 1 end
+                    end
+                    return n == 2 and n
+                  end, 60)"#;
+    me.run_for(done, std::time::Duration::from_secs(90))?;
+    for (name, seed, len) in [("searchme-one.dat", 11, 40_000), ("searchme-two.dat", 12, 50_000)] {
+        let got = support::client::wait_log(&["searcher: got", name])?;
+        let path = got.split("searcher: got ").nth(1).context("the path")?.trim();
+        ensure!(std::fs::read(path)? == noise(len, seed), "{path} differs");
+        ensure!(path.contains("searcher"), "downloaded into the script's folder: {path}");
+    }
+    // More rounds, then a restart: nothing is fetched twice.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    ensure!(me.on_worker(move || support::client::services().host().unload(id)));
+    me.on_worker(load).map_err(anyhow::Error::msg)?;
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let queued = me.value("return #dc.queue()")?;
+    ensure!(queued == "2", "{queued} files queued, want 2 (each once)");
+    Ok(())
+}
