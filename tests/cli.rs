@@ -483,3 +483,71 @@ fn the_console_shows_nested_tables() {
     );
     assert_eq!(text(&out.stdout), "{a = \"s\", b = {1, {x = true}}, me = <cycle>}\n");
 }
+
+/// Issue 13, finding 1 and the lifetime rule: `dclua run` lasts while its
+/// script owns anything alive. A script that only connected a hub keeps
+/// running (it ended at once, leaving the hub); one whose hub is
+/// disconnected ends; a script it loaded keeps it until that one finishes.
+#[test]
+fn dclua_run_lasts_while_the_script_owns_a_hub_or_a_loaded_script() {
+    // A "hub" that accepts and stays silent: the session waits for $Lock.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _accepting = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(4).flatten() {
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path();
+    let write = |name: &str, src: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, src).unwrap();
+        p
+    };
+
+    // Only a hub: still running two seconds later.
+    let hub_only = write("hub_only.lua", format!("dc.connect('dchub://127.0.0.1:{port}')\n"));
+    let mut child = dclua(dir)
+        .arg("run")
+        .arg(&hub_only)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let still = child.try_wait().unwrap().is_none();
+    child.kill().ok();
+    child.wait().ok();
+    assert!(still, "a script that owns a hub ended with its main chunk");
+
+    // The hub disconnected: the script has nothing left and ends.
+    let leaves = write(
+        "leaves.lua",
+        format!(
+            "local h = dc.connect('dchub://127.0.0.1:{port}')\n\
+             dc.after(0.5, function() h:disconnect() print('left') end)\n"
+        ),
+    );
+    let mut cmd = dclua(dir);
+    cmd.arg("run").arg(&leaves);
+    let out = run_with_input(cmd, "", Duration::from_secs(20));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "left");
+
+    // A loaded script keeps its loader until it has finished.
+    let child_script =
+        write("child.lua", "dc.after(1, function() print('child done') end)\n".into());
+    let parent = write(
+        "parent.lua",
+        format!("assert(dc.scripts.load({:?}))\nprint('parent done')\n", child_script.display()),
+    );
+    let mut cmd = dclua(dir);
+    cmd.arg("run").arg(&parent);
+    let out = run_with_input(cmd, "", Duration::from_secs(20));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "parent done\nchild done");
+}

@@ -198,3 +198,24 @@ fn async_marks_exactly_the_waiting_functions() {
     }
     assert!(problems.is_empty(), "---@async disagrees with waits:\n  {}", problems.join("\n  "));
 }
+
+/// Every Lua example of the guide at least compiles (those that need a hub
+/// or a peer are run by the tests of their sections: downloads, uploads,
+/// chat commands, storing data, the lifetime example).
+#[test]
+fn every_lua_example_in_the_guide_compiles() {
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"),
+    )
+    .expect("the guide");
+    let lua = mlua::Lua::new();
+    let mut examples = 0;
+    for (i, block) in guide.split("```lua\n").skip(1).enumerate() {
+        let code = block.split("```").next().unwrap_or_default();
+        if let Err(e) = lua.load(code).set_name(format!("=example {}", i + 1)).into_function() {
+            panic!("example {} of the guide does not compile: {e}\n{code}", i + 1);
+        }
+        examples += 1;
+    }
+    assert!(examples >= 10, "only {examples} examples found");
+}

@@ -1352,3 +1352,47 @@ fn the_seen_bot_answers_where_it_is_asked_and_remembers() -> Result<()> {
     ensure!(answer == "carol was last seen leaving, just now.", "after a restart: {answer:?}");
     Ok(())
 }
+
+/// The guide's lifetime example ("Ownership and unloading"), run with
+/// `dclua run` against the real NMDC hub: it prints the users and ends by
+/// itself once it has left the hub.
+#[test]
+fn the_guides_lifetime_example_ends_by_itself() -> Result<()> {
+    let hub = NmdcHub::start(NmdcHubOptions::default())?;
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"),
+    )?;
+    let section = guide.split("## Ownership and unloading\n").nth(1).context("the section")?;
+    let example = section
+        .split("```lua\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .context("the example")?;
+    ensure!(example.contains("dchub://127.0.0.1:4111"), "the example's hub address changed");
+    let home = tempfile::tempdir()?;
+    let script = home.path().join("fetch.lua");
+    std::fs::write(&script, example.replace("dchub://127.0.0.1:4111", &hub.url()))?;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dclua"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("HOME", home.path())
+        .arg("run")
+        .arg(&script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let t = Instant::now();
+    while child.try_wait()?.is_none() {
+        if t.elapsed() > Duration::from_secs(30) {
+            child.kill()?;
+            bail!("the example did not end by itself within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    ensure!(stdout.trim().ends_with(" users"), "{stdout:?}");
+    Ok(())
+}

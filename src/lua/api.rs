@@ -1021,7 +1021,11 @@ pub(crate) fn register(
                 .map_err(mlua::Error::runtime)?;
         }
         Ok(match h.load_file(&PathBuf::from(&path), trusted, &[]) {
-            Ok(id) => (h.script(id).map(|s| s.name.clone()), None),
+            Ok(id) => {
+                // The loading script lives on until this one has finished.
+                h.adopt(script, id);
+                (h.script(id).map(|s| s.name.clone()), None)
+            }
             Err(e) => (None, Some(e)),
         })
     });

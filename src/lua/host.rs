@@ -143,6 +143,12 @@ pub struct Script {
     handlers: Cell<usize>,
     timers: Cell<usize>,
     jobs: Cell<usize>,
+    /// Other things alive that the script owns: hubs it connected, scripts
+    /// it loaded that have not finished ([`LuaHost::hold`]).
+    holds: Cell<usize>,
+    /// The script that loaded this one, while this one holds it (until this
+    /// one finishes or is unloaded).
+    parent: Cell<Option<ScriptId>>,
     /// Handler calls that wait (continue as coroutine jobs) now.
     waiting_handlers: Cell<usize>,
     /// Handler calls dropped since the last report, and when it was.
@@ -168,11 +174,15 @@ impl Script {
         self.main_failed.get()
     }
 
+    /// The lifetime rule: a script has finished when its main chunk has
+    /// returned and it owns nothing alive (handler, timer, coroutine, hub,
+    /// unfinished script it loaded).
     fn is_idle(&self) -> bool {
         self.main_done.get()
             && self.handlers.get() == 0
             && self.timers.get() == 0
             && self.jobs.get() == 0
+            && self.holds.get() == 0
     }
 }
 
@@ -556,6 +566,9 @@ impl LuaHost {
         let Some(script) = self.inner.scripts.borrow_mut().remove(&id) else { return false };
         // Hubs the script connected to are its own: they leave with it.
         super::hub_api::script_unloaded(self, id);
+        if let Some(p) = script.parent.take() {
+            self.release(p);
+        }
         self.inner.handlers.borrow_mut().retain(|h| h.script != id);
         self.inner.waiters.borrow_mut().retain(|w| w.script != id);
         let timers: Vec<u64> = self
@@ -712,6 +725,8 @@ impl LuaHost {
             handlers: Cell::new(0),
             timers: Cell::new(0),
             jobs: Cell::new(0),
+            holds: Cell::new(0),
+            parent: Cell::new(None),
             waiting_handlers: Cell::new(0),
             dropped: Cell::new(0),
             dropped_event: RefCell::new(Rc::from("")),
@@ -719,8 +734,42 @@ impl LuaHost {
         }))
     }
 
+    /// Script `id` owns one more thing alive (a hub it connected).
+    pub(crate) fn hold(&self, id: ScriptId) {
+        if let Some(s) = self.script(id) {
+            s.holds.set(s.holds.get() + 1);
+        }
+    }
+
+    /// Script `id` owns one thing less ([`Self::hold`]); it may have
+    /// finished.
+    pub(crate) fn release(&self, id: ScriptId) {
+        if let Some(s) = self.script(id) {
+            s.holds.set(s.holds.get().saturating_sub(1));
+            self.check_idle(&s);
+        }
+    }
+
+    /// Script `child` was loaded by script `parent`: the parent stays alive
+    /// until the child has finished or is unloaded.
+    pub(crate) fn adopt(&self, parent: ScriptId, child: ScriptId) {
+        let Some(c) = self.script(child) else { return };
+        if parent == child || c.is_idle() || c.parent.get().is_some() {
+            return;
+        }
+        c.parent.set(Some(parent));
+        self.hold(parent);
+    }
+
     fn check_idle(&self, script: &Script) {
-        if script.is_idle() && self.inner.scripts.borrow().contains_key(&script.id) {
+        if !script.is_idle() {
+            return;
+        }
+        // A finished script no longer keeps the one that loaded it.
+        if let Some(p) = script.parent.take() {
+            self.release(p);
+        }
+        if self.inner.scripts.borrow().contains_key(&script.id) {
             let hooks = self.inner.hooks.borrow();
             if let Some(f) = &hooks.on_script_idle {
                 f(script.id);

@@ -190,6 +190,11 @@ pub fn connect(
             s.owners.insert(id, o);
         }
     });
+    // The script lives at least as long as its hub (see the lifetime rule
+    // in the host).
+    if let Some(o) = owner {
+        host.hold(o);
+    }
     Ok(id)
 }
 
@@ -259,6 +264,14 @@ pub fn reload_config(host: &LuaHost, config: &Config) -> (usize, usize) {
     connect_new_hubs(host, config);
     let joined = with_state(host, |s| s.configured.len()) - before;
     (gone.len(), joined)
+}
+
+/// A hub left for good (disconnected by its script, or its session ended):
+/// it no longer keeps its script alive.
+fn hub_gone(host: &LuaHost, id: HubId) {
+    if let Some(owner) = with_state(host, |s| s.owners.remove(&id)) {
+        host.release(owner);
+    }
 }
 
 /// Called by the host when a script is unloaded: its hubs leave with it.
@@ -388,16 +401,22 @@ impl LuaHubSink {
             HubEvent::Connected { users } => {
                 emit("hub_connected", vec![("users", int(users as u64))]);
             }
-            HubEvent::Disconnected { reason, reconnect_in } => emit(
-                "hub_disconnected",
-                vec![
-                    ("reason", Value::str(reason)),
-                    (
-                        "reconnect_in",
-                        reconnect_in.map_or(Value::Nil, |d| Value::Num(d.as_secs_f64())),
-                    ),
-                ],
-            ),
+            HubEvent::Disconnected { reason, reconnect_in } => {
+                let done = reconnect_in.is_none();
+                emit(
+                    "hub_disconnected",
+                    vec![
+                        ("reason", Value::str(reason)),
+                        (
+                            "reconnect_in",
+                            reconnect_in.map_or(Value::Nil, |d| Value::Num(d.as_secs_f64())),
+                        ),
+                    ],
+                );
+                if done {
+                    hub_gone(host, hub);
+                }
+            }
             HubEvent::LoginFailed { reason, raw } => emit(
                 "login_failed",
                 vec![
@@ -1054,8 +1073,9 @@ pub(crate) fn register(
     });
     f!("hub_disconnect", |_lua, h, id: i64| {
         let id = hub_id(id);
-        with_state(&h, |s| s.owners.remove(&id));
-        Ok(h.runtime().send(id, HubCommand::Disconnect))
+        let sent = h.runtime().send(id, HubCommand::Disconnect);
+        hub_gone(&h, id);
+        Ok(sent)
     });
     f!("hub_users", |lua, h, id: i64| {
         let Some(info) = h.hubs().get(hub_id(id)) else {
