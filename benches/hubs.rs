@@ -17,7 +17,9 @@
 //! Targets: the 1,000,000-user figures within 12× of the 100,000-user ones
 //! (10× the users). Prints figures and ratios; asserts nothing.
 //! `DCLUA_BENCH_USERS` replaces the two sizes by one;
-//! `DCLUA_BENCH_PROTOCOLS` (default `nmdc,adc`) chooses the protocols.
+//! `DCLUA_BENCH_PROTOCOLS` (default `nmdc,adc`) chooses the protocols;
+//! `DCLUA_BENCH_RUNS` the timed runs per size (default 5 at 100,000 users,
+//! 3 above).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -211,7 +213,10 @@ fn main() {
             child.split_once(' ').expect("DCLUA_BENCH_CHILD=<protocol> <users>");
         let users: usize = users.parse().expect("a number of users");
         let lines = if protocol == "nmdc" { my_info_lines(users) } else { binf_lines(users) };
-        let runs = if users > 100_000 { 3 } else { 5 };
+        let runs = std::env::var("DCLUA_BENCH_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if users > 100_000 { 3 } else { 5 });
         let f = measure(protocol, &lines, runs);
         println!("FIGURES {} {} {}", f.apply.as_secs_f64(), f.parse.as_secs_f64(), f.heap);
         return;
