@@ -792,9 +792,46 @@ impl Index {
             e.remove();
         }
     }
+}
+
+/// The nick index: like [`Index`], but a bucket holds only the slot (4
+/// bytes) and the 32 hash bits live in an array by slot. At a million users
+/// the table is then 10 MiB instead of 19 (plus 4 MiB of hashes, read in
+/// slot order when the table grows), which the cache keeps far better.
+#[derive(Clone, Default)]
+struct NickIndex {
+    table: HashTable<u32>,
+    hashes: Vec<u32>,
+}
+
+impl NickIndex {
+    fn find(&self, hash: u64, mut is: impl FnMut(u32) -> bool) -> Option<u32> {
+        let h = Index::narrow(hash);
+        let hashes = &self.hashes;
+        self.table.find(Index::widen(h), |&i| hashes[i as usize] == h && is(i)).copied()
+    }
+
+    fn insert(&mut self, hash: u64, slot: u32) {
+        let h = Index::narrow(hash);
+        let at = slot as usize;
+        if self.hashes.len() <= at {
+            self.hashes.resize(at + 1, 0);
+        }
+        self.hashes[at] = h;
+        let hashes = &self.hashes;
+        self.table.insert_unique(Index::widen(h), slot, |&i| Index::widen(hashes[i as usize]));
+    }
+
+    fn remove(&mut self, hash: u64, slot: u32) {
+        let h = Index::narrow(hash);
+        if let Ok(e) = self.table.find_entry(Index::widen(h), |&i| i == slot) {
+            e.remove();
+        }
+    }
 
     fn reserve(&mut self, additional: usize) {
-        self.table.reserve(additional, |&(_, eh)| Index::widen(eh));
+        let hashes = &self.hashes;
+        self.table.reserve(additional, |&i| Index::widen(hashes[i as usize]));
     }
 }
 
@@ -809,7 +846,7 @@ impl Index {
 pub struct UserList {
     users: Vec<Option<User>>,
     free: Vec<u32>,
-    by_nick: Index,
+    by_nick: NickIndex,
     /// Direct-mapped: a SID is a 20-bit number and hubs hand them out
     /// densely, so an array (4 bytes per SID up to the highest seen, 4 MiB
     /// at the very most) beats a hash table, and floods of increasing SIDs
@@ -848,7 +885,7 @@ impl UserList {
         UserList {
             users: Vec::new(),
             free: Vec::new(),
-            by_nick: Index::default(),
+            by_nick: NickIndex::default(),
             by_sid: Vec::new(),
             by_cid: OnceCell::new(),
             hasher: HubHasher::default(),
