@@ -1396,3 +1396,43 @@ fn the_guides_lifetime_example_ends_by_itself() -> Result<()> {
     ensure!(stdout.trim().ends_with(" users"), "{stdout:?}");
     Ok(())
 }
+
+/// The guide's first bot ("Your first bot"), loaded as the configuration
+/// would load it, on the real NMDC hub: it answers by PM and in main chat,
+/// and its counts survive a restart.
+#[test]
+fn the_guides_first_bot_answers_and_counts_across_restarts() -> Result<()> {
+    let hub = NmdcHub::start(NmdcHubOptions::default())?;
+    let url = hub.url();
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"),
+    )?;
+    let section = guide.split("## Your first bot\n").nth(1).context("the section")?;
+    let bot_src = section
+        .split("```lua\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .context("the bot")?
+        .to_string();
+    let bot = Client::passive("mybot");
+    let load = move || services().host().load_source("bot", None, bot_src.as_bytes(), false, &[]);
+    let id = bot.on_worker(load.clone()).map_err(anyhow::Error::msg)?;
+    bot.connect(&url, "{}")?;
+    let dave = Client::passive("dave");
+    dave.connect(&url, "{}")?;
+    let hello = |how: &str| -> Result<String> {
+        let (event, filter, send) = match how {
+            "pm" => ("pm", r#"{from = "mybot"}"#, r#"dc.hubs()[1]:pm("mybot", "!hello")"#),
+            _ => ("chat", r#"{nick = "mybot"}"#, r#"dc.hubs()[1]:say("!hello")"#),
+        };
+        dave.value(&format!(
+            r#"expect("a", "{event}", {filter}, 15) {send} return expect_done("a").text"#
+        ))
+    };
+    ensure!(hello("pm")? == "Hello, dave! (1)");
+    ensure!(hello("chat")? == "Hello, dave! (2)");
+    ensure!(bot.on_worker(move || services().host().unload(id)), "the bot unloads");
+    bot.on_worker(load).map_err(anyhow::Error::msg)?;
+    ensure!(hello("pm")? == "Hello, dave! (3)", "the count survives a restart");
+    Ok(())
+}

@@ -19,9 +19,11 @@
 //!   fields on demand (same meaning, not byte-identical: field order and the
 //!   NMDC tag's spelling are canonical).
 //! - **The list is a slab**: users live in one `Vec` (a removed user leaves a
-//!   hole that the next one takes), found through two tables of `u32`
-//!   indexes, by nick and (ADC) by SID. No per-user box, 4 bytes per bucket,
-//!   and dropping a list walks memory in order.
+//!   hole that the next one takes), found by nick through a table of `u32`
+//!   slots (their hash bits in an array by slot), by SID through an array
+//!   indexed by the SID's number, and by CID through a table built on the
+//!   first look-up by CID. No per-user box, 4 bytes per nick bucket, and
+//!   dropping a list walks memory in order.
 //!
 //! What a hub sends about one user stays bounded: text fields are cut to
 //! [`MAX_USER_FIELD`] bytes, the kept INF fields to [`MAX_USER_EXTRA`], and a
