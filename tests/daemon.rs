@@ -297,6 +297,12 @@ fn an_attached_console_in_a_terminal() -> Result<()> {
     c.line("end");
     c.line("f()");
     c.wait("f() ran", |s| follows(s, "dclua> f()", "42"));
+    // A chatty chunk: a line repeated at once is shown once, then counted.
+    c.line(r#"for i = 1, 5 do print("same") end print("different")"#);
+    c.wait("the repeats coalesced", |s| {
+        follows(s, "same", "(repeated 4 more times)")
+            && follows(s, "(repeated 4 more times)", "different")
+    });
     // Another console prints: it shows above this one's prompt.
     let o = attach_e(dclua(home.path()), "print('hello from another console')")?;
     ensure!(o.status.success(), "{o:?}");

@@ -25,6 +25,7 @@ use std::io::Write;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Where lines go right now.
 enum Target {
@@ -79,12 +80,93 @@ impl Printer {
         to_subscribers(false, line);
         let target = target();
         if let Target::Editor(queue) = &*target {
-            if queue.send(format!("{line}\n")).is_ok() {
+            // Above a prompt, a chatty timer is coalesced (see [`Coalescer`]);
+            // plain output (`dclua run`, pipes) is the script's and stays
+            // whole.
+            let lines = COALESCER
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .feed(line, Instant::now());
+            if lines.into_iter().all(|l| queue.send(format!("{l}\n")).is_ok()) {
                 return;
             }
         }
         drop(target);
         print_to_stdout(line);
+    }
+}
+
+static COALESCER: Mutex<Coalescer> = Mutex::new(Coalescer::new());
+
+/// Keeps a chatty source from flooding the interactive console: a line
+/// repeated at once is shown once, then "(repeated N more times)" when
+/// another line comes or every [`REPEAT_REPORT`]; past [`LINES_PER_SECOND`]
+/// lines in a second, the rest of that second is counted, not shown, and
+/// said with the next line shown.
+#[derive(Debug)]
+pub(super) struct Coalescer {
+    last: Option<String>,
+    repeats: u64,
+    repeats_since: Option<Instant>,
+    second: Option<Instant>,
+    shown_this_second: u32,
+    hidden: u64,
+}
+
+/// How often a line still repeating is reported.
+const REPEAT_REPORT: Duration = Duration::from_secs(10);
+/// The most lines shown in one second.
+const LINES_PER_SECOND: u32 = 50;
+
+impl Coalescer {
+    pub(super) const fn new() -> Coalescer {
+        Coalescer {
+            last: None,
+            repeats: 0,
+            repeats_since: None,
+            second: None,
+            shown_this_second: 0,
+            hidden: 0,
+        }
+    }
+
+    /// The lines to show for `line` printed at `now`.
+    pub(super) fn feed(&mut self, line: &str, now: Instant) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.last.as_deref() == Some(line) {
+            self.repeats += 1;
+            let since = *self.repeats_since.get_or_insert(now);
+            if now.duration_since(since) >= REPEAT_REPORT {
+                out.push(format!("(repeated {} more times)", self.repeats));
+                self.repeats = 0;
+                self.repeats_since = Some(now);
+            }
+            return out;
+        }
+        if self.repeats > 0 {
+            out.push(format!("(repeated {} more times)", self.repeats));
+        }
+        self.repeats = 0;
+        self.repeats_since = None;
+        self.last = Some(line.to_string());
+        match self.second {
+            Some(start) if now.duration_since(start) < Duration::from_secs(1) => {}
+            _ => {
+                self.second = Some(now);
+                self.shown_this_second = 0;
+            }
+        }
+        if self.shown_this_second >= LINES_PER_SECOND {
+            self.hidden += 1;
+            return out;
+        }
+        if self.hidden > 0 {
+            out.push(format!("({} lines not shown)", self.hidden));
+            self.hidden = 0;
+        }
+        self.shown_this_second += 1;
+        out.push(line.to_string());
+        out
     }
 }
 
@@ -161,5 +243,37 @@ impl Drop for Attachment {
         if self.thread.is_some() {
             *target() = Target::Stdout;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chatty_source_is_coalesced_and_rate_limited() {
+        let mut c = Coalescer::new();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert_eq!(c.feed("tick", at(0)), ["tick"]);
+        assert!(c.feed("tick", at(100)).is_empty());
+        assert!(c.feed("tick", at(200)).is_empty());
+        assert_eq!(c.feed("other", at(300)), ["(repeated 2 more times)", "other"]);
+        // Still repeating after 10 s: said every 10 s.
+        assert_eq!(c.feed("tock", at(400)), ["tock"]);
+        let mut said = Vec::new();
+        for i in 1..=120 {
+            said.extend(c.feed("tock", at(400 + i * 100)));
+        }
+        assert_eq!(
+            said,
+            ["(repeated 101 more times)"],
+            "the first repeat at 0.5 s, said at 10.5 s"
+        );
+        // Different lines: 50 a second shown, the rest counted.
+        let mut c = Coalescer::new();
+        let shown: Vec<String> = (0..80).flat_map(|i| c.feed(&format!("n{i}"), at(i))).collect();
+        assert_eq!(shown.len(), 50);
+        assert_eq!(c.feed("later", at(1500)), ["(30 lines not shown)", "later"]);
     }
 }
