@@ -21,87 +21,21 @@
 //! `DCLUA_BENCH_RUNS` the timed runs per size (default 5 at 100,000 users,
 //! 3 above).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::counting::Counting;
+use common::user_lines::{binf_lines, my_info_lines};
 use dclua::hub::adc::apply_binf_lines;
 use dclua::hub::nmdc::apply_my_info_lines;
 use dclua::hub::UserList;
-use dclua::proto::adc::{self, Pid, Sid};
+use dclua::proto::adc::{self, Sid};
 use dclua::proto::nmdc;
-
-/// Counts live heap bytes.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// ADC lines as DC++/eiskaltdcpp announce them (about 190 bytes).
-fn binf_lines(n: usize) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|i| {
-            let sid = Sid::new(i as u32 + 2).map(|s| s.to_string()).unwrap_or_default();
-            let cid = Pid::random().cid();
-            format!(
-                "BINF {sid} ID{cid} NIuser{i:07} DEsome\\sdescription\\s{i} SL3 FS2 SS{} SF{} \
-                 HN1 HR0 HO0 APEiskaltDC++ VE2.4.2 US1048576 I4192.168.{}.{} U4{} SUSEGA,ADC0,TCP4,UDP4",
-                i as u64 * 1_000_003,
-                i * 7,
-                (i / 250) % 250,
-                i % 250,
-                10_000 + i % 50_000
-            )
-            .into_bytes()
-        })
-        .collect()
-}
-
-/// NMDC lines as in `benches/nmdc_users.rs` (about 113 bytes).
-fn my_info_lines(n: usize) -> Vec<Vec<u8>> {
-    let clients =
-        ["++ V:0.868", "EiskaltDC++ V:2.4.2", "AirDC++ V:4.21", "ncdc V:1.23", "dclua V:0.1.0"];
-    (0..n)
-        .map(|i| {
-            let client = clients[i % clients.len()];
-            let mode = if i % 3 == 0 { "P" } else { "A" };
-            format!(
-                "$MyINFO $ALL user_{i:07}_{} shares music and films {}<{client},M:{mode},H:{}/0/{},S:{}>$ $100\x01${}$",
-                i % 97,
-                i % 1000,
-                1 + i % 5,
-                i % 2,
-                3 + i % 10,
-                if i % 4 == 0 {
-                    format!("u{i}@example.org${}", (i as u64) * 1_234_567)
-                } else {
-                    format!("${}", (i as u64) * 7_654_321)
-                },
-            )
-            .into_bytes()
-        })
-        .collect()
-}
 
 fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
@@ -156,10 +90,10 @@ fn measure(protocol: &str, lines: &[Vec<u8>], runs: usize) -> Figures {
         (n, ())
     });
     assert_eq!(n, users, "every {protocol} line parses");
-    let before = LIVE.load(Ordering::SeqCst);
+    let before = common::counting::live();
     let mut list = UserList::default();
     apply(&mut list);
-    let heap = (LIVE.load(Ordering::SeqCst) - before) as f64 / users as f64;
+    let heap = (common::counting::live() - before) as f64 / users as f64;
     drop(list);
     let f = Figures { apply: t_apply, parse: t_parse, heap };
     println!(

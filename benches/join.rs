@@ -29,55 +29,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use dclua::proto::adc::{self, Pid, Sid};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::user_lines::{binf_lines, my_info_lines};
+use dclua::proto::adc;
 use dclua::proto::nmdc;
-
-/// NMDC lines as in `benches/nmdc_users.rs` (about 113 bytes each).
-fn my_info_lines(n: usize) -> Vec<Vec<u8>> {
-    let clients =
-        ["++ V:0.868", "EiskaltDC++ V:2.4.2", "AirDC++ V:4.21", "ncdc V:1.23", "dclua V:0.1.0"];
-    (0..n)
-        .map(|i| {
-            let client = clients[i % clients.len()];
-            let mode = if i % 3 == 0 { "P" } else { "A" };
-            format!(
-                "$MyINFO $ALL user_{i:07}_{} shares music and films {}<{client},M:{mode},H:{}/0/{},S:{}>$ $100\x01${}$",
-                i % 97,
-                i % 1000,
-                1 + i % 5,
-                i % 2,
-                3 + i % 10,
-                if i % 4 == 0 {
-                    format!("u{i}@example.org${}", (i as u64) * 1_234_567)
-                } else {
-                    format!("${}", (i as u64) * 7_654_321)
-                },
-            )
-            .into_bytes()
-        })
-        .collect()
-}
-
-/// ADC lines as in `benches/hubs.rs` (about 186 bytes each).
-fn binf_lines(n: usize) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|i| {
-            // SIDs from 2 on: AAAB is the client's.
-            let sid = Sid::new(i as u32 + 2).map(|s| s.to_string()).unwrap_or_default();
-            let cid = Pid::random().cid();
-            format!(
-                "BINF {sid} ID{cid} NIuser{i:07} DEsome\\sdescription\\s{i} SL3 FS2 SS{} SF{} \
-                 HN1 HR0 HO0 APEiskaltDC++ VE2.4.2 US1048576 I4192.168.{}.{} U4{} SUSEGA,ADC0,TCP4,UDP4",
-                i as u64 * 1_000_003,
-                i * 7,
-                (i / 250) % 250,
-                i % 250,
-                10_000 + i % 50_000
-            )
-            .into_bytes()
-        })
-        .collect()
-}
 
 /// Best of three timings of parsing every line alone, the parsed value
 /// dropped at once.

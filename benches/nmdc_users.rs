@@ -10,37 +10,16 @@
 //!
 //! `DCLUA_BENCH_QUICK=1` runs fewer rounds (for a smoke run).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::counting::Counting;
 use dclua::hub::nmdc::apply_my_info_lines;
 use dclua::hub::UserList;
 use dclua::proto::nmdc;
-
-/// Counts live heap bytes.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -154,10 +133,10 @@ fn main() {
     println!("freeing the list of {USERS} users      {:>9.1} ms", t_drop.as_secs_f64() * 1e3);
 
     // Memory: live heap of a list of USERS users, beyond their strings.
-    let before = LIVE.load(Ordering::SeqCst);
+    let before = common::counting::live();
     let mut users = UserList::default();
     apply_my_info_lines(&mut users, lines.iter().map(Vec::as_slice), cs);
-    let after = LIVE.load(Ordering::SeqCst);
+    let after = common::counting::live();
     let heap = (after - before) as f64;
     let strings: usize =
         users.iter().map(|u| u.nick().len() + u.description().len() + u.email().len()).sum();

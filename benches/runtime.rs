@@ -14,40 +14,16 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::mpsc::channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::counting::Counting;
 use common::loopback::{pattern, BulkReceiver, BulkSender};
 use dclua::net::{Connection, Framing, Listener};
 use dclua::runtime::{Context, FnJob, Job, JobPool, Step, Worker, WorkerConfig, WorkerHandle};
-
-/// Counts live heap bytes, to measure memory per connection.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -306,10 +282,10 @@ fn bench_idle() {
     })
     .unwrap();
     wait_jobs_idle(&w);
-    let before = LIVE.load(Ordering::SeqCst);
+    let before = common::counting::live();
     let clients = connect_many(addr, N);
     wait_jobs_idle(&w);
-    let held = LIVE.load(Ordering::SeqCst) - before;
+    let held = common::counting::live() - before;
     println!(
         "memory per idle connection held by a job: {:.0} bytes of heap ({} connections; Connection is {} bytes inline)",
         held as f64 / N as f64,
@@ -338,10 +314,10 @@ fn bench_idle() {
     let (etx, _erx) = channel();
     w.spawn(move |_, _| common::loopback::EchoServer::new(l, 1 << 16, etx)).unwrap();
     wait_jobs_idle(&w);
-    let before = LIVE.load(Ordering::SeqCst);
+    let before = common::counting::live();
     let clients = connect_many(addr, N);
     wait_jobs_idle(&w);
-    let held = LIVE.load(Ordering::SeqCst) - before;
+    let held = common::counting::live() - before;
     println!(
         "memory per idle connection with one job per connection: {:.0} bytes of heap",
         held as f64 / N as f64

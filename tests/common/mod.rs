@@ -2,4 +2,6 @@
 #![allow(dead_code)]
 
 pub mod bench;
+pub mod counting;
 pub mod loopback;
+pub mod user_lines;
