@@ -1307,6 +1307,29 @@ fn nmdcs_with_the_right_keyprint_connects_and_a_wrong_one_is_refused() -> Result
     Ok(())
 }
 
+/// Where a command goes to a bot.
+#[derive(Clone, Copy)]
+enum Where {
+    Pm,
+    Chat,
+}
+
+/// Sends `text` to `bot` (by PM or in main chat) from `client`'s first hub
+/// and returns the bot's answer there.
+fn ask_bot(client: &Client, bot: &str, how: Where, text: &str) -> Result<String> {
+    let (event, filter, send) = match how {
+        Where::Pm => {
+            ("pm", format!("{{from = {bot:?}}}"), format!("dc.hubs()[1]:pm({bot:?}, {text:?})"))
+        }
+        Where::Chat => {
+            ("chat", format!("{{nick = {bot:?}}}"), format!("dc.hubs()[1]:say({text:?})"))
+        }
+    };
+    client.value(&format!(
+        r#"expect("answer", "{event}", {filter}, 15) {send} return expect_done("answer").text"#
+    ))
+}
+
 /// scripts/seen.lua on the real NMDC hub: "!seen NICK" answered by PM when
 /// asked by PM and "!help" in main chat when asked there; what it saw
 /// survives the script's restart (its store).
@@ -1326,19 +1349,9 @@ fn the_seen_bot_answers_where_it_is_asked_and_remembers() -> Result<()> {
 
     let dave = Client::passive("dave");
     dave.connect(&url, "{}")?;
-    let ask = |client: &Client, how: &str| -> Result<String> {
-        let (event, send) = match how {
-            "pm" => ("pm", r#"dc.hubs()[1]:pm("seenbot", "!seen carol")"#),
-            _ => ("chat", r#"dc.hubs()[1]:say("!help")"#),
-        };
-        let filter = if how == "pm" { r#"{from = "seenbot"}"# } else { r#"{nick = "seenbot"}"# };
-        client.value(&format!(
-            r#"expect("answer", "{event}", {filter}, 15) {send} return expect_done("answer").text"#
-        ))
-    };
-    let answer = ask(&dave, "pm")?;
+    let answer = ask_bot(&dave, "seenbot", Where::Pm, "!seen carol")?;
     ensure!(answer == "carol was last seen leaving, just now.", "{answer:?}");
-    let help = ask(&dave, "chat")?;
+    let help = ask_bot(&dave, "seenbot", Where::Chat, "!help")?;
     ensure!(
         help == "Commands: !seen - NICK: when NICK was last seen; !help - this list",
         "{help:?}"
@@ -1348,7 +1361,7 @@ fn the_seen_bot_answers_where_it_is_asked_and_remembers() -> Result<()> {
     std::thread::sleep(Duration::from_millis(1500));
     ensure!(bot.on_worker(move || services().host().unload(id)), "the bot unloads");
     bot.on_worker(load(script)).map_err(anyhow::Error::msg)?;
-    let answer = ask(&dave, "pm")?;
+    let answer = ask_bot(&dave, "seenbot", Where::Pm, "!seen carol")?;
     ensure!(answer == "carol was last seen leaving, just now.", "after a restart: {answer:?}");
     Ok(())
 }
@@ -1420,19 +1433,11 @@ fn the_guides_first_bot_answers_and_counts_across_restarts() -> Result<()> {
     bot.connect(&url, "{}")?;
     let dave = Client::passive("dave");
     dave.connect(&url, "{}")?;
-    let hello = |how: &str| -> Result<String> {
-        let (event, filter, send) = match how {
-            "pm" => ("pm", r#"{from = "mybot"}"#, r#"dc.hubs()[1]:pm("mybot", "!hello")"#),
-            _ => ("chat", r#"{nick = "mybot"}"#, r#"dc.hubs()[1]:say("!hello")"#),
-        };
-        dave.value(&format!(
-            r#"expect("a", "{event}", {filter}, 15) {send} return expect_done("a").text"#
-        ))
-    };
-    ensure!(hello("pm")? == "Hello, dave! (1)");
-    ensure!(hello("chat")? == "Hello, dave! (2)");
+    let hello = |how| ask_bot(&dave, "mybot", how, "!hello");
+    ensure!(hello(Where::Pm)? == "Hello, dave! (1)");
+    ensure!(hello(Where::Chat)? == "Hello, dave! (2)");
     ensure!(bot.on_worker(move || services().host().unload(id)), "the bot unloads");
     bot.on_worker(load).map_err(anyhow::Error::msg)?;
-    ensure!(hello("pm")? == "Hello, dave! (3)", "the count survives a restart");
+    ensure!(hello(Where::Pm)? == "Hello, dave! (3)", "the count survives a restart");
     Ok(())
 }
