@@ -26,7 +26,8 @@ say() { echo "setup-peers: $*"; }
 die() { echo "setup-peers: error: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- apt packages
-PKGS=(uhub eiskaltdcpp-daemon openssl rhash tmux python3-venv)
+# util-linux: setpriv, which runs the intruder of the control-socket test as nobody.
+PKGS=(uhub eiskaltdcpp-daemon openssl rhash tmux python3-venv util-linux)
 missing=()
 for p in "${PKGS[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
