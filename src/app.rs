@@ -50,6 +50,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Daemon) => {
             let (config, config_path) = load_config(&cli)?;
+            // A daemon logs to a file even when the configuration names
+            // none: its standard error is often nowhere.
+            let log = paths::data_dir(cli.data_dir.as_deref(), &config)?.join("dclua.log");
+            if let Some(dir) = log.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating the data folder {}", dir.display()))?;
+            }
+            logging::set_default_file(&log)
+                .with_context(|| format!("opening the log file {}", log.display()))?;
             client(&cli, config, config_path, Mode::Daemon)
         }
         Some(Command::Attach { eval }) => attach(&cli, eval.as_deref()),

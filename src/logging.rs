@@ -107,10 +107,28 @@ pub fn set_level(level: LevelFilter) {
     log::set_max_level(level);
 }
 
-/// Also appends every line to `path` (`None`: no file). The file is opened
-/// here, so a bad path is an error for the caller to report.
+/// The log file used when the configuration names none (`dclua daemon`:
+/// `<data>/dclua.log`, since a daemon's standard error is often nowhere).
+static DEFAULT_FILE: Mutex<Option<std::path::PathBuf>> = Mutex::new(None);
+
+/// Sets the log file for when the configuration names none, and opens it
+/// unless one is open already.
+pub fn set_default_file(path: &Path) -> std::io::Result<()> {
+    *DEFAULT_FILE.lock().unwrap_or_else(|p| p.into_inner()) = Some(path.to_path_buf());
+    let open = LOGGER.get().is_some_and(|l| l.file.lock().is_ok_and(|f| f.is_some()));
+    if open {
+        Ok(())
+    } else {
+        set_file(None)
+    }
+}
+
+/// Also appends every line to `path` (`None`: the default file of
+/// [`set_default_file`], else no file). The file is opened here, so a bad
+/// path is an error for the caller to report.
 pub fn set_file(path: Option<&Path>) -> std::io::Result<()> {
-    let file = match path {
+    let default = DEFAULT_FILE.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let file = match path.or(default.as_deref()) {
         Some(p) => Some(LogFile::open(p, ROTATE_BYTES)?),
         None => None,
     };

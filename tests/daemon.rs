@@ -254,6 +254,10 @@ fn a_console_of_another_user_is_refused() -> Result<()> {
     ensure!(!o.status.success() && stdout(&o).is_empty(), "{o:?}");
     ensure!(String::from_utf8_lossy(&o.stderr).contains("refused"), "{o:?}");
     daemon.wait_log("refused a console of user 65534", Duration::from_secs(5))?;
+    // Without a `log_file` in the configuration, the daemon logs to one in
+    // the data folder as well.
+    let log = std::fs::read_to_string(data_dir(home.path()).join("dclua.log"))?;
+    ensure!(log.contains("refused a console of user 65534"), "the log file:\n{log}");
     // The owner still gets in.
     let o = attach_e(dclua(home.path()), "return 'owner'")?;
     ensure!(stdout(&o) == "owner", "{o:?}");
