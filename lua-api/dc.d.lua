@@ -504,6 +504,9 @@ function dc.scripts.load(path, opts) end
 ---@return boolean # whether it was loaded
 function dc.scripts.unload(name) end
 
+---Ends the calling script: once the current call returns or waits, it is unloaded (its handlers, timers, coroutines and hubs go with it; `script_unloaded` says "ended itself"). A script ends by itself when it owns nothing alive; this ends it sooner. Under `dclua run`, the client ends with it.
+function dc.scripts.exit() end
+
 ---Unloads a script and loads its file again; nothing of the old load fires afterwards.
 ---@param name string the script's name
 ---@return boolean # success

@@ -551,3 +551,22 @@ fn dclua_run_lasts_while_the_script_owns_a_hub_or_a_loaded_script() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "parent done\nchild done");
 }
+
+/// `dc.scripts.exit()` ends a script that still owns things (a timer that
+/// would keep it forever); under `dclua run` the client ends with it.
+#[test]
+fn a_script_that_ends_itself_ends_dclua_run() {
+    let home = tempfile::tempdir().unwrap();
+    let script = home.path().join("ends.lua");
+    std::fs::write(
+        &script,
+        "dc.every(0.1, function() end)\n\
+         dc.after(0.3, function() print('bye') dc.scripts.exit() print('still in this call') end)\n",
+    )
+    .unwrap();
+    let mut cmd = dclua(home.path());
+    cmd.arg("run").arg(&script);
+    let out = run_with_input(cmd, "", Duration::from_secs(20));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "bye\nstill in this call");
+}

@@ -221,6 +221,24 @@ fn chat_commands_route_and_answer() {
     assert!(r.out.recv_timeout(Duration::from_millis(200)).is_err(), "a removed command is silent");
 }
 
+/// An untrusted script may end itself; it is unloaded once its call
+/// returns, with the reason, and nothing of it runs again.
+#[test]
+fn an_untrusted_script_ends_itself() {
+    let r = rig();
+    r.eval(r#"dc.on("script_unloaded", function(e) print(e.name .. ": " .. e.reason) end)"#);
+    r.load(
+        "quitter",
+        r#"dc.every(0.05, function() end)
+           dc.on("poke", function() print("poked") dc.scripts.exit() end)"#,
+    )
+    .expect("loads");
+    r.eval(r#"dc.emit("poke") dc.sleep(0.2) dc.emit("poke")"#);
+    assert_eq!(r.lines(2), ["poked", "quitter: ended itself"]);
+    assert!(r.out.recv_timeout(Duration::from_millis(300)).is_err(), "nothing runs after");
+    assert_eq!(r.eval("return #dc.scripts.list()"), values(&["1"]));
+}
+
 /// The guide's "Chat commands" example, as a script.
 #[test]
 fn the_guides_chat_command_example_runs() {

@@ -237,6 +237,13 @@ pub const FUNCTIONS: &[ApiFn] = &[
         waits: false,
     },
     ApiFn {
+        path: "dc.scripts.exit",
+        params: &[],
+        returns: &[],
+        doc: "Ends the calling script: once the current call returns or waits, it is unloaded (its handlers, timers, coroutines and hubs go with it; `script_unloaded` says \"ended itself\"). A script ends by itself when it owns nothing alive; this ends it sooner. Under `dclua run`, the client ends with it.",
+        waits: false,
+    },
+    ApiFn {
         path: "dc.scripts.reload",
         params: &[("name", "string", "the script's name")],
         returns: &[("boolean", "success"), ("string?", "the error (the old version keeps running)")],
@@ -1033,7 +1040,7 @@ pub(crate) fn register(
         Ok(match h.script_by_name(&name) {
             Some(s) if s.id == script => {
                 return Err(mlua::Error::runtime(
-                    "a script cannot unload itself; let it end, or use dc.quit",
+                    "a script cannot unload itself; end it with dc.scripts.exit()",
                 ))
             }
             Some(s) => {
@@ -1043,6 +1050,10 @@ pub(crate) fn register(
             }
             None => false,
         })
+    });
+    f!(scripts, "exit", |_lua, h, (): ()| {
+        h.end_script(script);
+        Ok(())
     });
     f!(scripts, "reload", |_lua, h, name: String| {
         Ok(match h.script_by_name(&name) {

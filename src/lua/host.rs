@@ -282,7 +282,9 @@ pub(crate) struct HostInner {
     /// Each script's share answer filter, in the order they were set.
     share_filters: RefCell<Vec<(ScriptId, Function)>>,
     /// Scripts to unload at the dispatcher's next pass (out of memory).
-    doomed: RefCell<Vec<ScriptId>>,
+    /// Scripts to unload at the dispatcher's next pass, and why (never from
+    /// inside their own call).
+    doomed: RefCell<Vec<(ScriptId, &'static str)>>,
     /// State the API modules keep per host, by type (see [`LuaHost::ext`]).
     exts: RefCell<HashMap<std::any::TypeId, Rc<dyn std::any::Any>>>,
     dispatcher: Cell<Option<JobId>>,
@@ -601,6 +603,12 @@ impl LuaHost {
                 Value::map([("name", Value::str(&script.name)), ("reason", Value::str(reason))]),
             );
         }
+        // An unloaded script has nothing left either (`dclua run` of a
+        // script that ended itself ends the client).
+        let hooks = self.inner.hooks.borrow();
+        if let Some(f) = &hooks.on_script_idle {
+            f(id);
+        }
         true
     }
 
@@ -609,7 +617,7 @@ impl LuaHost {
     /// own call), with one log line, instead of failing again on every event
     /// (issue 15, finding 2: 1,600 errors at 100 % CPU).
     fn call_failed(&self, script: &Script, error: &mlua::Error) {
-        if !is_out_of_memory(error) || self.inner.doomed.borrow().contains(&script.id) {
+        if !is_out_of_memory(error) || script_is_doomed(self, script.id) {
             return;
         }
         log::error!(
@@ -618,7 +626,20 @@ impl LuaHost {
             script.name,
             self.inner.opts.memory_limit >> 20
         );
-        self.inner.doomed.borrow_mut().push(script.id);
+        self.doom(script.id, "over its memory limit");
+    }
+
+    /// Script `id` ends itself (`dc.scripts.exit()`): unloaded at the
+    /// dispatcher's next pass, once the call that asked has returned or
+    /// waits.
+    pub(crate) fn end_script(&self, id: ScriptId) {
+        if !script_is_doomed(self, id) {
+            self.doom(id, "ended itself");
+        }
+    }
+
+    fn doom(&self, id: ScriptId, why: &'static str) {
+        self.inner.doomed.borrow_mut().push((id, why));
         if let Some(d) = self.inner.dispatcher.get() {
             self.inner.rt.wake(d);
         }
@@ -1690,9 +1711,10 @@ impl Job for Dispatcher {
         for &t in cx.fired_timers() {
             host.fire_timer(t);
         }
-        let doomed: Vec<ScriptId> = host.inner.doomed.borrow_mut().drain(..).collect();
-        for id in doomed {
-            host.unload_because(id, "over its memory limit");
+        let doomed: Vec<(ScriptId, &'static str)> =
+            host.inner.doomed.borrow_mut().drain(..).collect();
+        for (id, why) in doomed {
+            host.unload_because(id, why);
         }
         let budget = host.inner.opts.events_per_poll;
         for _ in 0..budget {
@@ -2148,7 +2170,7 @@ fn is_out_of_memory(e: &mlua::Error) -> bool {
 /// Whether `script` is about to be unloaded for running out of memory
 /// (its further errors are not logged one by one).
 fn script_is_doomed(host: &LuaHost, script: ScriptId) -> bool {
-    host.inner.doomed.borrow().contains(&script)
+    host.inner.doomed.borrow().iter().any(|(id, _)| *id == script)
 }
 
 #[cfg(test)]
