@@ -46,7 +46,9 @@ pub mod redirect;
 pub mod udp;
 pub mod users;
 
-pub use users::{User, UserList, MAX_USERS, MAX_USER_EXTRA, MAX_USER_FIELD};
+pub use users::{
+    HubCounts, HubHasher, User, UserList, UserMode, MAX_USERS, MAX_USER_EXTRA, MAX_USER_FIELD,
+};
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -126,48 +128,6 @@ pub enum Role {
     /// An operator.
     Op,
 }
-
-/// How a user connects: what the NMDC tag's `M:` or ADC's `SU` says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum UserMode {
-    /// Accepts incoming connections.
-    Active,
-    /// Behind a firewall: must be connected to by others' requests.
-    Passive,
-    /// Through a SOCKS5 proxy.
-    Socks5,
-    /// Not announced.
-    #[default]
-    Unknown,
-}
-
-impl UserMode {
-    /// `"active"`, `"passive"`, `"socks5"`, or `None` when unknown.
-    pub fn as_str(self) -> Option<&'static str> {
-        match self {
-            UserMode::Active => Some("active"),
-            UserMode::Passive => Some("passive"),
-            UserMode::Socks5 => Some("socks5"),
-            UserMode::Unknown => None,
-        }
-    }
-}
-
-/// Hubs a user is on: as a normal user, registered, or operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct HubCounts {
-    /// Hubs as an unregistered user.
-    pub normal: u32,
-    /// Hubs as a registered user.
-    pub registered: u32,
-    /// Hubs as an operator.
-    pub op: u32,
-}
-
-/// The hasher of tables keyed by what a hub sends (nicks, SIDs): fast, and
-/// seeded at random per process, so a hostile hub cannot pick nicks that
-/// collide (SipHash, the standard one, costs several times more per nick).
-pub type HubHasher = foldhash::fast::RandomState;
 
 /// One hub as the registry knows it.
 #[derive(Debug)]

@@ -30,7 +30,8 @@
 //! list holds at most its cap of users ([`MAX_USERS`] by default).
 //!
 //! This module does no I/O and knows nothing of sessions: [`super::nmdc`]
-//! and [`super::adc`] call it with parsed lines.
+//! and [`super::adc`] call it with parsed lines. It imports nothing from
+//! the rest of `hub` (which re-exports its types): no import circle.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -41,9 +42,50 @@ use std::sync::{Arc, LazyLock};
 
 use hashbrown::HashTable;
 
-use super::{HubCounts, HubHasher, UserMode};
 use crate::proto::adc::{escape, Cid, Sid};
 use crate::proto::nmdc::{self, MyInfo};
+
+/// How a user connects: what the NMDC tag's `M:` or ADC's `SU` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserMode {
+    /// Accepts incoming connections.
+    Active,
+    /// Behind a firewall: must be connected to by others' requests.
+    Passive,
+    /// Through a SOCKS5 proxy.
+    Socks5,
+    /// Not announced.
+    #[default]
+    Unknown,
+}
+
+impl UserMode {
+    /// `"active"`, `"passive"`, `"socks5"`, or `None` when unknown.
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            UserMode::Active => Some("active"),
+            UserMode::Passive => Some("passive"),
+            UserMode::Socks5 => Some("socks5"),
+            UserMode::Unknown => None,
+        }
+    }
+}
+
+/// Hubs a user is on: as a normal user, registered, or operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HubCounts {
+    /// Hubs as an unregistered user.
+    pub normal: u32,
+    /// Hubs as a registered user.
+    pub registered: u32,
+    /// Hubs as an operator.
+    pub op: u32,
+}
+
+/// The hasher of tables keyed by what a hub sends (nicks, SIDs): fast, and
+/// seeded at random per process, so a hostile hub cannot pick nicks that
+/// collide (SipHash, the standard one, costs several times more per nick).
+pub type HubHasher = foldhash::fast::RandomState;
 
 /// The most users one hub's list keeps (issue 15, finding 5: a hub sending
 /// 300,000 malformed users took 825 MB). Generous: the largest public hubs
