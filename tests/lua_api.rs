@@ -199,9 +199,10 @@ fn async_marks_exactly_the_waiting_functions() {
     assert!(problems.is_empty(), "---@async disagrees with waits:\n  {}", problems.join("\n  "));
 }
 
-/// Every Lua example of the guide at least compiles (those that need a hub
-/// or a peer are run by the tests of their sections: downloads, uploads,
-/// chat commands, storing data, the lifetime example).
+/// Every Lua example of the guide at least compiles. Each is also run:
+/// the short ones in `tests/lua_host.rs` (`the_guides_small_examples_run`,
+/// chat commands), those that need a hub or a peer by the tests of their
+/// sections (first bot, lifetime, storing data, uploads, downloads).
 #[test]
 fn every_lua_example_in_the_guide_compiles() {
     let guide = std::fs::read_to_string(

@@ -221,6 +221,69 @@ fn chat_commands_route_and_answer() {
     assert!(r.out.recv_timeout(Duration::from_millis(200)).is_err(), "a removed command is silent");
 }
 
+/// The Lua examples of a guide section, in order.
+fn guide_examples(section: &str) -> Vec<String> {
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"),
+    )
+    .expect("the guide");
+    let text = guide.split(&format!("## {section}\n")).nth(1).expect("the section");
+    let text = text.split("\n## ").next().unwrap_or_default();
+    text.split("```lua\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The guide's short examples that need no hub run as written, in the
+/// console of a bare host, with a driver around some of them.
+#[test]
+fn the_guides_small_examples_run() {
+    let r = rig();
+    let ok = |o: ChunkOutcome| match o {
+        ChunkOutcome::Values(v) => v,
+        ChunkOutcome::Error(e) => panic!("an example failed: {e}"),
+    };
+    // Everything is a coroutine.
+    ok(r.eval(&guide_examples("Everything is a coroutine")[0]));
+    assert_eq!(r.lines(2), ["starting", "two seconds later"]);
+    // Handlers: the greeter loads; the ignorer consumes; the wait gets alice.
+    let handlers = guide_examples("Handlers");
+    r.load("greeter", &handlers[0]).expect("the greeter loads");
+    r.load("ignorer", &handlers[1]).expect("the ignorer loads");
+    ok(r.eval(
+        r#"dc.on("chat", function(e) print("seen: " .. e.text) end)
+           dc.emit("chat", {nick = "x", text = "!ignore me"})
+           dc.emit("chat", {nick = "x", text = "hello"})"#,
+    ));
+    assert_eq!(r.lines(1), ["seen: hello"]);
+    let got = ok(r.eval(&format!(
+        r#"dc.spawn(function() dc.sleep(0.1) dc.emit("pm", {{from = "alice", text = "hi"}}) end)
+           {}
+           return e and e.text"#,
+        handlers[2]
+    )));
+    assert_eq!(got, ["hi"]);
+    // Timers.
+    ok(r.eval(&guide_examples("Timers")[0]));
+    assert_eq!(r.lines(1), ["five seconds after loading"]);
+    // Jobs of your own.
+    let got = ok(r.eval(&format!(
+        "{}\nreturn ok, v, job:alive()",
+        guide_examples("Jobs of your own: dc.spawn")[0]
+    )));
+    assert_eq!(got, ["true", "2", "false"]);
+    // Your own coroutines.
+    ok(r.eval(&guide_examples("Your own coroutines")[0]));
+    let ticks = r.lines(3);
+    for (i, line) in ticks.iter().enumerate() {
+        assert!(line.starts_with("tick") && line.ends_with(&(i + 1).to_string()), "{ticks:?}");
+    }
+    // Sharing: the filter installs (the console is trusted).
+    ok(r.eval(&guide_examples("Sharing")[0]));
+}
+
 /// An untrusted script may end itself; it is unloaded once its call
 /// returns, with the reason, and nothing of it runs again.
 #[test]
