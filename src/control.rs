@@ -282,7 +282,7 @@ impl RemoteConsole {
         let path = socket_path(data_dir);
         let stream = UnixStream::connect(&path).with_context(|| {
             format!(
-                "attaching to {}: is a `dclua daemon` running on the data folder {}?",
+                "attaching to {} (is a `dclua daemon` running on the data folder {}?)",
                 path.display(),
                 data_dir.display()
             )

@@ -222,6 +222,16 @@ fn a_daemon_runs_the_configuration_and_consoles_attach_to_it() -> Result<()> {
 }
 
 #[test]
+fn attach_without_a_daemon_says_so() -> Result<()> {
+    let home = tempfile::tempdir()?;
+    let o = attach_e(dclua(home.path()), "return 1")?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    ensure!(o.status.code() == Some(1), "{o:?}");
+    ensure!(err.contains("is a `dclua daemon` running on the data folder"), "{err}");
+    Ok(())
+}
+
+#[test]
 fn a_console_of_another_user_is_refused() -> Result<()> {
     let home = tempfile::tempdir()?;
     let data = home.path().join("data");
