@@ -5,8 +5,13 @@
 -- Hub events carry the hub they came from (e.hub, NMDC or ADC alike); an
 -- event emitted locally for a test has none, so the greeting is printed.
 --
---   dclua run scripts/greeter.lua
---   > dc.emit("user_joined", {nick = "alice"})
+-- In the console (`dclua`, or `dclua attach` on a daemon):
+--
+--   dclua> dc.scripts.load("scripts/greeter.lua")
+--   dclua> dc.emit("user_joined", {nick = "alice"})   -- a second later: Welcome, alice!
+--
+-- or list it in the configuration (`scripts = { "greeter.lua" }`) to greet
+-- on the hubs it connects.
 
 local DELAY = 1          -- seconds to wait before greeting
 local AGAIN_AFTER = 3600 -- greet the same nick at most once an hour

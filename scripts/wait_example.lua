@@ -5,8 +5,14 @@
 -- sleep passes through your own coroutine to dclua). The main chunk is itself
 -- a coroutine job, so it may wait at top level.
 --
---   dclua run scripts/wait_example.lua
---   > dc.emit("go", {ready = true, from = "me"})
+-- In the console (`dclua`, or `dclua attach` on a daemon), load it and,
+-- within 5 seconds, send it its event:
+--
+--   dclua> dc.scripts.load("scripts/wait_example.lua")
+--   dclua> dc.emit("go", {ready = true, from = "me"})
+--
+-- (`dclua run scripts/wait_example.lua` runs it too, with no console to
+-- send the event from: it then says "no go within 5 s".)
 
 -- 1. Wait for the first "go" event that is ready, for at most 5 seconds.
 --    A filter may also be a table of fields: {filter = {ready = true}}.
