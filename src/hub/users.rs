@@ -123,6 +123,28 @@ fn bounded_words(s: &str, max: usize) -> &str {
     }
 }
 
+/// Four texts back to back, with where the first three end (a user's
+/// nick/description/e-mail/extra, a tag's connection/client/version/extra).
+/// Callers bound each part first, so every end fits in a `u16`.
+fn pack(parts: [&str; 4]) -> (Box<str>, [u16; 3]) {
+    let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    let mut ends = [0u16; 3];
+    for (i, p) in parts.iter().enumerate() {
+        text.push_str(p);
+        if let Some(end) = ends.get_mut(i) {
+            *end = text.len() as u16;
+        }
+    }
+    (text.into(), ends)
+}
+
+/// Part `i` (0 to 3) of a [`pack`]ed text.
+fn unpack<'a>(text: &'a str, ends: &[u16; 3], i: usize) -> &'a str {
+    let start = if i == 0 { 0 } else { usize::from(ends[i - 1]) };
+    let end = ends.get(i).map_or(text.len(), |&e| usize::from(e));
+    &text[start..end]
+}
+
 /// Texts that many users share: connection, client, version and the NMDC
 /// tag's other fields (`O:5,L:512`), back to back.
 #[derive(PartialEq, Eq, Hash, Default)]
@@ -134,21 +156,13 @@ pub struct Tag {
 impl Tag {
     /// A tag of these parts (each bounded).
     pub fn new(connection: &str, client: &str, version: &str, extra: &str) -> Tag {
-        let parts = [
+        let (text, ends) = pack([
             bounded(connection, MAX_USER_FIELD),
             bounded(client, MAX_USER_FIELD),
             bounded(version, MAX_USER_FIELD),
             bounded(extra, MAX_USER_EXTRA),
-        ];
-        let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-        let mut ends = [0u16; 3];
-        for (i, p) in parts.iter().enumerate() {
-            text.push_str(p);
-            if i < 3 {
-                ends[i] = text.len() as u16;
-            }
-        }
-        Tag { text: text.into(), ends }
+        ]);
+        Tag { text, ends }
     }
 
     /// Whether the tag holds these parts: lengths first, so that a miss
@@ -264,9 +278,7 @@ impl User {
     }
 
     fn part(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { usize::from(self.ends[i - 1]) };
-        let end = self.ends.get(i).map_or(self.text.len(), |&e| usize::from(e));
-        &self.text[start..end]
+        unpack(&self.text, &self.ends, i)
     }
 
     /// The nick.
@@ -349,36 +361,19 @@ impl User {
     /// Replaces the texts (each bounded: [`MAX_USER_FIELD`], the extra
     /// fields [`MAX_USER_EXTRA`]).
     fn set_text(&mut self, nick: &str, description: &str, email: &str, extra: &str) {
-        let parts = [
+        (self.text, self.ends) = pack([
             bounded(nick, MAX_USER_FIELD),
             bounded(description, MAX_USER_FIELD),
             bounded(email, MAX_USER_FIELD),
             bounded_words(extra, MAX_USER_EXTRA),
-        ];
-        let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-        for (i, p) in parts.iter().enumerate() {
-            text.push_str(p);
-            if i < 3 {
-                self.ends[i] = text.len() as u16;
-            }
-        }
-        self.text = text.into();
+        ]);
     }
 
     /// Sets the description.
     pub fn set_description(&mut self, description: &str) {
-        let (nick, email, extra) = (self.nick(), self.email(), self.extra());
-        let mut u = User::default();
-        u.set_text(nick, description, email, extra);
-        self.text = u.text;
-        self.ends = u.ends;
-    }
-
-    /// Sets the connection, client and version (not shared with other
-    /// users: a list shares them when the user is inserted).
-    pub fn set_tag(&mut self, connection: &str, client: &str, version: &str) {
-        let extra = self.tag.parts()[3];
-        self.tag = Arc::new(Tag::new(connection, client, version, extra));
+        let (old, ends) = (std::mem::take(&mut self.text), self.ends);
+        let part = |i| unpack(&old, &ends, i);
+        self.set_text(part(0), description, part(2), part(3));
     }
 
     /// The user's line, rebuilt from what is kept: a canonical `BINF` on
@@ -1066,7 +1061,6 @@ impl UserList {
             self.refused += 1;
             return None;
         }
-        let user = self.share_tag(user);
         match existing {
             Some(i) => {
                 let old = self.users[i as usize].take();
@@ -1095,17 +1089,6 @@ impl UserList {
                 None
             }
         }
-    }
-
-    /// A user's tag as the list's shared one (users made without the list,
-    /// or given their own with [`User::set_tag`]).
-    fn share_tag(&mut self, mut user: User) -> User {
-        if Arc::strong_count(&user.tag) == 1 {
-            let t = user.tag.clone();
-            let [a, b, c, d] = t.parts();
-            user.tag = self.tag(a, b, c, d);
-        }
-        user
     }
 
     /// Indexes user `i` by its SID and CID.
@@ -1166,7 +1149,7 @@ impl UserList {
         let same_ids =
             self.users[i as usize].as_ref().is_some_and(|u| u.sid == user.sid && u.cid == user.cid);
         if user.nick() == nick && same_ids {
-            self.users[i as usize] = Some(self.share_tag(user));
+            self.users[i as usize] = Some(user);
         } else {
             self.remove(nick);
             self.insert(user);
