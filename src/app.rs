@@ -231,7 +231,7 @@ fn client(
                 let client = Client::start(
                     pool,
                     ClientOptions {
-                        identity: crate::hub::Identity::from_config(&config),
+                        identity: config.identity(),
                         data_dir,
                         host: HostOptions::default(),
                         share: Some(ShareSetup { worker: handle.clone(), folders, cid: None }),

@@ -510,3 +510,72 @@ fn hostile_input_from_a_fake_hub_is_survived_and_logged() -> Result<()> {
     }
     Ok(())
 }
+
+// ----- redirects across protocols ----------------------------------------------------
+
+/// Issue 9: the hub driver owns redirects, in either direction between the
+/// protocols. An NMDC hub's `$ForceMove` to uhub lands the same hub object
+/// on the ADC hub (chat works there); an ADC hub's `IQUI ... RD` to the
+/// Verlihub core lands it back on NMDC. The hub keeps its id throughout.
+#[test]
+fn redirects_cross_between_nmdc_and_adc() -> Result<()> {
+    let uhub = Uhub::start(UhubOptions::default())?;
+    let nmdc = NmdcHub::start(NmdcHubOptions::default())?;
+    let fake = support::fake_hub::FakeHub::start()?;
+    let roy = Client::passive("roy");
+    roy.run(&format!(
+        r#"expect("connected", "hub_connected")
+           hub = dc.connect("{}", {{reconnect_delay = 0.2}})"#,
+        fake.url()
+    ))?;
+    let mut conn = fake.accept()?;
+    conn.login("roy")?;
+    roy.run(r#"expect_done("connected") expect("redirect", "hub_redirect") expect("connected", "hub_connected")"#)?;
+    conn.send(format!("$ForceMove {}|", uhub.url()).as_bytes())?;
+    ensure!(conn.closed()?, "the client stayed on the NMDC hub that redirected it");
+    let got = roy.run(
+        r#"local r = expect_done("redirect")
+           local c = expect_done("connected")
+           expect("chat", "chat", {text = "now on adc"})
+           hub:say("now on adc")
+           local e = expect_done("chat")
+           return r.url == hub.url, c.hub == hub, hub.protocol, hub.state, e.nick"#,
+    )?;
+    assert_eq!(got, ["true", "true", "adc", "online", "roy"]);
+
+    // Back: a fake ADC hub sends us (IQUI of our SID with RD) to the NMDC hub.
+    let port = support::ports::free_port()?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port.get()))?;
+    let target = nmdc.url();
+    let fake_adc = std::thread::spawn(move || -> Result<()> {
+        let (stream, _) = listener.accept()?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut w = stream.try_clone()?;
+        let mut r = BufReader::new(stream);
+        read_until(&mut r, "HSUP ")?;
+        w.write_all(b"ISUP ADBASE ADTIGR\nISID AAAB\nIINF CT32 NIFake\n")?;
+        let inf = read_until(&mut r, "BINF AAAB ")?;
+        w.write_all(format!("{inf}\n").as_bytes())?;
+        read_until(&mut r, "BMSG AAAB ready")?;
+        w.write_all(
+            format!("IQUI AAAB RD{} MSmoving\\son\n", target.replace(' ', "\\s")).as_bytes(),
+        )?;
+        Ok(())
+    });
+    let sam = Client::passive("sam");
+    sam.connect(&format!("adc://127.0.0.1:{}", port.get()), "{reconnect_delay = 0.2}")?;
+    let got = sam.run(
+        r#"expect("redirect", "hub_redirect")
+           expect("connected", "hub_connected")
+           hub:say("ready")
+           local r = expect_done("redirect")
+           local c = expect_done("connected")
+           return r.url, r.reason, c.hub == hub, hub.protocol, hub.state, hub.url"#,
+    )?;
+    fake_adc.join().map_err(|_| anyhow::anyhow!("the fake ADC hub panicked"))??;
+    assert_eq!(
+        got,
+        [nmdc.url().as_str(), "moving on", "true", "nmdc", "online", nmdc.url().as_str()]
+    );
+    Ok(())
+}

@@ -70,6 +70,7 @@
 //! when loading fails, shows the error, and applies the new one only on
 //! success. Nothing here holds state between loads.
 
+pub mod adapt;
 mod load;
 mod locate;
 pub mod paths;

@@ -1,12 +1,13 @@
-//! The ADC hub session: one job per `adc://` or `adcs://` hub, from
-//! connecting to a clean quit, reconnecting by itself after a drop. It
-//! reports into the same protocol-neutral model as the NMDC session
-//! ([`HubInfo`], [`HubEvent`], [`HubSink`]), so that a bot written for one
-//! protocol works on the other unchanged.
+//! The ADC dialect of the hub driver ([`super::driver`]): what ADC means for
+//! a session of an `adc://` or `adcs://` hub. It reports into the same
+//! protocol-neutral model as NMDC ([`HubEvent`] and the registry's
+//! [`HubInfo`](super::HubInfo)), so that a bot written for one protocol
+//! works on the other unchanged.
 //!
-//! This module owns what ADC means for a session (states, our INF, the SID
-//! map of the user list); it must not know about Lua, and it never parses
-//! wire syntax itself: that is [`crate::proto::adc`].
+//! This module owns the ADC states, our INF, the SID side of the user list;
+//! the driver owns the connection, reconnecting, redirects, keep-alives and
+//! event batching. It must not know about Lua, never touches the socket and
+//! never parses wire syntax itself: that is [`crate::proto::adc`].
 //!
 //! # Life of a session
 //!
@@ -31,8 +32,7 @@
 //!    `BSCH`/`FSCH` searches, `DRES` results (and `URES` over UDP, through the
 //!    shared listener of [`super::udp`]), `DCTM`/`DRCM` connection requests,
 //!    `ISTA` status.
-//! 6. **Drop.** As on NMDC: backoff doubled per failed attempt up to
-//!    [`MAX_BACKOFF`], jitter, restart after [`STABLE_ONLINE`]. No reconnect
+//! 6. **Drop.** The driver reconnects with backoff and jitter. No reconnect
 //!    after [`HubCommand::Disconnect`], a fatal login `STA` (bad password,
 //!    invalid nick, registered only, bad PID...; "nick taken" and "CID taken"
 //!    do reconnect: the holder may be our own dropped connection), a missing
@@ -51,7 +51,7 @@
 //!   to `+TCP4` users only (a passive user cannot connect to another passive
 //!   one), as DC++ does; an active one sends `BSCH`.
 //! - **Others' searches** are answered from the share service
-//!   ([`super::share_answers`]): up to 10 `URES` datagrams to an active
+//!   ([`Hubs::share_answers`](super::Hubs)): up to 10 `URES` datagrams to an active
 //!   searcher (one announcing `UDP4` with `I4`/`U4`), up to 5 `DRES` through
 //!   the hub to a passive one, with the search's token.
 //! - **Our own PMs** come back from the hub (`EMSG` echo); they are not
@@ -66,32 +66,25 @@
 //! - **Our INF** goes out again when what it says changes, as a diff (only
 //!   the changed fields; a cleared field is sent empty), at most every
 //!   [`INF_INTERVAL`] (every [`SHARE_INTERVAL`] when only the share changed).
-//! - **Redirects** (`IQUI` of our SID with `RD`) follow the same policy as
-//!   NMDC's `$ForceMove`; only ADC addresses can be followed by this session.
+//! - **Redirects** (`IQUI` of our SID with `RD`) go to the driver, as NMDC's
+//!   `$ForceMove` does; they may lead to an NMDC hub.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::nmdc::UdpFrame;
-use super::redirect;
-use super::{
-    ConnectMode, FileType, HubCommand, HubEvent, HubId, HubInfo, HubParams, HubSink, HubState,
-    Hubs, PeerRequest, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, UserList, Via,
+use super::driver::{After, Dialect, Framer, Session};
+use super::model::{
+    FileType, HubCommand, HubEvent, HubId, HubParams, HubState, PeerRequest, Protocol, Role,
+    SearchFrom, SearchHit, SearchQuery, Via,
 };
-use crate::address::HubUrl;
-use crate::identity::Me;
-use crate::net::resolve::{self, Dial};
-use crate::net::{ConnError, Connection, Framing};
+use super::registry::Hubs;
+use super::users::{User, UserList};
+use crate::net::Framing;
 use crate::proto::adc::{
     self, Away, Command, Ctm, Feature, FeatureFilter, FileType as AdcFileType, Header, Inf,
     Message, Msg, Qui, Rcm, Res, Sch, Severity, Sid, Sta, Sup, Update, UserType,
 };
-use crate::runtime::{
-    Context, Job, Message as JobMessage, Runtime, Step, TaskDone, TaskId, TimerId,
-};
+use crate::runtime::{Context, TimerId};
 
 /// The longest line accepted from a hub (ADC lines are short; a long MOTD
 /// or user-command list fits).
@@ -99,31 +92,13 @@ pub const MAX_FRAME: usize = 256 << 10;
 /// The longest INF kept for one user; longer ones are refused (real ones
 /// are well under 1 KiB).
 pub const MAX_INF: usize = 8 << 10;
-/// Frames applied per poll at most, before letting other jobs run.
-pub const MAX_FRAMES_PER_POLL: usize = 20_000;
-/// From starting to connect to being logged in.
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often the keep-alive is checked.
-pub const KEEPALIVE_CHECK: Duration = Duration::from_secs(30);
-/// An empty keep-alive line goes out after this long without sending.
-pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(120);
 /// INF changes go out at most this often.
 pub const INF_INTERVAL: Duration = Duration::from_secs(2);
 /// Share-size-only INF changes go out at most this often.
 pub const SHARE_INTERVAL: Duration = Duration::from_secs(60);
-/// How long a batch of raw lines waits for the sink's verdict.
-pub const RAW_VERDICT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a redirect waits for the sink's verdict.
-pub const REDIRECT_VERDICT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest wait between two reconnect attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
-/// A session online this long restarts the reconnect doubling.
-pub const STABLE_ONLINE: Duration = Duration::from_secs(60);
 /// Malformed lines and status messages logged per connection before they
 /// are only counted.
 pub const NOISY_LOG_LIMIT: u32 = 10;
-/// How soon a session whose sink is congested looks again.
-const CONGESTION_RETRY: Duration = Duration::from_millis(20);
 
 /// The features of our `HSUP`.
 const HUB_FEATURES: [Feature; 3] = [Feature::BAS0, Feature::BASE, Feature::TIGR];
@@ -245,133 +220,34 @@ fn token_hub(token: &str) -> Option<HubId> {
     id.parse::<u64>().ok().map(crate::runtime::JobId)
 }
 
-/// Routes an ADC datagram (`URES`) from the shared UDP listener to the
-/// session whose search token it carries, else to the ADC hub searched
-/// last.
-pub(crate) fn route_udp(cx: &Context<'_>, hubs: &Hubs, data: &[u8], from: SocketAddr) {
+/// The hub an ADC datagram (`URES`) from the shared UDP listener is for: the
+/// session whose search token it carries, else the ADC hub searched last.
+pub(crate) fn udp_route(hubs: &Hubs, data: &[u8], from: SocketAddr) -> Option<HubId> {
     let line = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
     let msg = match adc::parse(line) {
         Ok(m) => m,
         Err(e) => {
             log::debug!(target: "hub", "UDP datagram from {from}: not ADC: {e}; dropped");
-            return;
+            return None;
         }
     };
     if msg.command() != adc::CommandName::RES {
         log::debug!(target: "hub", "UDP datagram from {from} is a {}, not a result; dropped", msg.command());
-        return;
+        return None;
     }
     let is_adc = |id: HubId| hubs.get(id).is_some_and(|h| h.borrow().protocol == Protocol::Adc);
     let by_token = msg.get("TO").and_then(token_hub).filter(|id| is_adc(*id));
-    let hub = by_token.or_else(|| {
+    by_token.or_else(|| {
         hubs.ids()
             .into_iter()
             .filter(|id| is_adc(*id))
             .filter_map(|id| hubs.get(id).and_then(|h| h.borrow().last_search.map(|t| (t, id))))
             .max()
             .map(|(_, id)| id)
-    });
-    match hub {
-        Some(h) => {
-            cx.send(h, UdpFrame(data.to_vec()));
-        }
-        None => log::debug!(target: "hub", "UDP result from {from} for no ADC hub; dropped"),
-    }
-}
-
-// ----- the session job ---------------------------------------------------------------
-
-/// Starts a session job; the hub is registered at once.
-pub(crate) fn spawn(
-    rt: &Runtime,
-    hubs: Hubs,
-    params: HubParams,
-    addr: HubUrl,
-    sink: Rc<dyn HubSink>,
-) -> HubId {
-    rt.spawn_with(|id| {
-        let info = hubs.insert(HubInfo::new(
-            id,
-            &params.url,
-            Protocol::Adc,
-            &params.nick,
-            encoding_rs::UTF_8,
-            hubs.identity().max_users,
-        ));
-        let me = hubs.me();
-        AdcSession {
-            conn: None,
-            s: State {
-                me,
-                id,
-                rt: rt.clone(),
-                hubs,
-                redirects: redirect::Chain::default(),
-                params,
-                addr,
-                info,
-                sink,
-                phase: Phase::Start,
-                stage: Stage::Protocol,
-                out: Vec::new(),
-                events: Vec::new(),
-                coalesce: HashMap::new(),
-                my_sid: None,
-                tls: false,
-                attempts: 0,
-                online_at: None,
-                local_ip: None,
-                announced: false,
-                registered: false,
-                last_inf: None,
-                last_inf_at: None,
-                last_sent_at: Instant::now(),
-                searches: 0,
-                noisy: 0,
-                login_timer: None,
-                keepalive: None,
-                inf_timer: None,
-                raw_timer: None,
-                congestion_timer: None,
-                raw_batch: 0,
-                raw_pending: None,
-                pending_drop: None,
-                stopping: false,
-            },
-        }
     })
 }
 
-/// What happens after a connection ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum After {
-    /// Try again after the backoff delay.
-    Reconnect,
-    /// Try again, but not sooner than this.
-    ReconnectNoSooner(Duration),
-    /// The session ends.
-    Stop,
-    /// Wait for the sink's verdict on a redirect.
-    AwaitRedirect(String),
-    /// Follow a redirect now.
-    Follow(String),
-}
-
-#[derive(Debug)]
-struct Ending {
-    reason: String,
-    after: After,
-    graceful: bool,
-}
-
-enum Phase {
-    Start,
-    Resolving(TaskId),
-    Connected,
-    Waiting(TimerId),
-    AwaitRedirect { url: String, timer: TimerId },
-    Done,
-}
+// ----- the dialect -------------------------------------------------------------------
 
 /// The ADC states of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,343 +258,151 @@ enum Stage {
     Normal,
 }
 
-/// An ADC hub session job; see the module docs.
-pub struct AdcSession {
-    conn: Option<Connection>,
-    s: State,
-}
-
-struct State {
-    id: HubId,
-    rt: Runtime,
-    /// The registry this session is in.
-    hubs: Hubs,
-    /// Redirects followed since the session was last stable.
-    redirects: redirect::Chain,
-    params: HubParams,
-    addr: HubUrl,
-    info: Rc<RefCell<HubInfo>>,
-    sink: Rc<dyn HubSink>,
-    me: Me,
-    phase: Phase,
+/// The ADC state of a session (the driver keeps the rest).
+pub(crate) struct Adc {
     stage: Stage,
-    out: Vec<u8>,
-    events: Vec<HubEvent>,
-    coalesce: HashMap<Box<str>, usize>,
     my_sid: Option<Sid>,
-    tls: bool,
-    attempts: u32,
-    online_at: Option<Instant>,
-    local_ip: Option<IpAddr>,
-    announced: bool,
+    /// The hub asked for our password.
     registered: bool,
     /// The whole INF we announced last (to send only changes).
     last_inf: Option<Message>,
     last_inf_at: Option<Instant>,
-    last_sent_at: Instant,
+    /// Our searches so far (their tokens).
     searches: u64,
     /// Malformed lines and status messages seen on this connection.
     noisy: u32,
-    login_timer: Option<TimerId>,
-    keepalive: Option<TimerId>,
     inf_timer: Option<TimerId>,
-    raw_timer: Option<TimerId>,
-    congestion_timer: Option<TimerId>,
-    raw_batch: u64,
-    raw_pending: Option<(u64, Vec<Box<[u8]>>)>,
-    pending_drop: Option<Ending>,
-    stopping: bool,
 }
 
-impl Job for AdcSession {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Step {
-        let fired: Vec<TimerId> = cx.fired_timers().to_vec();
-        if let Some(c) = self.conn.as_mut() {
-            c.absorb(cx);
+impl Dialect for Adc {
+    const PROTOCOL: Protocol = Protocol::Adc;
+    const KEEPALIVE: &'static [u8] = b"\n";
+    const FRAMER: Framer =
+        Framer::Delimited(Framing::Delimited { delim: b'\n', max_frame: MAX_FRAME });
+
+    fn new(_: &HubParams) -> Adc {
+        Adc {
+            stage: Stage::Protocol,
+            my_sid: None,
+            registered: false,
+            last_inf: None,
+            last_inf_at: None,
+            searches: 0,
+            noisy: 0,
+            inf_timer: None,
         }
-        while let Some(m) = cx.recv() {
-            self.on_message(cx, m);
-            self.apply_drop(cx);
-        }
-        if self.s.stopping && !matches!(self.s.phase, Phase::Done) {
-            self.s.request_drop("closed by the client".into(), After::Stop, true);
-            self.apply_drop(cx);
-        }
-        for t in fired {
-            self.on_timer(cx, t);
-            self.apply_drop(cx);
-        }
-        if matches!(self.s.phase, Phase::Start) {
-            self.start_connect(cx);
-        }
-        if matches!(self.s.phase, Phase::Connected) {
-            self.pump(cx);
-        }
-        self.flush_out(cx);
-        self.apply_drop(cx);
-        self.s.deliver();
-        if matches!(self.s.phase, Phase::Done) {
-            self.s.info.borrow_mut().state = HubState::Disconnected;
-            self.s.hubs.remove(self.s.id);
-            return Step::Done;
-        }
-        Step::Pending
     }
 
-    fn is_alive(&self) -> bool {
-        !self.s.stopping && !matches!(self.s.phase, Phase::Done)
+    fn charset(_: &HubParams) -> &'static encoding_rs::Encoding {
+        encoding_rs::UTF_8
     }
 
-    fn stop(&mut self) {
-        self.s.stopping = true;
+    fn opened(s: &mut Session<Adc>, _: &mut Context<'_>) {
+        // ADC clients speak first; the connection queues this until it is
+        // connected (and the TLS handshake is done).
+        s.p.stage = Stage::Protocol;
+        let sup = Sup::adding(&HUB_FEATURES).to_message(Header::Hub);
+        s.send_msg(&sup);
     }
 
-    fn name(&self) -> String {
-        format!("hub {}", self.s.params.url)
+    fn handle(s: &mut Session<Adc>, cx: &mut Context<'_>, frame: &[u8]) {
+        s.handle(cx, frame);
     }
-}
 
-impl AdcSession {
-    // ----- connecting ------------------------------------------------------------
+    fn logged_in(s: &Session<Adc>) -> bool {
+        s.announced
+    }
 
-    fn start_connect(&mut self, cx: &mut Context<'_>) {
-        let host = self.s.addr.host.clone();
-        let port = self.s.addr.port;
-        {
-            let mut info = self.s.info.borrow_mut();
-            info.state = HubState::Connecting;
-            info.url = self.s.params.url.clone();
-        }
-        if let Some(t) = self.s.login_timer.take() {
+    fn reset(s: &mut Session<Adc>, cx: &mut Context<'_>) {
+        let p = &mut s.p;
+        p.stage = Stage::Protocol;
+        p.registered = false;
+        p.my_sid = None;
+        p.last_inf = None;
+        p.last_inf_at = None;
+        p.noisy = 0;
+        if let Some(t) = p.inf_timer.take() {
             cx.cancel_timer(t);
         }
-        self.s.login_timer = Some(cx.after(LOGIN_TIMEOUT));
-        match resolve::start(cx, &host, port) {
-            Dial::Ready(addr) => self.open(cx, addr),
-            Dial::Resolving(task) => {
-                log::debug!(target: "hub", "hub {}: resolving {host}", self.s.params.url);
-                self.s.phase = Phase::Resolving(task);
-            }
-        }
     }
 
-    fn resolved(&mut self, cx: &mut Context<'_>, result: resolve::Resolved) {
-        match resolve::finish(&self.s.addr.host, result) {
-            Ok(addr) => self.open(cx, addr),
-            Err(e) => self.s.request_drop(e.to_string(), After::Reconnect, false),
-        }
-    }
-
-    fn open(&mut self, cx: &mut Context<'_>, addr: SocketAddr) {
-        let url = self.s.params.url.clone();
-        log::info!(target: "hub", "hub {url}: connecting to {addr}");
-        let framing = Framing::adc(MAX_FRAME);
-        let conn = if self.s.addr.is_tls() {
-            let session = self
-                .s
-                .me
-                .tls()
-                .and_then(|tls| tls.hub_client(&self.s.addr).map_err(|e| e.to_string()));
-            match session {
-                Ok(session) => {
-                    Connection::connect_tls(cx.runtime(), cx.id(), addr, framing, session)
-                }
-                Err(e) => {
-                    let msg = format!("TLS for {url}: {e}");
-                    log::error!(target: "hub", "hub {url}: {msg}");
-                    return self.s.request_drop(msg, After::Stop, false);
-                }
-            }
-        } else {
-            Connection::connect(cx.runtime(), cx.id(), addr, framing)
-        };
-        match conn {
-            Ok(conn) => {
-                self.s.local_ip = conn.local_addr().map(|a| a.ip());
-                self.s.tls = conn.is_tls();
-                self.conn = Some(conn);
-                self.s.phase = Phase::Connected;
-                self.s.stage = Stage::Protocol;
-                self.s.info.borrow_mut().address = Some(addr);
-                if self.s.keepalive.is_none() {
-                    self.s.keepalive = Some(cx.every(KEEPALIVE_CHECK));
-                }
-                // ADC clients speak first; the connection queues this until
-                // it is connected (and the TLS handshake is done).
-                let sup = Sup::adding(&HUB_FEATURES).to_message(Header::Hub);
-                self.s.send_msg(&sup);
-            }
-            Err(e) => self.s.request_drop(e.to_string(), After::Reconnect, false),
-        }
-    }
-
-    // ----- reading -----------------------------------------------------------------
-
-    fn pump(&mut self, cx: &mut Context<'_>) {
-        if self.s.pending_drop.is_some() || self.s.raw_pending.is_some() {
-            return;
-        }
-        if self.s.sink.congested() {
-            if self.s.congestion_timer.is_none() {
-                self.s.congestion_timer = Some(cx.after(CONGESTION_RETRY));
-            }
-            return;
-        }
-        let want_raw = self.s.sink.wants_raw(self.s.id);
-        let Some(conn) = self.conn.as_mut() else { return };
-        let s = &mut self.s;
-        let mut raw_lines: Vec<Box<[u8]>> = Vec::new();
-        let result = conn.read_frames(MAX_FRAMES_PER_POLL, |frame| {
-            // An empty line is a keep-alive.
-            if frame.is_empty() {
-            } else if want_raw {
-                raw_lines.push(frame.into());
-            } else {
-                s.handle(cx, frame);
-            }
-        });
-        if s.tls && s.info.borrow().keyprint.is_none() && !conn.is_handshaking() {
-            if let Some(kp) = conn.peer_keyprint() {
-                s.info.borrow_mut().keyprint = Some(kp.to_string());
-            }
-        }
-        let more = conn.has_more();
-        match result {
-            Ok(status) => {
-                if !raw_lines.is_empty() {
-                    s.filter_raw(cx, raw_lines);
-                }
-                if status.eof {
-                    s.request_drop("the hub closed the connection".into(), After::Reconnect, false);
-                } else if more {
-                    cx.repoll();
-                }
-            }
-            Err(ConnError::Keyprint(e)) => {
-                log::error!(target: "hub", "hub {}: {e}", s.params.url);
-                s.request_drop(e.to_string(), After::Stop, false);
-            }
-            Err(e) => s.request_drop(e.to_string(), After::Reconnect, false),
-        }
-    }
-
-    fn flush_out(&mut self, cx: &mut Context<'_>) {
-        if self.s.out.is_empty() {
-            if let Some(c) = self.conn.as_mut().filter(|c| c.queued() > 0) {
-                if let Err(e) = c.flush() {
-                    let after = keyprint_after(&e);
-                    self.s.request_drop(e.to_string(), after, false);
-                }
-            }
-            return;
-        }
-        let data = std::mem::take(&mut self.s.out);
-        let Some(conn) = self.conn.as_mut() else { return };
-        self.s.last_sent_at = cx.now();
-        if let Err(e) = conn.send(data) {
-            let after = keyprint_after(&e);
-            self.s.request_drop(e.to_string(), after, false);
-        }
-    }
-
-    fn apply_drop(&mut self, cx: &mut Context<'_>) {
-        let Some(d) = self.s.pending_drop.take() else { return };
-        if let Some(mut c) = self.conn.take() {
-            if d.graceful {
-                if !self.s.out.is_empty() {
-                    let _ = c.send(std::mem::take(&mut self.s.out));
-                }
-                c.close();
-            } else {
-                c.abort();
-            }
-        }
-        self.s.out.clear();
-        self.s.connection_lost(cx, d);
-        if matches!(self.s.phase, Phase::Start) {
-            cx.repoll();
-        }
-    }
-
-    // ----- messages and timers ----------------------------------------------------
-
-    fn on_message(&mut self, cx: &mut Context<'_>, m: JobMessage) {
-        let m = match m.downcast::<HubCommand>() {
-            Ok(cmd) => return self.s.command(cx, *cmd),
-            Err(m) => m,
-        };
-        let m = match m.downcast::<UdpFrame>() {
-            Ok(f) => return self.s.udp_frame(&f.0),
-            Err(m) => m,
-        };
-        if let Ok(done) = m.downcast::<TaskDone>() {
-            if matches!(self.s.phase, Phase::Resolving(t) if t == done.task) {
-                match done.result.downcast::<resolve::Resolved>() {
-                    Ok(r) => self.resolved(cx, *r),
-                    Err(_) => self.s.request_drop(
-                        "resolving: unexpected helper result".into(),
-                        After::Reconnect,
-                        false,
-                    ),
-                }
-            }
-        }
-    }
-
-    fn on_timer(&mut self, cx: &mut Context<'_>, t: TimerId) {
-        let s = &mut self.s;
-        match &s.phase {
-            Phase::Waiting(w) if *w == t => {
-                s.phase = Phase::Start;
-                return;
-            }
-            Phase::AwaitRedirect { url, timer } if *timer == t => {
-                let url = url.clone();
-                let follow = s.params.follow_redirects;
-                log::info!(target: "hub", "hub {}: no verdict on the redirect to {url}; policy: {}", s.params.url, if follow { "follow" } else { "stay" });
-                s.redirect_verdict(cx, &url, follow);
-                return;
-            }
-            _ => {}
-        }
-        if s.login_timer == Some(t) {
-            s.login_timer = None;
-            if !s.announced {
-                let msg = format!(
-                    "not logged in after {} s; giving up this attempt",
-                    LOGIN_TIMEOUT.as_secs()
-                );
-                s.request_drop(msg, After::Reconnect, false);
-            }
-        } else if s.keepalive == Some(t) {
-            if matches!(s.phase, Phase::Connected)
-                && cx.now().duration_since(s.last_sent_at) >= KEEPALIVE_IDLE
-            {
-                s.out.push(b'\n');
-            }
-        } else if s.inf_timer == Some(t) {
-            s.inf_timer = None;
+    fn on_timer(s: &mut Session<Adc>, cx: &mut Context<'_>, t: TimerId) {
+        if s.p.inf_timer == Some(t) {
+            s.p.inf_timer = None;
             s.send_inf(cx, false);
-        } else if s.raw_timer == Some(t) {
-            s.raw_timer = None;
-            if let Some((batch, lines)) = s.raw_pending.take() {
-                log::warn!(target: "hub", "hub {}: no verdict on raw lines (batch {batch}) after {} s; processing them", s.params.url, RAW_VERDICT_TIMEOUT.as_secs());
-                for line in lines {
-                    s.handle(cx, &line);
-                }
-            }
-        } else if s.congestion_timer == Some(t) {
-            s.congestion_timer = None;
         }
     }
-}
 
-/// A refused keyprint ends the session; other failures reconnect.
-fn keyprint_after(e: &ConnError) -> After {
-    if matches!(e, ConnError::Keyprint(_)) {
-        After::Stop
-    } else {
-        After::Reconnect
+    fn command(s: &mut Session<Adc>, cx: &mut Context<'_>, cmd: HubCommand) {
+        let online = s.connected();
+        match cmd {
+            HubCommand::InfoChanged => s.send_inf(cx, false),
+            HubCommand::SendRaw(line) if online => {
+                s.out.extend_from_slice(line.as_bytes());
+                if !line.ends_with('\n') {
+                    s.out.push(b'\n');
+                }
+            }
+            _ if !online || s.p.stage != Stage::Normal => {
+                log::debug!(target: "hub", "hub {}: not logged in; dropped {cmd:?}", s.params.url);
+            }
+            // SendRaw offline; the driver's own commands never come here.
+            HubCommand::SendRaw(_)
+            | HubCommand::Disconnect
+            | HubCommand::RedirectVerdict { .. }
+            | HubCommand::RawVerdict { .. } => {}
+            HubCommand::Say { text, me } => {
+                let Some(sid) = s.p.my_sid else { return };
+                let msg = Msg { me, ..Msg::chat(&text) };
+                s.send_msg(&msg.to_message(Header::Broadcast { from: sid }));
+            }
+            HubCommand::Pm { to, text, me } => {
+                let Some(sid) = s.p.my_sid else { return };
+                let Some(them) = s.sid_of(&to) else {
+                    log::warn!(target: "hub", "hub {}: no user {to:?} to send a private message to", s.params.url);
+                    return;
+                };
+                let msg = Msg { me, ..Msg::private(&text, sid) };
+                s.send_msg(&msg.to_message(Header::Echo { from: sid, to: them }));
+            }
+            HubCommand::Search(q) => s.search(cx, &q),
+            HubCommand::ConnectToMe { nick, port, tls, token } => {
+                let (Some(sid), Some(them)) = (s.p.my_sid, s.sid_of(&nick)) else { return };
+                let token = token.unwrap_or_else(|| format!("{:x}", rand::random::<u32>()));
+                let protocol = if tls { adc::PROTOCOL_ADCS } else { adc::PROTOCOL_ADC };
+                let ctm = Ctm { protocol, port, token: &token };
+                log::debug!(target: "hub", "hub {}: CTM to {nick} with token {token}", s.params.url);
+                s.send_msg(&ctm.to_message(Header::Direct { from: sid, to: them }));
+            }
+            HubCommand::RevConnectToMe { nick, token } => {
+                let (Some(sid), Some(them)) = (s.p.my_sid, s.sid_of(&nick)) else { return };
+                let token = token.unwrap_or_else(|| format!("{:x}", rand::random::<u32>()));
+                let rcm = Rcm { protocol: adc::PROTOCOL_ADC, token: &token };
+                s.send_msg(&rcm.to_message(Header::Direct { from: sid, to: them }));
+            }
+        }
+    }
+
+    /// A datagram from the UDP listener: `URES` lines for us.
+    fn udp(s: &mut Session<Adc>, data: &[u8]) {
+        for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(msg) = adc::parse(line) else {
+                log::debug!(target: "hub", "hub {}: a UDP line that is not ADC", s.params.url);
+                continue;
+            };
+            let (Header::Udp { cid }, Ok(Command::Res(res))) =
+                (msg.header(), Command::from_message(&msg))
+            else {
+                log::debug!(target: "hub", "hub {}: a UDP line that is not a URES", s.params.url);
+                continue;
+            };
+            let known = {
+                let info = s.info.borrow();
+                cid.as_tiger().and_then(|c| info.users.by_cid(c)).map(|u| u.nick().to_string())
+            };
+            let nick = known.unwrap_or_else(|| cid.to_string());
+            s.on_res(&res, nick, line, Via::Udp);
+        }
     }
 }
 
@@ -731,29 +415,7 @@ fn sta_text(sta: &Sta<'_>) -> String {
     }
 }
 
-impl State {
-    fn emit(&mut self, e: HubEvent) {
-        self.events.push(e);
-    }
-
-    fn deliver(&mut self) {
-        self.coalesce.clear();
-        if !self.events.is_empty() {
-            let events = std::mem::take(&mut self.events);
-            self.sink.deliver(self.id, events);
-        }
-    }
-
-    fn request_drop(&mut self, reason: String, after: After, graceful: bool) {
-        if self.pending_drop.is_none() {
-            self.pending_drop = Some(Ending { reason, after, graceful });
-        }
-    }
-
-    fn my_nick(&self) -> String {
-        self.info.borrow().my_nick.clone()
-    }
-
+impl Session<Adc> {
     fn send_msg(&mut self, msg: &Message) {
         msg.encode_into(&mut self.out);
     }
@@ -761,8 +423,8 @@ impl State {
     /// Logs a malformed line or a status message: the first few per
     /// connection at `level`, then one line per thousand.
     fn noisy(&mut self, level: log::Level, what: &str) {
-        self.noisy = self.noisy.saturating_add(1);
-        let n = self.noisy;
+        self.p.noisy = self.p.noisy.saturating_add(1);
+        let n = self.p.noisy;
         if n <= NOISY_LOG_LIMIT {
             log::log!(target: "hub", level, "hub {}: {what}", self.params.url);
             if n == NOISY_LOG_LIMIT {
@@ -773,223 +435,14 @@ impl State {
         }
     }
 
-    fn connection_lost(&mut self, cx: &mut Context<'_>, d: Ending) {
-        let was_logged_in = self.info.borrow().role.is_some();
-        let was_stable =
-            self.online_at.is_some_and(|t| cx.now().duration_since(t) >= STABLE_ONLINE);
-        if was_stable {
-            self.attempts = 0;
-            self.redirects.reset();
-        }
-        self.stage = Stage::Protocol;
-        self.announced = false;
-        self.registered = false;
-        self.online_at = None;
-        self.my_sid = None;
-        self.last_inf = None;
-        self.last_inf_at = None;
-        self.raw_pending = None;
-        self.noisy = 0;
-        for t in [
-            self.login_timer.take(),
-            self.inf_timer.take(),
-            self.raw_timer.take(),
-            self.congestion_timer.take(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            cx.cancel_timer(t);
-        }
-        if let Phase::Waiting(t) | Phase::AwaitRedirect { timer: t, .. } = self.phase {
-            cx.cancel_timer(t);
-        }
-        {
-            let mut info = self.info.borrow_mut();
-            info.users.clear();
-            info.role = None;
-            info.address = None;
-            info.my_ip = None;
-        }
-        if was_logged_in {
-            self.hubs.info_changed(&self.rt, Some(self.id));
-        }
-        let url = self.params.url.clone();
-        let wait = |s: &mut State, min: Duration, reason: String| match s.next_delay() {
-            Some(delay) => {
-                let delay = delay.max(min);
-                log::warn!(target: "hub", "hub {url}: {reason}; reconnecting in {:.1} s", delay.as_secs_f64());
-                s.phase = Phase::Waiting(cx.after(delay));
-                s.info.borrow_mut().state = HubState::Reconnecting;
-                s.emit(HubEvent::Disconnected { reason, reconnect_in: Some(delay) });
-            }
-            None => s.finish(reason),
-        };
-        match d.after {
-            After::Reconnect => wait(self, Duration::ZERO, d.reason),
-            After::ReconnectNoSooner(min) => wait(self, min, d.reason),
-            After::Stop => self.finish(d.reason),
-            After::AwaitRedirect(target) => {
-                log::info!(target: "hub", "hub {url}: {}", d.reason);
-                let timer = cx.after(REDIRECT_VERDICT_TIMEOUT);
-                self.phase = Phase::AwaitRedirect { url: target, timer };
-                self.info.borrow_mut().state = HubState::Reconnecting;
-            }
-            After::Follow(target) => self.follow(target, d.reason),
-        }
-    }
-
-    fn finish(&mut self, reason: String) {
-        log::info!(target: "hub", "hub {}: {reason}; session ended", self.params.url);
-        if let Some(t) = self.keepalive.take() {
-            self.rt.cancel_timer(t);
-        }
-        self.phase = Phase::Done;
-        self.info.borrow_mut().state = HubState::Disconnected;
-        self.emit(HubEvent::Disconnected { reason, reconnect_in: None });
-    }
-
-    fn follow(&mut self, target: String, reason: String) {
-        match HubUrl::parse(&target) {
-            Ok(a) if a.is_adc() => {
-                let delay = match self.redirects.check(&self.addr, &a) {
-                    redirect::Verdict::Follow(delay) => delay,
-                    redirect::Verdict::Stay(why) => {
-                        log::warn!(target: "hub", "hub {}: {why}", self.params.url);
-                        return self.redirect_refused(format!("{reason}: {why}"));
-                    }
-                    redirect::Verdict::End(why) => {
-                        log::warn!(target: "hub", "hub {}: {why}", self.params.url);
-                        return self.finish(format!("{reason}: {why}"));
-                    }
-                };
-                log::info!(target: "hub", "hub {}: following the redirect to {target}", self.params.url);
-                self.params.url = target;
-                self.addr = a;
-                self.attempts = 0;
-                self.phase = if delay.is_zero() {
-                    Phase::Start
-                } else {
-                    Phase::Waiting(self.rt.timer_after(self.id, delay))
-                };
-                self.info.borrow_mut().state = HubState::Connecting;
-                self.info.borrow_mut().keyprint = None;
-                self.emit(HubEvent::Disconnected { reason, reconnect_in: Some(delay) });
-            }
-            _ => {
-                log::warn!(target: "hub", "hub {}: cannot follow the redirect to {target:?} (not an ADC hub address)", self.params.url);
-                self.redirect_refused(reason);
-            }
-        }
-    }
-
-    fn redirect_refused(&mut self, reason: String) {
-        match self.next_delay() {
-            Some(delay) => {
-                self.phase = Phase::Waiting(self.rt.timer_after(self.id, delay));
-                self.info.borrow_mut().state = HubState::Reconnecting;
-                self.emit(HubEvent::Disconnected { reason, reconnect_in: Some(delay) });
-            }
-            None => self.finish(reason),
-        }
-    }
-
-    fn redirect_verdict(&mut self, cx: &mut Context<'_>, url: &str, follow: bool) {
-        let Phase::AwaitRedirect { url: pending, timer } = &self.phase else { return };
-        if pending != url {
-            return;
-        }
-        cx.cancel_timer(*timer);
-        let reason = format!("redirected to {url}");
-        if follow {
-            self.follow(url.to_string(), reason);
-        } else {
-            self.redirect_refused(format!("{reason} (not followed)"));
-        }
-    }
-
-    fn next_delay(&mut self) -> Option<Duration> {
-        let base = self.params.reconnect_delay;
-        if base.is_zero() || self.stopping {
-            return None;
-        }
-        let exp = 1u32 << self.attempts.min(16);
-        let delay = base.saturating_mul(exp).min(MAX_BACKOFF.max(base));
-        self.attempts = self.attempts.saturating_add(1);
-        let jitter: f64 = rand::random_range(0.75..1.25);
-        Some(delay.mul_f64(jitter))
-    }
-
-    // ----- commands --------------------------------------------------------------
-
-    fn command(&mut self, cx: &mut Context<'_>, cmd: HubCommand) {
-        let online = matches!(self.phase, Phase::Connected);
-        match cmd {
-            HubCommand::Disconnect => {
-                self.request_drop("disconnected by request".into(), After::Stop, true);
-            }
-            HubCommand::InfoChanged => self.send_inf(cx, false),
-            HubCommand::RedirectVerdict { url, follow } => self.redirect_verdict(cx, &url, follow),
-            HubCommand::RawVerdict { batch, keep } => self.raw_verdict(cx, batch, keep),
-            HubCommand::SendRaw(line) if online => {
-                self.out.extend_from_slice(line.as_bytes());
-                if !line.ends_with('\n') {
-                    self.out.push(b'\n');
-                }
-            }
-            _ if !online || self.stage != Stage::Normal => {
-                log::debug!(target: "hub", "hub {}: not logged in; dropped {cmd:?}", self.params.url);
-            }
-            HubCommand::SendRaw(_) => {}
-            HubCommand::Say { text, me } => {
-                let Some(sid) = self.my_sid else { return };
-                let msg = Msg { me, ..Msg::chat(&text) };
-                self.send_msg(&msg.to_message(Header::Broadcast { from: sid }));
-            }
-            HubCommand::Pm { to, text, me } => {
-                let Some(sid) = self.my_sid else { return };
-                let Some(them) = self.sid_of(&to) else {
-                    log::warn!(target: "hub", "hub {}: no user {to:?} to send a private message to", self.params.url);
-                    return;
-                };
-                let msg = Msg { me, ..Msg::private(&text, sid) };
-                self.send_msg(&msg.to_message(Header::Echo { from: sid, to: them }));
-            }
-            HubCommand::Search(q) => self.search(cx, &q),
-            HubCommand::ConnectToMe { nick, port, tls, token } => {
-                let (Some(sid), Some(them)) = (self.my_sid, self.sid_of(&nick)) else { return };
-                let token = token.unwrap_or_else(|| format!("{:x}", rand::random::<u32>()));
-                let protocol = if tls { adc::PROTOCOL_ADCS } else { adc::PROTOCOL_ADC };
-                let ctm = Ctm { protocol, port, token: &token };
-                log::debug!(target: "hub", "hub {}: CTM to {nick} with token {token}", self.params.url);
-                self.send_msg(&ctm.to_message(Header::Direct { from: sid, to: them }));
-            }
-            HubCommand::RevConnectToMe { nick, token } => {
-                let (Some(sid), Some(them)) = (self.my_sid, self.sid_of(&nick)) else { return };
-                let token = token.unwrap_or_else(|| format!("{:x}", rand::random::<u32>()));
-                let rcm = Rcm { protocol: adc::PROTOCOL_ADC, token: &token };
-                self.send_msg(&rcm.to_message(Header::Direct { from: sid, to: them }));
-            }
-        }
-    }
-
-    /// The UDP port of active searches, when we are active.
-    fn active_udp(&self) -> Option<u16> {
-        let hubs = self.hubs.clone();
-        if hubs.identity().mode != ConnectMode::Active {
-            return None;
-        }
-        hubs.udp(&self.rt).map(|e| e.addr.port())
-    }
-
     fn search(&mut self, cx: &mut Context<'_>, q: &SearchQuery) {
-        let Some(sid) = self.my_sid else { return };
+        let Some(sid) = self.p.my_sid else { return };
         if q.tth.is_none() && q.include.iter().all(|w| w.trim().is_empty()) {
             log::debug!(target: "hub", "hub {}: a search without words or TTH is not sent", self.params.url);
             return;
         }
-        self.searches += 1;
-        let token = search_token(self.id, self.searches);
+        self.p.searches += 1;
+        let token = search_token(self.id, self.p.searches);
         let mut sch = Sch { token: Some(&token), ..Sch::default() };
         match &q.tth {
             Some(t) => sch.tth = Some(*t),
@@ -1020,8 +473,6 @@ impl State {
         self.info.borrow_mut().last_search = Some(cx.now());
     }
 
-    // ----- our INF -----------------------------------------------------------------
-
     /// Our whole INF as it stands now.
     fn my_inf(&self, sid: Sid) -> Message {
         let hubs = self.hubs.clone();
@@ -1029,7 +480,7 @@ impl State {
         let mut counts = hubs.hub_counts();
         match self.info.borrow().role {
             // Not counted yet while logging in: we are about to be.
-            None if self.registered => counts.registered += 1,
+            None if self.p.registered => counts.registered += 1,
             None => counts.normal += 1,
             Some(_) => {}
         }
@@ -1042,14 +493,14 @@ impl State {
         // against, on every hub, as DC++ announces them (active or not: a
         // passive user's TLS connection goes out to a TLS port).
         let keyprint = if id.tls_transfers {
-            self.me.tls().ok().map(|t| t.our_keyprint().to_string())
+            self.hubs.me().tls().ok().map(|t| t.our_keyprint().to_string())
         } else {
             None
         };
         if keyprint.is_some() {
             features.push(Feature::ADC0);
         }
-        let pid = self.me.pid();
+        let pid = self.hubs.me().pid();
         let nick = self.info.borrow().my_nick.clone();
         fn set(s: &str) -> Option<Update<&str>> {
             (!s.is_empty()).then_some(Update::Set(s))
@@ -1082,15 +533,15 @@ impl State {
     /// Sends our INF (the first time whole, later only what changed),
     /// respecting the rate limits (`force`: at once).
     fn send_inf(&mut self, cx: &mut Context<'_>, force: bool) {
-        let Some(sid) = self.my_sid else { return };
-        if !matches!(self.phase, Phase::Connected) || self.stage == Stage::Protocol {
+        let Some(sid) = self.p.my_sid else { return };
+        if !self.connected() || self.p.stage == Stage::Protocol {
             return;
         }
         let now = self.my_inf(sid);
-        let Some(last) = &self.last_inf else {
+        let Some(last) = &self.p.last_inf else {
             self.send_msg(&now);
-            self.last_inf = Some(now);
-            self.last_inf_at = Some(cx.now());
+            self.p.last_inf = Some(now);
+            self.p.last_inf_at = Some(cx.now());
             return;
         };
         let diff = inf_diff(last, &now);
@@ -1103,49 +554,21 @@ impl State {
         // is not held back: hubs and users judge us by it.
         let was_empty = last.get("SS").is_none_or(|ss| ss == "0");
         let interval = if share_only && !was_empty { SHARE_INTERVAL } else { INF_INTERVAL };
-        let due = self.last_inf_at.map_or(cx.now(), |at| at + interval);
+        let due = self.p.last_inf_at.map_or(cx.now(), |at| at + interval);
         if force || cx.now() >= due {
             self.send_msg(&diff);
-            self.last_inf = Some(now);
-            self.last_inf_at = Some(cx.now());
-            if let Some(t) = self.inf_timer.take() {
+            self.p.last_inf = Some(now);
+            self.p.last_inf_at = Some(cx.now());
+            if let Some(t) = self.p.inf_timer.take() {
                 cx.cancel_timer(t);
             }
-        } else if self.inf_timer.is_none() {
-            self.inf_timer = Some(self.rt.timer_at(self.id, due));
+        } else if self.p.inf_timer.is_none() {
+            self.p.inf_timer = Some(self.rt.timer_at(self.id, due));
         }
     }
-
-    // ----- raw lines -----------------------------------------------------------------
-
-    fn filter_raw(&mut self, cx: &mut Context<'_>, lines: Vec<Box<[u8]>>) {
-        self.raw_batch += 1;
-        let batch = self.raw_batch;
-        self.raw_pending = Some((batch, lines.clone()));
-        self.raw_timer = Some(cx.after(RAW_VERDICT_TIMEOUT));
-        self.sink.filter_raw(self.id, batch, lines);
-    }
-
-    fn raw_verdict(&mut self, cx: &mut Context<'_>, batch: u64, keep: Vec<bool>) {
-        if !matches!(&self.raw_pending, Some((b, _)) if *b == batch) {
-            return;
-        }
-        let Some((_, lines)) = self.raw_pending.take() else { return };
-        if let Some(t) = self.raw_timer.take() {
-            cx.cancel_timer(t);
-        }
-        for (i, line) in lines.into_iter().enumerate() {
-            if keep.get(i).copied().unwrap_or(true) {
-                self.handle(cx, &line);
-            }
-        }
-        cx.repoll();
-    }
-
-    // ----- incoming lines --------------------------------------------------------------
 
     fn handle(&mut self, cx: &mut Context<'_>, frame: &[u8]) {
-        if self.pending_drop.is_some() {
+        if self.dropping() {
             return;
         }
         if log::log_enabled!(target: "hub", log::Level::Trace) {
@@ -1200,11 +623,11 @@ impl State {
     }
 
     fn on_sid(&mut self, cx: &mut Context<'_>, sid: Sid) {
-        if self.stage != Stage::Protocol {
+        if self.p.stage != Stage::Protocol {
             return self.noisy(log::Level::Warn, &format!("ignored a second ISID {sid}"));
         }
-        self.my_sid = Some(sid);
-        self.stage = Stage::Identify;
+        self.p.my_sid = Some(sid);
+        self.p.stage = Stage::Identify;
         self.info.borrow_mut().state = HubState::LoggingIn;
         log::debug!(target: "hub", "hub {}: our SID is {sid}", self.params.url);
         self.send_inf(cx, true);
@@ -1214,26 +637,24 @@ impl State {
         match self.params.password.clone() {
             Some(pw) => match gpa.respond(&pw) {
                 Ok(pas) => {
-                    self.stage = Stage::Verify;
-                    self.registered = true;
+                    self.p.stage = Stage::Verify;
+                    self.p.registered = true;
                     self.send_msg(&pas.to_message(Header::Hub));
                 }
                 Err(e) => {
-                    self.login_failed(format!("the hub's password salt: {e}"), frame, After::Stop);
+                    self.login_failed(
+                        format!("the hub's password salt: {e}"),
+                        Some(frame),
+                        After::Stop,
+                    );
                 }
             },
             None => self.login_failed(
                 "the hub asks for a password and none is set".into(),
-                frame,
+                Some(frame),
                 After::Stop,
             ),
         }
-    }
-
-    fn login_failed(&mut self, reason: String, frame: &[u8], after: After) {
-        log::warn!(target: "hub", "hub {}: login failed: {reason}", self.params.url);
-        self.emit(HubEvent::LoginFailed { reason: reason.clone(), raw: Some(frame.into()) });
-        self.request_drop(format!("login failed: {reason}"), after, false);
     }
 
     fn on_sta(&mut self, sta: &Sta<'_>, frame: &[u8]) {
@@ -1270,18 +691,14 @@ impl State {
             });
             self.request_drop(format!("the hub says: {text} (status {code})"), after, false);
         } else {
-            self.login_failed(text, frame, after);
+            self.login_failed(text, Some(frame), after);
         }
     }
 
     fn on_qui(&mut self, qui: &Qui<'_>) {
-        if Some(qui.sid) != self.my_sid {
+        if Some(qui.sid) != self.p.my_sid {
             let Some(user) = self.info.borrow_mut().users.remove_sid(qui.sid) else { return };
-            let nick = user.nick();
-            if self.announced {
-                self.coalesce.remove(nick);
-                self.emit(HubEvent::UserLeft { nick: nick.to_string() });
-            }
+            self.report_left(user.nick());
             return;
         }
         // We are being disconnected (kicked, banned, redirected).
@@ -1292,24 +709,7 @@ impl State {
             reason = format!("{reason} (by {by})");
         }
         if let Some(target) = qui.redirect.filter(|r| !r.trim().is_empty()) {
-            let target = target.trim().to_string();
-            if let Err(e) = HubUrl::parse(&target) {
-                log::warn!(target: "hub", "hub {}: ignoring a redirect to a bad address: {e}", self.params.url);
-            } else {
-                let follow = self.params.follow_redirects;
-                self.emit(HubEvent::Redirect {
-                    url: target.clone(),
-                    reason: reason.clone(),
-                    follow,
-                });
-                let why = format!("redirected to {target}: {reason}");
-                if self.sink.decides_redirects() {
-                    self.request_drop(why, After::AwaitRedirect(target), true);
-                } else if follow {
-                    self.request_drop(why, After::Follow(target), true);
-                } else {
-                    self.request_drop(format!("{why} (not followed)"), After::Reconnect, true);
-                }
+            if self.redirected(target, &reason) {
                 return;
             }
         }
@@ -1351,7 +751,7 @@ impl State {
             Header::Broadcast { from }
             | Header::Direct { from, .. }
             | Header::Echo { from, .. } => {
-                if Some(from) == self.my_sid {
+                if Some(from) == self.p.my_sid {
                     // The echo of our own PM.
                     return;
                 }
@@ -1372,7 +772,7 @@ impl State {
 
     fn on_sch(&mut self, msg: &Message, sch: &Sch<'_>, frame: &[u8]) {
         let Some(from) = msg.header().from_sid() else { return };
-        if Some(from) == self.my_sid {
+        if Some(from) == self.p.my_sid {
             return;
         }
         let nick = self.known_nick(from);
@@ -1416,7 +816,7 @@ impl State {
     /// one. `FN` starts with `/` (a folder's also ends with one); `TO` gives
     /// the search's token back.
     fn answer(&mut self, q: &SearchQuery, from: Sid, address: Option<&str>, token: Option<&str>) {
-        let Some(my_sid) = self.my_sid else { return };
+        let Some(my_sid) = self.p.my_sid else { return };
         let to = match address.map(str::parse::<SocketAddr>) {
             Some(Ok(a)) => Some(a),
             Some(Err(_)) => {
@@ -1425,14 +825,14 @@ impl State {
             }
             None => None,
         };
-        let hits = super::share_answers(&self.hubs, q, to.is_some());
+        let hits = self.hubs.share_answers(q, to.is_some());
         if hits.is_empty() {
             return;
         }
         // RES `SL` is the free slots (ADC.txt), as `$SR` carries them.
         let slots = u64::from(self.hubs.free_slots());
         let header = match to {
-            Some(_) => Header::Udp { cid: self.me.cid().into() },
+            Some(_) => Header::Udp { cid: self.hubs.me().cid().into() },
             None => Header::Direct { from: my_sid, to: from },
         };
         for hit in hits {
@@ -1448,7 +848,7 @@ impl State {
             };
             let msg = res.to_message(header.clone());
             match to {
-                Some(addr) => super::udp::send(&self.hubs, &self.rt, addr, msg.encode()),
+                Some(addr) => self.hubs.send_udp(&self.rt, addr, msg.encode()),
                 None => self.send_msg(&msg),
             }
         }
@@ -1472,28 +872,6 @@ impl State {
         self.emit(HubEvent::SearchResult { hit });
     }
 
-    /// A datagram from the UDP listener: `URES` lines for us.
-    fn udp_frame(&mut self, data: &[u8]) {
-        for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let Ok(msg) = adc::parse(line) else {
-                log::debug!(target: "hub", "hub {}: a UDP line that is not ADC", self.params.url);
-                continue;
-            };
-            let (Header::Udp { cid }, Ok(Command::Res(res))) =
-                (msg.header(), Command::from_message(&msg))
-            else {
-                log::debug!(target: "hub", "hub {}: a UDP line that is not a URES", self.params.url);
-                continue;
-            };
-            let known = {
-                let info = self.info.borrow();
-                cid.as_tiger().and_then(|c| info.users.by_cid(c)).map(|u| u.nick().to_string())
-            };
-            let nick = known.unwrap_or_else(|| cid.to_string());
-            self.on_res(&res, nick, line, Via::Udp);
-        }
-    }
-
     fn on_ctm(
         &mut self,
         msg: &Message,
@@ -1502,7 +880,7 @@ impl State {
         frame: &[u8],
     ) {
         let Some(from) = msg.header().from_sid() else { return };
-        if Some(from) == self.my_sid {
+        if Some(from) == self.p.my_sid {
             return;
         }
         let nick = self.known_nick(from);
@@ -1565,7 +943,7 @@ impl State {
     }
 
     fn on_user_inf(&mut self, cx: &mut Context<'_>, sid: Sid, fields: &str, frame: &[u8]) {
-        let own = Some(sid) == self.my_sid;
+        let own = Some(sid) == self.p.my_sid;
         let change = {
             let mut info = self.info.borrow_mut();
             apply_inf(&mut info.users, sid, fields, frame.len())
@@ -1578,10 +956,7 @@ impl State {
             InfChange::Joined(nick) => self.user_event(&nick, true),
             InfChange::Updated(nick) => self.user_event(&nick, false),
             InfChange::Renamed { old, new } => {
-                if self.announced {
-                    self.coalesce.remove(&old);
-                    self.emit(HubEvent::UserLeft { nick: old.to_string() });
-                }
+                self.report_left(&old);
                 self.user_event(&new, true);
             }
         }
@@ -1604,7 +979,7 @@ impl State {
             Some(ct) if ct.is_operator() => Some(Role::Op),
             Some(ct) if ct.contains(UserType::REGISTERED) => Some(Role::Registered),
             _ if self.announced => None,
-            _ if self.registered => Some(Role::Registered),
+            _ if self.p.registered => Some(Role::Registered),
             _ => Some(Role::Normal),
         };
         let changed = role.is_some_and(|r| self.info.borrow().role != Some(r));
@@ -1620,19 +995,8 @@ impl State {
     }
 
     fn announce(&mut self, cx: &mut Context<'_>) {
-        self.announced = true;
-        self.stage = Stage::Normal;
-        self.online_at = Some(cx.now());
-        if let Some(t) = self.login_timer.take() {
-            cx.cancel_timer(t);
-        }
-        let users = {
-            let mut info = self.info.borrow_mut();
-            info.state = HubState::Online;
-            info.users.len()
-        };
-        log::info!(target: "hub", "hub {}: logged in as {}; online, {users} users", self.params.url, self.my_nick());
-        self.emit(HubEvent::Connected { users });
+        self.p.stage = Stage::Normal;
+        self.went_online(cx);
         // Our hub counts changed (this hub now counts, maybe as registered).
         self.send_inf(cx, true);
     }
@@ -1653,35 +1017,17 @@ impl State {
             }
         }
         if changed {
-            let (name, topic) = {
-                let info = self.info.borrow();
-                (info.name.clone(), info.topic.clone())
-            };
-            self.emit(HubEvent::HubInfo { name, topic });
+            self.report_hub_info();
         }
     }
 
-    /// Reports a join or an update (after the initial list), coalescing
-    /// several of one user within a batch into one event.
+    /// Reports a join or an update of a listed user (after the initial list).
     fn user_event(&mut self, nick: &str, joined: bool) {
         if !self.announced {
             return;
         }
         let Some(user) = self.info.borrow().users.get(nick).cloned() else { return };
-        if let Some(&i) = self.coalesce.get(nick) {
-            if let Some(HubEvent::UserJoined { user: u } | HubEvent::UserUpdated { user: u }) =
-                self.events.get_mut(i)
-            {
-                *u = user;
-                return;
-            }
-        }
-        self.coalesce.insert(user.nick().into(), self.events.len());
-        self.emit(if joined {
-            HubEvent::UserJoined { user }
-        } else {
-            HubEvent::UserUpdated { user }
-        });
+        self.report_user(user, joined);
     }
 }
 

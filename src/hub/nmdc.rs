@@ -1,11 +1,14 @@
-//! The NMDC hub session: one job per hub, from connecting to a clean quit,
-//! reconnecting by itself after a drop.
+//! The NMDC dialect of the hub driver ([`super::driver`]): what NMDC means
+//! for a session. The driver owns the connection, reconnecting, redirects,
+//! keep-alives, raw lines and event batching; this module owns the login,
+//! the end of the initial list, every command's meaning, our `$MyINFO`,
+//! searches and answers. It never touches the socket.
 //!
 //! # Life of a session
 //!
-//! 1. **Connect.** `dchub://`, `nmdc://` or `host:port`; a host name is
-//!    resolved on a helper thread, never on the worker. A whole login must
-//!    finish within [`LOGIN_TIMEOUT`].
+//! 1. **Connect** (the driver). `dchub://`, `nmdc://`, `nmdcs://` or
+//!    `host:port`. A whole login must finish within the driver's
+//!    [`LOGIN_TIMEOUT`](super::driver::LOGIN_TIMEOUT).
 //! 2. **Log in.** On `$Lock`, pipelined as DC++ does: `$Supports` (what real
 //!    clients send: `UserCommand NoGetINFO NoHello UserIP2 TTHSearch
 //!    ZPipe0`, before `$Key`), `$Key` (computed on the lock's raw bytes),
@@ -28,24 +31,11 @@
 //!    `$BotList`, `$Quit`, `$UserIP`; main chat and `$To:` PMs; `$HubName`,
 //!    `$HubTopic`; `$ZOn` blocks (inflated by the [`ZonReader`]);
 //!    `$Search` and `$SR`; `$ConnectToMe`/`$RevConnectToMe`; `$ForceMove`.
-//!    A bare `|` goes out after [`KEEPALIVE_IDLE`] of silence on our side.
-//! 5. **Drop.** After a drop the session waits and reconnects: the hub's
-//!    `reconnect_delay`, doubled per failed attempt up to [`MAX_BACKOFF`],
-//!    times a random factor in [0.75, 1.25] so that many clients dropped at
-//!    once do not come back at once. The doubling restarts after a session
-//!    that stayed online for [`STABLE_ONLINE`]. No reconnect after
-//!    [`HubCommand::Disconnect`], `$BadPass`, a missing password, or when
-//!    the delay is zero. `$ValidateDenide` does reconnect (the nick may be
-//!    held by our own dropped connection for a while).
-//!
-//! # Batching and fairness
-//!
-//! Each poll reads what the socket has (up to [`READ_BUDGET`] bytes), cuts
-//! frames and applies them (at most [`MAX_FRAMES_PER_POLL`]; then it asks for
-//! a repoll), and hands the batch's events to the sink in one call. A user
-//! who joins and updates within a batch is reported once. While the sink is
-//! [congested](HubSink::congested) the session stops reading (the kernel
-//! buffers, then TCP flow control slows the hub down), which bounds memory.
+//!    A bare `|` is the keep-alive the driver sends.
+//! 5. **Drop.** The driver reconnects with backoff and jitter. No reconnect
+//!    after [`HubCommand::Disconnect`], `$BadPass`, a missing password, or
+//!    when the delay is zero. `$ValidateDenide` does reconnect (the nick may
+//!    be held by our own dropped connection for a while).
 //!
 //! # Decisions
 //!
@@ -54,81 +44,51 @@
 //!   itself). Our main chat comes back from the hub like anyone's.
 //! - **Our own searches** come back from most hubs; they are not reported as
 //!   incoming searches.
-//! - **Raw lines**: when the sink [wants them](HubSink::wants_raw), each
-//!   batch of lines goes to [`HubSink::filter_raw`] and the session waits for
-//!   the verdict (at most [`RAW_VERDICT_TIMEOUT`]) before processing the kept
-//!   lines and reading on, so lines keep their order.
-//! - **`$ForceMove`**: the session closes the connection (as DC++ does),
-//!   reports [`HubEvent::Redirect`], and follows when its policy says so and
-//!   the sink does not veto ([`HubCommand::RedirectVerdict`]).
+//! - **`$ForceMove`** is a redirect for the driver (to an NMDC or an ADC
+//!   hub): it closes the connection (as DC++ does), reports
+//!   [`HubEvent::Redirect`], and follows when its policy says so and the sink
+//!   does not veto ([`HubCommand::RedirectVerdict`]).
 //! - **`$MyINFO`** is sent again when what it says changes, at most every
 //!   [`MYINFO_INTERVAL`] (every [`SHARE_INTERVAL`] when only the share size
 //!   changed); the tag is `<dclua V:x,M:A|P,H:n/r/o,S:slots>`.
 //! - **Active searches** use the one UDP socket of [`super::udp`]; results
-//!   are routed back to the hub they name.
+//!   are routed back to the hub they name ([`udp_route`]).
 //! - **Others' searches** are answered from the share service
-//!   ([`super::share_answers`]): up to 10 `$SR` datagrams to an active
-//!   searcher (through [`super::udp::send`]), up to 5 `$SR`s through the hub
-//!   to a passive one. Our own searches get no answer.
+//!   ([`Hubs::share_answers`](super::Hubs)): up to 10 `$SR` datagrams to an
+//!   active searcher (through [`Hubs::send_udp`](super::Hubs)), up to 5
+//!   `$SR`s through the hub to a passive one. Our own searches get no answer.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use encoding_rs::Encoding;
 
-use super::redirect;
-use super::{
-    ConnectMode, FileType, HubCommand, HubEvent, HubId, HubInfo, HubParams, HubSink, HubState,
-    Hubs, PeerRequest, Protocol, Role, SearchFrom, SearchHit, SearchQuery, User, Via,
+use super::driver::{After, Dialect, Framer, Session};
+use super::model::{
+    FileType, HubCommand, HubEvent, HubParams, HubState, PeerRequest, Protocol, Role, SearchFrom,
+    SearchHit, SearchQuery, Via,
 };
-use crate::address::HubUrl;
-use crate::net::resolve::{self, Dial};
-use crate::net::{ConnError, Connection, Framing, ZonReader, READ_BUDGET};
+use super::users::{User, UserList};
 use crate::proto::nmdc::HubCounts as TagCounts;
 use crate::proto::nmdc::{
     self, user::flags, Chat, ConnectToMe, Lock, Message, MyInfo, PrivateMessage, ResultHub, Search,
     SearchPattern, SearchResult, SearchSource, SizeLimit, Tag,
 };
-use crate::runtime::{
-    Context, Job, Message as JobMessage, Runtime, Step, TaskDone, TaskId, TimerId,
-};
+use crate::runtime::{Context, TimerId};
 
 /// The longest line accepted from a hub. `$MyINFO` lines are short, but a
 /// `$NickList` of 100,000 users is about 1.5 MB.
 pub const MAX_FRAME: usize = 4 << 20;
-/// Frames applied per poll at most, before letting other jobs run.
-pub const MAX_FRAMES_PER_POLL: usize = 20_000;
-/// From starting to connect to being logged in.
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// The window in which the initial user list is seen to have ended.
 pub const SETTLE_QUIET: Duration = Duration::from_millis(300);
 /// Fewer new users than this in a [`SETTLE_QUIET`] window: the initial list
 /// has ended (a list arrives at thousands of users a second; a hub's
 /// steady joins come at a few).
 pub const SETTLE_TRICKLE: u32 = 10;
-/// How often the keep-alive is checked.
-pub const KEEPALIVE_CHECK: Duration = Duration::from_secs(30);
-/// A keep-alive `|` goes out after this long without sending anything.
-pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(120);
 /// `$MyINFO` changes go out at most this often.
 pub const MYINFO_INTERVAL: Duration = Duration::from_secs(2);
 /// Share-size-only `$MyINFO` changes go out at most this often.
 pub const SHARE_INTERVAL: Duration = Duration::from_secs(60);
-/// How long a batch of raw lines waits for the sink's verdict.
-pub const RAW_VERDICT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a redirect waits for the sink's verdict.
-pub const REDIRECT_VERDICT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest wait between two reconnect attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
-/// A session online this long restarts the reconnect doubling.
-pub const STABLE_ONLINE: Duration = Duration::from_secs(60);
-/// User lists at least this long are freed on a helper thread.
-const BIG_LIST: usize = 10_000;
-/// How soon a session whose sink is congested looks again.
-const CONGESTION_RETRY: Duration = Duration::from_millis(20);
 
 /// What we announce in `$Supports`: what DC++ sends.
 pub const SUPPORTS: &[&str] =
@@ -137,502 +97,150 @@ pub const SUPPORTS: &[&str] =
 /// The NMDC protocol version sent in `$Version`.
 const VERSION: &str = "1,0091";
 
-/// A UDP datagram for this hub, routed by the shared UDP listener.
-#[derive(Debug)]
-pub(crate) struct UdpFrame(pub(crate) Vec<u8>);
-
-/// Starts a session job; the hub is registered at once.
-pub(crate) fn spawn(
-    rt: &Runtime,
-    hubs: Hubs,
-    params: HubParams,
-    addr: HubUrl,
-    sink: Rc<dyn HubSink>,
-) -> HubId {
-    rt.spawn_with(|id| {
-        let info = hubs.insert(HubInfo::new(
-            id,
-            &params.url,
-            Protocol::Nmdc,
-            &params.nick,
-            params.charset,
-            hubs.identity().max_users,
-        ));
-        NmdcSession {
-            conn: None,
-            reader: ZonReader::new(MAX_FRAME),
-            s: State {
-                id,
-                rt: rt.clone(),
-                hubs,
-                redirects: redirect::Chain::default(),
-                cs: params.charset,
-                charset_flagged: false,
-                params,
-                addr,
-                info,
-                sink,
-                phase: Phase::Start,
-                out: Vec::new(),
-                events: Vec::new(),
-                coalesce: HashMap::new(),
-                attempts: 0,
-                online_at: None,
-                local_ip: None,
-                logged_in: false,
-                announced: false,
-                registered: false,
-                last_myinfo: None,
-                last_myinfo_at: None,
-                last_sent_at: Instant::now(),
-                login_timer: None,
-                settle_quiet: None,
-                settle_new: 0,
-                keepalive: None,
-                myinfo_timer: None,
-                raw_timer: None,
-                congestion_timer: None,
-                raw_batch: 0,
-                raw_pending: None,
-                pending_drop: None,
-                stopping: false,
-            },
-        }
-    })
-}
-
-/// What happens after a connection ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum After {
-    /// Try again after the backoff delay.
-    Reconnect,
-    /// The session ends.
-    Stop,
-    /// Wait for the sink's verdict on a redirect.
-    AwaitRedirect(String),
-    /// Follow a redirect now.
-    Follow(String),
-}
-
-#[derive(Debug)]
-struct Ending {
-    reason: String,
-    after: After,
-    graceful: bool,
-}
-
-enum Phase {
-    /// Connect at the next poll.
-    Start,
-    /// Resolving the host name on a helper thread.
-    Resolving(TaskId),
-    /// A connection exists (connecting or open).
-    Connected,
-    /// Waiting to reconnect.
-    Waiting(TimerId),
-    /// Waiting for the sink's verdict on a redirect.
-    AwaitRedirect { url: String, timer: TimerId },
-    /// Finished.
-    Done,
-}
-
-/// An NMDC hub session job; see the module docs.
-pub struct NmdcSession {
-    conn: Option<Connection>,
-    reader: ZonReader,
-    s: State,
-}
-
-/// Everything but the socket and its reader, so that a frame borrowed from
-/// the reader can be handled with `&mut State`.
-struct State {
-    id: HubId,
-    rt: Runtime,
-    /// The registry this session is in.
-    hubs: Hubs,
-    /// Redirects followed since the session was last stable.
-    redirects: redirect::Chain,
-    params: HubParams,
+/// The NMDC state of a session (the driver keeps the rest).
+pub(crate) struct Nmdc {
+    /// The hub's charset.
     cs: &'static Encoding,
     /// Text not valid in `cs` was seen (and said, once per session).
     charset_flagged: bool,
-    addr: HubUrl,
-    info: Rc<RefCell<HubInfo>>,
-    sink: Rc<dyn HubSink>,
-    phase: Phase,
-    /// Output of this poll, sent at its end.
-    out: Vec<u8>,
-    /// Events of this poll, delivered at its end.
-    events: Vec<HubEvent>,
-    /// Index in `events` of this batch's join/update event of each nick.
-    coalesce: HashMap<Box<str>, usize>,
-    /// Failed attempts since the last stable session.
-    attempts: u32,
-    online_at: Option<Instant>,
-    local_ip: Option<IpAddr>,
+    /// Our `$Hello` came: logged in (the initial list may still arrive).
     logged_in: bool,
-    announced: bool,
+    /// The hub asked for our password.
     registered: bool,
     last_myinfo: Option<MyInfo>,
     last_myinfo_at: Option<Instant>,
-    last_sent_at: Instant,
-    login_timer: Option<TimerId>,
+    /// The end-of-list window.
     settle_quiet: Option<TimerId>,
     /// New users in the current settle window (before the list ended).
     settle_new: u32,
-    keepalive: Option<TimerId>,
     myinfo_timer: Option<TimerId>,
-    raw_timer: Option<TimerId>,
-    congestion_timer: Option<TimerId>,
-    raw_batch: u64,
-    raw_pending: Option<(u64, Vec<Box<[u8]>>)>,
-    pending_drop: Option<Ending>,
-    stopping: bool,
 }
 
-impl Job for NmdcSession {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Step {
-        let fired: Vec<TimerId> = cx.fired_timers().to_vec();
-        if let Some(c) = self.conn.as_mut() {
-            c.absorb(cx);
+impl Dialect for Nmdc {
+    const PROTOCOL: Protocol = Protocol::Nmdc;
+    const KEEPALIVE: &'static [u8] = b"|";
+    const FRAMER: Framer = Framer::Zon(MAX_FRAME);
+
+    fn new(params: &HubParams) -> Nmdc {
+        Nmdc {
+            cs: params.charset,
+            charset_flagged: false,
+            logged_in: false,
+            registered: false,
+            last_myinfo: None,
+            last_myinfo_at: None,
+            settle_quiet: None,
+            settle_new: 0,
+            myinfo_timer: None,
         }
-        while let Some(m) = cx.recv() {
-            self.on_message(cx, m);
-            self.apply_drop(cx);
-        }
-        if self.s.stopping && !matches!(self.s.phase, Phase::Done) {
-            self.s.request_drop("closed by the client".into(), After::Stop, true);
-            self.apply_drop(cx);
-        }
-        for t in fired {
-            self.on_timer(cx, t);
-            self.apply_drop(cx);
-        }
-        if matches!(self.s.phase, Phase::Start) {
-            self.start_connect(cx);
-        }
-        if matches!(self.s.phase, Phase::Connected) {
-            self.pump(cx);
-        }
-        self.flush_out(cx);
-        self.apply_drop(cx);
-        self.s.deliver();
-        if matches!(self.s.phase, Phase::Done) {
-            self.s.info.borrow_mut().state = HubState::Disconnected;
-            self.s.hubs.remove(self.s.id);
-            return Step::Done;
-        }
-        Step::Pending
     }
 
-    fn is_alive(&self) -> bool {
-        !self.s.stopping && !matches!(self.s.phase, Phase::Done)
+    fn charset(params: &HubParams) -> &'static Encoding {
+        params.charset
     }
 
-    fn stop(&mut self) {
-        self.s.stopping = true;
+    fn opened(_: &mut Session<Nmdc>, _: &mut Context<'_>) {
+        // The hub speaks first ($Lock).
     }
 
-    fn name(&self) -> String {
-        format!("hub {}", self.s.params.url)
+    fn handle(s: &mut Session<Nmdc>, cx: &mut Context<'_>, frame: &[u8]) {
+        s.handle(cx, frame);
     }
-}
 
-impl NmdcSession {
-    // ----- connecting --------------------------------------------------------
+    fn logged_in(s: &Session<Nmdc>) -> bool {
+        s.p.logged_in
+    }
 
-    fn start_connect(&mut self, cx: &mut Context<'_>) {
-        let host = self.s.addr.host.clone();
-        let port = self.s.addr.port;
-        {
-            let mut info = self.s.info.borrow_mut();
-            info.state = HubState::Connecting;
-            info.url = self.s.params.url.clone();
-        }
-        if let Some(t) = self.s.login_timer.take() {
+    fn reset(s: &mut Session<Nmdc>, cx: &mut Context<'_>) {
+        let p = &mut s.p;
+        p.logged_in = false;
+        p.registered = false;
+        p.last_myinfo = None;
+        p.last_myinfo_at = None;
+        for t in [p.settle_quiet.take(), p.myinfo_timer.take()].into_iter().flatten() {
             cx.cancel_timer(t);
         }
-        self.s.login_timer = Some(cx.after(LOGIN_TIMEOUT));
-        match resolve::start(cx, &host, port) {
-            Dial::Ready(addr) => self.open(cx, addr),
-            Dial::Resolving(task) => {
-                log::debug!(target: "hub", "hub {}: resolving {host}", self.s.params.url);
-                self.s.phase = Phase::Resolving(task);
-            }
-        }
     }
 
-    fn resolved(&mut self, cx: &mut Context<'_>, result: resolve::Resolved) {
-        match resolve::finish(&self.s.addr.host, result) {
-            Ok(addr) => self.open(cx, addr),
-            Err(e) => self.s.request_drop(e.to_string(), After::Reconnect, false),
-        }
-    }
-
-    fn open(&mut self, cx: &mut Context<'_>, addr: SocketAddr) {
-        log::info!(target: "hub", "hub {}: connecting to {addr}", self.s.params.url);
-        self.reader.reset();
-        let conn = if self.s.addr.is_tls() {
-            // nmdcs://: TLS from the first byte, checked against `?kp=` or
-            // trusted on first use, as for adcs://.
-            let url = self.s.params.url.clone();
-            let session = self
-                .s
-                .hubs
-                .tls_context()
-                .and_then(|tls| tls.hub_client(&self.s.addr).map_err(|e| e.to_string()));
-            match session {
-                Ok(session) => {
-                    Connection::connect_tls(cx.runtime(), cx.id(), addr, Framing::Raw, session)
-                }
-                Err(e) => {
-                    let msg = format!("TLS for {url}: {e}");
-                    log::error!(target: "hub", "hub {url}: {msg}");
-                    return self.s.request_drop(msg, After::Stop, false);
-                }
-            }
-        } else {
-            Connection::connect(cx.runtime(), cx.id(), addr, Framing::Raw)
-        };
-        match conn {
-            Ok(conn) => {
-                self.s.local_ip = conn.local_addr().map(|a| a.ip());
-                self.conn = Some(conn);
-                self.s.phase = Phase::Connected;
-                self.s.info.borrow_mut().address = Some(addr);
-                if self.s.keepalive.is_none() {
-                    self.s.keepalive = Some(cx.every(KEEPALIVE_CHECK));
-                }
-                // The first readiness event comes from the socket; nothing to
-                // do before it.
-            }
-            Err(e) => self.s.request_drop(e.to_string(), After::Reconnect, false),
-        }
-    }
-
-    // ----- reading -------------------------------------------------------------
-
-    /// Reads and applies what the hub sent, within this poll's budgets.
-    ///
-    /// A refused TLS keyprint ends the session for good (no reconnect).
-    fn pump(&mut self, cx: &mut Context<'_>) {
-        let mut frames = 0usize;
-        let mut read = 0usize;
-        loop {
-            if self.s.pending_drop.is_some() || self.s.raw_pending.is_some() {
-                break;
-            }
-            if self.s.sink.congested() {
-                if self.s.congestion_timer.is_none() {
-                    self.s.congestion_timer = Some(cx.after(CONGESTION_RETRY));
-                }
-                break;
-            }
-            let want_raw = self.s.sink.wants_raw(self.s.id);
-            let mut raw_lines: Vec<Box<[u8]>> = Vec::new();
-            while frames < MAX_FRAMES_PER_POLL && self.s.pending_drop.is_none() {
-                match self.reader.next_frame() {
-                    Ok(Some(frame)) => {
-                        frames += 1;
-                        if want_raw {
-                            raw_lines.push(frame.into());
-                        } else {
-                            self.s.handle(cx, frame);
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        let msg = format!("{e}; connection closed");
-                        self.s.request_drop(msg, After::Reconnect, false);
-                        break;
-                    }
-                }
-            }
-            if !raw_lines.is_empty() {
-                self.s.filter_raw(cx, raw_lines);
-            }
-            if frames >= MAX_FRAMES_PER_POLL {
-                cx.repoll();
-                break;
-            }
-            if self.s.pending_drop.is_some() || self.s.raw_pending.is_some() {
-                break;
-            }
-            if read >= READ_BUDGET {
-                cx.repoll();
-                break;
-            }
-            let Some(conn) = self.conn.as_mut() else { break };
-            let result = self.reader.read_from(conn, READ_BUDGET - read);
-            if conn.is_tls() && !conn.is_handshaking() && self.s.info.borrow().keyprint.is_none() {
-                if let Some(kp) = conn.peer_keyprint() {
-                    self.s.info.borrow_mut().keyprint = Some(kp.to_string());
-                }
-            }
-            match result {
-                Ok(f) if f.bytes > 0 => read += f.bytes,
-                Ok(f) if f.eof => {
-                    self.s.request_drop(
-                        "the hub closed the connection".into(),
-                        After::Reconnect,
-                        false,
-                    );
-                    break;
-                }
-                Ok(_) => break,
-                Err(e) => {
-                    self.s.request_drop(e.to_string(), after_error(&e), false);
-                    break;
-                }
-            }
-        }
-    }
-
-    fn flush_out(&mut self, cx: &mut Context<'_>) {
-        if self.s.out.is_empty() {
-            if let Some(c) = self.conn.as_mut().filter(|c| c.queued() > 0) {
-                if let Err(e) = c.flush() {
-                    self.s.request_drop(e.to_string(), after_error(&e), false);
-                }
-            }
-            return;
-        }
-        let data = std::mem::take(&mut self.s.out);
-        let Some(conn) = self.conn.as_mut() else { return };
-        self.s.last_sent_at = cx.now();
-        if let Err(e) = conn.send(data) {
-            self.s.request_drop(e.to_string(), after_error(&e), false);
-        }
-    }
-
-    /// Carries out a requested drop: closes the socket, then the state
-    /// decides what comes next.
-    fn apply_drop(&mut self, cx: &mut Context<'_>) {
-        let Some(d) = self.s.pending_drop.take() else { return };
-        if let Some(mut c) = self.conn.take() {
-            if d.graceful {
-                if !self.s.out.is_empty() {
-                    let _ = c.send(std::mem::take(&mut self.s.out));
-                }
-                c.close();
-            } else {
-                c.abort();
-            }
-        }
-        self.s.out.clear();
-        self.reader.reset();
-        self.s.connection_lost(cx, d);
-        if matches!(self.s.phase, Phase::Start) {
-            cx.repoll();
-        }
-    }
-
-    // ----- messages and timers ---------------------------------------------------
-
-    fn on_message(&mut self, cx: &mut Context<'_>, m: JobMessage) {
-        let m = match m.downcast::<HubCommand>() {
-            Ok(cmd) => return self.s.command(cx, *cmd),
-            Err(m) => m,
-        };
-        let m = match m.downcast::<UdpFrame>() {
-            Ok(f) => return self.s.udp_frame(&f.0),
-            Err(m) => m,
-        };
-        if let Ok(done) = m.downcast::<TaskDone>() {
-            if matches!(self.s.phase, Phase::Resolving(t) if t == done.task) {
-                match done.result.downcast::<resolve::Resolved>() {
-                    Ok(r) => self.resolved(cx, *r),
-                    Err(_) => self.s.request_drop(
-                        "resolving: unexpected helper result".into(),
-                        After::Reconnect,
-                        false,
-                    ),
-                }
-            }
-        }
-    }
-
-    fn on_timer(&mut self, cx: &mut Context<'_>, t: TimerId) {
-        let s = &mut self.s;
-        match &s.phase {
-            Phase::Waiting(w) if *w == t => {
-                s.phase = Phase::Start;
-                return;
-            }
-            Phase::AwaitRedirect { url, timer } if *timer == t => {
-                let url = url.clone();
-                let follow = s.params.follow_redirects;
-                log::info!(target: "hub", "hub {}: no verdict on the redirect to {url}; policy: {}", s.params.url, if follow { "follow" } else { "stay" });
-                s.redirect_verdict(cx, &url, follow);
-                return;
-            }
-            _ => {}
-        }
-        if s.login_timer == Some(t) {
-            s.login_timer = None;
-            if !s.logged_in {
-                let msg = format!(
-                    "not logged in after {} s; giving up this attempt",
-                    LOGIN_TIMEOUT.as_secs()
-                );
-                s.request_drop(msg, After::Reconnect, false);
-            }
-        } else if s.settle_quiet == Some(t) {
-            s.settle_quiet = None;
-            if s.logged_in && !s.announced {
-                if s.settle_new < SETTLE_TRICKLE {
+    fn on_timer(s: &mut Session<Nmdc>, cx: &mut Context<'_>, t: TimerId) {
+        if s.p.settle_quiet == Some(t) {
+            s.p.settle_quiet = None;
+            if s.p.logged_in && !s.announced {
+                if s.p.settle_new < SETTLE_TRICKLE {
                     s.announce(cx);
                 } else {
                     // The list is still arriving: another window.
-                    s.settle_new = 0;
-                    s.settle_quiet = Some(cx.after(SETTLE_QUIET));
+                    s.p.settle_new = 0;
+                    s.p.settle_quiet = Some(cx.after(SETTLE_QUIET));
                 }
             }
-        } else if s.keepalive == Some(t) {
-            if s.logged_in && cx.now().duration_since(s.last_sent_at) >= KEEPALIVE_IDLE {
-                s.out.push(b'|');
-            }
-        } else if s.myinfo_timer == Some(t) {
-            s.myinfo_timer = None;
+        } else if s.p.myinfo_timer == Some(t) {
+            s.p.myinfo_timer = None;
             s.send_my_info(cx, false);
-        } else if s.raw_timer == Some(t) {
-            s.raw_timer = None;
-            if let Some((batch, lines)) = s.raw_pending.take() {
-                log::warn!(target: "hub", "hub {}: no verdict on raw lines (batch {batch}) after {} s; processing them", s.params.url, RAW_VERDICT_TIMEOUT.as_secs());
-                for line in lines {
-                    s.handle(cx, &line);
+        }
+    }
+
+    fn command(s: &mut Session<Nmdc>, cx: &mut Context<'_>, cmd: HubCommand) {
+        let online = s.p.logged_in && s.connected();
+        let nick = s.my_nick();
+        match cmd {
+            // The driver's own.
+            HubCommand::Disconnect
+            | HubCommand::RedirectVerdict { .. }
+            | HubCommand::RawVerdict { .. } => {}
+            HubCommand::InfoChanged => s.send_my_info(cx, false),
+            // Raw lines may go out during the login too (a script doing
+            // its own handshake steps).
+            HubCommand::SendRaw(line) => {
+                if !s.connected() {
+                    log::debug!(target: "hub", "hub {}: not connected; dropped a raw line", s.params.url);
+                    return;
+                }
+                let (bytes, _, _) = s.p.cs.encode(&line);
+                s.out.extend_from_slice(&bytes);
+                if !bytes.ends_with(b"|") {
+                    s.out.push(b'|');
                 }
             }
-        } else if s.congestion_timer == Some(t) {
-            s.congestion_timer = None;
+            _ if !online => {
+                log::debug!(target: "hub", "hub {}: not logged in; dropped {cmd:?}", s.params.url);
+            }
+            HubCommand::Say { text, me } => {
+                let text = if me { format!("/me {text}") } else { text };
+                s.send_msg(&Message::Chat(Chat { nick: Some(nick), text }));
+            }
+            HubCommand::Pm { to, text, me } => {
+                let text = if me { format!("/me {text}") } else { text };
+                s.send_msg(&Message::PrivateMessage(PrivateMessage::new(&nick, &to, &text)));
+            }
+            HubCommand::Search(q) => s.search(cx, &q),
+            HubCommand::ConnectToMe { nick: remote, port, tls, token: _ } => {
+                let ip = s.announce_ip();
+                s.send_msg(&Message::ConnectToMe(ConnectToMe {
+                    tls,
+                    ..ConnectToMe::new(&remote, &ip, port)
+                }));
+            }
+            HubCommand::RevConnectToMe { nick: remote, token: _ } => {
+                s.send_msg(&Message::RevConnectToMe { from: nick, to: remote });
+            }
+        }
+    }
+
+    /// A datagram from the UDP listener: `$SR` frames for us.
+    fn udp(s: &mut Session<Nmdc>, data: &[u8]) {
+        for frame in data.split(|&b| b == b'|').filter(|f| !f.is_empty()) {
+            match nmdc::parse(frame, s.p.cs) {
+                Message::SearchResult(sr) => s.on_result(sr, frame, Via::Udp),
+                other => {
+                    log::debug!(target: "hub", "hub {}: UDP datagram is not a result: {}", s.params.url, other.kind());
+                }
+            }
         }
     }
 }
 
-impl State {
-    fn emit(&mut self, e: HubEvent) {
-        self.events.push(e);
-    }
-
-    fn deliver(&mut self) {
-        self.coalesce.clear();
-        if !self.events.is_empty() {
-            let events = std::mem::take(&mut self.events);
-            self.sink.deliver(self.id, events);
-        }
-    }
-
-    fn request_drop(&mut self, reason: String, after: After, graceful: bool) {
-        // The first reason wins (a BadPass is followed by the hub closing).
-        if self.pending_drop.is_none() {
-            self.pending_drop = Some(Ending { reason, after, graceful });
-        }
-    }
-
-    fn my_nick(&self) -> String {
-        self.info.borrow().my_nick.clone()
-    }
-
+impl Session<Nmdc> {
     /// A connection request for the peer layer.
     fn peer_request(
         &self,
@@ -646,7 +254,7 @@ impl State {
             hub_url: self.params.url.clone(),
             adc: false,
             my_nick: self.my_nick(),
-            charset: self.cs,
+            charset: self.p.cs,
             nick,
             cid: None,
             address,
@@ -658,209 +266,7 @@ impl State {
     }
 
     fn send_msg(&mut self, msg: &Message) {
-        nmdc::encode_into(msg, self.cs, &mut self.out);
-    }
-
-    /// The connection is gone: forget its state, report, decide what next.
-    fn connection_lost(&mut self, cx: &mut Context<'_>, d: Ending) {
-        let was_logged_in = self.logged_in;
-        let was_stable =
-            self.online_at.is_some_and(|t| cx.now().duration_since(t) >= STABLE_ONLINE);
-        if was_stable {
-            self.attempts = 0;
-            self.redirects.reset();
-        }
-        self.logged_in = false;
-        self.announced = false;
-        self.registered = false;
-        self.online_at = None;
-        self.last_myinfo = None;
-        self.last_myinfo_at = None;
-        self.raw_pending = None;
-        for t in [
-            self.login_timer.take(),
-            self.settle_quiet.take(),
-            self.myinfo_timer.take(),
-            self.raw_timer.take(),
-            self.congestion_timer.take(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            cx.cancel_timer(t);
-        }
-        if let Phase::Waiting(t) | Phase::AwaitRedirect { timer: t, .. } = self.phase {
-            cx.cancel_timer(t);
-        }
-        {
-            let mut info = self.info.borrow_mut();
-            let users = std::mem::take(&mut info.users);
-            // Freeing a big list takes a while (100,000 users: about 0.1 s):
-            // not on the worker.
-            match self.rt.helpers() {
-                Some(h) if users.len() >= BIG_LIST => h.submit(move || drop(users)),
-                _ => drop(users),
-            }
-            info.role = None;
-            info.address = None;
-            info.my_ip = None;
-        }
-        if was_logged_in {
-            self.hubs.info_changed(&self.rt, Some(self.id));
-        }
-        let url = self.params.url.clone();
-        match d.after {
-            After::Reconnect => match self.next_delay() {
-                Some(delay) => {
-                    log::warn!(target: "hub", "hub {url}: {}; reconnecting in {:.1} s", d.reason, delay.as_secs_f64());
-                    self.phase = Phase::Waiting(cx.after(delay));
-                    self.info.borrow_mut().state = HubState::Reconnecting;
-                    self.emit(HubEvent::Disconnected {
-                        reason: d.reason,
-                        reconnect_in: Some(delay),
-                    });
-                }
-                None => self.finish(d.reason),
-            },
-            After::Stop => self.finish(d.reason),
-            After::AwaitRedirect(target) => {
-                log::info!(target: "hub", "hub {url}: {}", d.reason);
-                let timer = cx.after(REDIRECT_VERDICT_TIMEOUT);
-                self.phase = Phase::AwaitRedirect { url: target, timer };
-                self.info.borrow_mut().state = HubState::Reconnecting;
-            }
-            After::Follow(target) => self.follow(target, d.reason),
-        }
-    }
-
-    fn finish(&mut self, reason: String) {
-        log::info!(target: "hub", "hub {}: {reason}; session ended", self.params.url);
-        if let Some(t) = self.keepalive.take() {
-            self.rt.cancel_timer(t);
-        }
-        self.phase = Phase::Done;
-        self.info.borrow_mut().state = HubState::Disconnected;
-        self.emit(HubEvent::Disconnected { reason, reconnect_in: None });
-    }
-
-    fn follow(&mut self, target: String, reason: String) {
-        match HubUrl::parse(&target) {
-            Ok(a) if !a.is_adc() && !a.is_tls() => {
-                let delay = match self.redirects.check(&self.addr, &a) {
-                    redirect::Verdict::Follow(delay) => delay,
-                    redirect::Verdict::Stay(why) => {
-                        log::warn!(target: "hub", "hub {}: {why}", self.params.url);
-                        return self.redirect_refused(format!("{reason}: {why}"));
-                    }
-                    redirect::Verdict::End(why) => {
-                        log::warn!(target: "hub", "hub {}: {why}", self.params.url);
-                        return self.finish(format!("{reason}: {why}"));
-                    }
-                };
-                log::info!(target: "hub", "hub {}: following the redirect to {target}", self.params.url);
-                self.params.url = target;
-                self.addr = a;
-                self.attempts = 0;
-                self.phase = if delay.is_zero() {
-                    Phase::Start
-                } else {
-                    Phase::Waiting(self.rt.timer_after(self.id, delay))
-                };
-                self.info.borrow_mut().state = HubState::Connecting;
-                self.emit(HubEvent::Disconnected { reason, reconnect_in: Some(delay) });
-            }
-            _ => {
-                log::warn!(target: "hub", "hub {}: cannot follow the redirect to {target:?} (not a plain NMDC hub address)", self.params.url);
-                self.redirect_refused(reason);
-            }
-        }
-    }
-
-    fn redirect_refused(&mut self, reason: String) {
-        match self.next_delay() {
-            Some(delay) => {
-                self.phase = Phase::Waiting(self.rt.timer_after(self.id, delay));
-                self.info.borrow_mut().state = HubState::Reconnecting;
-                self.emit(HubEvent::Disconnected { reason, reconnect_in: Some(delay) });
-            }
-            None => self.finish(reason),
-        }
-    }
-
-    fn redirect_verdict(&mut self, cx: &mut Context<'_>, url: &str, follow: bool) {
-        let Phase::AwaitRedirect { url: pending, timer } = &self.phase else { return };
-        if pending != url {
-            return;
-        }
-        cx.cancel_timer(*timer);
-        let reason = format!("redirected to {url}");
-        if follow {
-            self.follow(url.to_string(), reason);
-        } else {
-            self.redirect_refused(format!("{reason} (not followed)"));
-        }
-    }
-
-    /// The delay before the next attempt, or `None` when the session must
-    /// not reconnect.
-    fn next_delay(&mut self) -> Option<Duration> {
-        let base = self.params.reconnect_delay;
-        if base.is_zero() || self.stopping {
-            return None;
-        }
-        let delay = backoff(base, self.attempts, rand::random_range(0.75..1.25));
-        self.attempts = self.attempts.saturating_add(1);
-        Some(delay)
-    }
-
-    // ----- commands ------------------------------------------------------------
-
-    fn command(&mut self, cx: &mut Context<'_>, cmd: HubCommand) {
-        let online = self.logged_in && matches!(self.phase, Phase::Connected);
-        let nick = self.my_nick();
-        match cmd {
-            HubCommand::Disconnect => {
-                self.request_drop("disconnected by request".into(), After::Stop, true);
-            }
-            HubCommand::InfoChanged => self.send_my_info(cx, false),
-            HubCommand::RedirectVerdict { url, follow } => self.redirect_verdict(cx, &url, follow),
-            HubCommand::RawVerdict { batch, keep } => self.raw_verdict(cx, batch, keep),
-            // Raw lines may go out during the login too (a script doing
-            // its own handshake steps).
-            HubCommand::SendRaw(line) => {
-                if !matches!(self.phase, Phase::Connected) {
-                    log::debug!(target: "hub", "hub {}: not connected; dropped a raw line", self.params.url);
-                    return;
-                }
-                let (bytes, _, _) = self.cs.encode(&line);
-                self.out.extend_from_slice(&bytes);
-                if !bytes.ends_with(b"|") {
-                    self.out.push(b'|');
-                }
-            }
-            _ if !online => {
-                log::debug!(target: "hub", "hub {}: not logged in; dropped {cmd:?}", self.params.url);
-            }
-            HubCommand::Say { text, me } => {
-                let text = if me { format!("/me {text}") } else { text };
-                self.send_msg(&Message::Chat(Chat { nick: Some(nick), text }));
-            }
-            HubCommand::Pm { to, text, me } => {
-                let text = if me { format!("/me {text}") } else { text };
-                self.send_msg(&Message::PrivateMessage(PrivateMessage::new(&nick, &to, &text)));
-            }
-            HubCommand::Search(q) => self.search(cx, &q),
-            HubCommand::ConnectToMe { nick: remote, port, tls, token: _ } => {
-                let ip = self.announce_ip();
-                self.send_msg(&Message::ConnectToMe(ConnectToMe {
-                    tls,
-                    ..ConnectToMe::new(&remote, &ip, port)
-                }));
-            }
-            HubCommand::RevConnectToMe { nick: remote, token: _ } => {
-                self.send_msg(&Message::RevConnectToMe { from: nick, to: remote });
-            }
-        }
+        nmdc::encode_into(msg, self.p.cs, &mut self.out);
     }
 
     /// The address others reach us at: the configured external address, the
@@ -873,15 +279,6 @@ impl State {
             return ip;
         }
         self.local_ip.map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string())
-    }
-
-    /// The UDP port of active searches, when we search actively.
-    fn active_udp(&self) -> Option<u16> {
-        let hubs = self.hubs.clone();
-        if hubs.identity().mode != ConnectMode::Active {
-            return None;
-        }
-        hubs.udp(&self.rt).map(|e| e.addr.port())
     }
 
     fn search(&mut self, cx: &mut Context<'_>, q: &SearchQuery) {
@@ -948,11 +345,11 @@ impl State {
     /// Sends our `$MyINFO` if it changed, respecting the rate limits
     /// (`force`: the login one, sent at once).
     fn send_my_info(&mut self, cx: &mut Context<'_>, force: bool) {
-        if !self.logged_in {
+        if !self.p.logged_in {
             return;
         }
         let mi = self.my_info();
-        let Some(last) = &self.last_myinfo else {
+        let Some(last) = &self.p.last_myinfo else {
             return self.put_my_info(cx, mi);
         };
         if *last == mi {
@@ -962,11 +359,11 @@ impl State {
         // The first share after an empty one (hashing done after the login)
         // is not held back: hubs and users judge us by it.
         let interval = if share_only && last.share != 0 { SHARE_INTERVAL } else { MYINFO_INTERVAL };
-        let due = self.last_myinfo_at.map_or(cx.now(), |at| at + interval);
+        let due = self.p.last_myinfo_at.map_or(cx.now(), |at| at + interval);
         if force || cx.now() >= due {
             self.put_my_info(cx, mi);
-        } else if self.myinfo_timer.is_none() {
-            self.myinfo_timer = Some(self.rt.timer_at(self.id, due));
+        } else if self.p.myinfo_timer.is_none() {
+            self.p.myinfo_timer = Some(self.rt.timer_at(self.id, due));
         }
     }
 
@@ -978,79 +375,52 @@ impl State {
         let joined = !self.info.borrow().users.contains(me.nick());
         self.user_event(&me, joined);
         self.info.borrow_mut().users.insert(me);
-        self.last_myinfo = Some(mi);
-        self.last_myinfo_at = Some(cx.now());
-        if let Some(t) = self.myinfo_timer.take() {
+        self.p.last_myinfo = Some(mi);
+        self.p.last_myinfo_at = Some(cx.now());
+        if let Some(t) = self.p.myinfo_timer.take() {
             cx.cancel_timer(t);
         }
     }
-
-    // ----- raw lines -------------------------------------------------------------
-
-    fn filter_raw(&mut self, cx: &mut Context<'_>, lines: Vec<Box<[u8]>>) {
-        self.raw_batch += 1;
-        let batch = self.raw_batch;
-        self.raw_pending = Some((batch, lines.clone()));
-        self.raw_timer = Some(cx.after(RAW_VERDICT_TIMEOUT));
-        self.sink.filter_raw(self.id, batch, lines);
-    }
-
-    fn raw_verdict(&mut self, cx: &mut Context<'_>, batch: u64, keep: Vec<bool>) {
-        match &self.raw_pending {
-            Some((b, _)) if *b == batch => {}
-            _ => return,
-        }
-        let Some((_, lines)) = self.raw_pending.take() else { return };
-        if let Some(t) = self.raw_timer.take() {
-            cx.cancel_timer(t);
-        }
-        for (i, line) in lines.into_iter().enumerate() {
-            if keep.get(i).copied().unwrap_or(true) {
-                self.handle(cx, &line);
-            }
-        }
-        cx.repoll();
-    }
-
-    // ----- incoming lines ----------------------------------------------------------
 
     fn handle(&mut self, cx: &mut Context<'_>, frame: &[u8]) {
-        if self.pending_drop.is_some() {
+        if self.dropping() {
             return;
         }
         if log::log_enabled!(target: "hub", log::Level::Trace) {
             log::trace!(target: "hub", "hub {} <- {}", self.params.url, String::from_utf8_lossy(frame));
         }
-        if !self.charset_flagged && !frame.is_ascii() {
+        if !self.p.charset_flagged && !frame.is_ascii() {
             self.check_charset(frame);
         }
-        let msg = nmdc::parse(frame, self.cs);
+        let msg = nmdc::parse(frame, self.p.cs);
         match msg {
             Message::Lock(lock) => self.on_lock(&lock),
             Message::Supports(_) => {}
             Message::HubName(name) => {
                 self.info.borrow_mut().name = name;
-                self.hub_info_event();
+                self.report_hub_info();
             }
             Message::HubTopic(topic) => {
                 self.info.borrow_mut().topic = topic;
-                self.hub_info_event();
+                self.report_hub_info();
             }
             Message::GetPass(_) => match self.params.password.clone() {
                 Some(pw) => {
-                    self.registered = true;
+                    self.p.registered = true;
                     self.send_msg(&Message::MyPass(pw));
                 }
                 None => self.login_failed(
                     "the hub asks for a password and none is set".into(),
-                    frame,
+                    Some(frame),
                     After::Stop,
                 ),
             },
-            Message::BadPass => self.login_failed("wrong password".into(), frame, After::Stop),
+            Message::BadPass => {
+                self.login_failed("wrong password".into(), Some(frame), After::Stop)
+            }
             Message::ValidateDenide(_) => self.login_failed(
                 format!("the hub refused the nick {:?} (taken or reserved)", self.my_nick()),
-                frame,
+                Some(frame),
                 After::Reconnect,
             ),
             Message::HubIsFull => {
@@ -1058,7 +428,7 @@ impl State {
             }
             Message::Hello(nick) => {
                 if nick == self.info.borrow().my_nick {
-                    if !self.logged_in {
+                    if !self.p.logged_in {
                         self.logged_in_now(cx);
                     }
                 } else {
@@ -1132,7 +502,9 @@ impl State {
                     self.hubs.peer_request(&self.rt, request);
                 }
             }
-            Message::ForceMove(addr) => self.on_force_move(addr),
+            Message::ForceMove(addr) => {
+                self.redirected(&addr, "");
+            }
             Message::UserIp(entries) => {
                 let me = self.my_nick();
                 for e in entries {
@@ -1163,7 +535,7 @@ impl State {
     }
 
     fn on_lock(&mut self, lock: &Lock) {
-        if self.logged_in {
+        if self.p.logged_in {
             log::debug!(target: "hub", "hub {}: ignored a $Lock after the login", self.params.url);
             return;
         }
@@ -1177,25 +549,19 @@ impl State {
         self.send_msg(&Message::ValidateNick(nick));
     }
 
-    fn login_failed(&mut self, reason: String, frame: &[u8], after: After) {
-        log::warn!(target: "hub", "hub {}: login failed: {reason}", self.params.url);
-        self.emit(HubEvent::LoginFailed { reason: reason.clone(), raw: Some(frame.into()) });
-        self.request_drop(format!("login failed: {reason}"), after, false);
-    }
-
     fn logged_in_now(&mut self, cx: &mut Context<'_>) {
-        self.logged_in = true;
+        self.p.logged_in = true;
         if let Some(t) = self.login_timer.take() {
             cx.cancel_timer(t);
         }
-        let role = if self.registered { Role::Registered } else { Role::Normal };
+        let role = if self.p.registered { Role::Registered } else { Role::Normal };
         self.info.borrow_mut().role = Some(role);
         log::info!(target: "hub", "hub {}: logged in as {}", self.params.url, self.my_nick());
         self.send_msg(&Message::Version(VERSION.into()));
         self.send_msg(&Message::GetNickList);
         self.send_my_info(cx, true);
-        self.settle_new = 0;
-        self.settle_quiet = Some(cx.after(SETTLE_QUIET));
+        self.p.settle_new = 0;
+        self.p.settle_quiet = Some(cx.after(SETTLE_QUIET));
         // Our hub counts changed for every other hub's tag.
         self.hubs.info_changed(&self.rt, Some(self.id));
     }
@@ -1210,74 +576,41 @@ impl State {
     /// garbled but valid, and only the user can tell); other multi-byte
     /// charsets are decoded once more.
     fn check_charset(&mut self, frame: &[u8]) {
-        let valid = if self.cs == encoding_rs::UTF_8 {
+        let valid = if self.p.cs == encoding_rs::UTF_8 {
             std::str::from_utf8(frame).is_ok()
         } else {
-            self.cs.is_single_byte()
-                || self.cs.decode_without_bom_handling_and_without_replacement(frame).is_some()
+            self.p.cs.is_single_byte()
+                || self.p.cs.decode_without_bom_handling_and_without_replacement(frame).is_some()
         };
         if valid {
             return;
         }
-        self.charset_flagged = true;
+        self.p.charset_flagged = true;
         let sample = crate::text::neutralise_bytes(&frame[..frame.len().min(60)]);
         log::warn!(
             target: "hub",
             "hub {}: text that is not valid {} (\"{sample}...\"); set the hub's charset (cp1251, cp1252, ...) if it speaks another",
             self.params.url,
-            self.cs.name(),
+            self.p.cs.name(),
         );
     }
 
     /// The initial list is in: report the hub as online.
     fn announce(&mut self, cx: &mut Context<'_>) {
-        self.announced = true;
-        self.online_at = Some(cx.now());
-        if let Some(t) = self.settle_quiet.take() {
+        if let Some(t) = self.p.settle_quiet.take() {
             cx.cancel_timer(t);
         }
-        let users = {
-            let mut info = self.info.borrow_mut();
-            info.state = HubState::Online;
-            info.users.len()
-        };
-        log::info!(target: "hub", "hub {}: online, {users} users", self.params.url);
-        self.emit(HubEvent::Connected { users });
+        self.went_online(cx);
     }
 
-    fn hub_info_event(&mut self) {
-        let (name, topic) = {
-            let info = self.info.borrow();
-            (info.name.clone(), info.topic.clone())
-        };
-        self.emit(HubEvent::HubInfo { name, topic });
-    }
-
-    // ----- users -------------------------------------------------------------------
-
-    /// Reports a join or an update (after the initial list), coalescing
-    /// several of one user within the batch into one event.
+    /// Reports a join or an update (after the initial list; before it,
+    /// joins are only counted for the end-of-list rule).
     fn user_event(&mut self, user: &User, joined: bool) {
         if !self.announced {
-            // Still the initial list: counted, not reported.
-            self.settle_new += u32::from(joined);
+            self.p.settle_new += u32::from(joined);
             return;
         }
-        if let Some(&i) = self.coalesce.get(user.nick()) {
-            if let Some(HubEvent::UserJoined { user: u } | HubEvent::UserUpdated { user: u }) =
-                self.events.get_mut(i)
-            {
-                *u = user.clone();
-                return;
-            }
-        }
-        self.coalesce.insert(user.nick().into(), self.events.len());
-        let user = user.clone();
-        self.emit(if joined {
-            HubEvent::UserJoined { user }
-        } else {
-            HubEvent::UserUpdated { user }
-        });
+        self.report_user(user.clone(), joined);
     }
 
     /// A nick seen without details (`$NickList`, `$Hello`): added if new.
@@ -1349,20 +682,17 @@ impl State {
         };
         self.user_event(&user, joined);
         self.info.borrow_mut().users.insert(user);
-        if own && self.logged_in && !self.announced {
+        if own && self.p.logged_in && !self.announced {
             self.announce(cx);
         }
     }
 
     fn on_quit(&mut self, nick: &str) {
         let removed = self.info.borrow_mut().users.remove(nick).is_some();
-        if removed && self.announced {
-            self.coalesce.remove(nick);
-            self.emit(HubEvent::UserLeft { nick: nick.to_string() });
+        if removed {
+            self.report_left(nick);
         }
     }
-
-    // ----- searches and results ----------------------------------------------------
 
     fn on_search(&mut self, s: Search, frame: &[u8]) {
         let from = match &s.source {
@@ -1413,7 +743,7 @@ impl State {
             },
             SearchSource::Passive { .. } => None,
         };
-        let hits = super::share_answers(&self.hubs, q, to.is_some());
+        let hits = self.hubs.share_answers(q, to.is_some());
         if hits.is_empty() {
             return;
         }
@@ -1445,8 +775,8 @@ impl State {
             match to {
                 Some(addr) => {
                     let mut datagram = Vec::new();
-                    nmdc::encode_into(&msg, self.cs, &mut datagram);
-                    super::udp::send(&self.hubs, &self.rt, addr, datagram);
+                    nmdc::encode_into(&msg, self.p.cs, &mut datagram);
+                    self.hubs.send_udp(&self.rt, addr, datagram);
                 }
                 None => self.send_msg(&msg),
             }
@@ -1471,44 +801,22 @@ impl State {
         };
         self.emit(HubEvent::SearchResult { hit });
     }
-
-    /// A datagram from the UDP listener: `$SR` frames for us.
-    fn udp_frame(&mut self, data: &[u8]) {
-        for frame in data.split(|&b| b == b'|').filter(|f| !f.is_empty()) {
-            match nmdc::parse(frame, self.cs) {
-                Message::SearchResult(sr) => self.on_result(sr, frame, Via::Udp),
-                other => {
-                    log::debug!(target: "hub", "hub {}: UDP datagram is not a result: {}", self.params.url, other.kind());
-                }
-            }
-        }
-    }
-
-    fn on_force_move(&mut self, target: String) {
-        let target = target.trim().to_string();
-        if let Err(e) = HubUrl::parse(&target) {
-            log::warn!(target: "hub", "hub {}: ignoring a redirect to a bad address: {e}", self.params.url);
-            return;
-        }
-        let follow = self.params.follow_redirects;
-        self.emit(HubEvent::Redirect { url: target.clone(), reason: String::new(), follow });
-        let reason = format!("redirected to {target}");
-        if self.sink.decides_redirects() {
-            self.request_drop(reason, After::AwaitRedirect(target), true);
-        } else if follow {
-            self.request_drop(reason, After::Follow(target), true);
-        } else {
-            self.request_drop(format!("{reason} (not followed)"), After::Reconnect, true);
-        }
-    }
 }
 
-/// The wait before reconnect attempt `attempts + 1`: `base` doubled per
-/// failed attempt, at most [`MAX_BACKOFF`] (or `base` if longer), times
-/// `jitter` (drawn from [0.75, 1.25]).
-fn backoff(base: Duration, attempts: u32, jitter: f64) -> Duration {
-    let exp = 1u32 << attempts.min(16);
-    base.saturating_mul(exp).min(MAX_BACKOFF.max(base)).mul_f64(jitter)
+/// The hub address and hub name an NMDC datagram's first `$SR` gives, for
+/// the UDP router: `None` when it is not a result. Addresses and hub names
+/// are ASCII in practice; the session parses the datagram again in the
+/// hub's own charset.
+pub(crate) fn udp_route(data: &[u8]) -> Option<(String, String)> {
+    let first = data.split(|&b| b == b'|').find(|f| !f.is_empty()).unwrap_or(&[]);
+    let Message::SearchResult(sr) = nmdc::parse(first, encoding_rs::WINDOWS_1252) else {
+        return None;
+    };
+    let name = match sr.hub {
+        ResultHub::Name(n) => n,
+        ResultHub::Tth(_) => String::new(),
+    };
+    Some((sr.hub_address, name))
 }
 
 /// `"/me text"` → (`"text"`, true).
@@ -1523,7 +831,7 @@ fn split_me(text: String) -> (String, bool) {
 /// (parse, convert, keep the flags `$MyINFO` does not carry, insert);
 /// returns how many were applied. For benchmarks.
 pub fn apply_my_info_lines<'a>(
-    users: &mut super::UserList,
+    users: &mut UserList,
     lines: impl IntoIterator<Item = &'a [u8]>,
     cs: &'static Encoding,
 ) -> usize {
@@ -1543,33 +851,9 @@ pub fn apply_my_info_lines<'a>(
     n
 }
 
-/// What follows a connection error: a refused keyprint ends the session for
-/// good (reconnecting would only be refused again); anything else reconnects.
-fn after_error(e: &ConnError) -> After {
-    if matches!(e, ConnError::Keyprint(_)) {
-        After::Stop
-    } else {
-        After::Reconnect
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_jitter() {
-        let s = Duration::from_secs;
-        assert_eq!(backoff(s(30), 0, 1.0), s(30));
-        assert_eq!(backoff(s(30), 1, 1.0), s(60));
-        assert_eq!(backoff(s(30), 4, 1.0), s(480));
-        assert_eq!(backoff(s(30), 5, 1.0), MAX_BACKOFF);
-        assert_eq!(backoff(s(30), u32::MAX, 1.0), MAX_BACKOFF);
-        assert_eq!(backoff(s(3600), 3, 1.0), s(3600), "a base above the cap is kept");
-        assert_eq!(backoff(s(40), 0, 0.75), s(30));
-        assert_eq!(backoff(s(40), 0, 1.25), s(50));
-        assert_eq!(backoff(Duration::from_millis(300), 2, 1.0), Duration::from_millis(1200));
-    }
 
     #[test]
     fn actions() {

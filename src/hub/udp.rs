@@ -1,47 +1,60 @@
 //! The UDP listener shared by every hub of a worker: active-mode search
-//! results (`$SR` datagrams) arrive here and are routed to the session of
-//! the hub they belong to.
+//! results arrive here and go to the router it was started with, which
+//! hands each datagram to the session of the hub it belongs to.
 //!
-//! One job, started on first use by [`Hubs::udp`](super::Hubs) (a session in
-//! active mode asks for it), bound to the configured `listen_address` and
-//! `udp_port`. A datagram is routed by the hub address it names (`$SR ...
-//! (ip:port)`), else by the hub name, else to the hub searched last; the
-//! session then parses it in its own charset and reports it. This job never
-//! interprets more than that (ADC `URES` datagrams are routed by
-//! [`super::adc::route_udp`], by their search token).
+//! One job, started on first use by the registry
+//! ([`Hubs::udp`](super::Hubs::udp): a session in active mode asks for it),
+//! bound to the configured `listen_address` and `udp_port`. The listener
+//! never looks inside a datagram: which hub an NMDC `$SR` or an ADC `URES`
+//! belongs to is the router's business (`hub::session`), and parsing it is
+//! the session's. It also sends what sessions answer to active searchers
+//! from its socket (the port we announce), and [`send_from`] sends from a
+//! send-only socket in passive mode. Sending never blocks; a datagram the
+//! kernel cannot take is dropped, as UDP may drop it anyway.
 //!
-//! Sessions answering an active searcher hand their datagrams to [`send`]:
-//! in active mode they go out from this listener's socket (the port we
-//! announce), in passive mode (no listener) from a send-only socket of the
-//! worker thread. Sending never blocks; a datagram the kernel cannot take
-//! is dropped, as UDP may drop it anyway.
+//! This module knows no hub, no registry and no protocol.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::rc::Rc;
 
-use super::nmdc::UdpFrame;
-use super::{ConnectMode, Hubs, UdpEndpoint};
 use crate::net::UdpSocket;
-use crate::proto::nmdc::{self, Message, ResultHub};
-use crate::runtime::{Context, Job, Runtime, Step};
+use crate::runtime::{Context, Job, JobId, Runtime, Step};
 
 /// Datagrams handled per poll at most.
 const DATAGRAMS_PER_POLL: usize = 256;
 
-/// The largest datagram read (longer ones are truncated; `$SR` is small).
+/// The largest datagram read (longer ones are truncated; results are small).
 const MAX_DATAGRAM: usize = 64 * 1024;
 
-/// Binds `bind` and starts the listener job.
-pub(crate) fn start(rt: &Runtime, hubs: Hubs, bind: SocketAddr) -> io::Result<UdpEndpoint> {
+/// Hands a received datagram (`data`, from `from`) to whoever it is for.
+pub type Router = Rc<dyn Fn(&Context<'_>, &[u8], SocketAddr)>;
+
+/// A datagram for a hub session, as the router hands it over.
+#[derive(Debug)]
+pub(crate) struct UdpFrame(pub(crate) Vec<u8>);
+
+/// The UDP listener shared by the hubs of one worker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UdpEndpoint {
+    /// The listener job.
+    pub(crate) job: JobId,
+    /// The address it is bound to.
+    pub(crate) addr: SocketAddr,
+}
+
+/// Binds `bind` and starts the listener job, which hands what it receives
+/// to `router`.
+pub(crate) fn start(rt: &Runtime, bind: SocketAddr, router: Router) -> io::Result<UdpEndpoint> {
     let mut bound: Option<io::Result<SocketAddr>> = None;
     let job = rt.spawn_with(|id| match UdpSocket::bind(rt, id, bind) {
         Ok(socket) => {
             bound = Some(socket.local_addr());
-            UdpListener { socket: Some(socket), buf: vec![0; MAX_DATAGRAM], stopped: false, hubs }
+            UdpListener { socket: Some(socket), buf: vec![0; MAX_DATAGRAM], stopped: false, router }
         }
         Err(e) => {
             bound = Some(Err(e));
-            UdpListener { socket: None, buf: Vec::new(), stopped: true, hubs }
+            UdpListener { socket: None, buf: Vec::new(), stopped: true, router }
         }
     });
     let addr = bound.unwrap_or_else(|| Err(io::Error::other("the UDP job was not built")))?;
@@ -50,56 +63,43 @@ pub(crate) fn start(rt: &Runtime, hubs: Hubs, bind: SocketAddr) -> io::Result<Ud
 
 /// A datagram for the listener to send from its socket.
 #[derive(Debug)]
-struct Outgoing {
-    to: SocketAddr,
-    data: Vec<u8>,
+pub(crate) struct Outgoing {
+    /// Where to.
+    pub(crate) to: SocketAddr,
+    /// The datagram.
+    pub(crate) data: Vec<u8>,
 }
 
-/// Sends one datagram to `to` (search results for an active searcher): from
-/// the shared listener in active mode, else from a send-only socket. Errors
-/// are logged, never returned: a lost result is not the session's concern.
-///
-/// The send-only sockets of passive mode (IPv4, IPv6) belong to the
-/// registry, made on first use on the configured `listen_address` (any
-/// address when it is of the other family).
-pub(crate) fn send(hubs: &Hubs, rt: &Runtime, to: SocketAddr, data: Vec<u8>) {
-    let identity = hubs.identity();
-    if identity.mode == ConnectMode::Active {
-        if let Some(e) = hubs.udp(rt) {
-            if !rt.send(e.job, Outgoing { to, data }) {
-                log::debug!(target: "hub", "a UDP search result to {to}: the listener is gone");
-            }
-            return;
-        }
-    }
-    let slot = usize::from(to.is_ipv6());
-    let sent = (|| -> io::Result<()> {
-        let mut s = hubs.inner.senders.borrow_mut();
-        if s[slot].is_none() {
-            // The configured local address when it fits the family.
-            let local = match identity.listen_address {
+/// The send-only sockets of passive mode (IPv4, IPv6), made on first use.
+#[derive(Debug, Default)]
+pub(crate) struct Senders([Option<std::net::UdpSocket>; 2]);
+
+impl Senders {
+    /// Sends one datagram to `to` from a send-only socket bound to `local`
+    /// when it is of `to`'s family (else to any address of that family).
+    pub(crate) fn send(&mut self, local: IpAddr, to: SocketAddr, data: &[u8]) -> io::Result<()> {
+        let slot = usize::from(to.is_ipv6());
+        if self.0[slot].is_none() {
+            let local = match local {
                 a if a.is_ipv6() == to.is_ipv6() => a,
                 _ if to.is_ipv6() => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                 _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             };
             let socket = std::net::UdpSocket::bind(SocketAddr::new(local, 0))?;
             socket.set_nonblocking(true)?;
-            s[slot] = Some(socket);
+            self.0[slot] = Some(socket);
         }
-        match s[slot].as_ref().map(|socket| socket.send_to(&data, to)) {
+        match self.0[slot].as_ref().map(|socket| socket.send_to(data, to)) {
             Some(Err(e)) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
             _ => Ok(()),
         }
-    })();
-    if let Err(e) = sent {
-        log::debug!(target: "hub", "sending a UDP search result to {to}: {e}");
     }
 }
 
 /// The listener job.
 struct UdpListener {
-    /// The registry whose sessions get the results.
-    hubs: Hubs,
+    /// Who gets what arrives.
+    router: Router,
     socket: Option<UdpSocket>,
     buf: Vec<u8>,
     stopped: bool,
@@ -120,7 +120,7 @@ impl Job for UdpListener {
         }
         for _ in 0..DATAGRAMS_PER_POLL {
             match socket.recv_from(&mut self.buf) {
-                Ok(Some((n, from))) => route(cx, &self.hubs, &self.buf[..n], from),
+                Ok(Some((n, from))) => (self.router)(cx, &self.buf[..n], from),
                 Ok(None) => return Step::Pending,
                 Err(e) => {
                     log::warn!(target: "hub", "UDP search results: receiving: {e}");
@@ -142,32 +142,5 @@ impl Job for UdpListener {
 
     fn name(&self) -> String {
         "hub UDP listener".into()
-    }
-}
-
-/// Hands a datagram to the session of the hub its first `$SR` names.
-fn route(cx: &Context<'_>, hubs: &Hubs, data: &[u8], from: SocketAddr) {
-    // ADC datagrams (`URES <cid> ...`) are routed by the ADC session's rules.
-    if data.starts_with(b"U") {
-        return super::adc::route_udp(cx, hubs, data, from);
-    }
-    let first = data.split(|&b| b == b'|').find(|f| !f.is_empty()).unwrap_or(&[]);
-    // Addresses and hub names are ASCII in practice; the session re-parses
-    // the datagram in the hub's own charset.
-    let Message::SearchResult(sr) = nmdc::parse(first, encoding_rs::WINDOWS_1252) else {
-        log::debug!(target: "hub", "UDP datagram from {from} is not a search result; dropped");
-        return;
-    };
-    let name = match &sr.hub {
-        ResultHub::Name(n) => n.as_str(),
-        ResultHub::Tth(_) => "",
-    };
-    match hubs.route_result(&sr.hub_address, name) {
-        Some(hub) => {
-            cx.send(hub, UdpFrame(data.to_vec()));
-        }
-        None => {
-            log::debug!(target: "hub", "UDP search result from {from} for an unknown hub {:?}; dropped", sr.hub_address);
-        }
     }
 }

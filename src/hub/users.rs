@@ -1162,6 +1162,11 @@ impl UserList {
         self.users.iter().flatten()
     }
 
+    /// The most users it keeps.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
     /// Removes every user.
     pub fn clear(&mut self) {
         *self = UserList::with_cap(self.cap);

@@ -207,7 +207,7 @@ pub fn apply_config(host: &LuaHost, config: &Config) {
     let identity = Identity {
         share_size: current.share_size,
         shared_files: current.shared_files,
-        ..Identity::from_config(config)
+        ..config.identity()
     };
     if let Some(peers) = super::peer_api::peers(host) {
         peers.reconfigure(crate::peer::PeerOptions::from_identity(&identity));
@@ -232,7 +232,7 @@ fn connect_new_hubs(host: &LuaHost, config: &Config) {
         if with_state(host, |s| s.configured.iter().any(|(c, _)| c == h)) {
             continue;
         }
-        match connect(host, HubParams::from_config(h, config), None) {
+        match connect(host, h.params(config), None) {
             Ok(id) => with_state(host, |s| s.configured.push((h.clone(), id))),
             Err(e) => log::error!(target: "hub", "hub {}: {e}", h.url),
         }
