@@ -857,7 +857,7 @@ impl Session<Adc> {
     fn on_res(&mut self, res: &Res<'_>, nick: String, frame: &[u8], via: Via) {
         let slots = self.info.borrow().users.get(&nick).and_then(|u| u.slots).unwrap_or(0);
         let dir = res.is_directory();
-        let path = res.path.trim_start_matches('/').to_string();
+        let path = SearchHit::path_from_wire(res.path, '/');
         let hit = SearchHit {
             nick,
             path,

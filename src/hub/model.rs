@@ -738,6 +738,14 @@ pub struct SearchHit {
 }
 
 impl SearchHit {
+    /// A result's path in its one form, whatever the protocol: components
+    /// joined by `/`, no leading or trailing separator (`music/a.mp3`,
+    /// `music/album` for a folder). `sep` is the wire's separator (NMDC `\`,
+    /// ADC `/`; ADC paths start with one, ADC folders end with one).
+    pub fn path_from_wire(wire: &str, sep: char) -> String {
+        wire.split(sep).filter(|c| !c.is_empty()).collect::<Vec<_>>().join("/")
+    }
+
     /// Whether it is a folder.
     pub fn is_dir(&self) -> bool {
         self.size.is_none()
@@ -801,6 +809,19 @@ mod tests {
             via: Via::Hub,
             raw: Box::new([]),
         }
+    }
+
+    #[test]
+    fn result_paths_have_one_form() {
+        for (wire, sep) in [
+            ("music\\a.mp3", '\\'),
+            ("/music/a.mp3", '/'),
+            ("\\music\\a.mp3", '\\'),
+        ] {
+            assert_eq!(SearchHit::path_from_wire(wire, sep), "music/a.mp3", "{wire}");
+        }
+        assert_eq!(SearchHit::path_from_wire("/music/album/", '/'), "music/album");
+        assert_eq!(SearchHit::path_from_wire("music\\album\\", '\\'), "music/album");
     }
 
     #[test]

@@ -790,7 +790,7 @@ impl Session<Nmdc> {
         };
         let hit = SearchHit {
             nick: sr.nick,
-            path: sr.path.replace('\\', "/"),
+            path: SearchHit::path_from_wire(&sr.path, '\\'),
             size: sr.size,
             tth,
             free_slots: sr.free_slots,
