@@ -264,7 +264,7 @@ impl<P: Dialect> Driver<P> {
             online_at: None,
             announced: false,
             local_ip: None,
-            last_sent_at: Instant::now(),
+            last_sent_at: rt.now(),
             login_timer: None,
             keepalive: None,
             raw_timer: None,
