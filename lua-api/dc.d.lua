@@ -247,8 +247,8 @@ error("cannot require a meta file")
 ---@field passive boolean results go through the hub
 ---@field text string the words (empty for a TTH search)
 ---@field tth string? the TTH searched for
----@field type string? any, audio, compressed, document, executable, picture, video, folder or tth
----@field type_code integer the protocol's type code
+---@field type string any, audio, compressed, document, executable, picture, video, folder, file (ADC: files only) or tth
+---@field type_code integer the NMDC type code of the search (1 any ... 8 folder, 9 TTH), whatever the protocol
 ---@field min_size integer? bytes
 ---@field max_size integer? bytes
 ---@field raw string the line
@@ -529,7 +529,7 @@ function dc.hubs() end
 
 ---Searches and collects the matching results until the timeout; each is also emitted as `search_result`.
 ---@async
----@param query {text?: string, tth?: string, type?: string, size?: integer, min_size?: integer, max_size?: integer, exclude?: string|string[], extensions?: string|string[], hub?: dc.Hub, timeout?: number, max_results?: integer}|string `text` (words, all required) or `tth`; `type`: any, audio, compressed, document, executable, picture, video, folder, tth; sizes in bytes; `hub`: one hub (default: every online hub); `timeout`: seconds to collect (default 5); `max_results`: return as soon as this many arrived. A string is `{text = string}`
+---@param query {text?: string, tth?: string, type?: string, size?: integer, min_size?: integer, max_size?: integer, exclude?: string|string[], extensions?: string|string[], hub?: dc.Hub, timeout?: number, max_results?: integer}|string `text` (words, all required) or `tth`; `type`: any, audio, compressed, document, executable, picture, video, folder, file (ADC only; NMDC searches any and filters), tth; sizes in bytes; `hub`: one hub (default: every online hub); `timeout`: seconds to collect (default 5); `max_results`: return as soon as this many arrived. A string is `{text = string}`
 ---@return table[] # the results (tables as in the `search_result` event)
 ---@return string? # why nothing was searched (no hub online)
 function dc.search(query) end

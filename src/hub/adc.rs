@@ -74,8 +74,8 @@ use std::time::{Duration, Instant};
 
 use super::driver::{After, Dialect, Framer, Session};
 use super::model::{
-    FileType, HubCommand, HubEvent, HubId, HubParams, HubState, PeerRequest, Protocol, Role,
-    SearchFrom, SearchHit, SearchQuery, Via,
+    HubCommand, HubEvent, HubId, HubParams, HubState, PeerRequest, Protocol, Role, SearchFrom,
+    SearchHit, Via,
 };
 use super::registry::Hubs;
 use super::users::{User, UserList};
@@ -85,6 +85,7 @@ use crate::proto::adc::{
     Message, Msg, Qui, Rcm, Res, Sch, Severity, Sid, Sta, Sup, Update, UserType,
 };
 use crate::runtime::{Context, TimerId};
+use crate::search::{FileType, Query};
 
 /// The longest line accepted from a hub (ADC lines are short; a long MOTD
 /// or user-command list fits).
@@ -435,7 +436,7 @@ impl Session<Adc> {
         }
     }
 
-    fn search(&mut self, cx: &mut Context<'_>, q: &SearchQuery) {
+    fn search(&mut self, cx: &mut Context<'_>, q: &Query) {
         let Some(sid) = self.p.my_sid else { return };
         if q.tth.is_none() && q.include.iter().all(|w| w.trim().is_empty()) {
             log::debug!(target: "hub", "hub {}: a search without words or TTH is not sent", self.params.url);
@@ -455,6 +456,7 @@ impl Session<Adc> {
                 sch.exact_size = q.size;
                 match q.file_type {
                     FileType::Folder => sch.file_type = Some(AdcFileType::Directory),
+                    FileType::File => sch.file_type = Some(AdcFileType::File),
                     other => {
                         if let Some(g) = sega_group(other) {
                             sch.groups = Some(g);
@@ -786,22 +788,27 @@ impl Session<Adc> {
             let port: u16 = u.inf_field("U4")?.parse().ok()?;
             Some(format!("{ip}:{port}"))
         });
-        let mut q = SearchQuery {
+        let mut q = Query {
             include: sch.include.iter().map(|s| s.to_string()).collect(),
             exclude: sch.exclude.iter().map(|s| s.to_string()).collect(),
-            extensions: sch.extensions.iter().map(|s| s.to_string()).collect(),
+            extensions: sch
+                .extensions
+                .iter()
+                .map(|s| s.trim_start_matches('.').to_string())
+                .collect(),
             min_size: sch.min_size,
             max_size: sch.max_size,
             size: sch.exact_size,
-            ..SearchQuery::default()
+            tth: sch.tth,
+            ..Query::default()
         };
-        if let Some(t) = sch.tth {
-            q.tth = Some(t);
-            q.file_type = FileType::Tth;
+        if sch.tth.is_some() {
         } else if sch.file_type == Some(AdcFileType::Directory) {
             q.file_type = FileType::Folder;
         } else if let Some(t) = sch.groups.and_then(type_of_group) {
             q.file_type = t;
+        } else if sch.file_type == Some(AdcFileType::File) {
+            q.file_type = FileType::File;
         }
         self.answer(&q, from, address.as_deref(), sch.token);
         self.emit(HubEvent::Search {
@@ -815,7 +822,7 @@ impl Session<Adc> {
     /// searcher's `I4:U4` (`address`), `DRES` through the hub to a passive
     /// one. `FN` starts with `/` (a folder's also ends with one); `TO` gives
     /// the search's token back.
-    fn answer(&mut self, q: &SearchQuery, from: Sid, address: Option<&str>, token: Option<&str>) {
+    fn answer(&mut self, q: &Query, from: Sid, address: Option<&str>, token: Option<&str>) {
         let Some(my_sid) = self.p.my_sid else { return };
         let to = match address.map(str::parse::<SocketAddr>) {
             Some(Ok(a)) => Some(a),

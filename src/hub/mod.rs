@@ -7,7 +7,7 @@
 //! | module | what it owns |
 //! |---|---|
 //! | [`users`] | one hub's users, laid out for size (100,000 users in about 25 MB), made from either protocol's user line |
-//! | [`model`] | the model: [`HubInfo`], [`Identity`], [`HubParams`], [`HubCommand`] (what others ask a session, sent with [`Runtime::send`](crate::runtime::Runtime::send)), [`HubEvent`] (what a session reports, in batches, through a [`HubSink`]), [`SearchQuery`], [`SearchHit`], [`PeerRequest`] |
+//! | [`model`] | the model: [`HubInfo`], [`Identity`], [`HubParams`], [`HubCommand`] (what others ask a session, sent with [`Runtime::send`](crate::runtime::Runtime::send)), [`HubEvent`] (what a session reports, in batches, through a [`HubSink`]), [`SearchHit`], [`PeerRequest`]; searches are [`crate::search::Query`] |
 //! | [`redirect`] | the redirect chain's rules (loops, bounces, limits) |
 //! | [`udp`] | the one UDP listener shared by all hubs (active-mode search results in, our results to active searchers out); knows no hub |
 //! | [`registry`] | [`Hubs`]: the worker's registry of [`HubInfo`] and our [`Identity`]; sessions write it, Lua reads it synchronously |
@@ -51,9 +51,8 @@ pub mod udp;
 pub mod users;
 
 pub use model::{
-    ConnectMode, FileType, HubCommand, HubError, HubEvent, HubId, HubInfo, HubParams, HubSink,
-    HubState, Identity, NullSink, PeerHandler, PeerRequest, Protocol, Role, SearchFrom, SearchHit,
-    SearchQuery, Via,
+    ConnectMode, HubCommand, HubError, HubEvent, HubId, HubInfo, HubParams, HubSink, HubState,
+    Identity, NullSink, PeerHandler, PeerRequest, Protocol, Role, SearchFrom, SearchHit, Via,
 };
 pub use registry::{follow_share, Hubs};
 pub use session::connect;

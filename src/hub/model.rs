@@ -2,7 +2,8 @@
 //! is ([`HubInfo`], [`HubState`], [`Role`]), who we are on it
 //! ([`Identity`], [`HubParams`]), what others ask a session
 //! ([`HubCommand`]), what a session reports ([`HubEvent`] through a
-//! [`HubSink`]), searches and results ([`SearchQuery`], [`SearchHit`]) and
+//! [`HubSink`]), results ([`SearchHit`]; searches are [`crate::search`]'s
+//! [`Query`]) and
 //! the connection requests handed to the peer layer ([`PeerRequest`]).
 //!
 //! Plain data and one trait: no session, no I/O, no registry. Everything
@@ -19,7 +20,7 @@ use encoding_rs::Encoding;
 use super::users::{User, UserList, MAX_USERS};
 use crate::proto::tth::Tth;
 use crate::runtime::{JobId, Runtime};
-use crate::search as share_index;
+use crate::search::Query;
 
 /// A hub is identified by the id of its session job.
 pub type HubId = JobId;
@@ -323,7 +324,7 @@ pub enum HubCommand {
     SendRaw(String),
     /// Searches (actively over the shared UDP socket in active mode,
     /// passively through the hub otherwise).
-    Search(SearchQuery),
+    Search(Query),
     /// Leaves the hub for good (no reconnect); the session job ends.
     Disconnect,
     /// Our [`Identity`] or hub counts changed: announce ourselves again
@@ -461,7 +462,7 @@ pub enum HubEvent {
     /// Someone searches.
     Search {
         /// What they search for.
-        query: SearchQuery,
+        query: Query,
         /// Who, and where results go.
         from: SearchFrom,
         /// The line.
@@ -545,175 +546,6 @@ impl HubSink for NullSink {
 
 // ----- searches --------------------------------------------------------------
 
-/// The kind of file searched for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FileType {
-    /// Anything.
-    #[default]
-    Any,
-    /// Audio files.
-    Audio,
-    /// Archives.
-    Compressed,
-    /// Documents.
-    Document,
-    /// Executables.
-    Executable,
-    /// Pictures.
-    Picture,
-    /// Videos.
-    Video,
-    /// Folders.
-    Folder,
-    /// A TTH search.
-    Tth,
-    /// Another NMDC type code (10 to 13 exist in the wild).
-    Other(u8),
-}
-
-impl FileType {
-    const NAMES: [(&'static str, FileType); 9] = [
-        ("any", FileType::Any),
-        ("audio", FileType::Audio),
-        ("compressed", FileType::Compressed),
-        ("document", FileType::Document),
-        ("executable", FileType::Executable),
-        ("picture", FileType::Picture),
-        ("video", FileType::Video),
-        ("folder", FileType::Folder),
-        ("tth", FileType::Tth),
-    ];
-
-    /// The NMDC type code (1 any ... 8 folder, 9 TTH).
-    pub fn nmdc_code(self) -> u8 {
-        match self {
-            FileType::Any => 1,
-            FileType::Audio => 2,
-            FileType::Compressed => 3,
-            FileType::Document => 4,
-            FileType::Executable => 5,
-            FileType::Picture => 6,
-            FileType::Video => 7,
-            FileType::Folder => 8,
-            FileType::Tth => 9,
-            FileType::Other(n) => n,
-        }
-    }
-
-    /// The type of an NMDC code.
-    pub fn from_nmdc(code: u8) -> FileType {
-        match code {
-            1 => FileType::Any,
-            2 => FileType::Audio,
-            3 => FileType::Compressed,
-            4 => FileType::Document,
-            5 => FileType::Executable,
-            6 => FileType::Picture,
-            7 => FileType::Video,
-            8 => FileType::Folder,
-            9 => FileType::Tth,
-            n => FileType::Other(n),
-        }
-    }
-
-    /// The name scripts use (`"audio"`); `None` for [`FileType::Other`].
-    pub fn name(self) -> Option<&'static str> {
-        FileType::NAMES.iter().find(|(_, t)| *t == self).map(|(n, _)| *n)
-    }
-
-    /// The type a script names.
-    pub fn from_name(name: &str) -> Option<FileType> {
-        FileType::NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, t)| *t)
-    }
-}
-
-/// A search, protocol-neutral. NMDC can express only part of it (words, one
-/// size bound, a type, a TTH); the rest is applied to results as they come
-/// ([`SearchQuery::matches`]).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SearchQuery {
-    /// Words that must all appear in the path (case-insensitive).
-    pub include: Vec<String>,
-    /// Words that must not appear.
-    pub exclude: Vec<String>,
-    /// File extensions, one of which the name must have (without the dot).
-    pub extensions: Vec<String>,
-    /// A TTH: only this file.
-    pub tth: Option<Tth>,
-    /// At least this many bytes.
-    pub min_size: Option<u64>,
-    /// At most this many bytes.
-    pub max_size: Option<u64>,
-    /// Exactly this many bytes.
-    pub size: Option<u64>,
-    /// The kind of file.
-    pub file_type: FileType,
-}
-
-impl SearchQuery {
-    /// A search for words (split on spaces).
-    pub fn words(text: &str) -> SearchQuery {
-        SearchQuery {
-            include: text.split_whitespace().map(str::to_string).collect(),
-            ..SearchQuery::default()
-        }
-    }
-
-    /// A search for one TTH.
-    pub fn for_tth(tth: Tth) -> SearchQuery {
-        SearchQuery { tth: Some(tth), file_type: FileType::Tth, ..SearchQuery::default() }
-    }
-
-    /// The words, joined by spaces.
-    pub fn text(&self) -> String {
-        self.include.join(" ")
-    }
-
-    /// Whether a result answers this search, by the one matcher of
-    /// [`crate::search`] (the share index's rules): same TTH for a TTH
-    /// search; otherwise every term in the path, no excluded term, the size
-    /// within the bounds, the type's and the listed extensions, folders only
-    /// for untyped, unsized searches.
-    pub fn matches(&self, hit: &SearchHit) -> bool {
-        share_index::Query::from(self).matches(&hit.path, hit.size, hit.tth.as_ref())
-    }
-}
-
-/// The one conversion of an incoming search to a search of our share. The
-/// limit is the active one ([`crate::search::MAX_RESULTS_ACTIVE`]); the registry sets
-/// the passive one where it applies. A TTH search keeps only its TTH (the
-/// index ignores the rest); types the share does not group (`Tth`,
-/// `Other`) search any file.
-impl From<&SearchQuery> for share_index::Query {
-    fn from(q: &SearchQuery) -> share_index::Query {
-        use share_index::FileType as Group;
-        let file_type = match q.file_type {
-            FileType::Any | FileType::Tth | FileType::Other(_) => Group::Any,
-            FileType::Audio => Group::Audio,
-            FileType::Compressed => Group::Compressed,
-            FileType::Document => Group::Document,
-            FileType::Executable => Group::Executable,
-            FileType::Picture => Group::Picture,
-            FileType::Video => Group::Video,
-            FileType::Folder => Group::Folder,
-        };
-        share_index::Query {
-            tth: q.tth,
-            include: q.include.clone(),
-            exclude: q.exclude.clone(),
-            min_size: q.min_size,
-            max_size: q.max_size,
-            size: q.size,
-            file_type,
-            extensions: q
-                .extensions
-                .iter()
-                .map(|e| e.trim_start_matches('.').to_string())
-                .collect(),
-        }
-    }
-}
-
 /// A search result, protocol-neutral.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchHit {
@@ -744,6 +576,13 @@ impl SearchHit {
     /// ADC `/`; ADC paths start with one, ADC folders end with one).
     pub fn path_from_wire(wire: &str, sep: char) -> String {
         wire.split(sep).filter(|c| !c.is_empty()).collect::<Vec<_>>().join("/")
+    }
+
+    /// Whether it answers `q`, by the one matcher of [`crate::search`] (the
+    /// share index's rules): results that carry no token (NMDC) are
+    /// filtered with it.
+    pub fn answers(&self, q: &Query) -> bool {
+        q.matches(&self.path, self.size, self.tth.as_ref())
     }
 
     /// Whether it is a folder.
@@ -812,12 +651,36 @@ mod tests {
     }
 
     #[test]
+    fn results_are_filtered_by_the_one_matcher() {
+        use crate::search::FileType;
+        let q = Query::words("Foo bar");
+        assert!(hit("music/FOO/bar baz.mp3", Some(1)).answers(&q));
+        assert!(!hit("music/foo.mp3", Some(1)).answers(&q));
+        let q = Query { exclude: vec!["live".into()], ..Query::words("foo") };
+        assert!(!hit("foo live.mp3", Some(1)).answers(&q));
+        let q = Query { min_size: Some(10), max_size: Some(20), ..Query::words("f") };
+        assert!(hit("f", Some(15)).answers(&q));
+        assert!(!hit("f", Some(25)).answers(&q));
+        assert!(!hit("f", None).answers(&q));
+        let q = Query { extensions: vec!["mp3".into()], ..Query::words("a") };
+        assert!(hit("a/b.MP3", Some(1)).answers(&q));
+        assert!(!hit("a/bmp3", Some(1)).answers(&q));
+        let q = Query { file_type: FileType::Audio, ..Query::words("a") };
+        assert!(hit("a/b.flac", Some(1)).answers(&q));
+        assert!(!hit("a/b.txt", Some(1)).answers(&q));
+        let q = Query { file_type: FileType::Folder, ..Query::words("a") };
+        assert!(hit("a/dir", None).answers(&q));
+        assert!(!hit("a/file", Some(1)).answers(&q));
+        let tth: Tth = "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ".parse().unwrap();
+        let q = Query::for_tth(tth);
+        assert!(SearchHit { tth: Some(tth), ..hit("x", Some(0)) }.answers(&q));
+        assert!(!hit("x", Some(0)).answers(&q));
+    }
+
+    #[test]
     fn result_paths_have_one_form() {
-        for (wire, sep) in [
-            ("music\\a.mp3", '\\'),
-            ("/music/a.mp3", '/'),
-            ("\\music\\a.mp3", '\\'),
-        ] {
+        for (wire, sep) in [("music\\a.mp3", '\\'), ("/music/a.mp3", '/'), ("\\music\\a.mp3", '\\')]
+        {
             assert_eq!(SearchHit::path_from_wire(wire, sep), "music/a.mp3", "{wire}");
         }
         assert_eq!(SearchHit::path_from_wire("/music/album/", '/'), "music/album");
@@ -832,92 +695,5 @@ mod tests {
             info.users.insert(User::named(n));
         }
         assert_eq!((info.users.len(), info.users.refused()), (2, 1));
-    }
-
-    #[test]
-    fn queries_match_results() {
-        let q = SearchQuery::words("Foo bar");
-        assert!(q.matches(&hit("music/FOO/bar baz.mp3", Some(1))));
-        assert!(!q.matches(&hit("music/foo.mp3", Some(1))));
-        let q = SearchQuery { exclude: vec!["live".into()], ..SearchQuery::words("foo") };
-        assert!(!q.matches(&hit("foo live.mp3", Some(1))));
-        let q = SearchQuery { min_size: Some(10), max_size: Some(20), ..SearchQuery::words("f") };
-        assert!(q.matches(&hit("f", Some(15))));
-        assert!(!q.matches(&hit("f", Some(25))));
-        assert!(!q.matches(&hit("f", Some(5))));
-        assert!(!q.matches(&hit("f", None)));
-        let q = SearchQuery { extensions: vec!["mp3".into()], ..SearchQuery::words("a") };
-        assert!(q.matches(&hit("a/b.MP3", Some(1))));
-        assert!(!q.matches(&hit("a/bmp3", Some(1))));
-        // The type's extension group applies to results too (one matcher).
-        let q = SearchQuery { file_type: FileType::Audio, ..SearchQuery::words("a") };
-        assert!(q.matches(&hit("a/b.flac", Some(1))));
-        assert!(!q.matches(&hit("a/b.txt", Some(1))));
-        let q = SearchQuery { file_type: FileType::Folder, ..SearchQuery::words("a") };
-        assert!(q.matches(&hit("a/dir", None)));
-        assert!(!q.matches(&hit("a/file", Some(1))));
-        let tth: Tth = "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ".parse().unwrap();
-        let q = SearchQuery::for_tth(tth);
-        assert!(q.matches(&SearchHit { tth: Some(tth), ..hit("x", Some(0)) }));
-        assert!(!q.matches(&hit("x", Some(0))));
-    }
-
-    #[test]
-    fn file_types() {
-        for code in 1..=9 {
-            let t = FileType::from_nmdc(code);
-            assert_eq!(t.nmdc_code(), code);
-            assert_eq!(FileType::from_name(t.name().unwrap()), Some(t));
-        }
-        assert_eq!(FileType::from_nmdc(12), FileType::Other(12));
-        assert_eq!(FileType::Other(12).name(), None);
-        assert_eq!(FileType::from_name("VIDEO"), Some(FileType::Video));
-    }
-
-    #[test]
-    fn queries_convert_to_share_queries() {
-        use share_index::FileType as Group;
-        let q = SearchQuery {
-            include: vec!["beatles".into(), "help".into()],
-            exclude: vec!["live".into()],
-            extensions: vec![".MP3".into(), "flac".into()],
-            min_size: Some(10),
-            max_size: Some(20),
-            size: Some(15),
-            file_type: FileType::Audio,
-            ..SearchQuery::default()
-        };
-        let s = share_index::Query::from(&q);
-        assert_eq!(
-            s,
-            share_index::Query {
-                tth: None,
-                include: vec!["beatles".into(), "help".into()],
-                exclude: vec!["live".into()],
-                min_size: Some(10),
-                max_size: Some(20),
-                size: Some(15),
-                file_type: Group::Audio,
-                extensions: vec!["MP3".into(), "flac".into()],
-            }
-        );
-        let types = [
-            (FileType::Any, Group::Any),
-            (FileType::Compressed, Group::Compressed),
-            (FileType::Document, Group::Document),
-            (FileType::Executable, Group::Executable),
-            (FileType::Picture, Group::Picture),
-            (FileType::Video, Group::Video),
-            (FileType::Folder, Group::Folder),
-            (FileType::Tth, Group::Any),
-            (FileType::Other(12), Group::Any),
-        ];
-        for (t, g) in types {
-            let q = SearchQuery { file_type: t, ..SearchQuery::words("x") };
-            assert_eq!(share_index::Query::from(&q).file_type, g, "{t:?}");
-        }
-        let tth: Tth = "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ".parse().unwrap();
-        let s = share_index::Query::from(&SearchQuery::for_tth(tth));
-        assert_eq!((s.tth, s.file_type, s.include.len()), (Some(tth), Group::Any, 0));
     }
 }

@@ -65,8 +65,8 @@ use encoding_rs::Encoding;
 
 use super::driver::{After, Dialect, Framer, Session};
 use super::model::{
-    FileType, HubCommand, HubEvent, HubParams, HubState, PeerRequest, Protocol, Role, SearchFrom,
-    SearchHit, SearchQuery, Via,
+    HubCommand, HubEvent, HubParams, HubState, PeerRequest, Protocol, Role, SearchFrom, SearchHit,
+    Via,
 };
 use super::users::{User, UserList};
 use crate::proto::nmdc::HubCounts as TagCounts;
@@ -75,6 +75,7 @@ use crate::proto::nmdc::{
     SearchPattern, SearchResult, SearchSource, SizeLimit, Tag,
 };
 use crate::runtime::{Context, TimerId};
+use crate::search::{FileType, Query};
 
 /// The longest line accepted from a hub. `$MyINFO` lines are short, but a
 /// `$NickList` of 100,000 users is about 1.5 MB.
@@ -281,17 +282,17 @@ impl Session<Nmdc> {
         self.local_ip.map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string())
     }
 
-    fn search(&mut self, cx: &mut Context<'_>, q: &SearchQuery) {
-        let (pattern, file_type) = match &q.tth {
-            Some(tth) => (SearchPattern::Tth(*tth), FileType::Tth.nmdc_code()),
+    fn search(&mut self, cx: &mut Context<'_>, q: &Query) {
+        let file_type = type_code(q);
+        let pattern = match &q.tth {
+            Some(tth) => SearchPattern::Tth(*tth),
             None => {
                 let text = q.text();
                 if text.trim().is_empty() {
                     log::debug!(target: "hub", "hub {}: a search without words or TTH is not sent", self.params.url);
                     return;
                 }
-                let t = if q.file_type == FileType::Tth { FileType::Any } else { q.file_type };
-                (SearchPattern::Text(text), t.nmdc_code())
+                SearchPattern::Text(text)
             }
         };
         // NMDC has one bound: the others are applied to the results.
@@ -712,8 +713,7 @@ impl Session<Nmdc> {
                 SearchFrom { nick: None, address: Some(format!("{ip}:{port}")) }
             }
         };
-        let mut q =
-            SearchQuery { file_type: FileType::from_nmdc(s.file_type), ..Default::default() };
+        let mut q = Query { file_type: type_of_code(s.file_type), ..Query::default() };
         match s.pattern {
             SearchPattern::Tth(t) => q.tth = Some(t),
             SearchPattern::Text(words) => {
@@ -732,7 +732,7 @@ impl Session<Nmdc> {
     /// Answers a search from our share: `$SR`s by UDP to an active searcher,
     /// through the hub (with the searcher as target) to a passive one.
     /// Paths use `\`; a file carries `TTH:<root>` in place of the hub name.
-    fn answer(&mut self, q: &SearchQuery, source: &SearchSource) {
+    fn answer(&mut self, q: &Query, source: &SearchSource) {
         let to = match source {
             SearchSource::Active { ip, port } => match ip.parse::<IpAddr>() {
                 Ok(ip) => Some(SocketAddr::new(ip, *port)),
@@ -803,6 +803,40 @@ impl Session<Nmdc> {
     }
 }
 
+/// The NMDC search type code of a query: 9 for a TTH search, else its
+/// type's (1 any ... 8 folder; NMDC has no "files only": any, and the
+/// results are filtered).
+pub fn type_code(q: &Query) -> u8 {
+    if q.tth.is_some() {
+        return 9;
+    }
+    match q.file_type {
+        FileType::Any | FileType::File => 1,
+        FileType::Audio => 2,
+        FileType::Compressed => 3,
+        FileType::Document => 4,
+        FileType::Executable => 5,
+        FileType::Picture => 6,
+        FileType::Video => 7,
+        FileType::Folder => 8,
+    }
+}
+
+/// The query type of an NMDC type code: 9 (TTH) and the codes other
+/// clients invent (10 to 13 exist in the wild) search any file.
+fn type_of_code(code: u8) -> FileType {
+    match code {
+        2 => FileType::Audio,
+        3 => FileType::Compressed,
+        4 => FileType::Document,
+        5 => FileType::Executable,
+        6 => FileType::Picture,
+        7 => FileType::Video,
+        8 => FileType::Folder,
+        _ => FileType::Any,
+    }
+}
+
 /// The hub address and hub name an NMDC datagram's first `$SR` gives, for
 /// the UDP router: `None` when it is not a result. Addresses and hub names
 /// are ASCII in practice; the session parses the datagram again in the
@@ -854,6 +888,18 @@ pub fn apply_my_info_lines<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_codes() {
+        for code in 1..=8 {
+            let q = Query { file_type: type_of_code(code), ..Query::words("x") };
+            assert_eq!(type_code(&q), code);
+        }
+        assert_eq!(type_of_code(12), FileType::Any);
+        let tth = "LWPNACQDBZRYXW3VHJVCJ64QBZNGHOHHHZWCLNQ".parse().unwrap();
+        assert_eq!(type_code(&Query::for_tth(tth)), 9);
+        assert_eq!(type_code(&Query { file_type: FileType::File, ..Query::words("x") }), 1);
+    }
 
     #[test]
     fn actions() {

@@ -16,14 +16,13 @@ use std::rc::{Rc, Weak};
 
 use super::model::{
     ConnectMode, HubCommand, HubId, HubInfo, HubState, Identity, PeerHandler, PeerRequest, Role,
-    SearchQuery,
 };
 use super::udp::{self, Outgoing, Router, Senders, UdpEndpoint};
 use super::users::HubCounts;
 use crate::address::HubUrl;
 use crate::identity::Me;
 use crate::runtime::{Context, Runtime};
-use crate::search::{MAX_RESULTS_ACTIVE, MAX_RESULTS_PASSIVE};
+use crate::search::{Query, MAX_RESULTS_ACTIVE, MAX_RESULTS_PASSIVE};
 use crate::share::index::SearchHit as ShareHit;
 use crate::share::service::{ShareEvent, ShareService};
 
@@ -292,10 +291,9 @@ impl Hubs {
     /// (after its answer filter), at most [`MAX_RESULTS_ACTIVE`] for an
     /// active searcher (results by UDP) and [`MAX_RESULTS_PASSIVE`] for a
     /// passive one (results through the hub). None without a share service.
-    pub(crate) fn share_answers(&self, query: &SearchQuery, active: bool) -> Vec<ShareHit> {
+    pub(crate) fn share_answers(&self, query: &Query, active: bool) -> Vec<ShareHit> {
         let Some(share) = self.share() else { return Vec::new() };
-        let q = crate::search::Query::from(query);
-        share.answer(&q, if active { MAX_RESULTS_ACTIVE } else { MAX_RESULTS_PASSIVE })
+        share.answer(query, if active { MAX_RESULTS_ACTIVE } else { MAX_RESULTS_PASSIVE })
     }
 
     /// A handle that does not keep the registry alive.

@@ -276,7 +276,7 @@ pub const FUNCTIONS: &[ApiFn] = &[
     },
     ApiFn {
         path: "dc.search",
-        params: &[("query", "{text?: string, tth?: string, type?: string, size?: integer, min_size?: integer, max_size?: integer, exclude?: string|string[], extensions?: string|string[], hub?: dc.Hub, timeout?: number, max_results?: integer}|string", "`text` (words, all required) or `tth`; `type`: any, audio, compressed, document, executable, picture, video, folder, tth; sizes in bytes; `hub`: one hub (default: every online hub); `timeout`: seconds to collect (default 5); `max_results`: return as soon as this many arrived. A string is `{text = string}`")],
+        params: &[("query", "{text?: string, tth?: string, type?: string, size?: integer, min_size?: integer, max_size?: integer, exclude?: string|string[], extensions?: string|string[], hub?: dc.Hub, timeout?: number, max_results?: integer}|string", "`text` (words, all required) or `tth`; `type`: any, audio, compressed, document, executable, picture, video, folder, file (ADC only; NMDC searches any and filters), tth; sizes in bytes; `hub`: one hub (default: every online hub); `timeout`: seconds to collect (default 5); `max_results`: return as soon as this many arrived. A string is `{text = string}`")],
         returns: &[("table[]", "the results (tables as in the `search_result` event)"), ("string?", "why nothing was searched (no hub online)")],
         doc: "Searches and collects the matching results until the timeout; each is also emitted as `search_result`.",
         waits: true,
@@ -814,7 +814,7 @@ pub const EVENTS: &[ApiEvent] = &[
     ApiEvent {
         name: "search",
         doc: "Someone searches on a hub (your own searches are not reported).",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string?", "the searcher, for a passive search"), ("address", "string?", "ip:port where results go, for an active search"), ("passive", "boolean", "results go through the hub"), ("text", "string", "the words (empty for a TTH search)"), ("tth", "string?", "the TTH searched for"), ("type", "string?", "any, audio, compressed, document, executable, picture, video, folder or tth"), ("type_code", "integer", "the protocol's type code"), ("min_size", "integer?", "bytes"), ("max_size", "integer?", "bytes"), ("raw", "string", "the line")],
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string?", "the searcher, for a passive search"), ("address", "string?", "ip:port where results go, for an active search"), ("passive", "boolean", "results go through the hub"), ("text", "string", "the words (empty for a TTH search)"), ("tth", "string?", "the TTH searched for"), ("type", "string", "any, audio, compressed, document, executable, picture, video, folder, file (ADC: files only) or tth"), ("type_code", "integer", "the NMDC type code of the search (1 any ... 8 folder, 9 TTH), whatever the protocol"), ("min_size", "integer?", "bytes"), ("max_size", "integer?", "bytes"), ("raw", "string", "the line")],
         consumable: false,
     },
     ApiEvent {

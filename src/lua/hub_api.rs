@@ -31,7 +31,7 @@
 //!
 //! `dc.search{...}` sends the search to the online hubs (or one), then
 //! collects for `timeout` seconds the results that match it (NMDC results
-//! carry no token; [`SearchQuery::matches`] decides) and returns them; each
+//! carry no token; [`SearchHit::answers`] decides) and returns them; each
 //! is also emitted as `search_result`. `max_results` ends the wait early.
 //! Each call gets each result once (a user's file is one result however
 //! many times it is answered), and a search equal to one still running on
@@ -54,11 +54,12 @@ use super::value::{class_key, Value, OBJECT_CLASSES, RECORD_CLASSES};
 use crate::address::HubUrl;
 use crate::config::Config;
 use crate::hub::{
-    self, FileType, HubCommand, HubError, HubEvent, HubId, HubParams, HubSink, HubState, Hubs,
-    Identity, SearchHit, SearchQuery, User,
+    self, HubCommand, HubError, HubEvent, HubId, HubParams, HubSink, HubState, Hubs, Identity,
+    SearchHit, User,
 };
 use crate::proto::tth::Tth;
 use crate::runtime::JobId;
+use crate::search::{FileType, Query};
 
 /// Events queued in the host beyond which sessions stop reading.
 pub const CONGESTION_LIMIT: usize = 20_000;
@@ -116,7 +117,7 @@ pub enum ChatDisplay {
 /// A `dc.search` waiting for results.
 struct Collector {
     job: JobId,
-    query: SearchQuery,
+    query: Query,
     hubs: Vec<HubId>,
     results: Vec<Value>,
     /// The results taken: hub, nick, path.
@@ -479,8 +480,8 @@ impl LuaHubSink {
                         ("passive", Value::Bool(from.address.is_none())),
                         ("text", Value::str(query.text())),
                         ("tth", query.tth.map_or(Value::Nil, |t| Value::str(t.to_base32()))),
-                        ("type", opt_str(query.file_type.name())),
-                        ("type_code", int(query.file_type.nmdc_code().into())),
+                        ("type", opt_str(Some(search_type_name(&query)))),
+                        ("type_code", int(hub::nmdc::type_code(&query).into())),
                         ("min_size", query.min_size.map_or(Value::Nil, int)),
                         ("max_size", query.max_size.map_or(Value::Nil, int)),
                         ("raw", text(&raw, cs)),
@@ -648,7 +649,7 @@ fn collect_result(host: &LuaHost, hub: HubId, hit: &SearchHit, value: &Value) {
         let mut done = Vec::new();
         for c in &mut s.searches {
             if c.hubs.contains(&hub)
-                && c.query.matches(hit)
+                && hit.answers(&c.query)
                 && c.max.is_none_or(|m| c.results.len() < m)
                 && c.seen.insert((hub, hit.nick.clone(), hit.path.clone()))
             {
@@ -669,11 +670,18 @@ fn lua_err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// The `type` of a search event: `tth` for a TTH search, else the type's name.
+fn search_type_name(q: &Query) -> &'static str {
+    if q.tth.is_some() {
+        "tth"
+    } else {
+        q.file_type.name()
+    }
+}
+
 /// Reads a `dc.search` table into a query, the target hubs, the timeout and
 /// the result limit.
-fn parse_search(
-    opts: &Table,
-) -> Result<(SearchQuery, Option<HubId>, Duration, Option<usize>), String> {
+fn parse_search(opts: &Table) -> Result<(Query, Option<HubId>, Duration, Option<usize>), String> {
     for pair in opts.pairs::<mlua::Value, mlua::Value>() {
         let (k, _) = pair.map_err(lua_err)?;
         let key = match &k {
@@ -689,7 +697,7 @@ fn parse_search(
             ));
         }
     }
-    let mut q = SearchQuery::default();
+    let mut q = Query::default();
     if let Some(t) =
         opts.get::<Option<String>>("text").map_err(|e| format!("dc.search: text: {e}"))?
     {
@@ -704,26 +712,19 @@ fn parse_search(
             .parse()
             .map_err(|_| format!("dc.search: tth {t:?} is not 39 base32 characters"))?;
         q.tth = Some(tth);
-        q.file_type = FileType::Tth;
     }
     if let Some(t) =
         opts.get::<Option<String>>("type").map_err(|e| format!("dc.search: type: {e}"))?
     {
-        let names: Vec<&str> = [
-            "any",
-            "audio",
-            "compressed",
-            "document",
-            "executable",
-            "picture",
-            "video",
-            "folder",
-            "tth",
-        ]
-        .to_vec();
-        q.file_type = FileType::from_name(&t).ok_or_else(|| {
-            format!("dc.search: unknown type {t:?} (one of {})", names.join(", "))
-        })?;
+        // "tth" names what the `tth` option already says.
+        q.file_type = if t.eq_ignore_ascii_case("tth") {
+            FileType::Any
+        } else {
+            FileType::from_name(&t).ok_or_else(|| {
+                let names: Vec<&str> = FileType::ALL.iter().map(|(n, _)| *n).collect();
+                format!("dc.search: unknown type {t:?} (one of {}, tth)", names.join(", "))
+            })?
+        };
     }
     let size = |key: &str| -> Result<Option<u64>, String> {
         match opts.get::<mlua::Value>(key).map_err(lua_err)? {
