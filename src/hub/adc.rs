@@ -1,4 +1,4 @@
-//! The ADC dialect of the hub driver ([`super::driver`]): what ADC means for
+//! The ADC dialect of the hub driver (`driver`): what ADC means for
 //! a session of an `adc://` or `adcs://` hub. It reports into the same
 //! protocol-neutral model as NMDC ([`HubEvent`] and the registry's
 //! [`HubInfo`](super::HubInfo)), so that a bot written for one protocol

@@ -1,6 +1,6 @@
 //! Hub sessions: the protocol-neutral model every hub protocol reports into,
 //! the registry of a worker's hubs, and the session jobs, one driver
-//! ([`driver`]) speaking either dialect ([`nmdc`], [`adc`]).
+//! (`driver`) speaking either dialect ([`nmdc`], [`adc`]).
 //!
 //! # The parts, bottom up (each depends only on those above it)
 //!
@@ -11,7 +11,7 @@
 //! | [`redirect`] | the redirect chain's rules (loops, bounces, limits) |
 //! | [`udp`] | the one UDP listener shared by all hubs (active-mode search results in, our results to active searchers out); knows no hub |
 //! | [`registry`] | [`Hubs`]: the worker's registry of [`HubInfo`] and our [`Identity`]; sessions write it, Lua reads it synchronously |
-//! | [`driver`] | the session skeleton generic over a [`Dialect`](driver::Dialect): connection, reconnect with backoff and jitter, redirects, keep-alives, login timeout, raw lines, event batching |
+//! | `driver` | the session skeleton generic over a `Dialect`: connection, reconnect with backoff and jitter, redirects, keep-alives, login timeout, raw lines, event batching |
 //! | [`nmdc`], [`adc`] | the two dialects: framing, login, each frame's meaning, our own information, searches and answers |
 //! | [`session`] | the job ([`connect`]), which carries a session across a redirect to the other protocol, and the UDP router |
 //!
@@ -21,7 +21,7 @@
 //!   [`HubEvent`]s to a [`HubSink`], which the Lua layer implements
 //!   (dependencies run downward: `lua` uses `hub`, never the reverse).
 //!   They answer searches from the share service
-//!   ([`Hubs::share_answers`]); the answer filter it applies may be a Lua
+//!   (`Hubs::share_answers`); the answer filter it applies may be a Lua
 //!   function, but that is the share service's business.
 //! - Sessions never block: DNS resolution goes to a helper thread, every
 //!   socket is non-blocking, every wait is a timer.
@@ -41,7 +41,7 @@
 //!   `config` turn settings into an [`Identity`] and [`HubParams`].
 
 pub mod adc;
-pub mod driver;
+pub(crate) mod driver;
 pub mod model;
 pub mod nmdc;
 pub mod redirect;

@@ -1,4 +1,4 @@
-//! The NMDC dialect of the hub driver ([`super::driver`]): what NMDC means
+//! The NMDC dialect of the hub driver (`driver`): what NMDC means
 //! for a session. The driver owns the connection, reconnecting, redirects,
 //! keep-alives, raw lines and event batching; this module owns the login,
 //! the end of the initial list, every command's meaning, our `$MyINFO`,
@@ -8,7 +8,7 @@
 //!
 //! 1. **Connect** (the driver). `dchub://`, `nmdc://`, `nmdcs://` or
 //!    `host:port`. A whole login must finish within the driver's
-//!    [`LOGIN_TIMEOUT`](super::driver::LOGIN_TIMEOUT).
+//!    `LOGIN_TIMEOUT`.
 //! 2. **Log in.** On `$Lock`, pipelined as DC++ does: `$Supports` (what real
 //!    clients send: `UserCommand NoGetINFO NoHello UserIP2 TTHSearch
 //!    ZPipe0`, before `$Key`), `$Key` (computed on the lock's raw bytes),
@@ -29,7 +29,7 @@
 //!    login).
 //! 4. **Online.** User list from `$MyINFO`, `$NickList`, `$OpList`,
 //!    `$BotList`, `$Quit`, `$UserIP`; main chat and `$To:` PMs; `$HubName`,
-//!    `$HubTopic`; `$ZOn` blocks (inflated by the [`ZonReader`]);
+//!    `$HubTopic`; `$ZOn` blocks (inflated by the [`ZonReader`](crate::net::ZonReader));
 //!    `$Search` and `$SR`; `$ConnectToMe`/`$RevConnectToMe`; `$ForceMove`.
 //!    A bare `|` is the keep-alive the driver sends.
 //! 5. **Drop.** The driver reconnects with backoff and jitter. No reconnect
@@ -52,7 +52,7 @@
 //!   [`MYINFO_INTERVAL`] (every [`SHARE_INTERVAL`] when only the share size
 //!   changed); the tag is `<dclua V:x,M:A|P,H:n/r/o,S:slots>`.
 //! - **Active searches** use the one UDP socket of [`super::udp`]; results
-//!   are routed back to the hub they name ([`udp_route`]).
+//!   are routed back to the hub they name (`udp_route`).
 //! - **Others' searches** are answered from the share service
 //!   ([`Hubs::share_answers`](super::Hubs)): up to 10 `$SR` datagrams to an
 //!   active searcher (through [`Hubs::send_udp`](super::Hubs)), up to 5

@@ -1,5 +1,5 @@
 //! The hub session job: [`connect`] starts one per hub, running the driver
-//! ([`super::driver`]) in the dialect of the hub's address, and carrying the
+//! (`driver`) in the dialect of the hub's address, and carrying the
 //! session over to the other dialect when a followed redirect leads to a hub
 //! of the other protocol. Also the router of the shared UDP listener, which
 //! needs both dialects to tell whose datagram it is.

@@ -3,13 +3,13 @@
 //! hands each datagram to the session of the hub it belongs to.
 //!
 //! One job, started on first use by the registry
-//! ([`Hubs::udp`](super::Hubs::udp): a session in active mode asks for it),
+//! (`Hubs::udp`: a session in active mode asks for it),
 //! bound to the configured `listen_address` and `udp_port`. The listener
 //! never looks inside a datagram: which hub an NMDC `$SR` or an ADC `URES`
 //! belongs to is the router's business (`hub::session`), and parsing it is
 //! the session's. It also sends what sessions answer to active searchers
-//! from its socket (the port we announce), and [`send_from`] sends from a
-//! send-only socket in passive mode. Sending never blocks; a datagram the
+//! from its socket (the port we announce), and `Senders` send from
+//! send-only sockets in passive mode. Sending never blocks; a datagram the
 //! kernel cannot take is dropped, as UDP may drop it anyway.
 //!
 //! This module knows no hub, no registry and no protocol.
