@@ -275,7 +275,7 @@ fn the_tutorials_daemon_session_runs_as_shown() -> Result<()> {
     std::fs::write(config_dir.join("config.lua"), config.replace(TUTORIAL_HUB, &nmdc.url()))?;
     let bot = support::guide_block("Step 5: remembering things", 0)?;
     std::fs::write(config_dir.join("bot.lua"), bot)?;
-    let mut daemon = Daemon::start(home.path())?;
+    let daemon = Daemon::start(home.path())?;
     let online = r#"for _ = 1, 300 do
                       if dc.hubs()[1].state == "online" then return "online" end
                       dc.sleep(0.1)
