@@ -252,7 +252,9 @@ fn every_lua_example_in_the_guide_is_run_by_a_test() {
         }
         let source = std::fs::read_to_string(&path).expect("a test file");
         // Spelt in two pieces so that this file does not name examples.
-        for (call, numbered) in [(concat!("guide_", "block("), true), (concat!("guide_", "example("), false)] {
+        for (call, numbered) in
+            [(concat!("guide_", "block("), true), (concat!("guide_", "example("), false)]
+        {
             for rest in source.split(call).skip(1) {
                 let Some(rest) = rest.trim_start().strip_prefix('"') else { continue };
                 let Some((title, rest)) = rest.split_once('"') else { continue };
@@ -281,5 +283,9 @@ fn every_lua_example_in_the_guide_is_run_by_a_test() {
         .filter(|c| !examples.contains(*c))
         .map(|(t, n)| format!("{t:?} example {n}"))
         .collect();
-    assert!(stale.is_empty(), "tests name guide examples that are not there:\n  {}", stale.join("\n  "));
+    assert!(
+        stale.is_empty(),
+        "tests name guide examples that are not there:\n  {}",
+        stale.join("\n  ")
+    );
 }

@@ -1371,7 +1371,10 @@ const TUTORIAL_HUB: &str = "dchub://hub.example.org:411";
 
 /// `dclua run` of `script` with the tutorial's configuration (step 1)
 /// pointed at `url`, standard output and error piped; and its home.
-fn run_tutorial_script(url: &str, script: &str) -> Result<(tempfile::TempDir, std::process::Child)> {
+fn run_tutorial_script(
+    url: &str,
+    script: &str,
+) -> Result<(tempfile::TempDir, std::process::Child)> {
     let config = support::guide_block("Step 1: install and configure", 0)?;
     ensure!(config.contains(TUTORIAL_HUB), "the tutorial's hub address changed");
     let home = tempfile::tempdir()?;
