@@ -366,12 +366,7 @@ fn a_scripts_store_survives_a_restart() {
 /// after the run.
 #[test]
 fn the_guides_storage_example_runs() {
-    let guide =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"))
-            .unwrap();
-    let section = guide.split("## Storing data\n").nth(1).expect("the section");
-    let section = section.split("\n## ").next().unwrap();
-    let example = section.split("```lua\n").nth(1).and_then(|s| s.split("```").next()).unwrap();
+    let example = support::guide_block("Storing data", 0).unwrap();
     let home = tempfile::tempdir().unwrap();
     let script = home.path().join("seen.lua");
     std::fs::write(
@@ -387,6 +382,39 @@ fn the_guides_storage_example_runs() {
     let out = run_with_input(cmd, "", Duration::from_secs(30));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "stored true\n");
+}
+
+/// The guide's console session (step 9 of the tutorial), typed into the
+/// piped console of a client whose configuration loads the tutorial's bot:
+/// each line prints what the guide shows after it.
+#[test]
+fn the_guides_console_session_prints_as_shown() {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"))
+            .unwrap();
+    let section = guide.split("\n## Step 9: the console and help()\n").nth(1).expect("step 9");
+    let session = section
+        .split("```\n")
+        .find(|b| b.starts_with("dclua> "))
+        .and_then(|b| b.split("```").next())
+        .expect("a console session");
+    let (mut input, mut shown) = (String::new(), String::new());
+    for line in session.lines() {
+        match line.strip_prefix("dclua> ") {
+            Some(typed) => input.push_str(&format!("{typed}\n")),
+            None => shown.push_str(&format!("{line}\n")),
+        }
+    }
+    let home = tempfile::tempdir().unwrap();
+    let bot = support::guide_block("Step 5: remembering things", 0).unwrap();
+    std::fs::write(home.path().join("bot.lua"), bot).unwrap();
+    let cfg = home.path().join("config.lua");
+    std::fs::write(&cfg, "scripts = { 'bot.lua' }\n").unwrap();
+    let mut cmd = dclua(home.path());
+    cmd.arg("--config").arg(&cfg);
+    let out = run_with_input(cmd, &input, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), shown);
 }
 
 /// `dc.reload_config()` applies the differences: a script no longer listed

@@ -3,7 +3,8 @@
 //! a bot; consoles attached with `attach -e` and a piped `attach`, two at
 //! once; the bot's store across a restart; a console of another user
 //! refused by the socket's file mode and, when the file is loosened, by the
-//! peer-credential check.
+//! peer-credential check; the guide's tutorial daemon and its shell
+//! session.
 
 mod support;
 
@@ -219,6 +220,94 @@ fn a_daemon_runs_the_configuration_and_consoles_attach_to_it() -> Result<()> {
     ensure!(stdout(&o) == "2", "the bot's second start: {o:?}");
     daemon.stop()?;
     Ok(())
+}
+
+/// The hub address of the tutorial's configuration, replaced by a test hub's.
+const TUTORIAL_HUB: &str = "dchub://hub.example.org:411";
+
+/// The `dclua attach -e` commands of the guide's shell session in `section`,
+/// each with the lines the guide shows it printing.
+fn guide_attach_session(section: &str) -> Result<Vec<(String, String)>> {
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"),
+    )?;
+    let text = guide.split(&format!("\n## {section}\n")).nth(1).context("the section")?;
+    let text = text.split("\n## ").next().unwrap_or_default();
+    let block = text
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("$ dclua attach -e"))
+        .context("a shell session with dclua attach -e")?;
+    let mut session: Vec<(String, String)> = Vec::new();
+    let mut current: Option<(String, Vec<&str>)> = None;
+    for line in block.lines() {
+        if let Some(command) = line.strip_prefix("$ ") {
+            if let Some((chunk, out)) = current.take() {
+                session.push((chunk, out.join("\n")));
+            }
+            if let Some(chunk) = command.strip_prefix("dclua attach -e '") {
+                let chunk = chunk.strip_suffix('\'').context("a quoted chunk")?;
+                current = Some((chunk.to_string(), Vec::new()));
+            }
+        } else if let Some((_, out)) = current.as_mut() {
+            out.push(line);
+        }
+    }
+    if let Some((chunk, out)) = current.take() {
+        session.push((chunk, out.join("\n")));
+    }
+    Ok(session)
+}
+
+/// The tutorial's bot running for good (step 8): the configuration shown,
+/// pointed at the real NMDC hub, runs the bot of step 5 in `dclua daemon`;
+/// each `dclua attach -e` of the shell session prints what the guide shows;
+/// the bot's log line lands in `log_file`; SIGHUP reloads the configuration.
+#[test]
+fn the_tutorials_daemon_session_runs_as_shown() -> Result<()> {
+    let nmdc = NmdcHub::start(NmdcHubOptions::default())?;
+    let home = tempfile::tempdir()?;
+    let config_dir = home.path().join("config").join("dclua");
+    std::fs::create_dir_all(&config_dir)?;
+    let config = support::guide_block("Step 8: running it for good", 0)?;
+    ensure!(config.contains(TUTORIAL_HUB), "the tutorial's hub address changed");
+    std::fs::write(config_dir.join("config.lua"), config.replace(TUTORIAL_HUB, &nmdc.url()))?;
+    let bot = support::guide_block("Step 5: remembering things", 0)?;
+    std::fs::write(config_dir.join("bot.lua"), bot)?;
+    let daemon = Daemon::start(home.path())?;
+    let online = r#"for _ = 1, 300 do
+                      if dc.hubs()[1].state == "online" then return "online" end
+                      dc.sleep(0.1)
+                    end"#;
+    let o = attach_e(dclua(home.path()), online)?;
+    ensure!(stdout(&o) == "online", "{o:?}; daemon log:\n{}", daemon.seen.join("\n"));
+
+    let session = guide_attach_session("Step 8: running it for good")?;
+    ensure!(session.len() >= 3, "{session:?}");
+    for (chunk, shown) in &session {
+        let o = attach_e(dclua(home.path()), chunk)?;
+        ensure!(o.status.success(), "{chunk}: {o:?}");
+        ensure!(&stdout(&o) == shown, "{chunk}: the guide shows {shown:?}, got {o:?}");
+    }
+
+    // The bot logged its hub to the configuration's log file.
+    let log_file = config_dir.join("bot.log");
+    let wanted = format!("on {} with ", nmdc.url());
+    let reloads = |log: &str| log.matches("configuration reloaded from").count();
+    let log = std::fs::read_to_string(&log_file)?;
+    ensure!(log.contains(&wanted), "the log file:\n{log}");
+    // SIGHUP reloads the configuration.
+    let before = reloads(&log);
+    let pid = i32::try_from(daemon.child.id())?;
+    // SAFETY: signals a child this test started and has not reaped.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let t = Instant::now();
+    while reloads(&std::fs::read_to_string(&log_file)?) == before {
+        ensure!(t.elapsed() < Duration::from_secs(10), "no reload logged after SIGHUP");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon.stop()
 }
 
 #[test]

@@ -930,3 +930,69 @@ fn the_searcher_bot_downloads_each_new_hit_once() -> Result<()> {
     ensure!(queued == "2", "{queued} files queued, want 2 (each once)");
     Ok(())
 }
+
+/// The tutorial's periodic job (step 6, with its search words and period
+/// set for the test) on uhub against eiskaltdcpp: each matching file is
+/// downloaded once, into the script's folder, and not again after the
+/// script restarts.
+#[test]
+fn the_tutorials_periodic_search_downloads_each_new_hit_once() -> Result<()> {
+    let hub = Uhub::start(UhubOptions::default())?;
+    let url = hub.url();
+    let files = support::component_dir("guide-watch")?;
+    let share = files.path().join("share");
+    std::fs::create_dir_all(&share)?;
+    std::fs::write(share.join("searchme-one.dat"), noise(40_000, 21))?;
+    std::fs::write(share.join("searchme-two.dat"), noise(50_000, 22))?;
+    std::fs::write(share.join("other.dat"), noise(10_000, 23))?;
+    let _eisk = Eiskalt::start(EiskaltOptions {
+        nick: "eisk".into(),
+        share: Some(share.clone()),
+        hubs: vec![url.clone()],
+        ..EiskaltOptions::default()
+    })?;
+    let me = dclua("watcher", true);
+    me.connect(&url, "{}")?;
+    me.run(
+        r#"eventually("eisk on the hub", function() return dc.hubs()[1]:user("eisk") ~= nil end, 30)"#,
+    )?;
+    let mut source = support::guide_block("Step 6: a periodic job", 0)?;
+    for (from, to) in [
+        ("local WORDS = \"ubuntu iso\"", "local WORDS = \"searchme\""),
+        ("local EVERY = 600", "local EVERY = 2"),
+    ] {
+        ensure!(source.contains(from), "the tutorial's watch.lua has no {from:?} line");
+        source = source.replace(from, to);
+    }
+    let load = move || {
+        support::client::services().host().load_source("watch", None, source.as_bytes(), false, &[])
+    };
+    let id = me.on_worker(load.clone()).map_err(anyhow::Error::msg)?;
+    let done = r#"eventually("both files", function()
+                    local n = 0
+                    for _, d in ipairs(dc.queue()) do
+                      if d.state == "done" then n = n + 1 end
+                    end
+                    return n == 2
+                  end, 60)
+                  local got = {}
+                  for _, d in ipairs(dc.queue()) do got[#got + 1] = d.target end
+                  table.sort(got)
+                  return table.concat(got, "\n")"#;
+    let got = me.run_for(done, std::time::Duration::from_secs(90))?.join("\n");
+    let paths: Vec<&str> = got.lines().collect();
+    ensure!(paths.len() == 2, "{got}");
+    for (path, (seed, len)) in paths.iter().zip([(21, 40_000), (22, 50_000)]) {
+        ensure!(path.contains("watch"), "downloaded into the script's folder: {path}");
+        ensure!(std::fs::read(path)? == noise(len, seed), "{path} differs");
+    }
+    support::client::wait_log(&["fetching searchme-one.dat from eisk"])?;
+    // More rounds, then a restart: nothing is fetched twice.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    ensure!(me.on_worker(move || support::client::services().host().unload(id)));
+    me.on_worker(load).map_err(anyhow::Error::msg)?;
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let queued = me.value("return #dc.queue()")?;
+    ensure!(queued == "2", "{queued} files queued, want 2 (each once)");
+    Ok(())
+}

@@ -199,10 +199,11 @@ fn async_marks_exactly_the_waiting_functions() {
     assert!(problems.is_empty(), "---@async disagrees with waits:\n  {}", problems.join("\n  "));
 }
 
-/// Every Lua example of the guide at least compiles. Each is also run:
-/// the short ones in `tests/lua_host.rs` (`the_guides_small_examples_run`,
-/// chat commands), those that need a hub or a peer by the tests of their
-/// sections (first bot, lifetime, storing data, uploads, downloads).
+/// Every Lua example of the guide at least compiles. Each is also run (the
+/// next test checks that a test names it): the short ones in
+/// `tests/lua_host.rs`, those that need a hub, a peer or the binary in the
+/// tests of their subjects (`nmdc_hub`, `daemon`, `cli`, `uploads`,
+/// `downloads`).
 #[test]
 fn every_lua_example_in_the_guide_compiles() {
     let guide = std::fs::read_to_string(
@@ -219,4 +220,72 @@ fn every_lua_example_in_the_guide_compiles() {
         examples += 1;
     }
     assert!(examples >= 10, "only {examples} examples found");
+}
+
+/// Every Lua example of the guide is run by a test: each is named, by its
+/// section's title and its number in the section written out as literals,
+/// in a call of `support::guide_block` (or `guide_example`, for the first)
+/// in one of the test files. A new example without a test fails here, and
+/// so does a test naming an example that is gone.
+#[test]
+fn every_lua_example_in_the_guide_is_run_by_a_test() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let guide = std::fs::read_to_string(root.join("lua-api/README.md")).expect("the guide");
+    // (section title, example number in the section), in guide order.
+    let mut examples = Vec::new();
+    let (mut title, mut n) = (String::new(), 0);
+    for line in guide.lines() {
+        if let Some(t) = line.strip_prefix("## ") {
+            (title, n) = (t.to_string(), 0);
+        } else if line.starts_with("# ") {
+            (title, n) = (String::new(), 0);
+        } else if line == "```lua" {
+            examples.push((title.clone(), n));
+            n += 1;
+        }
+    }
+    let mut claimed = std::collections::HashSet::new();
+    for entry in std::fs::read_dir(root.join("tests")).expect("tests/") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).expect("a test file");
+        // Spelt in two pieces so that this file does not name examples.
+        for (call, numbered) in
+            [(concat!("guide_", "block("), true), (concat!("guide_", "example("), false)]
+        {
+            for rest in source.split(call).skip(1) {
+                let Some(rest) = rest.trim_start().strip_prefix('"') else { continue };
+                let Some((title, rest)) = rest.split_once('"') else { continue };
+                let n = if numbered {
+                    let rest = rest.trim_start().trim_start_matches(',').trim_start();
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    match digits.parse::<usize>() {
+                        Ok(n) => n,
+                        Err(_) => continue,
+                    }
+                } else {
+                    0
+                };
+                claimed.insert((title.to_string(), n));
+            }
+        }
+    }
+    let unrun: Vec<String> = examples
+        .iter()
+        .filter(|e| !claimed.contains(*e))
+        .map(|(t, n)| format!("{t:?} example {n}"))
+        .collect();
+    assert!(unrun.is_empty(), "guide examples no test runs:\n  {}", unrun.join("\n  "));
+    let stale: Vec<String> = claimed
+        .iter()
+        .filter(|c| !examples.contains(*c))
+        .map(|(t, n)| format!("{t:?} example {n}"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "tests name guide examples that are not there:\n  {}",
+        stale.join("\n  ")
+    );
 }

@@ -1,6 +1,8 @@
 //! The Lua host on a real worker: coroutine jobs, waiting, events, timers,
 //! containment, scripts.
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
@@ -221,19 +223,9 @@ fn chat_commands_route_and_answer() {
     assert!(r.out.recv_timeout(Duration::from_millis(200)).is_err(), "a removed command is silent");
 }
 
-/// The Lua examples of a guide section, in order.
-fn guide_examples(section: &str) -> Vec<String> {
-    let guide = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"),
-    )
-    .expect("the guide");
-    let text = guide.split(&format!("## {section}\n")).nth(1).expect("the section");
-    let text = text.split("\n## ").next().unwrap_or_default();
-    text.split("```lua\n")
-        .skip(1)
-        .filter_map(|b| b.split("```").next())
-        .map(str::to_string)
-        .collect()
+/// Example `n` of a guide section (`support::guide_block`).
+fn guide_block(section: &str, n: usize) -> String {
+    support::guide_block(section, n).expect("the guide's example")
 }
 
 /// The guide's short examples that need no hub run as written, in the
@@ -246,12 +238,11 @@ fn the_guides_small_examples_run() {
         ChunkOutcome::Error(e) => panic!("an example failed: {e}"),
     };
     // Everything is a coroutine.
-    ok(r.eval(&guide_examples("Everything is a coroutine")[0]));
+    ok(r.eval(&guide_block("Everything is a coroutine", 0)));
     assert_eq!(r.lines(2), ["starting", "two seconds later"]);
     // Handlers: the greeter loads; the ignorer consumes; the wait gets alice.
-    let handlers = guide_examples("Handlers");
-    r.load("greeter", &handlers[0]).expect("the greeter loads");
-    r.load("ignorer", &handlers[1]).expect("the ignorer loads");
+    r.load("greeter", &guide_block("Handlers", 0)).expect("the greeter loads");
+    r.load("ignorer", &guide_block("Handlers", 1)).expect("the ignorer loads");
     ok(r.eval(
         r#"dc.on("chat", function(e) print("seen: " .. e.text) end)
            dc.emit("chat", {nick = "x", text = "!ignore me"})
@@ -262,26 +253,26 @@ fn the_guides_small_examples_run() {
         r#"dc.spawn(function() dc.sleep(0.1) dc.emit("pm", {{from = "alice", text = "hi"}}) end)
            {}
            return e and e.text"#,
-        handlers[2]
+        guide_block("Handlers", 2)
     )));
     assert_eq!(got, ["hi"]);
     // Timers.
-    ok(r.eval(&guide_examples("Timers")[0]));
+    ok(r.eval(&guide_block("Timers", 0)));
     assert_eq!(r.lines(1), ["five seconds after loading"]);
     // Jobs of your own.
     let got = ok(r.eval(&format!(
         "{}\nreturn ok, v, job:alive()",
-        guide_examples("Jobs of your own: dc.spawn")[0]
+        guide_block("Jobs of your own: dc.spawn", 0)
     )));
     assert_eq!(got, ["true", "2", "false"]);
     // Your own coroutines.
-    ok(r.eval(&guide_examples("Your own coroutines")[0]));
+    ok(r.eval(&guide_block("Your own coroutines", 0)));
     let ticks = r.lines(3);
     for (i, line) in ticks.iter().enumerate() {
         assert!(line.starts_with("tick") && line.ends_with(&(i + 1).to_string()), "{ticks:?}");
     }
     // Sharing: the filter installs (the console is trusted).
-    ok(r.eval(&guide_examples("Sharing")[0]));
+    ok(r.eval(&guide_block("Sharing", 0)));
 }
 
 /// An untrusted script may end itself; it is unloaded once its call
@@ -305,14 +296,9 @@ fn an_untrusted_script_ends_itself() {
 /// The guide's "Chat commands" example, as a script.
 #[test]
 fn the_guides_chat_command_example_runs() {
-    let guide = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"),
-    )
-    .expect("the guide");
-    let section = guide.split("## Chat commands\n").nth(1).expect("a Chat commands section");
-    let example = section.split("```lua\n").nth(1).and_then(|s| s.split("```").next());
+    let example = guide_block("Chat commands", 0);
     let r = rig();
-    r.load("commands", example.expect("a Lua example")).expect("the example loads");
+    r.load("commands", &example).expect("the example loads");
     r.eval(
         r#"dc.emit("pm", {from = "ann", text = "!later 0.2"})
            dc.emit("chat", {nick = "ann", text = "!echo hi   there"})
@@ -327,6 +313,49 @@ fn the_guides_chat_command_example_runs() {
             "done waiting",
         ]
     );
+}
+
+/// The tutorial's command bot (step 4), as a script: commands answer, the
+/// one that sleeps holds up nobody, `!help` lists both.
+#[test]
+fn the_tutorials_command_bot_answers() {
+    let r = rig();
+    r.load("bot", &guide_block("Step 4: a chat command", 0)).expect("the bot loads");
+    r.eval(
+        r#"dc.emit("chat", {nick = "alice", text = "!roll 20"})
+           dc.emit("pm", {from = "ann", text = "!hello"})
+           dc.emit("chat", {nick = "alice", text = "!help"})"#,
+    );
+    let got = r.lines(3);
+    assert_eq!(got[0], "Hello, ann!");
+    assert_eq!(
+        got[1],
+        "Commands: !hello - says hello; !roll - [SIDES]: rolls a die; !help - this list"
+    );
+    let n: u32 = got[2].strip_prefix("rolled ").and_then(|n| n.parse().ok()).expect("a roll");
+    assert!((1..=20).contains(&n), "{got:?}");
+}
+
+/// The tutorial's failing command (step 7): the error ends that call only,
+/// the script answers the next one, and `pcall` turns an error into an
+/// answer.
+#[test]
+fn the_tutorials_failing_command_is_contained() {
+    let r = rig();
+    r.load("half", &guide_block("Step 7: when something fails", 0)).expect("the script loads");
+    r.eval(
+        r#"dc.emit("chat", {nick = "alice", text = "!half x"})
+           dc.sleep(0.1)
+           dc.emit("chat", {nick = "alice", text = "!half 5"})
+           dc.sleep(0.1)
+           dc.emit("chat", {nick = "alice", text = "!double x"})
+           dc.sleep(0.1)
+           dc.emit("chat", {nick = "alice", text = "!double 4"})"#,
+    );
+    let got = r.lines(3);
+    assert_eq!(got[0], "2.5", "no answer to !half x, then 2.5: {got:?}");
+    assert!(got[1].starts_with("sorry: ") && got[1].ends_with(":4: not a number: x"), "{got:?}");
+    assert_eq!(got[2], "8", "{got:?}");
 }
 
 /// Issue 13, finding 6: a dc.every callback that waits longer than the

@@ -1366,21 +1366,102 @@ fn the_seen_bot_answers_where_it_is_asked_and_remembers() -> Result<()> {
     Ok(())
 }
 
+/// The hub address of the tutorial's configuration, replaced by a test hub's.
+const TUTORIAL_HUB: &str = "dchub://hub.example.org:411";
+
+/// `dclua run` of `script` with the tutorial's configuration (step 1)
+/// pointed at `url`, standard output and error piped; and its home.
+fn run_tutorial_script(
+    url: &str,
+    script: &str,
+) -> Result<(tempfile::TempDir, std::process::Child)> {
+    let config = support::guide_block("Step 1: install and configure", 0)?;
+    ensure!(config.contains(TUTORIAL_HUB), "the tutorial's hub address changed");
+    let home = tempfile::tempdir()?;
+    let dir = home.path().join("config").join("dclua");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("config.lua"), config.replace(TUTORIAL_HUB, url))?;
+    let path = home.path().join("script.lua");
+    std::fs::write(&path, script)?;
+    let child = support::bin::dclua(home.path())
+        .arg("run")
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    Ok((home, child))
+}
+
+/// The tutorial's first script (step 2) with its configuration (step 1),
+/// run with `dclua run` against the real NMDC hub: it prints the login and
+/// main chat, and answers "ping".
+#[test]
+fn the_tutorials_first_script_shows_chat_and_answers_ping() -> Result<()> {
+    let hub = NmdcHub::start(NmdcHubOptions::default())?;
+    let url = hub.url();
+    let (_home, mut child) =
+        run_tutorial_script(&url, &support::guide_block("Step 2: a first script", 0)?)?;
+    let dave = Client::passive("dave");
+    dave.connect(&url, "{}")?;
+    let answer = dave.value(
+        r#"eventually("mybot on the hub", function() return hub:user("mybot") ~= nil end, 30)
+           expect("pong", "chat", {nick = "mybot"}, 15)
+           hub:say("ping")
+           return expect_done("pong").text"#,
+    );
+    child.kill()?;
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(answer? == "pong", "{stdout}\n{stderr}");
+    ensure!(stdout.contains(&format!("connected to {url}, ")), "{stdout}\n{stderr}");
+    ensure!(stdout.contains("<dave> ping\n<mybot> pong\n"), "{stdout}\n{stderr}");
+    Ok(())
+}
+
+/// The tutorial's waiting script (step 3), run with `dclua run` against the
+/// real NMDC hub: it asks, waits for "yes", greets who said it, and ends by
+/// itself.
+#[test]
+fn the_tutorials_waiting_script_asks_waits_and_ends() -> Result<()> {
+    let hub = NmdcHub::start(NmdcHubOptions::default())?;
+    let url = hub.url();
+    let dave = Client::passive("dave");
+    dave.connect(&url, "{}")?;
+    dave.run(r#"expect("question", "chat", {nick = "mybot"}, 30)"#)?;
+    let (_home, mut child) =
+        run_tutorial_script(&url, &support::guide_block("Step 3: waiting", 0)?)?;
+    let talk = dave.value(
+        r#"local q = expect_done("question").text
+           expect("hello", "chat", {nick = "mybot"}, 15)
+           hub:say("yes")
+           return q .. " / " .. expect_done("hello").text"#,
+    );
+    let t = Instant::now();
+    while child.try_wait()?.is_none() {
+        if t.elapsed() > Duration::from_secs(30) {
+            child.kill()?;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(talk? == "Anyone there? Say yes. / Hello, dave!", "{stdout}\n{stderr}");
+    ensure!(out.status.success(), "it ends by itself: {:?}\n{stdout}\n{stderr}", out.status);
+    ensure!(stdout == "done\n", "{stdout}\n{stderr}");
+    Ok(())
+}
+
 /// The guide's lifetime example ("Ownership and unloading"), run with
 /// `dclua run` against the real NMDC hub: it prints the users and ends by
 /// itself once it has left the hub.
 #[test]
 fn the_guides_lifetime_example_ends_by_itself() -> Result<()> {
     let hub = NmdcHub::start(NmdcHubOptions::default())?;
-    let guide = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"),
-    )?;
-    let section = guide.split("## Ownership and unloading\n").nth(1).context("the section")?;
-    let example = section
-        .split("```lua\n")
-        .nth(1)
-        .and_then(|s| s.split("```").next())
-        .context("the example")?;
+    let example = support::guide_block("Ownership and unloading", 0)?;
     ensure!(example.contains("dchub://127.0.0.1:4111"), "the example's hub address changed");
     let home = tempfile::tempdir()?;
     let script = home.path().join("fetch.lua");
@@ -1410,23 +1491,14 @@ fn the_guides_lifetime_example_ends_by_itself() -> Result<()> {
     Ok(())
 }
 
-/// The guide's first bot ("Your first bot"), loaded as the configuration
-/// would load it, on the real NMDC hub: it answers by PM and in main chat,
-/// and its counts survive a restart.
+/// The tutorial's bot with a store ("Step 5: remembering things"), loaded
+/// as the configuration would load it, on the real NMDC hub: it answers by
+/// PM and in main chat, and its counts survive a restart.
 #[test]
 fn the_guides_first_bot_answers_and_counts_across_restarts() -> Result<()> {
     let hub = NmdcHub::start(NmdcHubOptions::default())?;
     let url = hub.url();
-    let guide = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"),
-    )?;
-    let section = guide.split("## Your first bot\n").nth(1).context("the section")?;
-    let bot_src = section
-        .split("```lua\n")
-        .nth(1)
-        .and_then(|s| s.split("```").next())
-        .context("the bot")?
-        .to_string();
+    let bot_src = support::guide_block("Step 5: remembering things", 0)?;
     let bot = Client::passive("mybot");
     let load = move || services().host().load_source("bot", None, bot_src.as_bytes(), false, &[]);
     let id = bot.on_worker(load.clone()).map_err(anyhow::Error::msg)?;

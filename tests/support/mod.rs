@@ -167,21 +167,32 @@ pub fn release_dir(dir: tempfile::TempDir, what: &str) {
 }
 
 /// The first Lua example of the guide's section `## <title>`
-/// (`lua-api/README.md`): every example of the guide runs in a test.
+/// (`lua-api/README.md`): `guide_block(title, 0)`.
 #[allow(dead_code)]
 pub fn guide_example(title: &str) -> Result<String> {
+    guide_block(title, 0)
+}
+
+/// The Lua example number `n` (from 0) of the guide's section `## <title>`.
+/// Every Lua example of the guide runs in a test, and a test in
+/// `tests/lua_api.rs` checks that each is named by a call of this function
+/// (or of `guide_example`) with its title and number written out.
+#[allow(dead_code)]
+pub fn guide_block(title: &str, n: usize) -> Result<String> {
     let guide = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-api/README.md"),
     )?;
-    let marker = format!("## {title}\n");
+    let marker = format!("\n## {title}\n");
     let section = guide.split(&marker).nth(1).with_context(|| format!("a {title} section"))?;
+    // A section ends at the next section or part heading.
     let section = section.split("\n## ").next().unwrap_or_default();
+    let section = section.split("\n# ").next().unwrap_or_default();
     section
         .split("```lua\n")
-        .nth(1)
+        .nth(n + 1)
         .and_then(|s| s.split("```").next())
         .map(str::to_string)
-        .with_context(|| format!("a Lua example in the {title} section"))
+        .with_context(|| format!("a Lua example number {n} in the {title} section"))
 }
 
 /// `len` pseudo-random bytes (xorshift32), the same for the same seed: test
