@@ -20,11 +20,13 @@
 //! for a peer that broke the protocol or went silent.
 
 mod conn;
+mod error;
 pub mod resolve;
 mod socket;
 mod tls;
 mod zon;
 
-pub use conn::{Close, ConnError, Connection, Framing, ReadStatus, READ_BUDGET};
+pub use conn::{Close, Connection, Framing, ReadStatus, READ_BUDGET};
+pub use error::ConnError;
 pub use socket::{Listener, UdpSocket, LISTEN_BACKLOG};
 pub use zon::{ZonError, ZonReader};

@@ -21,13 +21,13 @@
 
 mod clock;
 pub mod helpers;
-mod job;
+mod ids;
 mod pool;
 mod timer;
 mod worker;
 
 pub use clock::{Clock, VirtualClock};
-pub use job::{FnJob, Job, JobId, Step};
-pub use pool::{Context, IoEvent, JobPool, Message, Runtime, TaskDone, TaskId};
+pub use ids::{JobId, TaskId};
+pub use pool::{Context, FnJob, IoEvent, Job, JobPool, Message, Runtime, Step, TaskDone};
 pub use timer::TimerId;
 pub use worker::{Worker, WorkerConfig, WorkerGone, WorkerHandle};
