@@ -14,9 +14,10 @@
 //! knows no protocol.
 
 use std::cell::RefCell;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::download::{DownloadOptions, Downloads};
+use crate::config::Config;
+use crate::download::{DownloadOptions, Downloads, MAX_CONNECTIONS};
 use crate::hub::{self, Hubs, Identity};
 use crate::identity::Me;
 use crate::lua::{share_api, HostOptions, LuaHost};
@@ -190,5 +191,23 @@ impl Client {
     /// The download queue and file lists.
     pub fn downloads(&self) -> &Downloads {
         &self.inner.downloads
+    }
+}
+
+// The adapter from the configuration lives here, in the composition root,
+// so that `download` does not import `config` (a layer above it). It stays
+// an associated function of `DownloadOptions` so its callers read as before.
+impl DownloadOptions {
+    /// The options of a configuration whose data folder is `data_dir`.
+    pub fn from_config(config: &Config, data_dir: &Path) -> DownloadOptions {
+        DownloadOptions {
+            dir: crate::config::paths::download_dir(config, data_dir),
+            max_connections: match config.download_slots {
+                0 => MAX_CONNECTIONS,
+                n => n as usize,
+            },
+            limit: u64::from(config.download_limit) * 1024,
+            min_segment: u64::from(config.segment_size.max(1)) << 20,
+        }
     }
 }

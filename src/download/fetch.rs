@@ -25,22 +25,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Downloads, ItemId, UserKey};
+use super::flow::Flow;
+use super::model::{ItemId, UserKey, BATCH};
+use super::service::Downloads;
 use crate::peer::session::{Kind, Refused, Request, Sending};
 use crate::peer::Fetch;
-use crate::proto::tth::{NodeHash, TigerTree, Tth};
+use crate::proto::tth::{TigerTree, Tth};
 use crate::runtime::JobId;
-use crate::transfer::ranges::RangeSet;
 use crate::transfer::segments::SourceId;
-use crate::transfer::verify::BlockAssembler;
-
-/// Verified bytes of an item written before the file is synced and they are
-/// recorded in the queue.
-pub const SYNC_EVERY: u64 = 16 << 20;
-
-/// The bytes a segment hands to a helper at once (a multiple of every piece
-/// size: pieces are at most this and powers of two).
-pub const BATCH: usize = crate::transfer::verify::MAX_PIECE as usize;
 
 /// The largest TTHL accepted (a tree of a 1 TiB file at DC++'s granularity
 /// is 12 KiB; this leaves room for finer trees).
@@ -51,40 +43,6 @@ pub const MAX_LIST: u64 = 256 << 20;
 
 /// At most this much of an announced list is allocated before it arrives.
 const PREALLOCATE: u64 = 4 << 20;
-
-/// What of one segment fetch outlives it: its batches at the helpers, the
-/// piece roots coming back, why its connection must stop.
-///
-/// Invariant: `pending` holds exactly the bytes handed over whose block was
-/// neither verified nor failed; once the fetch is `over` and nothing is in
-/// flight, what remains there belongs to blocks that can never complete and
-/// is abandoned (free again in the item's segments).
-pub(super) struct Flow {
-    pub item: ItemId,
-    pub source: SourceId,
-    pub user: UserKey,
-    pub assembler: BlockAssembler,
-    /// Bytes at the helpers whose results are not back.
-    pub in_flight: u64,
-    pub pending: RangeSet,
-    /// Why the connection must end (a block failed its leaf, a write
-    /// failed), seen by the fetch at its next step.
-    pub stop: Option<String>,
-    /// The stop was already reported to the service's listeners.
-    pub reported: bool,
-    /// The fetch finished, failed or was refused.
-    pub over: bool,
-}
-
-/// What a helper hands back for one batch.
-pub(super) struct BatchDone {
-    /// The batch's first byte in the file.
-    pub start: u64,
-    /// The roots of its pieces, or why writing it failed.
-    pub roots: Result<Vec<NodeHash>, String>,
-    /// The batch's buffer, for the next batch.
-    pub buf: Vec<u8>,
-}
 
 /// One segment of a queued file.
 pub(super) struct SegmentFetch {
