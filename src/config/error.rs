@@ -65,13 +65,13 @@ pub enum ConfigError {
         /// The cause.
         message: String,
     },
-    /// [`init`] found a file already there.
+    /// [`init`](super::init) found a file already there.
     #[error("{} already exists; not overwriting it", path.display())]
     Exists {
         /// The existing file.
         path: PathBuf,
     },
-    /// [`init`] could not write.
+    /// [`init`](super::init) could not write.
     #[error("cannot write {}: {source}", path.display())]
     Write {
         /// The file or folder.

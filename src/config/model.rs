@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration, checked. Field names are the Lua setting names;
-/// see [`help`] for each one's meaning.
+/// see [`help`](super::help) for each one's meaning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -21,9 +21,9 @@ pub struct Config {
     pub description: String,
     /// E-mail other users see; empty for none.
     pub email: String,
-    /// Data folder; `None` for the XDG default (see [`paths::data_dir`]).
+    /// Data folder; `None` for the XDG default (see [`paths::data_dir`](super::paths::data_dir)).
     pub data_dir: Option<PathBuf>,
-    /// Download folder; `None` for `<data_dir>/downloads` (see [`paths::download_dir`]).
+    /// Download folder; `None` for `<data_dir>/downloads` (see [`paths::download_dir`](super::paths::download_dir)).
     pub download_dir: Option<PathBuf>,
     /// Shared folders.
     pub shares: Vec<ShareConfig>,

@@ -10,7 +10,7 @@
 //! see [`crate::transfer::verify`]): a helper writes a batch at its place in
 //! the file with `pwrite` and computes the roots of its pieces; the service
 //! gathers the roots into blocks as the batches come back, in any order
-//! ([`Flow`]). So the worker thread only reads the socket and copies, and
+//! (`Flow`, in `flow.rs`). So the worker thread only reads the socket and copies, and
 //! both cores hash. What a connection has handed over and not got back is
 //! bounded (the service's in-flight limit): past it, the connection stops
 //! reading its socket until there is room ([`Fetch::ready`]).

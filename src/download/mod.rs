@@ -13,13 +13,13 @@
 //! This file only declares the modules and re-exports; imports run one way:
 //! `assign` → `fetch` → `service` → `flow` → `model`.
 //!
-//! The [`Downloads`] service is the peer layer's [`DownloadSide`]: when a
-//! peer is identified the peer layer asks [`DownloadSide::wants`], and a
-//! ready download connection asks [`DownloadSide::next`] for its next
+//! The [`Downloads`] service is the peer layer's [`DownloadSide`](crate::peer::DownloadSide): when a
+//! peer is identified the peer layer asks [`DownloadSide::wants`](crate::peer::DownloadSide::wants), and a
+//! ready download connection asks [`DownloadSide::next`](crate::peer::DownloadSide::next) for its next
 //! request until there is none. A scheduler job ticks every second: for
 //! every user who has something we want, no download connection and no
 //! request pending, it asks the peer layer for a connection
-//! ([`Peers::ask_connection`]), with a back-off after failures.
+//! ([`Peers::ask_connection`](crate::peer::Peers::ask_connection)), with a back-off after failures.
 //!
 //! What a connection fetches next, in order: a file list asked of that
 //! user; then, of the queued items that user has (highest priority first,
@@ -52,7 +52,7 @@
 //! - A source that sent a bad block, or says it does not have the file, is
 //!   not asked for that file again (until a restart).
 //! - Names from outside are made safe before they become paths
-//!   ([`place::safe_relative`]); every target stays inside its folder.
+//!   ([`place::safe_relative`](crate::transfer::place::safe_relative)); every target stays inside its folder.
 //!
 //! Decisions, written down: we never ask for compressed transfers (ZLIG
 //! costs CPU on both sides and gains nothing on the files people share);
@@ -64,6 +64,8 @@
 //! downloads down rather than the worker); a source whose segment was taken over keeps
 //! sending and its extra bytes are dropped (no reconnect); a file list is
 //! read on a helper thread.
+//!
+//! [`Segments`]: crate::transfer::segments::Segments
 //!
 //! Must not: parse protocol frames or touch sockets (the peer layer does),
 //! or write outside the download folders it was given.

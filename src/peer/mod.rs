@@ -15,7 +15,8 @@
 //! `start` → `listen` → `conn` → `peers` → `model` → `session`.
 //!
 //! [`Peers`] is the service: hub sessions hand it every connection request
-//! ([`PeerRequest`], through [`Hubs::set_peer_handler`]); it dials the peer,
+//! ([`PeerRequest`](crate::hub::PeerRequest), through
+//! [`Hubs::set_peer_handler`](crate::hub::Hubs::set_peer_handler)); it dials the peer,
 //! or (a passive peer asking, we active) answers with a request of our own
 //! and *expects* the peer on our listener. Every connection is matched to
 //! an expectation (hub, nick or CID, token) before anything is served; one
@@ -38,7 +39,7 @@
 //!   expectation), a `$RevConnectToMe`/`DRCM` when we are passive.
 //!
 //! Must not: parse frames (that is [`session`]), open share files other than
-//! through [`ShareService::resolve`] (that is [`serve`]), or block the
+//! through [`ShareService::resolve`](crate::share::service::ShareService::resolve) (that is [`serve`]), or block the
 //! worker (files are read in bounded slices from the job).
 
 pub(crate) mod conn;

@@ -180,7 +180,7 @@ impl PeerUser {
     }
 }
 
-/// A connection the download side asks for ([`Peers::ask_connection`]).
+/// A connection the download side asks for ([`Peers::ask_connection`](super::Peers::ask_connection)).
 #[derive(Debug, Clone)]
 pub struct ConnectionAsk {
     /// The hub the user is on.

@@ -55,8 +55,9 @@ impl Peers {
     // ----- connection requests ---------------------------------------------
 
     /// Handles a connection request as if a hub had relayed it (what hub
-    /// sessions do through [`Hubs::set_peer_handler`]; benchmarks and tests
-    /// call it directly).
+    /// sessions do through
+    /// [`Hubs::set_peer_handler`](crate::hub::Hubs::set_peer_handler);
+    /// benchmarks and tests call it directly).
     pub fn on_request(&self, rt: &Runtime, req: PeerRequest) {
         let who = req.nick.clone().unwrap_or_else(|| "a user".to_string());
         if req.reverse {
