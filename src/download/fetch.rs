@@ -29,7 +29,7 @@ use super::flow::Flow;
 use super::model::{ItemId, UserKey, BATCH};
 use super::service::Downloads;
 use crate::peer::session::{Kind, Refused, Request, Sending};
-use crate::peer::Fetch;
+use crate::peer::{Fetch, FetchError};
 use crate::proto::tth::{TigerTree, Tth};
 use crate::runtime::JobId;
 use crate::transfer::segments::SourceId;
@@ -106,13 +106,17 @@ impl Fetch for SegmentFetch {
         }
     }
 
-    fn accept(&mut self, s: &Sending) -> Result<(), String> {
+    fn accept(&mut self, s: &Sending) -> Result<(), FetchError> {
         let asked = self.range.end - self.range.start;
         if s.kind != "file" || s.start != self.range.start || s.bytes == 0 || s.bytes > asked {
-            return Err(format!(
-                "the peer answered {} {} from {} ({} bytes), we asked for {asked} bytes from {}",
-                s.kind, s.identifier, s.start, s.bytes, self.range.start
-            ));
+            return Err(FetchError::WrongSegment {
+                kind: s.kind.clone(),
+                identifier: s.identifier.clone(),
+                start: s.start,
+                bytes: s.bytes,
+                asked,
+                from: self.range.start,
+            });
         }
         // A peer may send less than asked (the file's end); the rest of the
         // segment is freed when this fetch finishes.
@@ -120,23 +124,23 @@ impl Fetch for SegmentFetch {
         Ok(())
     }
 
-    fn ready(&mut self, job: JobId) -> Result<bool, String> {
+    fn ready(&mut self, job: JobId) -> Result<bool, FetchError> {
         if let Some(why) = &self.flow.borrow().stop {
-            return Err(why.clone());
+            return Err(FetchError::Stopped(why.clone()));
         }
         Ok(self.dl.room_for_batches(job))
     }
 
-    fn data(&mut self, mut bytes: &[u8], now: Instant) -> Result<(), String> {
+    fn data(&mut self, mut bytes: &[u8], now: Instant) -> Result<(), FetchError> {
         if let Some(why) = &self.flow.borrow().stop {
-            return Err(why.clone());
+            return Err(FetchError::Stopped(why.clone()));
         }
         let (item, source, user) = self.ids();
         // The segment may have shrunk (a faster source took its tail); when
         // it is gone (the source was dropped, the item cancelled) the
         // connection stops.
         let Some(end) = self.dl.segment_end(item, source) else {
-            return Err("this segment was taken back".into());
+            return Err(FetchError::TakenBack);
         };
         let end = end.min(self.range.end);
         let held = self.batch_start + self.batch.len() as u64;
@@ -214,21 +218,22 @@ impl Fetch for LeavesFetch {
         }
     }
 
-    fn accept(&mut self, s: &Sending) -> Result<(), String> {
+    fn accept(&mut self, s: &Sending) -> Result<(), FetchError> {
         if s.kind != "tthl" || s.start != 0 || s.bytes == 0 || s.bytes > MAX_TTHL {
-            return Err(format!(
-                "the peer answered our tthl request with {} {} ({} bytes)",
-                s.kind, s.identifier, s.bytes
-            ));
+            return Err(FetchError::WrongLeaves {
+                kind: s.kind.clone(),
+                identifier: s.identifier.clone(),
+                bytes: s.bytes,
+            });
         }
         self.expected = s.bytes;
         self.buf.reserve(s.bytes as usize);
         Ok(())
     }
 
-    fn data(&mut self, bytes: &[u8], _now: Instant) -> Result<(), String> {
+    fn data(&mut self, bytes: &[u8], _now: Instant) -> Result<(), FetchError> {
         if self.buf.len() as u64 + bytes.len() as u64 > self.expected {
-            return Err("the peer sent more leaves than it announced".into());
+            return Err(FetchError::MoreThanAnnounced { what: "leaves" });
         }
         self.buf.extend_from_slice(bytes);
         Ok(())
@@ -285,12 +290,9 @@ impl Fetch for ListFetch {
         }
     }
 
-    fn accept(&mut self, s: &Sending) -> Result<(), String> {
+    fn accept(&mut self, s: &Sending) -> Result<(), FetchError> {
         if s.bytes > MAX_LIST {
-            return Err(format!(
-                "the peer's file list is {} bytes, more than the {MAX_LIST} accepted",
-                s.bytes
-            ));
+            return Err(FetchError::ListTooLarge { bytes: s.bytes, limit: MAX_LIST });
         }
         self.expected = s.bytes;
         // What a peer announces is not allocated up front: the buffer grows
@@ -299,9 +301,9 @@ impl Fetch for ListFetch {
         Ok(())
     }
 
-    fn data(&mut self, bytes: &[u8], _now: Instant) -> Result<(), String> {
+    fn data(&mut self, bytes: &[u8], _now: Instant) -> Result<(), FetchError> {
         if self.buf.len() as u64 + bytes.len() as u64 > self.expected {
-            return Err("the peer sent more of its list than it announced".into());
+            return Err(FetchError::MoreThanAnnounced { what: "of its list" });
         }
         self.buf.extend_from_slice(bytes);
         Ok(())

@@ -1016,6 +1016,7 @@ impl Downloads {
                 }
                 Err(e) => {
                     log::info!(target: "download", "cannot reach {nick} on {}: {e}", user.0);
+                    let e = e.to_string();
                     self.user_failed(&user, &e);
                     self.fail_lists_of(&user, &e);
                 }

@@ -585,7 +585,7 @@ impl PeerJob {
         let accepted = if s.compressed {
             Err("the peer compressed data we asked for uncompressed".to_string())
         } else {
-            fetch.accept(&s)
+            fetch.accept(&s).map_err(|e| e.to_string())
         };
         if let Err(why) = accepted {
             return self.end(cx, why, false);
@@ -642,7 +642,7 @@ impl PeerJob {
                 return;
             }
             match self.fetch.as_mut().map(|f| f.ready(cx.id())) {
-                Some(Err(why)) => return self.end(cx, why, false),
+                Some(Err(why)) => return self.end(cx, why.to_string(), false),
                 // Woken by the fetch when it can take more; our own
                 // back-pressure is no stall of the peer's.
                 Some(Ok(false)) => {
@@ -686,7 +686,7 @@ impl PeerJob {
                 None => Ok(()),
             };
             if let Err(why) = result {
-                return self.end(cx, why, false);
+                return self.end(cx, why.to_string(), false);
             }
             self.fetch_left = Some(left - n as u64);
             self.window_sent += n as u64;

@@ -51,8 +51,8 @@ pub mod session;
 mod start;
 
 pub use model::{
-    ConnectionAsk, DownloadSide, Fetch, PeerOptions, PeerUser, SlotAsk, SlotPolicy, SlotVerdict,
-    Timeouts, UploadEvent, UploadInfo, EXPECT_TIMEOUT, MAX_CONNECTIONS, MAX_EXPECTED,
-    MAX_PENDING_PER_ADDRESS,
+    AskError, ConnectionAsk, DownloadSide, Fetch, FetchError, PeerOptions, PeerUser, SlotAsk,
+    SlotPolicy, SlotVerdict, Timeouts, UploadEvent, UploadInfo, EXPECT_TIMEOUT, MAX_CONNECTIONS,
+    MAX_EXPECTED, MAX_PENDING_PER_ADDRESS,
 };
 pub use peers::{Peers, WAITING_FOR};

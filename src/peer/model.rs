@@ -50,24 +50,78 @@ pub trait Fetch {
     fn request(&self) -> Request;
     /// The peer's header: `Ok` to read its bytes raw, or why not (the
     /// connection then ends).
-    fn accept(&mut self, sending: &Sending) -> Result<(), String>;
+    fn accept(&mut self, sending: &Sending) -> Result<(), FetchError>;
     /// Whether more bytes may be read now. `Ok(false)`: the fetch's work is
     /// behind (its bytes wait for the helper threads); it wakes `job` when
     /// there is room again, and the connection leaves the socket alone
     /// meanwhile. An error (a block that failed its leaf hash, a disk error,
     /// found after the bytes were taken) ends the connection.
-    fn ready(&mut self, _job: JobId) -> Result<bool, String> {
+    fn ready(&mut self, _job: JobId) -> Result<bool, FetchError> {
         Ok(true)
     }
     /// Bytes as they arrive; an error (a block that fails its leaf hash, a
     /// disk error) ends the connection.
-    fn data(&mut self, bytes: &[u8], now: Instant) -> Result<(), String>;
+    fn data(&mut self, bytes: &[u8], now: Instant) -> Result<(), FetchError>;
     /// Every byte the header announced arrived.
     fn finish(self: Box<Self>, now: Instant);
     /// The peer refused the request.
     fn refused(self: Box<Self>, why: &Refused);
     /// The connection failed before the data was complete.
     fn failed(self: Box<Self>, why: &str);
+}
+
+/// Why a [`Fetch`] ends its download connection: the peer's answer does
+/// not fit what was asked, or the download side stopped the fetch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The peer's header for a file segment is not the segment asked for.
+    #[error("the peer answered {kind} {identifier} from {start} ({bytes} bytes), we asked for {asked} bytes from {from}")]
+    WrongSegment {
+        /// The namespace answered (`file`...).
+        kind: String,
+        /// The identifier answered.
+        identifier: String,
+        /// The first byte answered.
+        start: u64,
+        /// The bytes announced.
+        bytes: u64,
+        /// The bytes asked for.
+        asked: u64,
+        /// The first byte asked for.
+        from: u64,
+    },
+    /// The peer's header for TTH leaves is not leaves we can take.
+    #[error("the peer answered our tthl request with {kind} {identifier} ({bytes} bytes)")]
+    WrongLeaves {
+        /// The namespace answered.
+        kind: String,
+        /// The identifier answered.
+        identifier: String,
+        /// The bytes announced.
+        bytes: u64,
+    },
+    /// The peer announced a file list over the limit.
+    #[error("the peer's file list is {bytes} bytes, more than the {limit} accepted")]
+    ListTooLarge {
+        /// The bytes announced.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The peer sent more than its header announced.
+    #[error("the peer sent more {what} than it announced")]
+    MoreThanAnnounced {
+        /// What was being read: `"leaves"`, `"of its list"`.
+        what: &'static str,
+    },
+    /// The download side took the segment back (another source has it, the
+    /// source was dropped, the item was cancelled).
+    #[error("this segment was taken back")]
+    TakenBack,
+    /// The download side stopped the fetch (a block failed its leaf hash, a
+    /// write failed); the reason as it gave it.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 /// How long an expected connection may take to arrive.
@@ -178,6 +232,28 @@ impl PeerUser {
             None => format!("{}\n{}", self.hub_url, self.nick),
         }
     }
+}
+
+/// Why asking a user for a download connection
+/// ([`Peers::ask_connection`](super::Peers::ask_connection)) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AskError {
+    /// The hub the user is on is gone.
+    #[error("the hub is gone")]
+    HubGone,
+    /// Too many connections are expected already.
+    #[error("already {MAX_EXPECTED} connections expected")]
+    TooManyExpected,
+    /// The user and we are both passive.
+    #[error(
+        "{nick} on {hub_url} is passive and so are we: no connection is possible between two passive users"
+    )]
+    BothPassive {
+        /// The user's nick.
+        nick: String,
+        /// The hub's address.
+        hub_url: String,
+    },
 }
 
 /// A connection the download side asks for ([`Peers::ask_connection`](super::Peers::ask_connection)).

@@ -22,8 +22,8 @@ use crate::transfer::limit::TokenBucket;
 use crate::transfer::slots::{ConnKey, Slot, Slots, SlotsFull, Want, MINI_SLOT_SIZE};
 
 use super::model::{
-    ConnectionAsk, DownloadSide, PeerOptions, PeerUser, SlotAsk, SlotPolicy, SlotVerdict, Timeouts,
-    UploadEvent, UploadInfo, EXPECT_TIMEOUT, MAX_EXPECTED, MAX_PENDING_PER_ADDRESS,
+    AskError, ConnectionAsk, DownloadSide, PeerOptions, PeerUser, SlotAsk, SlotPolicy, SlotVerdict,
+    Timeouts, UploadEvent, UploadInfo, EXPECT_TIMEOUT, MAX_EXPECTED, MAX_PENDING_PER_ADDRESS,
 };
 use super::session::{PeerId, Protocol};
 
@@ -253,11 +253,11 @@ impl Peers {
     /// connection request, which the download side recognises by `token` on
     /// ADC and by nick on NMDC). `tls`: the user can take a TLS connection.
     /// An error when no connection is possible (both passive).
-    pub fn ask_connection(&self, ask: &ConnectionAsk) -> Result<(), String> {
+    pub fn ask_connection(&self, ask: &ConnectionAsk) -> Result<(), AskError> {
         let mode = self.inner.opts.borrow().mode;
         let (plain, tls_port) = self.ports();
         let Some(info) = self.inner.hubs.get(ask.hub) else {
-            return Err("the hub is gone".into());
+            return Err(AskError::HubGone);
         };
         let (hub_url, my_nick, charset, adc) = {
             let i = info.borrow();
@@ -271,7 +271,7 @@ impl Peers {
                 let mut expected = self.inner.expected.borrow_mut();
                 expected.retain(|e| e.deadline > now);
                 if expected.len() >= MAX_EXPECTED {
-                    return Err(format!("already {MAX_EXPECTED} connections expected"));
+                    return Err(AskError::TooManyExpected);
                 }
                 let (nick_bytes, _, _) = charset.encode(&ask.nick);
                 expected.push(Expectation {
@@ -301,10 +301,7 @@ impl Peers {
             return Ok(());
         }
         if !ask.user_active {
-            return Err(format!(
-                "{} on {hub_url} is passive and so are we: no connection is possible between two passive users",
-                ask.nick
-            ));
+            return Err(AskError::BothPassive { nick: ask.nick.clone(), hub_url });
         }
         self.inner.rt.send(
             ask.hub,
