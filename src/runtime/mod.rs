@@ -18,6 +18,10 @@
 //! it registered, one of its timers, a message or helper result for it, or its
 //! own request to run again — and never otherwise: an idle process uses no CPU.
 //! Read `docs/RUNTIME.md` for the invariants in one place.
+//!
+//! This file only declares the modules and re-exports. Imports run one way:
+//! `worker` → `pool` (the job contract, the pool, the runtime handle and the
+//! context, which name each other) → `helpers`, `timer` → `ids`, `clock`.
 
 mod clock;
 pub mod helpers;

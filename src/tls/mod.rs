@@ -20,6 +20,11 @@
 //! [`Connection::connect_tls`](crate::net::Connection::connect_tls) or
 //! [`Connection::accepted_tls`](crate::net::Connection::accepted_tls).
 //!
+//! This file only declares the modules and re-exports: `context` builds on
+//! `cert`, `trust` and `verify`, which build on `keyprint`, `error` and
+//! `provider`. A hub address reaches [`TlsContext::hub_client`] through the
+//! [`CheckedAddress`] trait, so `tls` imports nothing above it.
+//!
 //! The crypto provider is rustls's `ring` one; TLS 1.2 and 1.3 are enabled
 //! (DC++ requires at least 1.2).
 
