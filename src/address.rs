@@ -15,7 +15,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
-use crate::tls::{Keyprint, OnChange, PeerCheck};
+use crate::tls::{CheckedAddress, Keyprint, OnChange, PeerCheck};
 
 /// The NMDC port when an address has none.
 pub const NMDC_DEFAULT_PORT: u16 = 411;
@@ -175,6 +175,14 @@ impl HubUrl {
             trust_key: Some(self.authority()),
             on_change,
         }
+    }
+}
+
+// How `TlsContext::hub_client` checks a hub: `tls` sits below this module and
+// names no address type, so the address says it through the trait.
+impl CheckedAddress for HubUrl {
+    fn peer_check(&self, on_change: OnChange) -> PeerCheck {
+        HubUrl::peer_check(self, on_change)
     }
 }
 

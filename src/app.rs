@@ -225,7 +225,7 @@ fn client(
         let handle = worker.clone();
         let scripts = config.scripts.clone();
         let data_dir = data_dir.clone();
-        let downloads = crate::download::DownloadOptions::from_config(&config, &data_dir);
+        let downloads = config.download_options(&data_dir);
         worker
             .post(move |pool| {
                 let client = Client::start(

@@ -91,9 +91,30 @@ impl Me {
     }
 }
 
+/// Why our PID file could be neither read nor written.
+#[derive(Debug, thiserror::Error)]
+pub enum PidError {
+    /// Reading the file failed (other than by its absence).
+    #[error("reading our PID from {}: {source}", path.display())]
+    Read {
+        /// The PID file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Writing a new one failed.
+    #[error("writing our PID to {}: {source}", path.display())]
+    Write {
+        /// The PID file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
 /// Reads our PID from `dir/pid`, or makes one and writes it there
 /// atomically (write, fsync, rename).
-pub fn load_or_create_pid(dir: &Path) -> Result<Pid, String> {
+pub fn load_or_create_pid(dir: &Path) -> Result<Pid, PidError> {
     let path = dir.join(PID_FILE_NAME);
     match std::fs::read_to_string(&path) {
         Ok(text) => match text.trim().parse::<Pid>() {
@@ -103,7 +124,7 @@ pub fn load_or_create_pid(dir: &Path) -> Result<Pid, String> {
             }
         },
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("reading our PID from {}: {e}", path.display())),
+        Err(source) => return Err(PidError::Read { path, source }),
     }
     let pid = Pid::random();
     let write = || -> io::Result<()> {
@@ -115,7 +136,7 @@ pub fn load_or_create_pid(dir: &Path) -> Result<Pid, String> {
         f.sync_all()?;
         std::fs::rename(&tmp, &path)
     };
-    write().map_err(|e| format!("writing our PID to {}: {e}", path.display()))?;
+    write().map_err(|source| PidError::Write { path, source })?;
     Ok(pid)
 }
 

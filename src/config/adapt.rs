@@ -1,12 +1,16 @@
 //! What the rest of the client takes from a configuration, in its own
-//! types: our [`Identity`] and each hub's [`HubParams`].
+//! types: our [`Identity`], each hub's [`HubParams`], the
+//! [`DownloadOptions`].
 //!
-//! `hub` knows nothing of the configuration (dependencies run from here to
-//! it); the composition root and the Lua host apply what these give.
+//! `hub` and `download` know nothing of the configuration (dependencies run
+//! from here to them); the composition root and the Lua host apply what
+//! these give.
 
+use std::path::Path;
 use std::time::Duration;
 
-use super::{Config, HubConfig, Mode};
+use super::{paths, Config, HubConfig, Mode};
+use crate::download::{DownloadOptions, MAX_CONNECTIONS};
 use crate::hub::{ConnectMode, HubParams, Identity, MAX_USERS};
 
 impl Config {
@@ -35,6 +39,22 @@ impl Config {
             max_users: usize::try_from(self.max_users).unwrap_or(MAX_USERS),
             external_address: self.external_address.clone(),
             away: false,
+        }
+    }
+}
+
+impl Config {
+    /// The download options of this configuration, whose data folder is
+    /// `data_dir`.
+    pub fn download_options(&self, data_dir: &Path) -> DownloadOptions {
+        DownloadOptions {
+            dir: paths::download_dir(self, data_dir),
+            max_connections: match self.download_slots {
+                0 => MAX_CONNECTIONS,
+                n => n as usize,
+            },
+            limit: u64::from(self.download_limit) * 1024,
+            min_segment: u64::from(self.segment_size.max(1)) << 20,
         }
     }
 }

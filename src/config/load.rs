@@ -19,8 +19,8 @@ use mlua::{
     VmState,
 };
 
+use super::error::{ConfigError, Problem};
 use super::settings;
-use super::{ConfigError, Problem};
 
 /// Lua instructions a configuration script may run. Real configurations need
 /// a few thousand; this leaves room for generated tables while a `while true

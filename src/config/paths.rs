@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Config, ConfigError};
+use super::error::ConfigError;
+use super::model::Config;
 
 /// The folder name under the XDG config and data folders.
 pub const APP_DIR: &str = "dclua";

@@ -10,7 +10,7 @@
 //! see [`crate::transfer::verify`]): a helper writes a batch at its place in
 //! the file with `pwrite` and computes the roots of its pieces; the service
 //! gathers the roots into blocks as the batches come back, in any order
-//! ([`Flow`]). So the worker thread only reads the socket and copies, and
+//! (`Flow`, in `flow.rs`). So the worker thread only reads the socket and copies, and
 //! both cores hash. What a connection has handed over and not got back is
 //! bounded (the service's in-flight limit): past it, the connection stops
 //! reading its socket until there is room ([`Fetch::ready`]).
@@ -25,22 +25,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Downloads, ItemId, UserKey};
+use super::flow::Flow;
+use super::model::{ItemId, UserKey, BATCH};
+use super::service::Downloads;
 use crate::peer::session::{Kind, Refused, Request, Sending};
-use crate::peer::Fetch;
-use crate::proto::tth::{NodeHash, TigerTree, Tth};
+use crate::peer::{Fetch, FetchError};
+use crate::proto::tth::{TigerTree, Tth};
 use crate::runtime::JobId;
-use crate::transfer::ranges::RangeSet;
 use crate::transfer::segments::SourceId;
-use crate::transfer::verify::BlockAssembler;
-
-/// Verified bytes of an item written before the file is synced and they are
-/// recorded in the queue.
-pub const SYNC_EVERY: u64 = 16 << 20;
-
-/// The bytes a segment hands to a helper at once (a multiple of every piece
-/// size: pieces are at most this and powers of two).
-pub const BATCH: usize = crate::transfer::verify::MAX_PIECE as usize;
 
 /// The largest TTHL accepted (a tree of a 1 TiB file at DC++'s granularity
 /// is 12 KiB; this leaves room for finer trees).
@@ -51,40 +43,6 @@ pub const MAX_LIST: u64 = 256 << 20;
 
 /// At most this much of an announced list is allocated before it arrives.
 const PREALLOCATE: u64 = 4 << 20;
-
-/// What of one segment fetch outlives it: its batches at the helpers, the
-/// piece roots coming back, why its connection must stop.
-///
-/// Invariant: `pending` holds exactly the bytes handed over whose block was
-/// neither verified nor failed; once the fetch is `over` and nothing is in
-/// flight, what remains there belongs to blocks that can never complete and
-/// is abandoned (free again in the item's segments).
-pub(super) struct Flow {
-    pub item: ItemId,
-    pub source: SourceId,
-    pub user: UserKey,
-    pub assembler: BlockAssembler,
-    /// Bytes at the helpers whose results are not back.
-    pub in_flight: u64,
-    pub pending: RangeSet,
-    /// Why the connection must end (a block failed its leaf, a write
-    /// failed), seen by the fetch at its next step.
-    pub stop: Option<String>,
-    /// The stop was already reported to the service's listeners.
-    pub reported: bool,
-    /// The fetch finished, failed or was refused.
-    pub over: bool,
-}
-
-/// What a helper hands back for one batch.
-pub(super) struct BatchDone {
-    /// The batch's first byte in the file.
-    pub start: u64,
-    /// The roots of its pieces, or why writing it failed.
-    pub roots: Result<Vec<NodeHash>, String>,
-    /// The batch's buffer, for the next batch.
-    pub buf: Vec<u8>,
-}
 
 /// One segment of a queued file.
 pub(super) struct SegmentFetch {
@@ -148,13 +106,17 @@ impl Fetch for SegmentFetch {
         }
     }
 
-    fn accept(&mut self, s: &Sending) -> Result<(), String> {
+    fn accept(&mut self, s: &Sending) -> Result<(), FetchError> {
         let asked = self.range.end - self.range.start;
         if s.kind != "file" || s.start != self.range.start || s.bytes == 0 || s.bytes > asked {
-            return Err(format!(
-                "the peer answered {} {} from {} ({} bytes), we asked for {asked} bytes from {}",
-                s.kind, s.identifier, s.start, s.bytes, self.range.start
-            ));
+            return Err(FetchError::WrongSegment {
+                kind: s.kind.clone(),
+                identifier: s.identifier.clone(),
+                start: s.start,
+                bytes: s.bytes,
+                asked,
+                from: self.range.start,
+            });
         }
         // A peer may send less than asked (the file's end); the rest of the
         // segment is freed when this fetch finishes.
@@ -162,23 +124,23 @@ impl Fetch for SegmentFetch {
         Ok(())
     }
 
-    fn ready(&mut self, job: JobId) -> Result<bool, String> {
+    fn ready(&mut self, job: JobId) -> Result<bool, FetchError> {
         if let Some(why) = &self.flow.borrow().stop {
-            return Err(why.clone());
+            return Err(FetchError::Stopped(why.clone()));
         }
         Ok(self.dl.room_for_batches(job))
     }
 
-    fn data(&mut self, mut bytes: &[u8], now: Instant) -> Result<(), String> {
+    fn data(&mut self, mut bytes: &[u8], now: Instant) -> Result<(), FetchError> {
         if let Some(why) = &self.flow.borrow().stop {
-            return Err(why.clone());
+            return Err(FetchError::Stopped(why.clone()));
         }
         let (item, source, user) = self.ids();
         // The segment may have shrunk (a faster source took its tail); when
         // it is gone (the source was dropped, the item cancelled) the
         // connection stops.
         let Some(end) = self.dl.segment_end(item, source) else {
-            return Err("this segment was taken back".into());
+            return Err(FetchError::TakenBack);
         };
         let end = end.min(self.range.end);
         let held = self.batch_start + self.batch.len() as u64;
@@ -256,21 +218,22 @@ impl Fetch for LeavesFetch {
         }
     }
 
-    fn accept(&mut self, s: &Sending) -> Result<(), String> {
+    fn accept(&mut self, s: &Sending) -> Result<(), FetchError> {
         if s.kind != "tthl" || s.start != 0 || s.bytes == 0 || s.bytes > MAX_TTHL {
-            return Err(format!(
-                "the peer answered our tthl request with {} {} ({} bytes)",
-                s.kind, s.identifier, s.bytes
-            ));
+            return Err(FetchError::WrongLeaves {
+                kind: s.kind.clone(),
+                identifier: s.identifier.clone(),
+                bytes: s.bytes,
+            });
         }
         self.expected = s.bytes;
         self.buf.reserve(s.bytes as usize);
         Ok(())
     }
 
-    fn data(&mut self, bytes: &[u8], _now: Instant) -> Result<(), String> {
+    fn data(&mut self, bytes: &[u8], _now: Instant) -> Result<(), FetchError> {
         if self.buf.len() as u64 + bytes.len() as u64 > self.expected {
-            return Err("the peer sent more leaves than it announced".into());
+            return Err(FetchError::MoreThanAnnounced { what: "leaves" });
         }
         self.buf.extend_from_slice(bytes);
         Ok(())
@@ -327,12 +290,9 @@ impl Fetch for ListFetch {
         }
     }
 
-    fn accept(&mut self, s: &Sending) -> Result<(), String> {
+    fn accept(&mut self, s: &Sending) -> Result<(), FetchError> {
         if s.bytes > MAX_LIST {
-            return Err(format!(
-                "the peer's file list is {} bytes, more than the {MAX_LIST} accepted",
-                s.bytes
-            ));
+            return Err(FetchError::ListTooLarge { bytes: s.bytes, limit: MAX_LIST });
         }
         self.expected = s.bytes;
         // What a peer announces is not allocated up front: the buffer grows
@@ -341,9 +301,9 @@ impl Fetch for ListFetch {
         Ok(())
     }
 
-    fn data(&mut self, bytes: &[u8], _now: Instant) -> Result<(), String> {
+    fn data(&mut self, bytes: &[u8], _now: Instant) -> Result<(), FetchError> {
         if self.buf.len() as u64 + bytes.len() as u64 > self.expected {
-            return Err("the peer sent more of its list than it announced".into());
+            return Err(FetchError::MoreThanAnnounced { what: "of its list" });
         }
         self.buf.extend_from_slice(bytes);
         Ok(())

@@ -215,7 +215,7 @@ pub fn apply_config(host: &LuaHost, config: &Config) {
     }
     // Download folder, limit, connections and segment size.
     if let (Some(d), Some(data)) = (super::download_api::downloads(host), hubs.data_dir()) {
-        d.reconfigure(crate::download::DownloadOptions::from_config(config, &data));
+        d.reconfigure(config.download_options(&data));
     }
     hubs.set_identity(host.runtime(), identity);
 }

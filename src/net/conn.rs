@@ -35,9 +35,10 @@ use memchr::memchr;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
+use super::error::ConnError;
 use super::tls::{ReadOutcome, TlsLayer};
 use crate::runtime::{Context, IoEvent, JobId, Runtime};
-use crate::tls::{Keyprint, KeyprintError, TlsInfo, TlsSession};
+use crate::tls::{Keyprint, TlsInfo, TlsSession};
 
 /// Bytes read from the socket per [`Connection::read_frames`] or
 /// [`Connection::read_raw`] call at most, for fairness between jobs.
@@ -82,68 +83,6 @@ pub enum Close {
     /// Everything is dropped at once: for a peer that broke the protocol,
     /// went silent or must not get another byte.
     Abortive,
-}
-
-/// Why a connection failed; the message names the phase and the address.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnError {
-    /// The host name could not be resolved.
-    #[error("resolving {host}: {source}")]
-    Resolve {
-        /// The name.
-        host: String,
-        /// The resolver's error.
-        source: io::Error,
-    },
-    /// The host name resolved to no address.
-    #[error("resolving {host}: the name has no address")]
-    NoAddress {
-        /// The name.
-        host: String,
-    },
-    /// Connecting failed.
-    #[error("connecting to {addr}: {source}")]
-    Connect {
-        /// Where we tried to connect.
-        addr: SocketAddr,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// The peer sent a frame over the limit; the connection was closed.
-    #[error(
-        "the peer sent a frame longer than {max} bytes without a delimiter; connection closed"
-    )]
-    FrameTooLarge {
-        /// The limit in bytes.
-        max: usize,
-    },
-    /// Reading or writing failed.
-    #[error("{op} failed: {source}")]
-    Io {
-        /// "reading" or "writing".
-        op: &'static str,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// The connection is closed; nothing more can be sent.
-    #[error("the connection is closed")]
-    Closed,
-    /// The peer's certificate was refused by its keyprint (TLS).
-    #[error(transparent)]
-    Keyprint(#[from] KeyprintError),
-    /// The TLS session failed: a handshake error, an alert from the peer, a
-    /// bad record.
-    #[error("TLS {during} with {peer} failed: {source}{hint}")]
-    Tls {
-        /// `"handshake"` or `"session"`.
-        during: &'static str,
-        /// Who the peer is (`host:port` for hubs).
-        peer: String,
-        /// rustls's reason.
-        source: rustls::Error,
-        /// A hint for the user, starting with a space, or empty.
-        hint: &'static str,
-    },
 }
 
 /// What a read call saw.

@@ -18,13 +18,18 @@
 //! is queued and shuts the write side down (with a TLS close_notify), for a
 //! session that said goodbye; [`Close::Abortive`] drops everything at once,
 //! for a peer that broke the protocol or went silent.
+//!
+//! This file only declares the modules and re-exports; [`ConnError`] lives
+//! in a leaf (`error.rs`) that `resolve`, `tls`, `conn` and `zon` all use.
 
 mod conn;
+mod error;
 pub mod resolve;
 mod socket;
 mod tls;
 mod zon;
 
-pub use conn::{Close, ConnError, Connection, Framing, ReadStatus, READ_BUDGET};
+pub use conn::{Close, Connection, Framing, ReadStatus, READ_BUDGET};
+pub use error::ConnError;
 pub use socket::{Listener, UdpSocket, LISTEN_BACKLOG};
 pub use zon::{ZonError, ZonReader};

@@ -10,7 +10,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
-use super::ConnError;
+use super::error::ConnError;
 use crate::runtime::{Context, TaskId};
 
 /// Where a dial stands.

@@ -26,7 +26,7 @@ use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
-use super::ConnError;
+use super::error::ConnError;
 use crate::tls::{Keyprint, TlsInfo, TlsSession, Verdict};
 
 /// What one read from the transport gave.

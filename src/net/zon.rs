@@ -14,7 +14,8 @@
 
 use memchr::memchr;
 
-use super::{ConnError, Connection};
+use super::conn::Connection;
+use super::error::ConnError;
 use crate::proto::nmdc::{ZPipe, ZPipeError};
 
 /// Inflated bytes produced per step at most.

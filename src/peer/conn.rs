@@ -35,11 +35,12 @@ use std::time::{Duration, Instant};
 use flate2::{Compress, Compression, FlushCompress, Status};
 use mio::net::TcpStream;
 
+use super::model::{Fetch, PeerUser, UploadInfo, MAX_CONNECTIONS, MAX_PENDING_PER_ADDRESS};
+use super::peers::Peers;
 use super::serve::{list_request, list_served, read_body, serve, Served};
 use super::session::{
     Hello, Kind, Output, PeerId, Protocol, Refusal, Refused, Request, Role, Sending, Session,
 };
-use super::{Fetch, PeerUser, Peers, UploadInfo};
 use crate::hub::PeerRequest;
 use crate::net::{Close, ConnError, Connection, Framing};
 use crate::runtime::{Context, Job, Runtime, Step, TaskDone, TaskId, TimerId};
@@ -121,12 +122,12 @@ pub(crate) fn connect(rt: &Runtime, peers: Peers, req: PeerRequest, addr: Socket
 
 /// Takes a connection our listener accepted.
 pub(crate) fn accepted(rt: &Runtime, peers: Peers, stream: TcpStream, from: SocketAddr, tls: bool) {
-    if peers.connections() >= super::MAX_CONNECTIONS {
-        log::warn!(target: "peer", "refused a client connection from {from}: already {} open", super::MAX_CONNECTIONS);
+    if peers.connections() >= MAX_CONNECTIONS {
+        log::warn!(target: "peer", "refused a client connection from {from}: already {} open", MAX_CONNECTIONS);
         return;
     }
     if !peers.pending_start(from.ip()) {
-        log::warn!(target: "peer", "refused a client connection from {from}: {} from that address are still in their handshake", super::MAX_PENDING_PER_ADDRESS);
+        log::warn!(target: "peer", "refused a client connection from {from}: {} from that address are still in their handshake", MAX_PENDING_PER_ADDRESS);
         return;
     }
     rt.spawn_with(move |id| {
@@ -584,7 +585,7 @@ impl PeerJob {
         let accepted = if s.compressed {
             Err("the peer compressed data we asked for uncompressed".to_string())
         } else {
-            fetch.accept(&s)
+            fetch.accept(&s).map_err(|e| e.to_string())
         };
         if let Err(why) = accepted {
             return self.end(cx, why, false);
@@ -641,7 +642,7 @@ impl PeerJob {
                 return;
             }
             match self.fetch.as_mut().map(|f| f.ready(cx.id())) {
-                Some(Err(why)) => return self.end(cx, why, false),
+                Some(Err(why)) => return self.end(cx, why.to_string(), false),
                 // Woken by the fetch when it can take more; our own
                 // back-pressure is no stall of the peer's.
                 Some(Ok(false)) => {
@@ -685,7 +686,7 @@ impl PeerJob {
                 None => Ok(()),
             };
             if let Err(why) = result {
-                return self.end(cx, why, false);
+                return self.end(cx, why.to_string(), false);
             }
             self.fetch_left = Some(left - n as u64);
             self.window_sent += n as u64;

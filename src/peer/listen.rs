@@ -8,7 +8,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use super::Peers;
+use super::peers::Peers;
 use crate::net::Listener;
 use crate::runtime::{Context, Job, JobId, Runtime, Step};
 

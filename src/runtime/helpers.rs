@@ -77,7 +77,7 @@ fn helper_loop(rx: &Mutex<Receiver<Task>>) {
         };
         let Ok(task) = task else { return };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(task)) {
-            log::error!("a helper task panicked: {}", super::pool::panic_message(&*panic));
+            log::error!("a helper task panicked: {}", panic_message(&*panic));
         }
     }
 }
@@ -90,6 +90,15 @@ impl Drop for HelperPool {
             let _ = t.join();
         }
     }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 #[cfg(test)]

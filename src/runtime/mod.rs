@@ -18,16 +18,20 @@
 //! it registered, one of its timers, a message or helper result for it, or its
 //! own request to run again — and never otherwise: an idle process uses no CPU.
 //! Read `docs/RUNTIME.md` for the invariants in one place.
+//!
+//! This file only declares the modules and re-exports. Imports run one way:
+//! `worker` → `pool` (the job contract, the pool, the runtime handle and the
+//! context, which name each other) → `helpers`, `timer` → `ids`, `clock`.
 
 mod clock;
 pub mod helpers;
-mod job;
+mod ids;
 mod pool;
 mod timer;
 mod worker;
 
 pub use clock::{Clock, VirtualClock};
-pub use job::{FnJob, Job, JobId, Step};
-pub use pool::{Context, IoEvent, JobPool, Message, Runtime, TaskDone, TaskId};
+pub use ids::{JobId, TaskId};
+pub use pool::{Context, FnJob, IoEvent, Job, JobPool, Message, Runtime, Step, TaskDone};
 pub use timer::TimerId;
 pub use worker::{Worker, WorkerConfig, WorkerGone, WorkerHandle};

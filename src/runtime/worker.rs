@@ -25,8 +25,9 @@ use mio::{Events, Poll, Token};
 
 use super::clock::{Clock, VirtualClock};
 use super::helpers::HelperPool;
+use super::ids::JobId;
 use super::pool::{IoEvent, Remote, RemoteLink};
-use super::{Job, JobId, JobPool, Runtime};
+use super::pool::{Job, JobPool, Runtime};
 
 /// The token of the worker's waker; job tokens are slab indices far below it.
 const WAKER: Token = Token(usize::MAX);

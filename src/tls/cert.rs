@@ -20,8 +20,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use time::OffsetDateTime;
 
+use super::error::TlsError;
+use super::keyprint::Keyprint;
+use super::provider::provider;
 use super::trust::write_atomic;
-use super::{provider, Keyprint, TlsError};
 
 /// The certificate's file name in the data folder.
 pub const CERT_FILE_NAME: &str = "cert.pem";

@@ -19,7 +19,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Keyprint, TlsError};
+use super::error::TlsError;
+use super::keyprint::Keyprint;
 
 /// The store's file name in the data folder.
 pub const TRUST_FILE_NAME: &str = "trusted_keyprints.toml";

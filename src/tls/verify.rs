@@ -25,8 +25,8 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme,
 };
 
-use super::trust::TRUST_FILE_NAME;
-use super::{Keyprint, TrustStore};
+use super::keyprint::Keyprint;
+use super::trust::{TrustStore, TRUST_FILE_NAME};
 
 /// What to do when a peer's certificate differs from the one recorded on
 /// first use.
@@ -434,7 +434,7 @@ mod tests {
     }
 
     fn verifier(check: PeerCheck, trust: &Arc<TrustStore>) -> (KeyprintVerifier, Outcome) {
-        let algs = crate::tls::provider().signature_verification_algorithms;
+        let algs = crate::tls::provider::provider().signature_verification_algorithms;
         KeyprintVerifier::new(check, trust.clone(), algs)
     }
 
