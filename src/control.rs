@@ -172,8 +172,12 @@ fn accept(stream: UnixStream, me: u32, backend: Arc<dyn ConsoleBackend>) {
         Ok((uid, _)) if uid == me => {}
         Ok((uid, pid)) => {
             log::warn!("control socket: refused a console of user {uid} (process {pid}): only user {me} may attach");
-            let mut s = &stream;
-            let _ = write_frame(&mut s, b'X', &format!("refused: only user {me} may attach"));
+            // On a thread of its own: the lingering must not hold up accepting.
+            let _ = std::thread::Builder::new().name("dclua-refusal".into()).spawn(move || {
+                let mut s = &stream;
+                let _ = write_frame(&mut s, b'X', &format!("refused: only user {me} may attach"));
+                linger(&stream);
+            });
             return;
         }
         Err(e) => {
@@ -188,6 +192,26 @@ fn accept(stream: UnixStream, me: u32, backend: Arc<dyn ConsoleBackend>) {
     });
     if let Err(e) = spawned {
         log::warn!("control socket: no thread for a console: {e}");
+    }
+}
+
+/// Closes a refused connection only once the other side has read the
+/// refusal: on Linux, closing a Unix socket with unread data in it resets
+/// the connection, and the other side's read fails before it reaches the
+/// frame that says why. So stop writing, then drain what it sent (a few
+/// frames at most, bounded in size and time) until it closes.
+fn linger(stream: &UnixStream) {
+    use std::io::Read;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let mut sink = [0u8; 4096];
+    let mut left: usize = 64 * 1024;
+    let mut r = stream;
+    while left > 0 {
+        match r.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
     }
 }
 
