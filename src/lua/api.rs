@@ -1,6 +1,12 @@
-//! The `dc` API: registration of the Rust functions, the sandbox, and the one
-//! description of the API that generates the LuaLS stubs (`lua-api/dc.d.lua`),
-//! the console's completion and help.
+//! The `dc` API on top of the host: it composes the namespaces (hubs, share,
+//! uploads, downloads, store) with the core functions, gives them to the
+//! host as its [`HostApi`] when it builds one (`LuaHost::new`,
+//! `LuaHost::with_hubs` are here), and holds the one description of the API
+//! that generates the LuaLS stubs (`lua-api/dc.d.lua`), the console's
+//! completion and help.
+//!
+//! Nothing below it (the host, the namespaces) depends on this module: it is
+//! the top of `lua/`, what the host's users call.
 //!
 //! The description ([`FUNCTIONS`], [`EVENTS`]) is the single source of truth: a
 //! test walks a live Lua state and fails when a registered function has no
@@ -13,9 +19,78 @@ use std::path::PathBuf;
 use mlua::{Function, Lua, MultiValue, Table, Variadic};
 
 use super::capability::{self, Capability};
-use super::host::{LuaHost, ScriptId};
+use super::host::{HostApi, HostOptions, LuaHost, ScriptId};
 use super::value::Value;
-use crate::runtime::JobId;
+use crate::hub::Hubs;
+use crate::runtime::{JobId, Runtime};
+
+/// The whole `dc` API, as the host's [`HostApi`]: the core functions and
+/// every namespace (hubs, share, uploads, downloads, store).
+struct Api;
+
+impl HostApi for Api {
+    fn register(
+        &self,
+        host: &LuaHost,
+        lua: &Lua,
+        script: ScriptId,
+        dc: &Table,
+        native: &Table,
+    ) -> mlua::Result<()> {
+        register(lua, host, script, dc, native)
+    }
+
+    fn extend(&self, lua: &Lua, dc: &Table, native: &Table) -> mlua::Result<()> {
+        for (ext, source) in EXTENSIONS {
+            lua.load(*source)
+                .set_name(format!("=dclua {ext}"))
+                .into_function()
+                .and_then(|f| f.call::<()>((dc, native)))?;
+        }
+        Ok(())
+    }
+
+    fn sandbox(&self, lua: &Lua) -> mlua::Result<()> {
+        sandbox(lua)
+    }
+
+    fn script_unloaded(&self, host: &LuaHost, id: ScriptId) {
+        super::hub_api::script_unloaded(host, id);
+    }
+
+    fn begin_search(
+        &self,
+        host: &LuaHost,
+        job: JobId,
+        arg: Option<&mlua::Value>,
+    ) -> Result<std::time::Duration, String> {
+        super::hub_api::begin_search(host, job, arg)
+    }
+
+    fn end_search(&self, host: &LuaHost, job: JobId, lua: &Lua) -> mlua::Result<MultiValue> {
+        super::hub_api::end_search(host, job, lua)
+    }
+
+    fn forget_search(&self, host: &LuaHost, job: JobId) {
+        super::hub_api::forget_search(host, job);
+    }
+}
+
+/// The constructors: a host is built with the whole API.
+impl LuaHost {
+    /// A host with a hub registry of its own (a host without a client:
+    /// benchmarks, tests of the Lua side alone).
+    pub fn new(rt: &Runtime, opts: HostOptions) -> LuaHost {
+        LuaHost::with_hubs(rt, opts, Hubs::new())
+    }
+
+    /// A host whose scripts reach the client's hubs through `hubs` (the
+    /// composition root's). The share is given later, by
+    /// [`share_api::install`](super::share_api::install).
+    pub fn with_hubs(rt: &Runtime, opts: HostOptions, hubs: Hubs) -> LuaHost {
+        LuaHost::build(rt, opts, hubs, std::rc::Rc::new(Api))
+    }
+}
 
 /// One function or method of the API.
 #[derive(Debug)]
@@ -871,13 +946,12 @@ fn join_args(args: &Variadic<mlua::Value>) -> String {
 
 /// Registers the Rust side of the API in a new state: the `dc` table's
 /// native functions and the `native` primitives the prelude builds on.
-pub(crate) fn register(
+fn register(
     lua: &Lua,
     host_: &LuaHost,
     script: ScriptId,
     dc: &Table,
     native: &Table,
-    _trusted: bool,
 ) -> mlua::Result<()> {
     let weak = host_.downgrade();
     let name = move || {
@@ -1095,14 +1169,6 @@ pub(crate) fn register(
     Ok(())
 }
 
-/// Completes a new state's `dc` table once the script is known.
-pub(crate) fn set_identity(lua: &Lua, name: &str, args: &[String]) -> mlua::Result<()> {
-    let dc: Table = lua.globals().get("dc")?;
-    dc.set("script", name)?;
-    dc.set("args", args.to_vec())?;
-    Ok(())
-}
-
 /// Takes away what an untrusted script must not have: process control and
 /// files in `os`, loading files or bytecode.
 ///
@@ -1112,7 +1178,7 @@ pub(crate) fn set_identity(lua: &Lua, name: &str, args: &[String]) -> mlua::Resu
 /// `gmatch` and `gsub` (and the string methods, which share the table) are
 /// the step-limited matcher of [`super::pattern`]; `collectgarbage` keeps
 /// only what cannot stop the collector or retune it.
-pub(crate) fn sandbox(lua: &Lua) -> mlua::Result<()> {
+fn sandbox(lua: &Lua) -> mlua::Result<()> {
     lua.load(
         r#"
         local os_keep = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }

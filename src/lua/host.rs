@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use mlua::chunk::ChunkMode;
 use mlua::thread::ThreadStatus;
-use mlua::{Function, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Thread};
+use mlua::{Function, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Table, Thread};
 
 use super::value::Value;
 use super::watchdog::{self, Watch, NOT_A_CHUNK};
@@ -272,8 +272,52 @@ pub struct HostHooks {
     pub on_quit: Option<Box<dyn Fn(i32)>>,
 }
 
+/// What the layer above the host gives it at construction: the `dc` API of
+/// each new Lua state, and the word that a script is gone. The host knows no
+/// namespace of the API; `api::Api` composes them and implements this.
+pub trait HostApi {
+    /// Registers the Rust side of the API in a new state of `script`: the
+    /// `dc` table's functions and the `native` primitives the prelude and the
+    /// features' Lua sides build on. Runs before the prelude.
+    fn register(
+        &self,
+        host: &LuaHost,
+        lua: &Lua,
+        script: ScriptId,
+        dc: &Table,
+        native: &Table,
+    ) -> mlua::Result<()>;
+
+    /// Runs the features' Lua sides in a new state, after the prelude (and
+    /// before the sandbox closes it).
+    fn extend(&self, lua: &Lua, dc: &Table, native: &Table) -> mlua::Result<()>;
+
+    /// Closes an untrusted script's state (after the prelude and `extend`).
+    fn sandbox(&self, lua: &Lua) -> mlua::Result<()>;
+
+    /// Script `id` is being unloaded: what the API made for it goes with it
+    /// (the hubs it connected).
+    fn script_unloaded(&self, host: &LuaHost, id: ScriptId);
+
+    /// Starts `dc.search` for coroutine job `job`; returns how long to collect.
+    fn begin_search(
+        &self,
+        host: &LuaHost,
+        job: JobId,
+        arg: Option<&mlua::Value>,
+    ) -> Result<Duration, String>;
+
+    /// Ends job `job`'s search: `true, results[, note]` for the coroutine.
+    fn end_search(&self, host: &LuaHost, job: JobId, lua: &Lua) -> mlua::Result<MultiValue>;
+
+    /// Drops a finished or stopped job's search, if any.
+    fn forget_search(&self, host: &LuaHost, job: JobId);
+}
+
 pub(crate) struct HostInner {
     rt: Runtime,
+    /// The API above the host.
+    api: Rc<dyn HostApi>,
     opts: HostOptions,
     /// The client's hub registry.
     hubs: Hubs,
@@ -343,17 +387,15 @@ pub struct AsyncCall {
 pub type AsyncHandler = Rc<dyn Fn(&LuaHost, AsyncCall) -> Result<(), String>>;
 
 impl LuaHost {
-    /// Creates the host and its dispatcher job.
-    /// A host with a hub registry of its own (a host without a client:
-    /// benchmarks, tests of the Lua side alone).
-    pub fn new(rt: &Runtime, opts: HostOptions) -> LuaHost {
-        LuaHost::with_hubs(rt, opts, Hubs::new())
-    }
-
-    /// A host whose scripts reach the client's hubs through `hubs` (the
-    /// composition root's). The share is given later, by
-    /// [`share_api::install`](super::share_api::install).
-    pub fn with_hubs(rt: &Runtime, opts: HostOptions, hubs: Hubs) -> LuaHost {
+    /// Creates the host and its dispatcher job; every new state gets `api`.
+    /// Users build it with `LuaHost::new` or `LuaHost::with_hubs` (in
+    /// [`api`](super::api), which composes the API).
+    pub(crate) fn build(
+        rt: &Runtime,
+        opts: HostOptions,
+        hubs: Hubs,
+        api: Rc<dyn HostApi>,
+    ) -> LuaHost {
         // Without its watchdog thread a runaway loop would hang the client:
         // failing to start one thread at start-up is not recoverable.
         let watch = Watch::start(opts.time_budget)
@@ -362,6 +404,7 @@ impl LuaHost {
             ConsoleControl { submitted: Arc::new(AtomicU64::new(0)), watch: watch.shared() };
         let inner = Rc::new(HostInner {
             rt: rt.clone(),
+            api,
             opts,
             hubs,
             share: RefCell::new(None),
@@ -567,7 +610,8 @@ impl LuaHost {
     fn unload_because(&self, id: ScriptId, reason: &str) -> bool {
         let Some(script) = self.inner.scripts.borrow_mut().remove(&id) else { return false };
         // Hubs the script connected to are its own: they leave with it.
-        super::hub_api::script_unloaded(self, id);
+        let api = self.inner.api.clone();
+        api.script_unloaded(self, id);
         if let Some(p) = script.parent.take() {
             self.release(p);
         }
@@ -710,7 +754,8 @@ impl LuaHost {
         lua.set_memory_limit(self.inner.opts.memory_limit).map_err(err)?;
         let dc = lua.create_table().map_err(err)?;
         let native = lua.create_table().map_err(err)?;
-        super::api::register(&lua, self, id, &dc, &native, trusted).map_err(err)?;
+        let api = self.inner.api.clone();
+        api.register(self, &lua, id, &dc, &native).map_err(err)?;
         lua.globals().set("dc", &dc).map_err(err)?;
         let prelude = lua
             .load(include_str!("prelude.lua"))
@@ -719,17 +764,12 @@ impl LuaHost {
             .map_err(err)?;
         let runner: Function = prelude.call((REQ, IDLE, &dc, &native)).map_err(err)?;
         // Features add their Lua side after the prelude (`dc.share`, hubs…).
-        for (ext, source) in super::api::EXTENSIONS {
-            lua.load(*source)
-                .set_name(format!("=dclua {ext}"))
-                .into_function()
-                .and_then(|f| f.call::<()>((&dc, &native)))
-                .map_err(err)?;
-        }
+        api.extend(&lua, &dc, &native).map_err(err)?;
         if !trusted {
-            super::api::sandbox(&lua).map_err(err)?;
+            api.sandbox(&lua).map_err(err)?;
         }
-        super::api::set_identity(&lua, name, args).map_err(err)?;
+        dc.set("script", name).map_err(err)?;
+        dc.set("args", args.to_vec()).map_err(err)?;
         Ok(Rc::new(Script {
             id,
             name: name.to_string(),
@@ -1902,7 +1942,7 @@ impl LuaJob {
                 self.state = JobState::Waiting { timer };
                 Step::Pending
             }
-            5 => match super::hub_api::begin_search(host, cx.id(), arg(0)) {
+            5 => match host.inner.api.clone().begin_search(host, cx.id(), arg(0)) {
                 Ok(timeout) => {
                     self.state = JobState::Searching(cx.after(timeout));
                     Step::Pending
@@ -1992,7 +2032,7 @@ impl Job for LuaJob {
         let step = self.step(&host, cx);
         if step == Step::Done {
             host.remove_waiter(cx.id());
-            super::hub_api::forget_search(&host, cx.id());
+            host.inner.api.clone().forget_search(&host, cx.id());
             let outcome = self.outcome.take().unwrap_or_else(|| {
                 Err(if host.inner.stopping.get() {
                     "stopped: the client is shutting down".into()
@@ -2130,7 +2170,7 @@ impl LuaJob {
                 }
                 if early || cx.fired(t) {
                     cx.cancel_timer(t);
-                    match super::hub_api::end_search(host, cx.id(), &self.script.lua) {
+                    match host.inner.api.clone().end_search(host, cx.id(), &self.script.lua) {
                         Ok(vals) => self.reply(host, cx, vals),
                         Err(e) => self.reply_error(host, cx, &format!("dc.search: {e}")),
                     }

@@ -1,9 +1,17 @@
 //! The Lua host: every behaviour of the client driven from Lua.
 //!
+//! Its modules form layers (no module uses one above it):
+//!
 //! - [`host`]: Lua states (one per script), coroutine jobs, events, timers,
-//!   script loading and unloading, the console's evaluation.
-//! - [`api`]: the `dc` API — its one description (which generates the LuaLS
-//!   stubs, completion and help) and the registration of its Rust side.
+//!   script loading and unloading, the console's evaluation. It knows no
+//!   namespace of the API: what it needs from above reaches it through
+//!   [`HostApi`], given at construction.
+//! - the namespaces, each on the host only (and on a namespace below it):
+//!   [`hub_api`], [`share_api`], [`peer_api`], [`download_api`],
+//!   [`store_api`], with [`capability`] (what untrusted scripts may not do).
+//! - [`api`]: the top — composes the namespaces and the core functions into
+//!   the `dc` API, builds hosts with it (`LuaHost::new`), and holds its one
+//!   description (which generates the LuaLS stubs, completion and help).
 //! - `prelude.lua`: the Lua side — waiting functions as thin wrappers that
 //!   yield requests, handles, and the coroutine functions that let requests
 //!   pass through a script's own coroutines.
@@ -30,7 +38,7 @@ pub mod value;
 pub(crate) mod watchdog;
 
 pub use host::{
-    AsyncCall, AsyncHandler, ChunkOutcome, ConsoleControl, Event, HostHooks, HostOptions, LuaHost,
-    Script, ScriptId,
+    AsyncCall, AsyncHandler, ChunkOutcome, ConsoleControl, Event, HostApi, HostHooks, HostOptions,
+    LuaHost, Script, ScriptId,
 };
 pub use value::Value;
