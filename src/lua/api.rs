@@ -50,10 +50,6 @@ impl HostApi for Api {
         Ok(())
     }
 
-    fn sandbox(&self, lua: &Lua) -> mlua::Result<()> {
-        sandbox(lua)
-    }
-
     fn script_unloaded(&self, host: &LuaHost, id: ScriptId) {
         super::hub_api::script_unloaded(host, id);
     }
@@ -1167,53 +1163,6 @@ fn register(
         )?;
     }
     Ok(())
-}
-
-/// Takes away what an untrusted script must not have: process control and
-/// files in `os`, loading files or bytecode.
-///
-/// Issue 15's rules for what no hook can reach: Lua runs finalizers with
-/// hooks off, so `setmetatable` refuses a metatable with `__gc`; the
-/// string library's pattern functions run in C, so `string.find`, `match`,
-/// `gmatch` and `gsub` (and the string methods, which share the table) are
-/// the step-limited matcher of [`super::pattern`]; `collectgarbage` keeps
-/// only what cannot stop the collector or retune it.
-fn sandbox(lua: &Lua) -> mlua::Result<()> {
-    lua.load(
-        r#"
-        local os_keep = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
-        os = os_keep
-        dofile, loadfile = nil, nil
-        string.dump = nil
-        local raw_load = load
-        function load(chunk, name, mode, env)
-          -- Text only: bytecode is not checked and could crash the interpreter.
-          return raw_load(chunk, name, "t", env)
-        end
-        local raw_setmetatable, rawget, type, error = setmetatable, rawget, type, error
-        function setmetatable(t, mt)
-          if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
-            error("setmetatable: __gc finalizers are not allowed in untrusted scripts " ..
-                  "(a finalizer runs where no time limit reaches)", 2)
-          end
-          return raw_setmetatable(t, mt)
-        end
-        local raw_collect = collectgarbage
-        local allowed = { collect = true, count = true, step = true, isrunning = true }
-        function collectgarbage(opt, ...)
-          opt = opt or "collect"
-          if not allowed[opt] then
-            error("collectgarbage: \"" .. tostring(opt) .. "\" is not allowed in untrusted " ..
-                  "scripts (collect, count, step and isrunning are)", 2)
-          end
-          return raw_collect(opt, ...)
-        end
-        "#,
-    )
-    .set_name("=dclua sandbox")
-    .exec()?;
-    let string: mlua::Table = lua.globals().get("string")?;
-    super::pattern::install(lua, &string, super::pattern::DEFAULT_BUDGET)
 }
 
 /// Every name the console completes: functions and fields of the API.

@@ -3,7 +3,8 @@
 //! # Model
 //!
 //! - Each script has its own Lua state ([`Script`]): memory limits,
-//!   sandboxing and unloading are per script. The console has one too.
+//!   sandboxing (a [`Policy`] of [`crate::sandbox`], trusted or not) and
+//!   unloading are per script. The console has one too (trusted).
 //! - Every piece of Lua runs as a coroutine owned by the pool: a script's main
 //!   chunk, each event-handler call, each timer callback, each console chunk,
 //!   each `dc.spawn` function. A coroutine that waits becomes a [`LuaJob`].
@@ -38,12 +39,13 @@ use std::time::Duration;
 
 use mlua::chunk::ChunkMode;
 use mlua::thread::ThreadStatus;
-use mlua::{Function, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Table, Thread};
+use mlua::{Function, LightUserData, Lua, MultiValue, Table, Thread};
 
 use super::value::Value;
 use super::watchdog::{self, Watch, NOT_A_CHUNK};
 use crate::hub::Hubs;
 use crate::runtime::{Context, Job, JobId, Runtime, Step, TimerId};
+use crate::sandbox::{self, Policy};
 use crate::share::service::ShareService;
 
 /// Identifies one load of a script; never reused.
@@ -291,9 +293,6 @@ pub trait HostApi {
     /// Runs the features' Lua sides in a new state, after the prelude (and
     /// before the sandbox closes it).
     fn extend(&self, lua: &Lua, dc: &Table, native: &Table) -> mlua::Result<()>;
-
-    /// Closes an untrusted script's state (after the prelude and `extend`).
-    fn sandbox(&self, lua: &Lua) -> mlua::Result<()>;
 
     /// Script `id` is being unloaded: what the API made for it goes with it
     /// (the hubs it connected).
@@ -741,14 +740,8 @@ impl LuaHost {
         console: bool,
     ) -> Result<Rc<Script>, String> {
         let err = |e: mlua::Error| format!("creating the Lua state of script {name}: {e}");
-        let libs = StdLib::COROUTINE
-            | StdLib::TABLE
-            | StdLib::STRING
-            | StdLib::UTF8
-            | StdLib::MATH
-            | StdLib::OS;
-        let libs = if trusted { libs | StdLib::IO | StdLib::PACKAGE } else { libs };
-        let lua = Lua::new_with(libs, LuaOptions::new()).map_err(err)?;
+        let policy = Policy::script(trusted);
+        let lua = sandbox::new_state(policy).map_err(err)?;
         let id = self.next_id();
         let main_state = watchdog::main_state(&lua).map_err(err)?;
         lua.set_memory_limit(self.inner.opts.memory_limit).map_err(err)?;
@@ -765,9 +758,8 @@ impl LuaHost {
         let runner: Function = prelude.call((REQ, IDLE, &dc, &native)).map_err(err)?;
         // Features add their Lua side after the prelude (`dc.share`, hubs…).
         api.extend(&lua, &dc, &native).map_err(err)?;
-        if !trusted {
-            api.sandbox(&lua).map_err(err)?;
-        }
+        // Closed last: the prelude's handles have finalizers (`__gc`).
+        sandbox::close(&lua, policy).map_err(err)?;
         dc.set("script", name).map_err(err)?;
         dc.set("args", args.to_vec()).map_err(err)?;
         Ok(Rc::new(Script {

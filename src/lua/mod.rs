@@ -20,7 +20,8 @@
 //! - [`value`]: plain data crossing between states.
 //! - [`share_api`]: `dc.share`, `dc.tth` and the share events.
 //! - [`pattern`]: Lua patterns with a step budget (`string.find` and co. for
-//!   untrusted scripts).
+//!   untrusted scripts); it lives in [`crate::sandbox`], whose policies say
+//!   what each state may reach, and is re-exported here.
 //!
 //! This module depends on the runtime and on protocol-neutral session handles,
 //! never on codec internals. See `lua-api/README.md` for the user's guide.
@@ -30,13 +31,13 @@ pub mod capability;
 pub mod download_api;
 pub mod host;
 pub mod hub_api;
-pub mod pattern;
 pub mod peer_api;
 pub mod share_api;
 pub mod store_api;
 pub mod value;
 pub(crate) mod watchdog;
 
+pub use crate::sandbox::pattern;
 pub use host::{
     AsyncCall, AsyncHandler, ChunkOutcome, ConsoleControl, Event, HostApi, HostHooks, HostOptions,
     LuaHost, Script, ScriptId,
