@@ -755,7 +755,8 @@ impl LuaHost {
             .set_name("=dclua prelude")
             .into_function()
             .map_err(err)?;
-        let runner: Function = prelude.call((REQ, IDLE, &dc, &native)).map_err(err)?;
+        let kinds = Request::table(&lua).map_err(err)?;
+        let runner: Function = prelude.call((REQ, IDLE, kinds, &dc, &native)).map_err(err)?;
         // Features add their Lua side after the prelude (`dc.share`, hubs…).
         api.extend(&lua, &dc, &native).map_err(err)?;
         // Closed last: the prelude's handles have finalizers (`__gc`).
@@ -1588,6 +1589,53 @@ static IDLE_TAG: u8 = 0;
 const REQ: LightUserData = LightUserData(&REQ_TAG as *const u8 as *mut std::ffi::c_void);
 const IDLE: LightUserData = LightUserData(&IDLE_TAG as *const u8 as *mut std::ffi::c_void);
 
+/// The kinds of host requests, `(REQ, kind, args...)`: the prelude receives
+/// their values (integers cross to Rust without allocating anything) by
+/// their [`lua_name`](Request::lua_name)s.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    /// `dc.sleep(seconds)`.
+    Sleep = 1,
+    /// `dc.wait(event, filter, timeout)` and `dc.wait_any(events, ...)`.
+    Wait = 2,
+    /// `job:wait()`: `(job id)`.
+    Join = 3,
+    /// `native.await(name, args...)`, served by the async handler `name`.
+    Async = 4,
+    /// `dc.search(query)`.
+    Search = 5,
+}
+
+impl Request {
+    const ALL: [Request; 5] =
+        [Request::Sleep, Request::Wait, Request::Join, Request::Async, Request::Search];
+
+    /// Its local's name in the prelude.
+    fn lua_name(self) -> &'static str {
+        match self {
+            Request::Sleep => "SLEEP",
+            Request::Wait => "WAIT",
+            Request::Join => "JOIN",
+            Request::Async => "ASYNC",
+            Request::Search => "SEARCH",
+        }
+    }
+
+    fn from_value(k: i64) -> Option<Request> {
+        Request::ALL.into_iter().find(|r| *r as i64 == k)
+    }
+
+    /// The table of kinds given to the prelude: `{SLEEP = 1, ...}`.
+    fn table(lua: &Lua) -> mlua::Result<Table> {
+        let t = lua.create_table_with_capacity(0, Request::ALL.len())?;
+        for r in Request::ALL {
+            t.raw_set(r.lua_name(), r as u8)?;
+        }
+        Ok(t)
+    }
+}
+
 fn classify(_script: &Script, vals: &MultiValue) -> Yielded {
     match vals.front() {
         Some(mlua::Value::LightUserData(p)) if *p == IDLE => Yielded::Idle,
@@ -1888,12 +1936,16 @@ impl LuaJob {
             _ => None,
         };
         let kind = match vals.get(1) {
-            Some(mlua::Value::Integer(k)) => *k,
+            Some(mlua::Value::Integer(k)) => match Request::from_value(*k) {
+                Some(kind) => kind,
+                None => {
+                    return self.reply_error(host, cx, &format!("unknown host request kind {k}"))
+                }
+            },
             _ => return self.reply_error(host, cx, "malformed host request"),
         };
-        // Kinds as numbered in prelude.lua.
         match kind {
-            1 => match num(0).map(duration) {
+            Request::Sleep => match num(0).map(duration) {
                 // A zero sleep only yields to the other jobs: no timer needed.
                 Some(Ok(d)) if d.is_zero() => {
                     self.state = JobState::Yielded;
@@ -1906,7 +1958,7 @@ impl LuaJob {
                 }
                 _ => self.reply_error(host, cx, "dc.sleep: invalid duration"),
             },
-            2 => {
+            Request::Wait => {
                 // One name (dc.wait), or a list of names (dc.wait_any, which
                 // is answered with the name first).
                 let (events, named): (Vec<Rc<str>>, bool) = match arg(0) {
@@ -1934,14 +1986,14 @@ impl LuaJob {
                 self.state = JobState::Waiting { timer };
                 Step::Pending
             }
-            5 => match host.inner.api.clone().begin_search(host, cx.id(), arg(0)) {
+            Request::Search => match host.inner.api.clone().begin_search(host, cx.id(), arg(0)) {
                 Ok(timeout) => {
                     self.state = JobState::Searching(cx.after(timeout));
                     Step::Pending
                 }
                 Err(e) => self.reply_error(host, cx, &e),
             },
-            3 => {
+            Request::Join => {
                 let target = match arg(0) {
                     Some(mlua::Value::Integer(n)) => JobId(*n as u64),
                     _ => return self.reply_error(host, cx, "job:wait: not a job handle"),
@@ -1956,7 +2008,7 @@ impl LuaJob {
                     self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
                 }
             }
-            4 => {
+            Request::Async => {
                 let name = match arg(0) {
                     Some(mlua::Value::String(s)) => s.to_string_lossy(),
                     _ => return self.reply_error(host, cx, "native.await: expected a name"),
@@ -1985,7 +2037,6 @@ impl LuaJob {
                     Err(e) => self.reply_error(host, cx, &e),
                 }
             }
-            other => self.reply_error(host, cx, &format!("unknown host request kind {other}")),
         }
     }
 

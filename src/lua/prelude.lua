@@ -8,10 +8,11 @@
 -- swallow them.
 --
 -- Arguments: REQ and IDLE sentinels (light userdata: no allocation when they
--- cross to Rust), the `dc` table, and `native`, the Rust
--- primitives the wrappers are built on. Returns the runner function of reused
--- coroutines.
-local REQ, IDLE, dc, native = ...
+-- cross to Rust), KINDS, the request kinds as the host numbers them
+-- ({SLEEP = n, ...}, from the Rust enum `Request`), the `dc` table, and
+-- `native`, the Rust primitives the wrappers are built on. Returns the runner
+-- function of reused coroutines.
+local REQ, IDLE, KINDS, dc, native = ...
 
 local yield, isyieldable = coroutine.yield, coroutine.isyieldable
 -- co_resume records the coroutine it runs as the innermost running state,
@@ -30,8 +31,10 @@ end
 
 -- Request kinds, as the host numbers them (integers cross to Rust without
 -- allocating anything).
-local SLEEP, WAIT, JOIN, ASYNC, SEARCH = 1, 2, 3, 4, 5
-local NAMES = { "dc.sleep", "dc.wait", "job:wait", nil, "dc.search" }
+local SLEEP, WAIT, JOIN, ASYNC, SEARCH = KINDS.SLEEP, KINDS.WAIT, KINDS.JOIN, KINDS.ASYNC,
+  KINDS.SEARCH
+local NAMES = { [SLEEP] = "dc.sleep", [WAIT] = "dc.wait", [JOIN] = "job:wait",
+  [SEARCH] = "dc.search" }
 
 local function request(kind, ...)
   if not isyieldable() then
