@@ -53,23 +53,6 @@ impl HostApi for Api {
     fn script_unloaded(&self, host: &LuaHost, id: ScriptId) {
         super::hub_api::script_unloaded(host, id);
     }
-
-    fn begin_search(
-        &self,
-        host: &LuaHost,
-        job: JobId,
-        arg: Option<&mlua::Value>,
-    ) -> Result<std::time::Duration, String> {
-        super::hub_api::begin_search(host, job, arg)
-    }
-
-    fn end_search(&self, host: &LuaHost, job: JobId, lua: &Lua) -> mlua::Result<MultiValue> {
-        super::hub_api::end_search(host, job, lua)
-    }
-
-    fn forget_search(&self, host: &LuaHost, job: JobId) {
-        super::hub_api::forget_search(host, job);
-    }
 }
 
 /// The constructors: a host is built with the whole API.
@@ -84,7 +67,9 @@ impl LuaHost {
     /// composition root's). The share is given later, by
     /// [`share_api::install`](super::share_api::install).
     pub fn with_hubs(rt: &Runtime, opts: HostOptions, hubs: Hubs) -> LuaHost {
-        LuaHost::build(rt, opts, hubs, std::rc::Rc::new(Api))
+        let host = LuaHost::build(rt, opts, hubs, std::rc::Rc::new(Api));
+        super::hub_api::install(&host);
+        host
     }
 }
 

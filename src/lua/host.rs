@@ -297,20 +297,6 @@ pub trait HostApi {
     /// Script `id` is being unloaded: what the API made for it goes with it
     /// (the hubs it connected).
     fn script_unloaded(&self, host: &LuaHost, id: ScriptId);
-
-    /// Starts `dc.search` for coroutine job `job`; returns how long to collect.
-    fn begin_search(
-        &self,
-        host: &LuaHost,
-        job: JobId,
-        arg: Option<&mlua::Value>,
-    ) -> Result<Duration, String>;
-
-    /// Ends job `job`'s search: `true, results[, note]` for the coroutine.
-    fn end_search(&self, host: &LuaHost, job: JobId, lua: &Lua) -> mlua::Result<MultiValue>;
-
-    /// Drops a finished or stopped job's search, if any.
-    fn forget_search(&self, host: &LuaHost, job: JobId);
 }
 
 pub(crate) struct HostInner {
@@ -340,7 +326,9 @@ pub(crate) struct HostInner {
     timer_ids: RefCell<HashMap<TimerId, u64>>,
     jobs: RefCell<HashMap<JobId, JobRecord>>,
     /// Handlers of `native.await` calls, by name.
-    async_handlers: RefCell<HashMap<String, AsyncHandler>>,
+    async_handlers: RefCell<HashMap<String, AsyncEntry>>,
+    /// What to undo for a waiting async call whose job ends unanswered.
+    abandoned: RefCell<HashMap<JobId, OnAbandon>>,
     /// The Lua timer each waiting timer-callback job serves.
     job_timers: RefCell<HashMap<JobId, u64>>,
     hooks: RefCell<HostHooks>,
@@ -378,9 +366,26 @@ pub struct AsyncCall {
     pub job: JobId,
     /// Its script.
     pub script: ScriptId,
-    /// The arguments, as plain data.
+    /// The arguments, as plain data (empty for a handler registered with
+    /// [`register_async_lua`](LuaHost::register_async_lua), which receives
+    /// them as Lua values).
     pub args: Vec<Value>,
 }
+
+/// Starts the work of an async call whose arguments stay Lua values of the
+/// calling script's state (`dc.search` reads its query table as it is
+/// given); an `Err` fails the call at once.
+pub type AsyncLuaHandler = Rc<dyn Fn(&LuaHost, AsyncCall, &[mlua::Value]) -> Result<(), String>>;
+
+/// A registered async handler.
+#[derive(Clone)]
+enum AsyncEntry {
+    Plain(AsyncHandler),
+    Lua(AsyncLuaHandler),
+}
+
+/// Undoes the work of an async call whose job ended unanswered.
+type OnAbandon = Box<dyn FnOnce(&LuaHost)>;
 
 /// Starts the work of an async call; an `Err` fails the call at once.
 pub type AsyncHandler = Rc<dyn Fn(&LuaHost, AsyncCall) -> Result<(), String>>;
@@ -421,6 +426,7 @@ impl LuaHost {
             jobs: RefCell::new(HashMap::new()),
             job_timers: RefCell::new(HashMap::new()),
             async_handlers: RefCell::new(HashMap::new()),
+            abandoned: RefCell::new(HashMap::new()),
             hooks: RefCell::new(HostHooks::default()),
             console: RefCell::new(None),
             console_control,
@@ -494,7 +500,20 @@ impl LuaHost {
     /// ...)` hands it an [`AsyncCall`]; the handler starts the work and later
     /// answers with [`complete`](LuaHost::complete).
     pub fn register_async(&self, name: &str, handler: AsyncHandler) {
-        self.inner.async_handlers.borrow_mut().insert(name.to_string(), handler);
+        self.inner.async_handlers.borrow_mut().insert(name.to_string(), AsyncEntry::Plain(handler));
+    }
+
+    /// [`register_async`](LuaHost::register_async) for a handler that reads
+    /// the call's arguments as Lua values.
+    pub fn register_async_lua(&self, name: &str, handler: AsyncLuaHandler) {
+        self.inner.async_handlers.borrow_mut().insert(name.to_string(), AsyncEntry::Lua(handler));
+    }
+
+    /// What to undo if waiting job `job` ends (stopped, its script unloaded)
+    /// before its async call is answered: a handler whose work outlives the
+    /// call's own bookkeeping (a search collecting results) registers it.
+    pub fn on_abandoned(&self, job: JobId, undo: impl FnOnce(&LuaHost) + 'static) {
+        self.inner.abandoned.borrow_mut().insert(job, Box::new(undo));
     }
 
     /// Answers a waiting call: the coroutine resumes with the values, or
@@ -1018,12 +1037,6 @@ impl LuaHost {
     /// Events queued and not delivered yet.
     pub fn queue_len(&self) -> usize {
         self.inner.queue.borrow().len()
-    }
-
-    /// Ends a coroutine's wait early (a `dc.search` that has all the results
-    /// it asked for).
-    pub(crate) fn wake_job(&self, job: JobId) {
-        self.inner.rt.send(job, Reply(Vec::new()));
     }
 
     /// Queues an event with no default action.
@@ -1603,13 +1616,10 @@ enum Request {
     Join = 3,
     /// `native.await(name, args...)`, served by the async handler `name`.
     Async = 4,
-    /// `dc.search(query)`.
-    Search = 5,
 }
 
 impl Request {
-    const ALL: [Request; 5] =
-        [Request::Sleep, Request::Wait, Request::Join, Request::Async, Request::Search];
+    const ALL: [Request; 4] = [Request::Sleep, Request::Wait, Request::Join, Request::Async];
 
     /// Its local's name in the prelude.
     fn lua_name(self) -> &'static str {
@@ -1618,7 +1628,6 @@ impl Request {
             Request::Wait => "WAIT",
             Request::Join => "JOIN",
             Request::Async => "ASYNC",
-            Request::Search => "SEARCH",
         }
     }
 
@@ -1842,9 +1851,6 @@ enum JobState {
     Waiting {
         timer: Option<TimerId>,
     },
-    /// `dc.search`: collecting results until the timer (or an early wake
-    /// when enough arrived); `hub_api` holds the results.
-    Searching(TimerId),
     Joining,
     Finished,
 }
@@ -1986,13 +1992,6 @@ impl LuaJob {
                 self.state = JobState::Waiting { timer };
                 Step::Pending
             }
-            Request::Search => match host.inner.api.clone().begin_search(host, cx.id(), arg(0)) {
-                Ok(timeout) => {
-                    self.state = JobState::Searching(cx.after(timeout));
-                    Step::Pending
-                }
-                Err(e) => self.reply_error(host, cx, &e),
-            },
             Request::Join => {
                 let target = match arg(0) {
                     Some(mlua::Value::Integer(n)) => JobId(*n as u64),
@@ -2021,15 +2020,24 @@ impl LuaJob {
                         &format!("{name}: not available in this dclua"),
                     );
                 };
-                let mut args = Vec::new();
-                for (i, v) in vals.iter().skip(3).enumerate() {
-                    match Value::from_lua(v, &format!("{name} argument {}", i + 1)) {
-                        Ok(v) => args.push(v),
-                        Err(e) => return self.reply_error(host, cx, &e),
+                let (job, script) = (cx.id(), self.script.id);
+                let started = match handler {
+                    AsyncEntry::Plain(handler) => {
+                        let mut args = Vec::new();
+                        for (i, v) in vals.iter().skip(3).enumerate() {
+                            match Value::from_lua(v, &format!("{name} argument {}", i + 1)) {
+                                Ok(v) => args.push(v),
+                                Err(e) => return self.reply_error(host, cx, &e),
+                            }
+                        }
+                        handler(host, AsyncCall { job, script, args })
                     }
-                }
-                let call = AsyncCall { job: cx.id(), script: self.script.id, args };
-                match handler(host, call) {
+                    AsyncEntry::Lua(handler) => {
+                        let args: Vec<mlua::Value> = vals.iter().skip(3).cloned().collect();
+                        handler(host, AsyncCall { job, script, args: Vec::new() }, &args)
+                    }
+                };
+                match started {
                     Ok(()) => {
                         self.state = JobState::Awaiting;
                         Step::Pending
@@ -2075,7 +2083,10 @@ impl Job for LuaJob {
         let step = self.step(&host, cx);
         if step == Step::Done {
             host.remove_waiter(cx.id());
-            host.inner.api.clone().forget_search(&host, cx.id());
+            let undo = host.inner.abandoned.borrow_mut().remove(&cx.id());
+            if let Some(undo) = undo {
+                undo(&host);
+            }
             let outcome = self.outcome.take().unwrap_or_else(|| {
                 Err(if host.inner.stopping.get() {
                     "stopped: the client is shutting down".into()
@@ -2104,10 +2115,7 @@ impl Job for LuaJob {
 impl LuaJob {
     fn step(&mut self, host: &LuaHost, cx: &mut Context<'_>) -> Step {
         if self.stopped {
-            if let JobState::Sleeping(t)
-            | JobState::Waiting { timer: Some(t) }
-            | JobState::Searching(t) = self.state
-            {
+            if let JobState::Sleeping(t) | JobState::Waiting { timer: Some(t) } = self.state {
                 cx.cancel_timer(t);
             }
             let interrupted =
@@ -2145,6 +2153,10 @@ impl LuaJob {
                     if let Ok(r) = m.downcast::<AsyncReply>() {
                         got = Some(r.0);
                     }
+                }
+                if got.is_some() {
+                    // Answered: nothing left to undo.
+                    host.inner.abandoned.borrow_mut().remove(&cx.id());
                 }
                 match got {
                     Some(Ok(vals)) => {
@@ -2204,22 +2216,6 @@ impl LuaJob {
                         self.state = JobState::Waiting { timer };
                         Step::Pending
                     }
-                }
-            }
-            JobState::Searching(t) => {
-                let mut early = false;
-                while let Some(m) = cx.recv() {
-                    early |= m.downcast::<Reply>().is_ok();
-                }
-                if early || cx.fired(t) {
-                    cx.cancel_timer(t);
-                    match host.inner.api.clone().end_search(host, cx.id(), &self.script.lua) {
-                        Ok(vals) => self.reply(host, cx, vals),
-                        Err(e) => self.reply_error(host, cx, &format!("dc.search: {e}")),
-                    }
-                } else {
-                    self.state = JobState::Searching(t);
-                    Step::Pending
                 }
             }
             JobState::Joining => {

@@ -29,10 +29,11 @@
 //!
 //! # Searches
 //!
-//! `dc.search{...}` sends the search to the online hubs (or one), then
-//! collects for `timeout` seconds the results that match it (NMDC results
-//! carry no token; [`SearchQuery::matches`] decides) and returns them; each
-//! is also emitted as `search_result`. `max_results` ends the wait early.
+//! `dc.search{...}` is an async call of the host (`native.await`): it sends
+//! the search to the online hubs (or one), then collects for `timeout`
+//! seconds (a small timer job ends it) the results that match it (NMDC
+//! results carry no token; [`SearchQuery::matches`] decides) and returns
+//! them; each is also emitted as `search_result`. `max_results` ends the wait early.
 //! Each call gets each result once (a user's file is one result however
 //! many times it is answered), and a search equal to one still running on
 //! a hub is not sent there again: the two share the answers, as two bots
@@ -123,6 +124,8 @@ struct Collector {
     seen: HashSet<(HubId, String, String)>,
     max: Option<usize>,
     note: Option<String>,
+    /// The [`SearchTimer`] that ends it.
+    timer: Option<JobId>,
 }
 
 #[derive(Default)]
@@ -661,7 +664,7 @@ fn collect_result(host: &LuaHost, hub: HubId, hit: &SearchHit, value: &Value) {
         done
     });
     for job in done {
-        host.wake_job(job);
+        finish_search(host, job, true);
     }
 }
 
@@ -796,13 +799,33 @@ fn parse_search(
     Ok((q, hub, Duration::from_secs_f64(timeout), max))
 }
 
+/// Registers `dc.search`'s Rust side in `host`: an async call
+/// (`native.await("dc.search", query)`) that reads its query table as given.
+pub(crate) fn install(host: &LuaHost) {
+    host.register_async_lua(
+        "dc.search",
+        Rc::new(|host, call, args| {
+            let wait = begin_search(host, call.job, args.first())?;
+            let job = call.job;
+            let weak = host.downgrade();
+            let rt = host.runtime();
+            let timer = rt.spawn(SearchTimer { host: weak, job });
+            rt.timer_after(timer, wait);
+            with_state(host, |s| {
+                if let Some(c) = s.searches.iter_mut().find(|c| c.job == job) {
+                    c.timer = Some(timer);
+                }
+            });
+            // A coroutine stopped while collecting takes its search along.
+            host.on_abandoned(job, move |host| forget_search(host, job));
+            Ok(())
+        }),
+    );
+}
+
 /// Starts a `dc.search` for coroutine job `job`: sends the search and
 /// registers the collector. Returns how long to collect.
-pub(crate) fn begin_search(
-    host: &LuaHost,
-    job: JobId,
-    arg: Option<&mlua::Value>,
-) -> Result<Duration, String> {
+fn begin_search(host: &LuaHost, job: JobId, arg: Option<&mlua::Value>) -> Result<Duration, String> {
     let Some(mlua::Value::Table(opts)) = arg else {
         return Err("dc.search: expected a table {text = ..., tth = ..., timeout = ...}".into());
     };
@@ -842,34 +865,70 @@ pub(crate) fn begin_search(
             seen: HashSet::new(),
             max,
             note,
+            timer: None,
         });
     });
     Ok(wait)
 }
 
-/// Ends job `job`'s search: `true, results[, note]` for the coroutine.
-pub(crate) fn end_search(host: &LuaHost, job: JobId, lua: &Lua) -> mlua::Result<MultiValue> {
+/// Ends job `job`'s search, if it still runs: the coroutine gets `results[,
+/// note]`. `stop_timer`: its [`SearchTimer`] is not the caller.
+fn finish_search(host: &LuaHost, job: JobId, stop_timer: bool) {
     let collector = with_state(host, |s| {
         let i = s.searches.iter().position(|c| c.job == job)?;
         Some(s.searches.remove(i))
     });
-    let Some(c) = collector else {
-        return Err(mlua::Error::runtime("the search was forgotten"));
-    };
-    let list = lua.create_table_with_capacity(c.results.len(), 0)?;
-    for (i, v) in c.results.iter().enumerate() {
-        list.raw_set(i + 1, v.to_lua(lua)?)?;
+    let Some(c) = collector else { return };
+    if let (true, Some(t)) = (stop_timer, c.timer) {
+        host.runtime().stop(t);
     }
-    let mut out = vec![mlua::Value::Boolean(true), mlua::Value::Table(list)];
+    let mut out = vec![Value::List(c.results)];
     if let Some(note) = c.note {
-        out.push(mlua::Value::String(lua.create_string(note)?));
+        out.push(Value::str(note));
     }
-    Ok(MultiValue::from_vec(out))
+    host.complete(job, Ok(out));
 }
 
-/// Drops a finished or stopped job's search, if any.
-pub(crate) fn forget_search(host: &LuaHost, job: JobId) {
-    with_state(host, |s| s.searches.retain(|c| c.job != job));
+/// Drops a stopped coroutine's search, if any.
+fn forget_search(host: &LuaHost, job: JobId) {
+    let timer = with_state(host, |s| {
+        let i = s.searches.iter().position(|c| c.job == job)?;
+        s.searches.remove(i).timer
+    });
+    if let Some(t) = timer {
+        host.runtime().stop(t);
+    }
+}
+
+/// Ends one `dc.search` when its time is up (its one timer fires).
+struct SearchTimer {
+    host: Weak<HostInner>,
+    /// The searching coroutine job.
+    job: JobId,
+}
+
+impl crate::runtime::Job for SearchTimer {
+    fn poll(&mut self, cx: &mut crate::runtime::Context<'_>) -> crate::runtime::Step {
+        use crate::runtime::Step;
+        let Some(host) = self.host.upgrade().map(LuaHost::from_inner) else { return Step::Done };
+        if cx.fired_timers().is_empty() {
+            return Step::Pending;
+        }
+        finish_search(&host, self.job, false);
+        Step::Done
+    }
+
+    fn is_alive(&self) -> bool {
+        self.host.strong_count() > 0
+    }
+
+    fn stop(&mut self) {
+        self.host = Weak::new();
+    }
+
+    fn name(&self) -> String {
+        "lua dc.search timer".into()
+    }
 }
 
 // ----- natives ---------------------------------------------------------------------

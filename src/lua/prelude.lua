@@ -31,10 +31,8 @@ end
 
 -- Request kinds, as the host numbers them (integers cross to Rust without
 -- allocating anything).
-local SLEEP, WAIT, JOIN, ASYNC, SEARCH = KINDS.SLEEP, KINDS.WAIT, KINDS.JOIN, KINDS.ASYNC,
-  KINDS.SEARCH
-local NAMES = { [SLEEP] = "dc.sleep", [WAIT] = "dc.wait", [JOIN] = "job:wait",
-  [SEARCH] = "dc.search" }
+local SLEEP, WAIT, JOIN, ASYNC = KINDS.SLEEP, KINDS.WAIT, KINDS.JOIN, KINDS.ASYNC
+local NAMES = { [SLEEP] = "dc.sleep", [WAIT] = "dc.wait", [JOIN] = "job:wait" }
 
 local function request(kind, ...)
   if not isyieldable() then
@@ -517,7 +515,7 @@ function dc.search(q)
   if type(q) ~= "table" then
     error("dc.search: expected a table {text = ..., tth = ..., timeout = ...}", 2)
   end
-  return request(SEARCH, q)
+  return native.await("dc.search", q)
 end
 
 return runner
