@@ -50,6 +50,7 @@ use std::time::Duration;
 use encoding_rs::Encoding;
 use mlua::{Lua, MultiValue, Table};
 
+use super::describe::{ApiEvent, ApiField, ApiFn};
 use super::host::{Event, HostInner, LuaHost, ScriptId};
 use super::value::{class_key, Value, OBJECT_CLASSES, RECORD_CLASSES};
 use crate::address::HubUrl;
@@ -1162,6 +1163,214 @@ pub(crate) fn register(
     });
     Ok(())
 }
+
+// ----- description ---------------------------------------------------------------
+
+/// The functions and methods of this namespace (hub objects, `dc.connect`, `dc.hubs`, `dc.search`), for [`api`](super::api)'s description.
+pub const FUNCTIONS: &[ApiFn] = &[
+    ApiFn {
+        path: "dc.connect",
+        params: &[
+            ("url", "string", "the hub: dchub://host[:port], nmdc://host[:port] or host:port"),
+            ("opts", "{nick?: string, password?: string, charset?: string, follow_redirects?: boolean, reconnect_delay?: number, description?: string, email?: string}?", "`nick`, `description`, `email` (default: the configured ones), `password` for a registered nick, `charset` of the hub's text (default utf-8), `follow_redirects` (default true), `reconnect_delay`: seconds before the first reconnect after a drop, doubled per failed attempt (default 30; 0 = never)"),
+        ],
+        returns: &[("dc.Hub", "the hub, connecting; it belongs to this script (unloading the script disconnects it)")],
+        doc: "Connects to a hub. Watch `hub_connected`, `login_failed` and `hub_disconnected` for how it goes.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.hubs",
+        params: &[],
+        returns: &[("dc.Hub[]", "every hub session, oldest first (configured hubs included)")],
+        doc: "The hubs this client is connected or connecting to.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.search",
+        params: &[("query", "{text?: string, tth?: string, type?: string, size?: integer, min_size?: integer, max_size?: integer, exclude?: string|string[], extensions?: string|string[], hub?: dc.Hub, timeout?: number, max_results?: integer}|string", "`text` (words, all required) or `tth`; `type`: any, audio, compressed, document, executable, picture, video, folder, tth; sizes in bytes; `hub`: one hub (default: every online hub); `timeout`: seconds to collect (default 5); `max_results`: return as soon as this many arrived. A string is `{text = string}`")],
+        returns: &[("table[]", "the results (tables as in the `search_result` event)"), ("string?", "why nothing was searched (no hub online)")],
+        doc: "Searches and collects the matching results until the timeout; each is also emitted as `search_result`.",
+        waits: true,
+    },
+    ApiFn {
+        path: "dc.Hub:say",
+        params: &[("text", "string", "the message"), ("opts", "{me?: boolean}?", "`me`: an action (/me)")],
+        returns: &[("boolean", "whether it was sent (the hub is online)"), ("string?", "why not")],
+        doc: "Says `text` in the hub's main chat.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Hub:pm",
+        params: &[("nick", "string", "the recipient"), ("text", "string", "the message"), ("opts", "{me?: boolean}?", "`me`: an action (/me)")],
+        returns: &[("boolean", "whether it was sent (the hub is online and the nick is on it)"), ("string?", "why not (\"no such user on this hub: NICK\")")],
+        doc: "Sends a private message. The hub does not echo it: no `pm` event fires for your own messages.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Hub:users",
+        params: &[],
+        returns: &[("table[]", "the users, sorted by nick (fields as `user` in `user_joined`)")],
+        doc: "Everyone on the hub, as known now.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Hub:user",
+        params: &[("nick", "string", "the nick")],
+        returns: &[("table?", "the user (fields as `user` in `user_joined`), or nil")],
+        doc: "One user of the hub.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Hub:send_raw",
+        params: &[("line", "string", "a protocol line (NMDC: `$Command ...`; the final `|` is added if missing), encoded in the hub's charset")],
+        returns: &[("boolean", "whether it was sent (the hub is connected)"), ("string?", "why not")],
+        doc: "Sends a line to the hub as it is.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Hub:wait",
+        params: &[
+            ("event", "dc.EventName|string", "the event name"),
+            ("opts", "{filter?: table|(fun(e: table): boolean), timeout?: number}?", "as for `dc.wait`; only events of this hub pass"),
+        ],
+        returns: &[("table?", "the event table, or nil on timeout")],
+        doc: "Waits for the next event `event` of this hub that passes the filter.",
+        waits: true,
+    },
+    ApiFn {
+        path: "dc.Hub:disconnect",
+        params: &[],
+        returns: &[],
+        doc: "Leaves the hub for good (no reconnect); `hub_disconnected` follows.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.User:pm",
+        params: &[("text", "string", "the message"), ("opts", "{me?: boolean}?", "`me`: an action (/me)")],
+        returns: &[("boolean", "whether it was sent"), ("string?", "why not")],
+        doc: "Sends the user a private message on their hub (`user.hub:pm(user.nick, text)`).",
+        waits: false,
+    },
+];
+
+/// The events of this namespace.
+pub const EVENTS: &[ApiEvent] = &[
+    ApiEvent {
+        name: "hub_connected",
+        doc: "Logged in to a hub, with its initial user list.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("users", "integer", "users listed")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "hub_disconnected",
+        doc: "A hub connection (or an attempt) ended.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("reason", "string", "why"), ("reconnect_in", "number?", "seconds until the next attempt; nil when the session ended for good")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "login_failed",
+        doc: "A hub refused the login (wrong password, nick taken, no password set). After a wrong or missing password the session ends.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("reason", "string", "why"), ("raw", "string?", "the line that said so")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "chat",
+        doc: "A main-chat message (yours too: hubs echo main chat). Shown in the console unless consumed.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string?", "the sender; nil for hub text"), ("text", "string", "the message"), ("me", "boolean", "an action (/me)"), ("raw", "string", "the line")],
+        consumable: true,
+    },
+    ApiEvent {
+        name: "pm",
+        doc: "A private message to you (not your own: hubs do not echo them). Shown in the console unless consumed.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("from", "string", "the sender"), ("to", "string", "you"), ("nick", "string?", "the nick shown inside the message (a relaying bot may show another)"), ("text", "string", "the message"), ("me", "boolean", "an action (/me)"), ("raw", "string", "the line")],
+        consumable: true,
+    },
+    ApiEvent {
+        name: "user_joined",
+        doc: "A user arrived on a hub (users of the initial list at login are not reported one by one).",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "dc.User", "hub, nick, description, email, connection, client, version, share, slots, free_slots, mode (\"active\"|\"passive\"|\"socks5\"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid and sid (ADC), raw (as `raw` below); methods `user:pm(text)`"), ("raw", "string", "the user's line, rebuilt from what is kept: what the hub sent, in canonical form, not byte for byte (empty for a user known only by nick)")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "user_updated",
+        doc: "A user's information changed.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "dc.User", "the user, updated (fields as in `user_joined`)"), ("raw", "string", "the user's line, rebuilt (as in `user_joined`)")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "user_left",
+        doc: "A user left a hub.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "search",
+        doc: "Someone searches on a hub (your own searches are not reported).",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string?", "the searcher, for a passive search"), ("address", "string?", "ip:port where results go, for an active search"), ("passive", "boolean", "results go through the hub"), ("text", "string", "the words (empty for a TTH search)"), ("tth", "string?", "the TTH searched for"), ("type", "string?", "any, audio, compressed, document, executable, picture, video, folder or tth"), ("type_code", "integer", "the protocol's type code"), ("min_size", "integer?", "bytes"), ("max_size", "integer?", "bytes"), ("raw", "string", "the line")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "search_result",
+        doc: "A search result arrived (by UDP or through a hub).",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "who has it"), ("path", "string", "the path in their share, /-separated"), ("name", "string", "the file or folder name"), ("size", "integer?", "bytes; nil for a folder"), ("tth", "string?", "the file's TTH"), ("is_dir", "boolean", "a folder"), ("free_slots", "integer", "their free slots"), ("slots", "integer", "their slots"), ("hub_name", "string", "the hub name the result gives"), ("via", "\"udp\"|\"hub\"", "how it arrived"), ("raw", "string", "the line"), ("user", "dc.User?", "the user who has it, while on the hub (looked up when read)")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "hub_raw",
+        doc: "A line from a hub, before the client processes it (only while a handler or waiter exists; lines keep their order).",
+        fields: &[("hub", "dc.Hub", "the hub"), ("raw", "string", "the line, without its terminator")],
+        consumable: true,
+    },
+    ApiEvent {
+        name: "hub_redirect",
+        doc: "A hub redirects the client elsewhere; it is followed when `follow` is true and no handler consumes the event (consuming vetoes it).",
+        fields: &[("hub", "dc.Hub", "the hub"), ("url", "string", "the new address"), ("reason", "string", "the hub's reason, if any"), ("follow", "boolean", "whether the hub's policy (follow_redirects) follows it")],
+        consumable: true,
+    },
+    ApiEvent {
+        name: "hub_info",
+        doc: "A hub's name or topic changed.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("name", "string", "the name"), ("topic", "string", "the topic")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "connection_request",
+        doc: "Someone asks for a client-client connection (transfers).",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string?", "the user, when the request names them"), ("address", "string?", "ip:port to connect to"), ("tls", "boolean", "TLS required"), ("reverse", "boolean", "a passive user asks you to send a connection request"), ("raw", "string", "the line")],
+        consumable: false,
+    },
+];
+
+/// Fields of hub objects (`hub.name`), read live.
+pub const CLASS_FIELDS: &[ApiField] = &[
+    ApiField { path: "dc.Hub.id", ty: "integer", doc: "The hub session's id." },
+    ApiField {
+        path: "dc.Hub.url",
+        ty: "string",
+        doc: "The hub's address (after a followed redirect, the new one).",
+    },
+    ApiField { path: "dc.Hub.protocol", ty: "\"nmdc\"|\"adc\"", doc: "The protocol." },
+    ApiField {
+        path: "dc.Hub.state",
+        ty: "\"connecting\"|\"logging_in\"|\"online\"|\"reconnecting\"|\"disconnected\"",
+        doc: "Where the session stands.",
+    },
+    ApiField {
+        path: "dc.Hub.name",
+        ty: "string",
+        doc: "The hub's name (empty until the hub sends it).",
+    },
+    ApiField { path: "dc.Hub.topic", ty: "string", doc: "The hub's topic." },
+    ApiField { path: "dc.Hub.nick", ty: "string", doc: "Your nick on this hub." },
+    ApiField {
+        path: "dc.Hub.keyprint",
+        ty: "string?",
+        doc: "The hub's TLS keyprint (TLS hubs only).",
+    },
+    ApiField { path: "dc.Hub.charset", ty: "string", doc: "The hub's text encoding." },
+    ApiField { path: "dc.Hub.user_count", ty: "integer", doc: "Users listed." },
+    ApiField { path: "dc.Hub.share", ty: "integer", doc: "Bytes shared by all users listed." },
+];
 
 #[cfg(test)]
 mod tests {

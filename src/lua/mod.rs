@@ -9,6 +9,8 @@
 //! - the namespaces, each on the host only (and on a namespace below it):
 //!   [`hub_api`], [`share_api`], [`peer_api`], [`download_api`],
 //!   [`store_api`], with [`capability`] (what untrusted scripts may not do).
+//!   Each describes its part of the API ([`describe`]'s form) next to its
+//!   implementation.
 //! - [`api`]: the top — composes the namespaces and the core functions into
 //!   the `dc` API, builds hosts with it (`LuaHost::new`), and holds its one
 //!   description (which generates the LuaLS stubs, completion and help).
@@ -28,6 +30,7 @@
 
 pub mod api;
 pub mod capability;
+pub mod describe;
 pub mod download_api;
 pub mod host;
 pub mod hub_api;

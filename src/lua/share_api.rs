@@ -25,6 +25,7 @@
 //! is logged.
 
 use super::capability::{self, Capability};
+use super::describe::{ApiEvent, ApiFn};
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
@@ -506,3 +507,93 @@ fn run_filters(host: &LuaHost, query: &Query, mut hits: Vec<SearchHit>) -> Vec<S
     }
     hits
 }
+
+// ----- description ---------------------------------------------------------------
+
+/// The functions and methods of this namespace (`dc.share` and `dc.tth`), for [`api`](super::api)'s description.
+pub const FUNCTIONS: &[ApiFn] = &[
+    ApiFn {
+        path: "dc.share.add",
+        params: &[
+            ("path", "string", "the folder on disk"),
+            ("name", "string", "the name others see (unique, case-insensitively)"),
+            ("hidden", "boolean?", "share hidden files and folders too (default false)"),
+        ],
+        returns: &[("boolean", "true once the folder is in the share (its files are then scanned and hashed; `share_updated` tells when)")],
+        doc: "Shares a folder for this session (the configuration file keeps the permanent ones). Raises when the folder is missing or the name is taken.",
+        waits: true,
+    },
+    ApiFn {
+        path: "dc.share.remove",
+        params: &[("name", "string", "the share name")],
+        returns: &[("boolean", "whether such a folder was shared")],
+        doc: "Stops sharing a folder: its files are no longer answered at once and leave the file list with the pass that follows.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.share.rescan",
+        params: &[],
+        returns: &[],
+        doc: "Walks the shared folders again in the background: new and changed files are hashed, gone ones leave the share (`share_updated` tells when it is over).",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.share.stats",
+        params: &[],
+        returns: &[("{files: integer, size: integer, pending: integer, hashed: integer, hashed_bytes: integer, hashing: boolean, progress: table, roots: {name: string, path: string, hidden: boolean}[]}", "files and bytes shared, files waiting for their hash, files and bytes hashed since the start, whether hashing runs and its progress, the shared folders")],
+        doc: "The share's totals.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.share.find",
+        params: &[("query", "{text?: string, tth?: string, type?: string|integer, min_size?: integer, max_size?: integer, size?: integer, max?: integer}", "`text`: words that must all occur in the path; `tth`: a TTH (then the rest is ignored); `type`: any, audio, compressed, document, executable, picture, video, folder, file (or an NMDC type 1-8); sizes in bytes, inclusive; `max`: most results (default 100)")],
+        returns: &[("{path: string, size: integer, tth: string?, dir: boolean}[]", "the matching files and folders, in share order")],
+        doc: "Searches our own share, as others' searches are answered (without the answer filter).",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.share.filter",
+        params: &[("fn", "(fun(query: table, hits: table[]): (boolean|table|nil))?", "called with each incoming search that has hits, outside any coroutine (it must not wait); returns false to answer nothing, a list of hits (or paths) to answer only those, anything else to answer all; nil removes this script's filter")],
+        returns: &[],
+        doc: "Sets this script's filter on answers to other users' searches; an error in it answers nothing.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.tth",
+        params: &[("path", "string", "a file")],
+        returns: &[("string", "its TTH (39 base32 characters)")],
+        doc: "Hashes a file on the helper threads and returns its Tiger tree root; raises when it cannot be read.",
+        waits: true,
+    },
+];
+
+/// The events of this namespace.
+pub const EVENTS: &[ApiEvent] = &[
+    ApiEvent {
+        name: "hash_progress",
+        doc: "Hashing progress of the share (at most two a second; the last one of a pass, files_done = files_total, always comes). The default action prints a line in the console every few seconds.",
+        fields: &[
+            ("files_done", "integer", "files hashed (or failed) so far in this pass"),
+            ("files_total", "integer", "files this pass hashes"),
+            ("failed", "integer", "files that could not be hashed"),
+            ("bytes_done", "integer", "bytes hashed so far"),
+            ("bytes_total", "integer", "bytes this pass hashes"),
+        ],
+        consumable: true,
+    },
+    ApiEvent {
+        name: "share_updated",
+        doc: "A pass over the shared folders is over and our file list is written.",
+        fields: &[
+            ("files", "integer", "files in the share"),
+            ("size", "integer", "bytes in the share"),
+            ("pending", "integer", "files not hashed (yet, or that could not be)"),
+            ("hashed", "integer", "files this pass hashed"),
+            ("failed", "integer", "files this pass could not hash"),
+            ("removed", "integer", "stored files gone from the share"),
+            ("problems", "integer", "entries the walk skipped (unreadable, dangling links)"),
+            ("list", "string?", "our files.xml.bz2"),
+        ],
+        consumable: false,
+    },
+];
