@@ -763,10 +763,9 @@ pub fn install(host: &LuaHost, service: &Downloads) {
                 // cycle: the service keeps its subscribers).
                 let weak = host.downgrade();
                 let show = move || {
-                    if let Some(d) =
-                        weak.upgrade().map(LuaHost::from_inner).and_then(|h| downloads(&h))
-                    {
-                        console.print(&d.items());
+                    let Some(h) = weak.upgrade().map(LuaHost::from_inner) else { return };
+                    if let Some(line) = downloads(&h).and_then(|d| console.line(&d.items())) {
+                        h.output(&line);
                     }
                 };
                 host.emit(Event {
@@ -801,8 +800,9 @@ pub fn install(host: &LuaHost, service: &Downloads) {
 pub const CONSOLE_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The console line of running downloads (the `download_progress` default
-/// action): at most one every [`CONSOLE_PROGRESS_EVERY`], with the speed
-/// of each since the last line.
+/// action, shown through the host's output as `print` from scripts): at
+/// most one every [`CONSOLE_PROGRESS_EVERY`], with the speed of each since
+/// the last line.
 #[derive(Default)]
 struct ConsoleProgress {
     last: std::cell::Cell<Option<std::time::Instant>>,
@@ -811,17 +811,18 @@ struct ConsoleProgress {
 }
 
 impl ConsoleProgress {
-    fn print(&self, items: &[ItemInfo]) {
+    /// The line to show now, if any.
+    fn line(&self, items: &[ItemInfo]) -> Option<String> {
         let now = std::time::Instant::now();
         let since = self.last.get().map(|t| now.duration_since(t));
         if since.is_some_and(|d| d < CONSOLE_PROGRESS_EVERY) {
-            return;
+            return None;
         }
         self.last.set(Some(now));
         let mut seen = self.seen.borrow_mut();
         let running: Vec<&ItemInfo> = items.iter().filter(|i| i.state == "running").collect();
         if running.is_empty() {
-            return;
+            return None;
         }
         let secs = since.map_or(0.0, |d| d.as_secs_f64());
         let parts: Vec<String> = running
@@ -843,7 +844,7 @@ impl ConsoleProgress {
                 )
             })
             .collect();
-        crate::console::printer().print_line(&format!("downloading: {}", parts.join("; ")));
+        Some(format!("downloading: {}", parts.join("; ")))
     }
 }
 

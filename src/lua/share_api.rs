@@ -269,10 +269,18 @@ pub fn install(host: &LuaHost, service: &ShareService) {
             ShareEvent::Progress(p) => {
                 let p = *p;
                 let last_print = last_print.clone();
+                let weak = host.downgrade();
+                let show = move || {
+                    if let (Some(line), Some(h)) =
+                        (progress_to_show(&p, &last_print), weak.upgrade().map(LuaHost::from_inner))
+                    {
+                        h.output(&line);
+                    }
+                };
                 host.emit(Event {
                     name: Rc::from("hash_progress"),
                     data: progress_value(&p),
-                    default_action: Some(Box::new(move || print_progress(&p, &last_print))),
+                    default_action: Some(Box::new(show)),
                 });
             }
             ShareEvent::Updated(s) => host.emit_value("share_updated", summary_value(s)),
@@ -288,16 +296,17 @@ pub fn install(host: &LuaHost, service: &ShareService) {
     })));
 }
 
-/// The `hash_progress` default action: a console line, at most every
+/// The `hash_progress` default action's line for the host's output (the
+/// console, as `print` from scripts): at most one every
 /// [`CONSOLE_PROGRESS_EVERY`] (and always the last of a pass).
-fn print_progress(p: &HashProgress, last: &Cell<Option<Instant>>) {
+fn progress_to_show(p: &HashProgress, last: &Cell<Option<Instant>>) -> Option<String> {
     let now = Instant::now();
     let finished = p.files_done >= p.files_total;
     if !finished && last.get().is_some_and(|t| now.duration_since(t) < CONSOLE_PROGRESS_EVERY) {
-        return;
+        return None;
     }
     last.set(if finished { None } else { Some(now) });
-    crate::console::printer().print_line(&progress_line(p));
+    Some(progress_line(p))
 }
 
 /// The console's progress line.
