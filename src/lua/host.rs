@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use mlua::chunk::ChunkMode;
 use mlua::thread::ThreadStatus;
-use mlua::{Function, LightUserData, Lua, MultiValue, Table, Thread};
+use mlua::{Function, IntoLuaMulti, LightUserData, Lua, MultiValue, Table, Thread};
 
 use super::value::Value;
 use super::watchdog::{self, Watch, NOT_A_CHUNK};
@@ -1874,7 +1874,7 @@ struct LuaJob {
 impl LuaJob {
     /// Resumes with `args` and handles what comes back, until the coroutine
     /// waits again or ends.
-    fn run(&mut self, host: &LuaHost, cx: &mut Context<'_>, args: MultiValue) -> Step {
+    fn run(&mut self, host: &LuaHost, cx: &mut Context<'_>, args: impl IntoLuaMulti) -> Step {
         let (thread, chunk) = (&self.thread, self.chunk);
         let out = host.inner.watch.run(thread.state(), chunk, &self.script.budget_msg, || {
             thread.resume::<MultiValue>(args)
@@ -1918,11 +1918,14 @@ impl LuaJob {
                         }
                     };
                 }
-                if self.thread.status() == ThreadStatus::Finished {
-                    return self.finish(host, Ok(vals.into_iter().collect()));
-                }
+                // A request first: it is what nearly every resume ends with,
+                // and no Lua code can return the private REQ tag, so a
+                // finished coroutine never looks like one.
                 match classify(&self.script, &vals) {
                     Yielded::Request => self.request(host, cx, vals),
+                    _ if self.thread.status() == ThreadStatus::Finished => {
+                        self.finish(host, Ok(vals.into_iter().collect()))
+                    }
                     _ => {
                         let msg = "yielded a value that is not a dclua request (use dc.sleep/dc.wait, or your own coroutine)".to_string();
                         log::error!(target: "lua", "script {}: {}: {msg}", self.script.name, self.label);
@@ -1951,6 +1954,13 @@ impl LuaJob {
             _ => return self.reply_error(host, cx, "malformed host request"),
         };
         match kind {
+            // The zero sleep (a plain yield to the other jobs) without a
+            // float conversion.
+            Request::Sleep if matches!(arg(0), Some(mlua::Value::Integer(0))) => {
+                self.state = JobState::Yielded;
+                cx.repoll();
+                Step::Pending
+            }
             Request::Sleep => match num(0).map(duration) {
                 // A zero sleep only yields to the other jobs: no timer needed.
                 Some(Ok(d)) if d.is_zero() => {
@@ -2004,7 +2014,7 @@ impl LuaJob {
                     self.state = JobState::Joining;
                     Step::Pending
                 } else {
-                    self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
+                    self.reply_ok(host, cx)
                 }
             }
             Request::Async => {
@@ -2050,6 +2060,12 @@ impl LuaJob {
 
     fn reply(&mut self, host: &LuaHost, cx: &mut Context<'_>, vals: MultiValue) -> Step {
         self.run(host, cx, vals)
+    }
+
+    /// Replies `true` (a sleep, a yield or a join that ended): no table or
+    /// vector is built for it (the path of every `dc.sleep`).
+    fn reply_ok(&mut self, host: &LuaHost, cx: &mut Context<'_>) -> Step {
+        self.run(host, cx, true)
     }
 
     fn reply_error(&mut self, host: &LuaHost, cx: &mut Context<'_>, msg: &str) -> Step {
@@ -2136,12 +2152,10 @@ impl LuaJob {
         let step = match state {
             JobState::Start(Start::Resume(args)) => self.run(host, cx, args),
             JobState::Start(Start::Request(vals)) => self.request(host, cx, vals),
-            JobState::Yielded => {
-                self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
-            }
+            JobState::Yielded => self.reply_ok(host, cx),
             JobState::Sleeping(t) => {
                 if cx.fired(t) {
-                    self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
+                    self.reply_ok(host, cx)
                 } else {
                     self.state = JobState::Sleeping(t);
                     Step::Pending
@@ -2224,7 +2238,7 @@ impl LuaJob {
                     done |= m.downcast::<Reply>().is_ok();
                 }
                 if done {
-                    self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
+                    self.reply_ok(host, cx)
                 } else {
                     self.state = JobState::Joining;
                     Step::Pending
