@@ -70,8 +70,8 @@ impl LuaHost {
     /// composition root's). The share is given later, by
     /// [`share_api::install`](super::share_api::install).
     pub fn with_hubs(rt: &Runtime, opts: HostOptions, hubs: Hubs) -> LuaHost {
-        let host = LuaHost::build(rt, opts, hubs, std::rc::Rc::new(Api));
-        super::hub_api::install(&host);
+        let host = LuaHost::build(rt, opts, std::rc::Rc::new(Api));
+        super::hub_api::install(&host, hubs);
         host
     }
 }

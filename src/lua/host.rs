@@ -43,10 +43,8 @@ use mlua::{Function, IntoLuaMulti, LightUserData, Lua, MultiValue, Table, Thread
 
 use super::value::Value;
 use super::watchdog::{self, Watch, NOT_A_CHUNK};
-use crate::hub::Hubs;
 use crate::runtime::{Context, Job, JobId, Runtime, Step, TimerId};
 use crate::sandbox::{self, Policy};
-use crate::share::service::ShareService;
 
 /// Identifies one load of a script; never reused.
 pub type ScriptId = u64;
@@ -304,12 +302,6 @@ pub(crate) struct HostInner {
     /// The API above the host.
     api: Rc<dyn HostApi>,
     opts: HostOptions,
-    /// The client's hub registry.
-    hubs: Hubs,
-    /// The client's share, once installed.
-    share: RefCell<Option<ShareService>>,
-    /// Each script's share answer filter, in the order they were set.
-    share_filters: RefCell<Vec<(ScriptId, Function)>>,
     /// Scripts to unload at the dispatcher's next pass (out of memory).
     /// Scripts to unload at the dispatcher's next pass, and why (never from
     /// inside their own call).
@@ -394,12 +386,7 @@ impl LuaHost {
     /// Creates the host and its dispatcher job; every new state gets `api`.
     /// Users build it with `LuaHost::new` or `LuaHost::with_hubs` (in
     /// [`api`](super::api), which composes the API).
-    pub(crate) fn build(
-        rt: &Runtime,
-        opts: HostOptions,
-        hubs: Hubs,
-        api: Rc<dyn HostApi>,
-    ) -> LuaHost {
+    pub(crate) fn build(rt: &Runtime, opts: HostOptions, api: Rc<dyn HostApi>) -> LuaHost {
         // Without its watchdog thread a runaway loop would hang the client:
         // failing to start one thread at start-up is not recoverable.
         let watch = Watch::start(opts.time_budget)
@@ -410,9 +397,6 @@ impl LuaHost {
             rt: rt.clone(),
             api,
             opts,
-            hubs,
-            share: RefCell::new(None),
-            share_filters: RefCell::new(Vec::new()),
             exts: RefCell::new(HashMap::new()),
             doomed: RefCell::new(Vec::new()),
             dispatcher: Cell::new(None),
@@ -442,16 +426,6 @@ impl LuaHost {
         host
     }
 
-    /// The hub registry the scripts' hubs are in.
-    pub fn hubs(&self) -> &Hubs {
-        &self.inner.hubs
-    }
-
-    /// The share, once sharing runs.
-    pub fn share(&self) -> Option<ShareService> {
-        self.inner.share.borrow().clone()
-    }
-
     /// The state an API module keeps for this host, made on first use: a
     /// module above the host keeps its bookkeeping here, so the host needs
     /// no knowledge of it and nothing lives in a thread-local.
@@ -466,16 +440,6 @@ impl LuaHost {
             .clone();
         // The map's key is T's TypeId: the value is a T.
         any.downcast::<T>().unwrap_or_else(|_| unreachable!("an extension slot of another type"))
-    }
-
-    /// The scripts' share answer filters (`dc.share.filter`).
-    pub(crate) fn share_filters(&self) -> &RefCell<Vec<(ScriptId, Function)>> {
-        &self.inner.share_filters
-    }
-
-    /// Gives the scripts the share (done by `share_api::install`).
-    pub(crate) fn set_share(&self, share: &ShareService) {
-        *self.inner.share.borrow_mut() = Some(share.clone());
     }
 
     pub(crate) fn from_inner(inner: Rc<HostInner>) -> LuaHost {
@@ -627,7 +591,8 @@ impl LuaHost {
     /// [`unload`](Self::unload), telling the `script_unloaded` handlers why.
     fn unload_because(&self, id: ScriptId, reason: &str) -> bool {
         let Some(script) = self.inner.scripts.borrow_mut().remove(&id) else { return false };
-        // Hubs the script connected to are its own: they leave with it.
+        // What the API made for the script (the hubs it connected) leaves
+        // with it.
         let api = self.inner.api.clone();
         api.script_unloaded(self, id);
         if let Some(p) = script.parent.take() {

@@ -181,12 +181,12 @@ pub fn connect(
     owner: Option<ScriptId>,
 ) -> Result<HubId, HubError> {
     let url = params.url.clone();
-    let id = hub::connect(host.runtime(), host.hubs(), params, sink(host))?;
+    let id = hub::connect(host.runtime(), &hubs(host), params, sink(host))?;
     let protocol = HubUrl::parse(&url).map(|a| a.protocol_name()).unwrap_or("nmdc");
     with_state(host, |s| {
         if s.known.len() >= 256 {
             // Forget hubs long gone (a script reconnecting in a loop).
-            let live = host.hubs();
+            let live = hubs(host);
             s.known.retain(|h, _| live.get(*h).is_some());
         }
         s.known.insert(id, (url, protocol));
@@ -206,7 +206,7 @@ pub fn connect(
 /// changed).
 pub fn apply_config(host: &LuaHost, config: &Config) {
     // The share's figures stay: a configuration does not describe them.
-    let hubs = host.hubs();
+    let hubs = hubs(host);
     let current = hubs.identity();
     let identity = Identity {
         share_size: current.share_size,
@@ -579,7 +579,7 @@ fn show(host: &LuaHost, line: String) -> Option<Box<dyn FnOnce()>> {
 impl HubSink for LuaHubSink {
     fn deliver(&self, hub: HubId, events: Vec<HubEvent>) {
         let Some(host) = self.host() else { return };
-        let (cs, label) = match host.hubs().get(hub) {
+        let (cs, label) = match hubs(&host).get(hub) {
             Some(info) => {
                 let info = info.borrow();
                 (info.charset, info.label().to_string())
@@ -602,7 +602,7 @@ impl HubSink for LuaHubSink {
     fn filter_raw(&self, hub: HubId, batch: u64, lines: Vec<Box<[u8]>>) {
         let rt_host = self.host();
         let Some(host) = rt_host else { return };
-        let cs = host.hubs().get(hub).map_or(encoding_rs::WINDOWS_1252, |i| i.borrow().charset);
+        let cs = hubs(&host).get(hub).map_or(encoding_rs::WINDOWS_1252, |i| i.borrow().charset);
         // Consumed unless the default action runs.
         let keep = Rc::new(RefCell::new(vec![false; lines.len()]));
         for (i, line) in lines.iter().enumerate() {
@@ -800,9 +800,21 @@ fn parse_search(
     Ok((q, hub, Duration::from_secs_f64(timeout), max))
 }
 
-/// Registers `dc.search`'s Rust side in `host`: an async call
-/// (`native.await("dc.search", query)`) that reads its query table as given.
-pub(crate) fn install(host: &LuaHost) {
+/// The hub registry of a host ([`install`]ed with it).
+#[derive(Default)]
+struct Registry(RefCell<Hubs>);
+
+/// The hub registry the scripts' hubs are in.
+pub fn hubs(host: &LuaHost) -> Hubs {
+    host.ext::<Registry>().0.borrow().clone()
+}
+
+/// Gives `host`'s scripts the hub registry `hubs` and registers
+/// `dc.search`'s Rust side: an async call (`native.await("dc.search",
+/// query)`) that reads its query table as given. Done once, when the host
+/// is built.
+pub(crate) fn install(host: &LuaHost, hubs: Hubs) {
+    *host.ext::<Registry>().0.borrow_mut() = hubs;
     host.register_async_lua(
         "dc.search",
         Rc::new(|host, call, args| {
@@ -831,7 +843,7 @@ fn begin_search(host: &LuaHost, job: JobId, arg: Option<&mlua::Value>) -> Result
         return Err("dc.search: expected a table {text = ..., tth = ..., timeout = ...}".into());
     };
     let (query, hub, timeout, max) = parse_search(opts)?;
-    let hubs = host.hubs().clone();
+    let hubs = hubs(host);
     let targets: Vec<HubId> = match hub {
         Some(id) => hubs.online().into_iter().filter(|h| *h == id).collect(),
         None => hubs.online(),
@@ -1011,7 +1023,7 @@ fn command(
     states: &[HubState],
     cmd: HubCommand,
 ) -> mlua::Result<MultiValue> {
-    let state = host.hubs().get(id).map(|h| h.borrow().state);
+    let state = hubs(host).get(id).map(|h| h.borrow().state);
     let why = match state {
         Some(s) if states.contains(&s) && host.runtime().send(id, cmd) => {
             return Ok(MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
@@ -1027,7 +1039,7 @@ fn command(
 
 /// A field of a hub object (`hub.name`...).
 fn hub_field(lua: &Lua, host: &LuaHost, id: HubId, key: &str) -> mlua::Result<mlua::Value> {
-    let Some(info) = host.hubs().get(id) else {
+    let Some(info) = hubs(host).get(id) else {
         let known = with_state(host, |s| s.known.get(&id).cloned());
         return Ok(match (key, known) {
             ("state", _) => mlua::Value::String(lua.create_string("disconnected")?),
@@ -1093,13 +1105,12 @@ pub(crate) fn register(
         })?,
     )?;
     f!("connect", |_lua, h, (url, opts): (String, Option<Table>)| {
-        let params = connect_params(h.hubs(), &url, opts.as_ref())?;
+        let params = connect_params(&hubs(&h), &url, opts.as_ref())?;
         let id = connect(&h, params, Some(script))
             .map_err(|e| mlua::Error::runtime(format!("dc.connect: {e}")))?;
         Ok(id.0 as i64)
     });
-    f!("hubs", |_lua, h, (): ()| Ok(h
-        .hubs()
+    f!("hubs", |_lua, h, (): ()| Ok(hubs(&h)
         .ids()
         .into_iter()
         .map(|id| id.0 as i64)
@@ -1110,7 +1121,7 @@ pub(crate) fn register(
     });
     f!("hub_pm", |lua, h, (id, to, text, me): (i64, String, String, bool)| {
         // A message to nobody would vanish without a word (issue 13).
-        let known = h.hubs().get(hub_id(id)).map(|i| {
+        let known = hubs(&h).get(hub_id(id)).map(|i| {
             let i = i.borrow();
             i.state != HubState::Online || i.users.contains(&to)
         });
@@ -1138,7 +1149,7 @@ pub(crate) fn register(
         Ok(sent)
     });
     f!("hub_users", |lua, h, id: i64| {
-        let Some(info) = h.hubs().get(hub_id(id)) else {
+        let Some(info) = hubs(&h).get(hub_id(id)) else {
             return lua.create_table().map(mlua::Value::Table);
         };
         let values: Vec<Value> = {
@@ -1154,7 +1165,7 @@ pub(crate) fn register(
         Ok(mlua::Value::Table(t))
     });
     f!("hub_user", |lua, h, (id, nick): (i64, String)| {
-        let Some(info) = h.hubs().get(hub_id(id)) else { return Ok(mlua::Value::Nil) };
+        let Some(info) = hubs(&h).get(hub_id(id)) else { return Ok(mlua::Value::Nil) };
         let v = {
             let info = info.borrow();
             info.users.get(&nick).map(|u| user_value(hub_id(id), u))

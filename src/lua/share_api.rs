@@ -24,15 +24,15 @@
 //! (failing closed: a filter usually exists to hide something) and the error
 //! is logged.
 
-use super::capability::{self, Capability};
-use super::describe::{ApiEvent, ApiFn};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use mlua::{Function, Lua, Table};
 
+use super::capability::{self, Capability};
+use super::describe::{ApiEvent, ApiFn};
 use super::host::{Event, LuaHost, ScriptId};
 use super::value::Value;
 use crate::proto::tth::Tth;
@@ -105,10 +105,24 @@ function dc.tth(path)
 end
 "#;
 
+/// What this namespace keeps per host (see [`LuaHost::ext`]).
+#[derive(Default)]
+struct ShareState {
+    /// The client's share, once installed.
+    service: RefCell<Option<ShareService>>,
+    /// Each script's share answer filter, in the order they were set.
+    filters: RefCell<Vec<(ScriptId, Function)>>,
+}
+
+/// The share of `host`, once sharing runs.
+fn share(host: &LuaHost) -> Option<ShareService> {
+    host.ext::<ShareState>().service.borrow().clone()
+}
+
 /// The share of the host behind `weak`.
 fn service(weak: &Weak<super::host::HostInner>) -> mlua::Result<ShareService> {
     weak.upgrade()
-        .and_then(|h| LuaHost::from_inner(h).share())
+        .and_then(|h| share(&LuaHost::from_inner(h)))
         .ok_or_else(|| mlua::Error::runtime("sharing is not running"))
 }
 
@@ -195,7 +209,8 @@ pub(crate) fn register(
         "share_filter",
         lua.create_function(move |_, f: Option<Function>| {
             let Some(host) = weak.upgrade().map(LuaHost::from_inner) else { return Ok(()) };
-            let mut fs = host.share_filters().borrow_mut();
+            let state = host.ext::<ShareState>();
+            let mut fs = state.filters.borrow_mut();
             fs.retain(|(s, _)| *s != script);
             if let Some(f) = f {
                 fs.push((script, f));
@@ -209,14 +224,14 @@ pub(crate) fn register(
 /// Connects `host` to `service`: the waiting calls, the events and the
 /// answer filter. Call once, on the worker, after both exist.
 pub fn install(host: &LuaHost, service: &ShareService) {
-    host.set_share(service);
+    *host.ext::<ShareState>().service.borrow_mut() = Some(service.clone());
     host.register_async(
         "share.tth",
         Rc::new(|host, call| {
             let path =
                 call.args.first().and_then(Value::as_str).ok_or("dc.tth: expected a path")?;
             capability::check(host, call.script, Capability::HashFiles, "dc.tth")?;
-            let service = host.share().ok_or("dc.tth: sharing is not running")?;
+            let service = share(host).ok_or("dc.tth: sharing is not running")?;
             let weak = host.downgrade();
             let job = call.job;
             service.hash_file(
@@ -244,7 +259,7 @@ pub fn install(host: &LuaHost, service: &ShareService) {
                 call.args.get(1).and_then(Value::as_str).ok_or("dc.share.add: expected a name")?;
             let hidden = matches!(call.args.get(2), Some(Value::Bool(true)));
             capability::check(host, call.script, Capability::ShareFolders, "dc.share.add")?;
-            let service = host.share().ok_or("dc.share.add: sharing is not running")?;
+            let service = share(host).ok_or("dc.share.add: sharing is not running")?;
             let weak = host.downgrade();
             let job = call.job;
             service.add(
@@ -472,7 +487,8 @@ fn query_to_lua(lua: &Lua, q: &Query) -> mlua::Result<Table> {
 /// Runs every live script's filter over the hits (see the module docs).
 fn run_filters(host: &LuaHost, query: &Query, mut hits: Vec<SearchHit>) -> Vec<SearchHit> {
     let filters: Vec<(ScriptId, Function)> = {
-        let mut fs = host.share_filters().borrow_mut();
+        let state = host.ext::<ShareState>();
+        let mut fs = state.filters.borrow_mut();
         // Filters of unloaded scripts go with them.
         fs.retain(|(s, _)| host.script(*s).is_some());
         fs.clone()

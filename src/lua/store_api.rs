@@ -207,7 +207,7 @@ pub(crate) fn register(
                 .upgrade()
                 .map(LuaHost::from_inner)
                 .ok_or_else(|| mlua::Error::runtime(format!("{api}: the client is stopping")))?;
-            let data = host.hubs().data_dir().ok_or_else(|| {
+            let data = super::hub_api::hubs(&host).data_dir().ok_or_else(|| {
                 mlua::Error::runtime(format!("{api}: this client has no data folder"))
             })?;
             let name = host
@@ -319,7 +319,7 @@ pub(crate) fn register(
                 .ok_or_else(|| mlua::Error::runtime("dc.data_dir: the client is stopping"))?;
             capability::check(&host, script, Capability::ReadDataFolder, "dc.data_dir")
                 .map_err(mlua::Error::runtime)?;
-            Ok(host.hubs().data_dir().map(|d| d.display().to_string()))
+            Ok(super::hub_api::hubs(&host).data_dir().map(|d| d.display().to_string()))
         })?,
     )?;
     Ok(())
