@@ -72,6 +72,20 @@ impl LuaHost {
     pub fn with_hubs(rt: &Runtime, opts: HostOptions, hubs: Hubs) -> LuaHost {
         let host = LuaHost::build(rt, opts, std::rc::Rc::new(Api));
         super::hub_api::install(&host, hubs);
+        // A configuration also sets the peers' and the downloads' options.
+        super::hub_api::on_config(
+            &host,
+            std::rc::Rc::new(|host, config, identity| {
+                if let Some(peers) = super::peer_api::peers(host) {
+                    peers.reconfigure(crate::peer::PeerOptions::from_identity(identity));
+                }
+                // Download folder, limit, connections and segment size.
+                let data = super::hub_api::hubs(host).data_dir();
+                if let (Some(d), Some(data)) = (super::download_api::downloads(host), data) {
+                    d.reconfigure(crate::download::DownloadOptions::from_config(config, &data));
+                }
+            }),
+        );
         host
     }
 }

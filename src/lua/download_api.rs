@@ -309,7 +309,7 @@ fn resolve(
     nick: Option<&str>,
     cid: Option<&str>,
 ) -> Result<Source, String> {
-    let hubs = super::hub_api::hubs(&host);
+    let hubs = super::hub_api::hubs(host);
     for id in hubs.ids() {
         let Some(info) = hubs.get(id) else { continue };
         let info = info.borrow();

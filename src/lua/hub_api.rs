@@ -141,6 +141,8 @@ struct ApiState {
     configured: Vec<(crate::config::HubConfig, HubId)>,
     sink: Option<Rc<LuaHubSink>>,
     display: Option<ChatDisplay>,
+    /// See [`on_config`].
+    appliers: Vec<ConfigApplier>,
 }
 
 /// The hub API's bookkeeping of `host`.
@@ -202,8 +204,19 @@ pub fn connect(
     Ok(id)
 }
 
+/// What else a configuration sets, beside the hubs' identity (the peers'
+/// and the downloads' options): given by the API's composition
+/// ([`on_config`]), so that this namespace needs none of the others.
+pub(crate) type ConfigApplier = Rc<dyn Fn(&LuaHost, &Config, &Identity)>;
+
+/// Adds `apply` to what [`apply_config`] runs, before it announces the
+/// identity.
+pub(crate) fn on_config(host: &LuaHost, apply: ConfigApplier) {
+    with_state(host, |s| s.appliers.push(apply));
+}
+
 /// Applies a configuration: our identity (announced again where it
-/// changed).
+/// changed), and what [`on_config`] added.
 pub fn apply_config(host: &LuaHost, config: &Config) {
     // The share's figures stay: a configuration does not describe them.
     let hubs = hubs(host);
@@ -213,12 +226,9 @@ pub fn apply_config(host: &LuaHost, config: &Config) {
         shared_files: current.shared_files,
         ..Identity::from_config(config)
     };
-    if let Some(peers) = super::peer_api::peers(host) {
-        peers.reconfigure(crate::peer::PeerOptions::from_identity(&identity));
-    }
-    // Download folder, limit, connections and segment size.
-    if let (Some(d), Some(data)) = (super::download_api::downloads(host), hubs.data_dir()) {
-        d.reconfigure(crate::download::DownloadOptions::from_config(config, &data));
+    let appliers = with_state(host, |s| s.appliers.clone());
+    for apply in appliers {
+        apply(host, config, &identity);
     }
     hubs.set_identity(host.runtime(), identity);
 }
