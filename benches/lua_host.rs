@@ -154,7 +154,7 @@ local REQ = ...
 local yield, isyieldable = coroutine.yield, coroutine.isyieldable
 local SLEEP = 1
 local function sleep(seconds)
-  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then error("bad") end
+  if seconds ~= 0 and (type(seconds) ~= "number" or seconds ~= seconds or seconds < 0) then error("bad") end
   if not isyieldable() then error("not yieldable") end
   local ok, err = yield(REQ, SLEEP, seconds)
   if not ok then error(err, 2) end

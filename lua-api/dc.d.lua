@@ -9,6 +9,7 @@ error("cannot require a meta file")
 ---| "events_dropped" # A script had 2,000 handler calls waiting (handlers that sleep or wait), so its handlers were not called for some events; reported at most once a second per script, also in the log.
 ---| "config_reloaded" # The configuration file was read again and is in force.
 ---| "hash_progress" # Hashing progress of the share (at most two a second; the last one of a pass, files_done = files_total, always comes). The default action prints a line in the console every few seconds.
+---| "share_updated" # A pass over the shared folders is over and our file list is written.
 ---| "download_started" # A connection started fetching a queued file (a segment, or its TTH leaves).
 ---| "download_progress" # A running download moved on (at most once a second per file).
 ---| "download_finished" # A file is complete, verified against its TTH, and in place.
@@ -17,7 +18,6 @@ error("cannot require a meta file")
 ---| "upload_started" # A user started downloading from us (one event per request: a file, our file list, a partial list, TTH leaves).
 ---| "upload_finished" # An upload was sent completely.
 ---| "upload_failed" # A request was refused (not in the share, slots full, a bad range) or an upload ended early (the peer left, too slow, the client stopping); also when a passive user asks us, passive too, for a connection.
----| "share_updated" # A pass over the shared folders is over and our file list is written.
 ---| "hub_connected" # Logged in to a hub, with its initial user list.
 ---| "hub_disconnected" # A hub connection (or an attempt) ended.
 ---| "login_failed" # A hub refused the login (wrong password, nick taken, no password set). After a wrong or missing password the session ends.
@@ -59,6 +59,17 @@ error("cannot require a meta file")
 ---@field failed integer files that could not be hashed
 ---@field bytes_done integer bytes hashed so far
 ---@field bytes_total integer bytes this pass hashes
+
+---A pass over the shared folders is over and our file list is written.
+---@class dc.event.share_updated
+---@field files integer files in the share
+---@field size integer bytes in the share
+---@field pending integer files not hashed (yet, or that could not be)
+---@field hashed integer files this pass hashed
+---@field failed integer files this pass could not hash
+---@field removed integer stored files gone from the share
+---@field problems integer entries the walk skipped (unreadable, dangling links)
+---@field list string? our files.xml.bz2
 
 ---A connection started fetching a queued file (a segment, or its TTH leaves).
 ---@class dc.event.download_started
@@ -173,17 +184,6 @@ error("cannot require a meta file")
 ---@field bytes integer bytes sent before the end
 ---@field seconds number how long it ran
 ---@field reason string why
-
----A pass over the shared folders is over and our file list is written.
----@class dc.event.share_updated
----@field files integer files in the share
----@field size integer bytes in the share
----@field pending integer files not hashed (yet, or that could not be)
----@field hashed integer files this pass hashed
----@field failed integer files this pass could not hash
----@field removed integer stored files gone from the share
----@field problems integer entries the walk skipped (unreadable, dangling links)
----@field list string? our files.xml.bz2
 
 ---Logged in to a hub, with its initial user list.
 ---@class dc.event.hub_connected
@@ -317,6 +317,15 @@ dc.store = {}
 ---@class dc.Command
 local dc_Command = {}
 
+---@class dc.Job
+local dc_Job = {}
+
+---@class dc.Handler
+local dc_Handler = {}
+
+---@class dc.Timer
+local dc_Timer = {}
+
 ---@class dc.Hub
 ---@field id integer The hub session's id.
 ---@field url string The hub's address (after a followed redirect, the new one).
@@ -331,23 +340,14 @@ local dc_Command = {}
 ---@field share integer Bytes shared by all users listed.
 local dc_Hub = {}
 
----@class dc.Job
-local dc_Job = {}
-
----@class dc.Handler
-local dc_Handler = {}
-
----@class dc.Timer
-local dc_Timer = {}
+---@class dc.User
+local dc_User = {}
 
 ---@class dc.Download
 local dc_Download = {}
 
 ---@class dc.FileList
 local dc_FileList = {}
-
----@class dc.User
-local dc_User = {}
 
 ---@class dc.SearchResult
 local dc_SearchResult = {}
@@ -367,6 +367,7 @@ function dc.sleep(seconds) end
 ---@overload async fun(event: "events_dropped", opts?: table): dc.event.events_dropped?
 ---@overload async fun(event: "config_reloaded", opts?: table): dc.event.config_reloaded?
 ---@overload async fun(event: "hash_progress", opts?: table): dc.event.hash_progress?
+---@overload async fun(event: "share_updated", opts?: table): dc.event.share_updated?
 ---@overload async fun(event: "download_started", opts?: table): dc.event.download_started?
 ---@overload async fun(event: "download_progress", opts?: table): dc.event.download_progress?
 ---@overload async fun(event: "download_finished", opts?: table): dc.event.download_finished?
@@ -375,7 +376,6 @@ function dc.sleep(seconds) end
 ---@overload async fun(event: "upload_started", opts?: table): dc.event.upload_started?
 ---@overload async fun(event: "upload_finished", opts?: table): dc.event.upload_finished?
 ---@overload async fun(event: "upload_failed", opts?: table): dc.event.upload_failed?
----@overload async fun(event: "share_updated", opts?: table): dc.event.share_updated?
 ---@overload async fun(event: "hub_connected", opts?: table): dc.event.hub_connected?
 ---@overload async fun(event: "hub_disconnected", opts?: table): dc.event.hub_disconnected?
 ---@overload async fun(event: "login_failed", opts?: table): dc.event.login_failed?
@@ -415,6 +415,7 @@ function dc.spawn(fn, ...) end
 ---@overload fun(event: "events_dropped", handler: async fun(e: dc.event.events_dropped): boolean?): dc.Handler
 ---@overload fun(event: "config_reloaded", handler: async fun(e: dc.event.config_reloaded): boolean?): dc.Handler
 ---@overload fun(event: "hash_progress", handler: async fun(e: dc.event.hash_progress): boolean?): dc.Handler
+---@overload fun(event: "share_updated", handler: async fun(e: dc.event.share_updated): boolean?): dc.Handler
 ---@overload fun(event: "download_started", handler: async fun(e: dc.event.download_started): boolean?): dc.Handler
 ---@overload fun(event: "download_progress", handler: async fun(e: dc.event.download_progress): boolean?): dc.Handler
 ---@overload fun(event: "download_finished", handler: async fun(e: dc.event.download_finished): boolean?): dc.Handler
@@ -423,7 +424,6 @@ function dc.spawn(fn, ...) end
 ---@overload fun(event: "upload_started", handler: async fun(e: dc.event.upload_started): boolean?): dc.Handler
 ---@overload fun(event: "upload_finished", handler: async fun(e: dc.event.upload_finished): boolean?): dc.Handler
 ---@overload fun(event: "upload_failed", handler: async fun(e: dc.event.upload_failed): boolean?): dc.Handler
----@overload fun(event: "share_updated", handler: async fun(e: dc.event.share_updated): boolean?): dc.Handler
 ---@overload fun(event: "hub_connected", handler: async fun(e: dc.event.hub_connected): boolean?): dc.Handler
 ---@overload fun(event: "hub_disconnected", handler: async fun(e: dc.event.hub_disconnected): boolean?): dc.Handler
 ---@overload fun(event: "login_failed", handler: async fun(e: dc.event.login_failed): boolean?): dc.Handler
@@ -517,6 +517,29 @@ function dc.scripts.reload(name) end
 ---@return string[] # names of the loaded scripts
 function dc.scripts.list() end
 
+---Whether the job is still running.
+---@return boolean # whether it still runs
+function dc_Job:alive() end
+
+---Stops the job (its `:wait()` then gives `false, "stopped"`).
+function dc_Job:stop() end
+
+---Waits until the job ends; gives `true, results...` or `false, error`.
+---@async
+---@return boolean # true if the function returned, false if it failed
+---@return any # its results, or the error message
+function dc_Job:wait() end
+
+---Removes the event handler.
+function dc_Handler:remove() end
+
+---Stops the timer; its callback is not called again.
+function dc_Timer:stop() end
+
+---Whether the timer is still armed.
+---@return boolean # whether it will fire again
+function dc_Timer:active() end
+
 ---Connects to a hub. Watch `hub_connected`, `login_failed` and `hub_disconnected` for how it goes.
 ---@param url string the hub: dchub://host[:port], nmdc://host[:port] or host:port
 ---@param opts {nick?: string, password?: string, charset?: string, follow_redirects?: boolean, reconnect_delay?: number, description?: string, email?: string}? `nick`, `description`, `email` (default: the configured ones), `password` for a registered nick, `charset` of the hub's text (default utf-8), `follow_redirects` (default true), `reconnect_delay`: seconds before the first reconnect after a drop, doubled per failed attempt (default 30; 0 = never)
@@ -574,28 +597,12 @@ function dc_Hub:wait(event, opts) end
 ---Leaves the hub for good (no reconnect); `hub_disconnected` follows.
 function dc_Hub:disconnect() end
 
----Whether the job is still running.
----@return boolean # whether it still runs
-function dc_Job:alive() end
-
----Stops the job (its `:wait()` then gives `false, "stopped"`).
-function dc_Job:stop() end
-
----Waits until the job ends; gives `true, results...` or `false, error`.
----@async
----@return boolean # true if the function returned, false if it failed
----@return any # its results, or the error message
-function dc_Job:wait() end
-
----Removes the event handler.
-function dc_Handler:remove() end
-
----Stops the timer; its callback is not called again.
-function dc_Timer:stop() end
-
----Whether the timer is still armed.
----@return boolean # whether it will fire again
-function dc_Timer:active() end
+---Sends the user a private message on their hub (`user.hub:pm(user.nick, text)`).
+---@param text string the message
+---@param opts {me?: boolean}? `me`: an action (/me)
+---@return boolean # whether it was sent
+---@return string? # why not
+function dc_User:pm(text, opts) end
 
 ---Shares a folder for this session (the configuration file keeps the permanent ones). Raises when the folder is missing or the name is taken.
 ---@async
@@ -612,6 +619,25 @@ function dc.share.remove(name) end
 
 ---Walks the shared folders again in the background: new and changed files are hashed, gone ones leave the share (`share_updated` tells when it is over).
 function dc.share.rescan() end
+
+---The share's totals.
+---@return {files: integer, size: integer, pending: integer, hashed: integer, hashed_bytes: integer, hashing: boolean, progress: table, roots: {name: string, path: string, hidden: boolean}[]} # files and bytes shared, files waiting for their hash, files and bytes hashed since the start, whether hashing runs and its progress, the shared folders
+function dc.share.stats() end
+
+---Searches our own share, as others' searches are answered (without the answer filter).
+---@param query {text?: string, tth?: string, type?: string|integer, min_size?: integer, max_size?: integer, size?: integer, max?: integer} `text`: words that must all occur in the path; `tth`: a TTH (then the rest is ignored); `type`: any, audio, compressed, document, executable, picture, video, folder, file (or an NMDC type 1-8); sizes in bytes, inclusive; `max`: most results (default 100)
+---@return {path: string, size: integer, tth: string?, dir: boolean}[] # the matching files and folders, in share order
+function dc.share.find(query) end
+
+---Sets this script's filter on answers to other users' searches; an error in it answers nothing.
+---@param fn (fun(query: table, hits: table[]): (boolean|table|nil))? called with each incoming search that has hits, outside any coroutine (it must not wait); returns false to answer nothing, a list of hits (or paths) to answer only those, anything else to answer all; nil removes this script's filter
+function dc.share.filter(fn) end
+
+---Hashes a file on the helper threads and returns its Tiger tree root; raises when it cannot be read.
+---@async
+---@param path string a file
+---@return string # its TTH (39 base32 characters)
+function dc.tth(path) end
 
 ---Saves a value of this script under `name`, atomically, in the data folder (`store/<script>/<name>.lua`); it survives restarts.
 ---@param name string 1 to 64 letters, digits, `_`, `-`, `.`
@@ -631,23 +657,6 @@ function dc.store.list() end
 ---The client's data folder (trusted scripts and the console).
 ---@return string? # the data folder, nil when the client has none
 function dc.data_dir() end
-
----The share's totals.
----@return {files: integer, size: integer, pending: integer, hashed: integer, hashed_bytes: integer, hashing: boolean, progress: table, roots: {name: string, path: string, hidden: boolean}[]} # files and bytes shared, files waiting for their hash, files and bytes hashed since the start, whether hashing runs and its progress, the shared folders
-function dc.share.stats() end
-
----Searches our own share, as others' searches are answered (without the answer filter).
----@param query {text?: string, tth?: string, type?: string|integer, min_size?: integer, max_size?: integer, size?: integer, max?: integer} `text`: words that must all occur in the path; `tth`: a TTH (then the rest is ignored); `type`: any, audio, compressed, document, executable, picture, video, folder, file (or an NMDC type 1-8); sizes in bytes, inclusive; `max`: most results (default 100)
----@return {path: string, size: integer, tth: string?, dir: boolean}[] # the matching files and folders, in share order
-function dc.share.find(query) end
-
----Sets this script's filter on answers to other users' searches; an error in it answers nothing.
----@param fn (fun(query: table, hits: table[]): (boolean|table|nil))? called with each incoming search that has hits, outside any coroutine (it must not wait); returns false to answer nothing, a list of hits (or paths) to answer only those, anything else to answer all; nil removes this script's filter
-function dc.share.filter(fn) end
-
----Sets this script's upload slot policy; an error in it means the usual rules. The first script whose policy says true or false decides.
----@param fn (fun(ask: {nick: string, hub: string, cid: string?, file: string, size: integer, free: boolean}): boolean?)? called for each request that needs a normal upload slot (files over 64 KiB), outside any coroutine (it must not wait); `free` says whether a slot is free; returns true to grant a slot beyond the count, false to refuse ("slots full"), nil for the usual rules; nil removes this script's policy
-function dc.share.slot_policy(fn) end
 
 ---Queues a file: it is fetched from its sources (several at once for a large file), every block checked against the TTH leaves, and moved into place under a name that never replaces an existing file. The queue survives restarts.
 ---@param file {tth: string, size: integer, name?: string, dir?: string, priority?: string, sources?: table[], hub?: dc.Hub|string, nick?: string, cid?: string, source?: table} what to download: a search result, a file of a browsed list, or a table with `tth`, `size`, `name` and `sources` (users: tables with `hub` and `nick`, or `cid` on ADC)
@@ -718,13 +727,6 @@ function dc_FileList:find(words, max) end
 ---@return dc.Download[] # the queued files
 function dc_FileList:download(opts) end
 
----Sends the user a private message on their hub (`user.hub:pm(user.nick, text)`).
----@param text string the message
----@param opts {me?: boolean}? `me`: an action (/me)
----@return boolean # whether it was sent
----@return string? # why not
-function dc_User:pm(text, opts) end
-
 ---Queues the file of a search result (`dc.download(result, opts)`); a folder result is an error.
 ---@param opts {dir?: string, name?: string, priority?: string}? as for `dc.download`
 ---@return dc.Download # the queued file
@@ -736,13 +738,11 @@ function dc_SearchResult:download(opts) end
 ---@return dc.FileList # the list of the user who has it
 function dc_SearchResult:browse(opts) end
 
+---Sets this script's upload slot policy; an error in it means the usual rules. The first script whose policy says true or false decides.
+---@param fn (fun(ask: {nick: string, hub: string, cid: string?, file: string, size: integer, free: boolean}): boolean?)? called for each request that needs a normal upload slot (files over 64 KiB), outside any coroutine (it must not wait); `free` says whether a slot is free; returns true to grant a slot beyond the count, false to refuse ("slots full"), nil for the usual rules; nil removes this script's policy
+function dc.share.slot_policy(fn) end
+
 ---The uploads running now.
 ---@return {nick: string, hub: string, cid: string?, file: string, start: integer, bytes: integer, sent: integer, tls: boolean, compressed: boolean, seconds: number}[] # the uploads running now: the user, the file (share path, files.xml.bz2 or a list folder), the range asked for, bytes sent so far (uncompressed), whether over TLS and zlib-compressed, seconds since the start
 function dc.uploads() end
-
----Hashes a file on the helper threads and returns its Tiger tree root; raises when it cannot be read.
----@async
----@param path string a file
----@return string # its TTH (39 base32 characters)
-function dc.tth(path) end
 

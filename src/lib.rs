@@ -26,6 +26,7 @@
 //! | [`lua`] | the scripting host and the `dc` API | parse protocol lines |
 //! | [`client`] | the composition root: every service built once and passed on | implement a service |
 //! | [`config`] | the configuration script and its typed, validated result | start anything |
+//! | [`sandbox`] | what each Lua state may reach: the configuration's, untrusted and trusted scripts' policies, the step-limited patterns | depend on anything but mlua |
 //! | [`console`] | the interactive and piped consoles | run Lua itself |
 //! | [`control`] | the control socket: consoles attached to a `dclua daemon` (`dclua attach`), owner-only | run Lua itself, touch the terminal |
 //! | [`cli`], [`app`], [`logging`], [`instance`], [`text`] | the process: command line, signals, logs, the data-folder lock, neutralised text | hold protocol state |
@@ -52,6 +53,7 @@ pub mod net;
 pub mod peer;
 pub mod proto;
 pub mod runtime;
+pub mod sandbox;
 pub mod search;
 pub mod share;
 pub mod sqlite;

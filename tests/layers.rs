@@ -55,8 +55,7 @@ fn path_at(s: &str) -> (Vec<String>, Option<usize>) {
     let mut parts = Vec::new();
     let mut rest = s;
     let mut used = 0;
-    loop {
-        let Some(r) = rest.strip_prefix("::") else { break };
+    while let Some(r) = rest.strip_prefix("::") {
         used += 2;
         if r.starts_with('{') {
             return (parts, Some(used));
@@ -137,7 +136,7 @@ fn no_module_imports_one_that_imports_it() {
                         }
                     }
                     None if !parts.is_empty() => {
-                        paths.push(base.iter().cloned().chain(parts).collect())
+                        paths.push(base.iter().cloned().chain(parts).collect());
                     }
                     None => {}
                 }

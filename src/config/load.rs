@@ -1,9 +1,10 @@
 //! Runs a configuration script in a fresh, sandboxed Lua state and records
 //! what it sets, with the line of each assignment.
 //!
-//! The state gets a safe standard library only (no `io`, no `package`, no
-//! `debug`, `os` reduced to clocks, dates and `getenv`, text-only `load`), an
-//! instruction budget so a loop cannot hang the client, and a memory limit.
+//! The state is sandboxed by [`crate::sandbox`]'s configuration policy (a
+//! safe standard library only: no `io`, no `package`, no `debug`, `os`
+//! reduced to clocks, dates and `getenv`, text-only `load`); this module adds
+//! an instruction budget so a loop cannot hang the client, and a memory limit.
 //! The script's globals go through an environment table whose `__newindex`
 //! records each setting and its line; a table the script returns is accepted
 //! too. This module only runs the script: checking the values against the
@@ -14,13 +15,11 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use mlua::chunk::ChunkMode;
-use mlua::{
-    Error as LuaError, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value,
-    VmState,
-};
+use mlua::{Error as LuaError, Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
 
 use super::error::{ConfigError, Problem};
 use super::settings;
+use crate::sandbox::{self, Policy};
 
 /// Lua instructions a configuration script may run. Real configurations need
 /// a few thousand; this leaves room for generated tables while a `while true
@@ -199,47 +198,11 @@ fn push_unrecorded(
     assignments.push(Assignment { name, value, origin });
 }
 
-/// Standard names a configuration cannot use; reading one says so.
-const REMOVED: &[&str] =
-    &["io", "debug", "package", "require", "dofile", "loadfile", "collectgarbage", "warn"];
-
-/// The functions of `os` a configuration keeps.
-const OS_KEPT: &[&str] = &["clock", "date", "difftime", "getenv", "time"];
-
-/// A fresh state with the safe libraries, minus what a configuration must not
-/// reach: files (`dofile`, `loadfile`), bytecode (`string.dump`), processes
-/// and the file system (`os` beyond clocks and `getenv`), raw output.
+/// A fresh state under the configuration's sandbox policy
+/// ([`Policy::Configuration`]: no files, processes, bytecode or raw output).
 fn new_state() -> mlua::Result<Lua> {
-    let libs = StdLib::COROUTINE
-        | StdLib::TABLE
-        | StdLib::STRING
-        | StdLib::UTF8
-        | StdLib::MATH
-        | StdLib::OS;
-    let lua = Lua::new_with(libs, LuaOptions::new())?;
-    let globals = lua.globals();
-    for name in ["dofile", "loadfile", "collectgarbage", "warn", "print"] {
-        globals.raw_set(name, Value::Nil)?;
-    }
-    let string: Table = globals.raw_get("string")?;
-    string.raw_set("dump", Value::Nil)?;
-    let full_os: Table = globals.raw_get("os")?;
-    let os = lua.create_table()?;
-    for &name in OS_KEPT {
-        os.raw_set(name, full_os.raw_get::<Value>(name)?)?;
-    }
-    // `os.execute(...)` says it is unavailable instead of "attempt to call a nil value".
-    let os: Table = lua
-        .load(
-            r#"local os, kept = ...
-            return setmetatable(os, { __metatable = false, __index = function(_, name)
-                error("os." .. tostring(name) .. " is not available in the configuration sandbox (only "
-                    .. kept .. ")", 2)
-            end })"#,
-        )
-        .set_name("=os")
-        .call((os, OS_KEPT.join(", ")))?;
-    globals.raw_set("os", os)?;
+    let lua = sandbox::new_state(Policy::Configuration)?;
+    sandbox::close(&lua, Policy::Configuration)?;
     Ok(lua)
 }
 
@@ -309,7 +272,7 @@ fn make_env(
                 known.push(k.to_string_lossy());
             }
         }
-        let hint = if REMOVED.contains(&name.as_str()) {
+        let hint = if sandbox::CONFIGURATION_REMOVED.contains(&name.as_str()) {
             format!(" ({name} is not available in the configuration sandbox)")
         } else {
             let suggested = super::validate::suggestion(&name, known.iter().map(String::as_str))

@@ -417,7 +417,7 @@ impl Session<Nmdc> {
                 ),
             },
             Message::BadPass => {
-                self.login_failed("wrong password".into(), Some(frame), After::Stop)
+                self.login_failed("wrong password".into(), Some(frame), After::Stop);
             }
             Message::ValidateDenide(_) => self.login_failed(
                 format!("the hub refused the nick {:?} (taken or reserved)", self.my_nick()),

@@ -1,6 +1,13 @@
-//! The `dc` API: registration of the Rust functions, the sandbox, and the one
-//! description of the API that generates the LuaLS stubs (`lua-api/dc.d.lua`),
-//! the console's completion and help.
+//! The `dc` API on top of the host: it composes the namespaces (hubs, share,
+//! uploads, downloads, store) with the core functions, gives them to the
+//! host as its [`HostApi`] when it builds one (`LuaHost::new`,
+//! `LuaHost::with_hubs` are here), and holds the one description of the API
+//! that generates the LuaLS stubs (`lua-api/dc.d.lua`), the console's
+//! completion and help, composed from the core's entries (here) and each
+//! namespace's (`FUNCTIONS`, `EVENTS`... next to its implementation).
+//!
+//! Nothing below it (the host, the namespaces) depends on this module: it is
+//! the top of `lua/`, what the host's users call.
 //!
 //! The description ([`FUNCTIONS`], [`EVENTS`]) is the single source of truth: a
 //! test walks a live Lua state and fails when a registered function has no
@@ -13,47 +20,74 @@ use std::path::PathBuf;
 use mlua::{Function, Lua, MultiValue, Table, Variadic};
 
 use super::capability::{self, Capability};
-use super::host::{LuaHost, ScriptId};
+use super::describe;
+pub use super::describe::{ApiEvent, ApiField, ApiFn};
+use super::host::{HostApi, HostOptions, LuaHost, ScriptId};
 use super::value::Value;
-use crate::runtime::JobId;
+use crate::hub::Hubs;
+use crate::runtime::{JobId, Runtime};
 
-/// One function or method of the API.
-#[derive(Debug)]
-pub struct ApiFn {
-    /// `dc.sleep`, `dc.scripts.load`, or `dc.Job:wait` for a method.
-    pub path: &'static str,
-    /// `(name, LuaLS type, description)`.
-    pub params: &'static [(&'static str, &'static str, &'static str)],
-    /// `(LuaLS type, description)`.
-    pub returns: &'static [(&'static str, &'static str)],
-    /// What it does.
-    pub doc: &'static str,
-    /// It waits (yields to the pool): only callable from a coroutine job.
-    pub waits: bool,
+/// The whole `dc` API, as the host's [`HostApi`]: the core functions and
+/// every namespace (hubs, share, uploads, downloads, store).
+struct Api;
+
+impl HostApi for Api {
+    fn register(
+        &self,
+        host: &LuaHost,
+        lua: &Lua,
+        script: ScriptId,
+        dc: &Table,
+        native: &Table,
+    ) -> mlua::Result<()> {
+        register(lua, host, script, dc, native)
+    }
+
+    fn extend(&self, lua: &Lua, dc: &Table, native: &Table) -> mlua::Result<()> {
+        for (ext, source) in EXTENSIONS {
+            lua.load(*source)
+                .set_name(format!("=dclua {ext}"))
+                .into_function()
+                .and_then(|f| f.call::<()>((dc, native)))?;
+        }
+        Ok(())
+    }
+
+    fn script_unloaded(&self, host: &LuaHost, id: ScriptId) {
+        super::hub_api::script_unloaded(host, id);
+    }
 }
 
-/// One event of the API.
-#[derive(Debug)]
-pub struct ApiEvent {
-    /// The name given to `dc.on` and `dc.wait`.
-    pub name: &'static str,
-    /// When it happens.
-    pub doc: &'static str,
-    /// Fields of the event table: `(name, LuaLS type, description)`.
-    pub fields: &'static [(&'static str, &'static str, &'static str)],
-    /// Whether returning true from a handler means something (consumes it).
-    pub consumable: bool,
-}
+/// The constructors: a host is built with the whole API.
+impl LuaHost {
+    /// A host with a hub registry of its own (a host without a client:
+    /// benchmarks, tests of the Lua side alone).
+    pub fn new(rt: &Runtime, opts: HostOptions) -> LuaHost {
+        LuaHost::with_hubs(rt, opts, Hubs::new())
+    }
 
-/// A plain value field of a table (`dc.version`).
-#[derive(Debug)]
-pub struct ApiField {
-    /// Its path.
-    pub path: &'static str,
-    /// LuaLS type.
-    pub ty: &'static str,
-    /// What it holds.
-    pub doc: &'static str,
+    /// A host whose scripts reach the client's hubs through `hubs` (the
+    /// composition root's). The share is given later, by
+    /// [`share_api::install`](super::share_api::install).
+    pub fn with_hubs(rt: &Runtime, opts: HostOptions, hubs: Hubs) -> LuaHost {
+        let host = LuaHost::build(rt, opts, std::rc::Rc::new(Api));
+        super::hub_api::install(&host, hubs);
+        // A configuration also sets the peers' and the downloads' options.
+        super::hub_api::on_config(
+            &host,
+            std::rc::Rc::new(|host, config, identity| {
+                if let Some(peers) = super::peer_api::peers(host) {
+                    peers.reconfigure(crate::peer::PeerOptions::from_identity(identity));
+                }
+                // Download folder, limit, connections and segment size.
+                let data = super::hub_api::hubs(host).data_dir();
+                if let (Some(d), Some(data)) = (super::download_api::downloads(host), data) {
+                    d.reconfigure(config.download_options(&data));
+                }
+            }),
+        );
+        host
+    }
 }
 
 /// Lua sources of features, run in every new state after the prelude with
@@ -67,39 +101,9 @@ pub const EXTENSIONS: &[(&str, &str)] = &[
     ("store", super::store_api::LUA),
 ];
 
-/// The fields of a download event (an item as `dc.queue()` lists it).
-macro_rules! item_fields {
-    ($($extra:expr),*) => {
-        [
-            ("id", "integer", "the item's number"),
-            ("tth", "string", "the file's TTH"),
-            ("size", "integer", "its size"),
-            ("name", "string", "its file name"),
-            ("target", "string", "where it goes"),
-            ("state", "string", "queued, running, done, failed"),
-            ("verified", "integer", "bytes verified"),
-            ("received", "integer", "bytes received (with those verified before a restart)"),
-            ("fetched", "integer", "bytes received since this start"),
-            ("progress", "number", "verified / size"),
-            ("running", "integer", "connections on it"),
-            ("priority", "string", "its priority"),
-            ("error", "string?", "the last error"),
-            ("path", "string?", "where it went, once done"),
-            ("sources", "table[]", "{hub, nick, user, bytes}: bytes sent by each since this start"),
-            $($extra),*
-        ]
-    };
-}
-const ITEM_FIELDS: [(&str, &str, &str); 15] = item_fields!();
-const ITEM_NICK: [(&str, &str, &str); 17] =
-    item_fields!(("nick", "string", "the source"), ("tls", "boolean", "the connection is TLS"));
-const ITEM_FAILED: [(&str, &str, &str); 17] = item_fields!(
-    ("reason", "string", "why"),
-    ("final", "boolean", "the file failed, not only a source")
-);
-
-/// The functions and methods.
-pub const FUNCTIONS: &[ApiFn] = &[
+/// The core functions and methods: coroutines, events, timers, commands,
+/// scripts, the log.
+const CORE_FUNCTIONS: &[ApiFn] = &[
     ApiFn {
         path: "dc.sleep",
         params: &[("seconds", "number", "how long to wait (fractions allowed)")],
@@ -258,82 +262,6 @@ pub const FUNCTIONS: &[ApiFn] = &[
         waits: false,
     },
     ApiFn {
-        path: "dc.connect",
-        params: &[
-            ("url", "string", "the hub: dchub://host[:port], nmdc://host[:port] or host:port"),
-            ("opts", "{nick?: string, password?: string, charset?: string, follow_redirects?: boolean, reconnect_delay?: number, description?: string, email?: string}?", "`nick`, `description`, `email` (default: the configured ones), `password` for a registered nick, `charset` of the hub's text (default utf-8), `follow_redirects` (default true), `reconnect_delay`: seconds before the first reconnect after a drop, doubled per failed attempt (default 30; 0 = never)"),
-        ],
-        returns: &[("dc.Hub", "the hub, connecting; it belongs to this script (unloading the script disconnects it)")],
-        doc: "Connects to a hub. Watch `hub_connected`, `login_failed` and `hub_disconnected` for how it goes.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.hubs",
-        params: &[],
-        returns: &[("dc.Hub[]", "every hub session, oldest first (configured hubs included)")],
-        doc: "The hubs this client is connected or connecting to.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.search",
-        params: &[("query", "{text?: string, tth?: string, type?: string, size?: integer, min_size?: integer, max_size?: integer, exclude?: string|string[], extensions?: string|string[], hub?: dc.Hub, timeout?: number, max_results?: integer}|string", "`text` (words, all required) or `tth`; `type`: any, audio, compressed, document, executable, picture, video, folder, file (ADC only; NMDC searches any and filters), tth; sizes in bytes; `hub`: one hub (default: every online hub); `timeout`: seconds to collect (default 5); `max_results`: return as soon as this many arrived. A string is `{text = string}`")],
-        returns: &[("table[]", "the results (tables as in the `search_result` event)"), ("string?", "why nothing was searched (no hub online)")],
-        doc: "Searches and collects the matching results until the timeout; each is also emitted as `search_result`.",
-        waits: true,
-    },
-    ApiFn {
-        path: "dc.Hub:say",
-        params: &[("text", "string", "the message"), ("opts", "{me?: boolean}?", "`me`: an action (/me)")],
-        returns: &[("boolean", "whether it was sent (the hub is online)"), ("string?", "why not")],
-        doc: "Says `text` in the hub's main chat.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.Hub:pm",
-        params: &[("nick", "string", "the recipient"), ("text", "string", "the message"), ("opts", "{me?: boolean}?", "`me`: an action (/me)")],
-        returns: &[("boolean", "whether it was sent (the hub is online and the nick is on it)"), ("string?", "why not (\"no such user on this hub: NICK\")")],
-        doc: "Sends a private message. The hub does not echo it: no `pm` event fires for your own messages.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.Hub:users",
-        params: &[],
-        returns: &[("table[]", "the users, sorted by nick (fields as `user` in `user_joined`)")],
-        doc: "Everyone on the hub, as known now.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.Hub:user",
-        params: &[("nick", "string", "the nick")],
-        returns: &[("table?", "the user (fields as `user` in `user_joined`), or nil")],
-        doc: "One user of the hub.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.Hub:send_raw",
-        params: &[("line", "string", "a protocol line (NMDC: `$Command ...`; the final `|` is added if missing), encoded in the hub's charset")],
-        returns: &[("boolean", "whether it was sent (the hub is connected)"), ("string?", "why not")],
-        doc: "Sends a line to the hub as it is.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.Hub:wait",
-        params: &[
-            ("event", "dc.EventName|string", "the event name"),
-            ("opts", "{filter?: table|(fun(e: table): boolean), timeout?: number}?", "as for `dc.wait`; only events of this hub pass"),
-        ],
-        returns: &[("table?", "the event table, or nil on timeout")],
-        doc: "Waits for the next event `event` of this hub that passes the filter.",
-        waits: true,
-    },
-    ApiFn {
-        path: "dc.Hub:disconnect",
-        params: &[],
-        returns: &[],
-        doc: "Leaves the hub for good (no reconnect); `hub_disconnected` follows.",
-        waits: false,
-    },
-    ApiFn {
         path: "dc.Job:alive",
         params: &[],
         returns: &[("boolean", "whether it still runs")],
@@ -375,217 +303,23 @@ pub const FUNCTIONS: &[ApiFn] = &[
         doc: "Whether the timer is still armed.",
         waits: false,
     },
-    ApiFn {
-        path: "dc.share.add",
-        params: &[
-            ("path", "string", "the folder on disk"),
-            ("name", "string", "the name others see (unique, case-insensitively)"),
-            ("hidden", "boolean?", "share hidden files and folders too (default false)"),
-        ],
-        returns: &[("boolean", "true once the folder is in the share (its files are then scanned and hashed; `share_updated` tells when)")],
-        doc: "Shares a folder for this session (the configuration file keeps the permanent ones). Raises when the folder is missing or the name is taken.",
-        waits: true,
-    },
-    ApiFn {
-        path: "dc.share.remove",
-        params: &[("name", "string", "the share name")],
-        returns: &[("boolean", "whether such a folder was shared")],
-        doc: "Stops sharing a folder: its files are no longer answered at once and leave the file list with the pass that follows.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.share.rescan",
-        params: &[],
-        returns: &[],
-        doc: "Walks the shared folders again in the background: new and changed files are hashed, gone ones leave the share (`share_updated` tells when it is over).",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.store.save",
-        params: &[("name", "string", "1 to 64 letters, digits, `_`, `-`, `.`"), ("value", "table|string|number|boolean|nil", "plain data; nil removes the name")],
-        returns: &[("true", "saved (an error says why not)")],
-        doc: "Saves a value of this script under `name`, atomically, in the data folder (`store/<script>/<name>.lua`); it survives restarts.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.store.load",
-        params: &[("name", "string", "the name saved under")],
-        returns: &[("any", "the value saved, or nil when there is none")],
-        doc: "Reads back a value this script saved.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.store.list",
-        params: &[],
-        returns: &[("string[]", "the names this script has saved, sorted")],
-        doc: "The names in this script's store.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.data_dir",
-        params: &[],
-        returns: &[("string?", "the data folder, nil when the client has none")],
-        doc: "The client's data folder (trusted scripts and the console).",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.share.stats",
-        params: &[],
-        returns: &[("{files: integer, size: integer, pending: integer, hashed: integer, hashed_bytes: integer, hashing: boolean, progress: table, roots: {name: string, path: string, hidden: boolean}[]}", "files and bytes shared, files waiting for their hash, files and bytes hashed since the start, whether hashing runs and its progress, the shared folders")],
-        doc: "The share's totals.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.share.find",
-        params: &[("query", "{text?: string, tth?: string, type?: string|integer, min_size?: integer, max_size?: integer, size?: integer, max?: integer}", "`text`: words that must all occur in the path; `tth`: a TTH (then the rest is ignored); `type`: any, audio, compressed, document, executable, picture, video, folder, file (or an NMDC type 1-8); sizes in bytes, inclusive; `max`: most results (default 100)")],
-        returns: &[("{path: string, size: integer, tth: string?, dir: boolean}[]", "the matching files and folders, in share order")],
-        doc: "Searches our own share, as others' searches are answered (without the answer filter).",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.share.filter",
-        params: &[("fn", "(fun(query: table, hits: table[]): (boolean|table|nil))?", "called with each incoming search that has hits, outside any coroutine (it must not wait); returns false to answer nothing, a list of hits (or paths) to answer only those, anything else to answer all; nil removes this script's filter")],
-        returns: &[],
-        doc: "Sets this script's filter on answers to other users' searches; an error in it answers nothing.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.share.slot_policy",
-        params: &[("fn", "(fun(ask: {nick: string, hub: string, cid: string?, file: string, size: integer, free: boolean}): boolean?)?", "called for each request that needs a normal upload slot (files over 64 KiB), outside any coroutine (it must not wait); `free` says whether a slot is free; returns true to grant a slot beyond the count, false to refuse (\"slots full\"), nil for the usual rules; nil removes this script's policy")],
-        returns: &[],
-        doc: "Sets this script's upload slot policy; an error in it means the usual rules. The first script whose policy says true or false decides.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.download",
-        params: &[
-            ("file", "{tth: string, size: integer, name?: string, dir?: string, priority?: string, sources?: table[], hub?: dc.Hub|string, nick?: string, cid?: string, source?: table}", "what to download: a search result, a file of a browsed list, or a table with `tth`, `size`, `name` and `sources` (users: tables with `hub` and `nick`, or `cid` on ADC)"),
-            ("opts", "{dir?: string, name?: string, priority?: string}?", "`dir`: a folder below the download folder (an absolute folder needs a trusted script); `name`: another file name; `priority`: paused, lowest, low, normal (default), high, highest"),
-        ],
-        returns: &[("dc.Download", "the queued item's handle (an item already queued with that TTH gains the sources)")],
-        doc: "Queues a file: it is fetched from its sources (several at once for a large file), every block checked against the TTH leaves, and moved into place under a name that never replaces an existing file. The queue survives restarts.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.Download:wait",
-        params: &[],
-        returns: &[("string?", "where the verified file is"), ("string?", "why it failed or was cancelled")],
-        doc: "Waits until the download is complete and verified.",
-        waits: true,
-    },
-    ApiFn {
-        path: "dc.Download:progress",
-        params: &[],
-        returns: &[("{id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, fetched: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string, bytes: integer}[]}?", "the item now (as in `dc.queue()`), nil when unknown")],
-        doc: "Where the download stands.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.Download:cancel",
-        params: &[],
-        returns: &[("boolean", "whether it was in the queue"), ("string?", "why not")],
-        doc: "Removes the item from the queue with its temporary file; a waiting `wait` returns nil and the reason.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.queue",
-        params: &[],
-        returns: &[("{id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, fetched: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string, bytes: integer}[]}[]", "queued items, then those finished since start; each has `handle`, its dc.Download")],
-        doc: "The download queue.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.magnet",
-        params: &[("uri", "string", "magnet:?xt=urn:tree:tiger:TTH&xl=SIZE&dn=NAME"), ("opts", "{sources?: table[], dir?: string, priority?: string}?", "when given, the file is queued (as `dc.download`)")],
-        returns: &[("table|dc.Download", "without `opts`: {tth, size, name}; with: the queued download")],
-        doc: "Reads a magnet link, and queues it when `opts` are given.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.share.magnet",
-        params: &[("path", "string", "a file of the share, as its path in our list (`/Share/sub/file.ext`)")],
-        returns: &[("string?", "magnet:?xt=urn:tree:tiger:TTH&xl=SIZE&dn=NAME"), ("string?", "why not (not shared, not hashed yet)")],
-        doc: "The magnet link of a shared file, for others to queue.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.browse",
-        params: &[("user", "table", "a user: a search result, a `user_joined` user, or {hub = hub, nick = ...}"), ("opts", "{dir?: string}?", "`dir`: a partial list of that folder only")],
-        returns: &[("dc.FileList", "the list's root folder")],
-        doc: "Downloads and reads a user's file list (bounded: a bomb or a list that is not XML fails with the reason).",
-        waits: true,
-    },
-    ApiFn {
-        path: "dc.FileList:dirs",
-        params: &[],
-        returns: &[("fun(): dc.FileList?", "an iterator over the subfolders")],
-        doc: "The subfolders (`for d in list:dirs() do print(d.name) end`). A folder has the fields `name`, `path`, `size`, `file_count`, `incomplete`, `nick`.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.FileList:files",
-        params: &[("recursive", "boolean?", "false: this folder only (default: everything below)")],
-        returns: &[("fun(): table?", "an iterator over files {name, path, size, tth, source}, each with `:download(opts)`")],
-        doc: "The files in this folder and below.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.FileList:dir",
-        params: &[("path", "string", "a folder path, relative to this folder or absolute (`/share/sub`), case-insensitive")],
-        returns: &[("dc.FileList?", "the folder, or nil")],
-        doc: "A subfolder.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.FileList:find",
-        params: &[("words", "string", "words that must all occur in the path"), ("max", "integer?", "results at most (default 100)")],
-        returns: &[("table[]", "files below this folder, as from `files()`")],
-        doc: "Searches the list as the hub search would.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.FileList:download",
-        params: &[("opts", "{dir?: string, priority?: string}?", "`dir`: where the folder goes (default: its name, in the download folder)")],
-        returns: &[("dc.Download[]", "the queued files")],
-        doc: "Queues every file of this folder and below, keeping the folder structure.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.User:pm",
-        params: &[("text", "string", "the message"), ("opts", "{me?: boolean}?", "`me`: an action (/me)")],
-        returns: &[("boolean", "whether it was sent"), ("string?", "why not")],
-        doc: "Sends the user a private message on their hub (`user.hub:pm(user.nick, text)`).",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.SearchResult:download",
-        params: &[("opts", "{dir?: string, name?: string, priority?: string}?", "as for `dc.download`")],
-        returns: &[("dc.Download", "the queued file")],
-        doc: "Queues the file of a search result (`dc.download(result, opts)`); a folder result is an error.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.SearchResult:browse",
-        params: &[("opts", "{dir?: string}?", "as for `dc.browse`")],
-        returns: &[("dc.FileList", "the list of the user who has it")],
-        doc: "Browses the share of the user who answered (`dc.browse(result, opts)`).",
-        waits: true,
-    },
-    ApiFn {
-        path: "dc.uploads",
-        params: &[],
-        returns: &[("{nick: string, hub: string, cid: string?, file: string, start: integer, bytes: integer, sent: integer, tls: boolean, compressed: boolean, seconds: number}[]", "the uploads running now: the user, the file (share path, files.xml.bz2 or a list folder), the range asked for, bytes sent so far (uncompressed), whether over TLS and zlib-compressed, seconds since the start")],
-        doc: "The uploads running now.",
-        waits: false,
-    },
-    ApiFn {
-        path: "dc.tth",
-        params: &[("path", "string", "a file")],
-        returns: &[("string", "its TTH (39 base32 characters)")],
-        doc: "Hashes a file on the helper threads and returns its Tiger tree root; raises when it cannot be read.",
-        waits: true,
-    },
 ];
+
+/// The functions and methods: the core's, then each namespace's.
+const FUNCTION_PARTS: &[&[ApiFn]] = &[
+    CORE_FUNCTIONS,
+    super::hub_api::FUNCTIONS,
+    super::share_api::FUNCTIONS,
+    super::store_api::FUNCTIONS,
+    super::download_api::FUNCTIONS,
+    super::peer_api::FUNCTIONS,
+];
+
+/// Every function and method of the API.
+pub const FUNCTIONS: &[ApiFn] = &describe::concat::<ApiFn, { describe::count(FUNCTION_PARTS) }>(
+    FUNCTION_PARTS,
+    FUNCTION_PARTS[0][0],
+);
 
 /// Plain fields.
 pub const FIELDS: &[ApiField] = &[
@@ -596,38 +330,10 @@ pub const FIELDS: &[ApiField] = &[
 
 /// Fields of objects (`hub.name`), read live. Kept apart from [`FIELDS`],
 /// which lists what a walk of the `dc` table finds.
-pub const CLASS_FIELDS: &[ApiField] = &[
-    ApiField { path: "dc.Hub.id", ty: "integer", doc: "The hub session's id." },
-    ApiField {
-        path: "dc.Hub.url",
-        ty: "string",
-        doc: "The hub's address (after a followed redirect, the new one).",
-    },
-    ApiField { path: "dc.Hub.protocol", ty: "\"nmdc\"|\"adc\"", doc: "The protocol." },
-    ApiField {
-        path: "dc.Hub.state",
-        ty: "\"connecting\"|\"logging_in\"|\"online\"|\"reconnecting\"|\"disconnected\"",
-        doc: "Where the session stands.",
-    },
-    ApiField {
-        path: "dc.Hub.name",
-        ty: "string",
-        doc: "The hub's name (empty until the hub sends it).",
-    },
-    ApiField { path: "dc.Hub.topic", ty: "string", doc: "The hub's topic." },
-    ApiField { path: "dc.Hub.nick", ty: "string", doc: "Your nick on this hub." },
-    ApiField {
-        path: "dc.Hub.keyprint",
-        ty: "string?",
-        doc: "The hub's TLS keyprint (TLS hubs only).",
-    },
-    ApiField { path: "dc.Hub.charset", ty: "string", doc: "The hub's text encoding." },
-    ApiField { path: "dc.Hub.user_count", ty: "integer", doc: "Users listed." },
-    ApiField { path: "dc.Hub.share", ty: "integer", doc: "Bytes shared by all users listed." },
-];
+pub const CLASS_FIELDS: &[ApiField] = super::hub_api::CLASS_FIELDS;
 
-/// The events. Share events join this table with their feature.
-pub const EVENTS: &[ApiEvent] = &[
+/// The core events: scripts and the configuration.
+const CORE_EVENTS: &[ApiEvent] = &[
     ApiEvent {
         name: "script_loaded",
         doc: "A script was loaded (after its main chunk started).",
@@ -659,195 +365,20 @@ pub const EVENTS: &[ApiEvent] = &[
         fields: &[("path", "string", "the configuration file")],
         consumable: false,
     },
-    ApiEvent {
-        name: "hash_progress",
-        doc: "Hashing progress of the share (at most two a second; the last one of a pass, files_done = files_total, always comes). The default action prints a line in the console every few seconds.",
-        fields: &[
-            ("files_done", "integer", "files hashed (or failed) so far in this pass"),
-            ("files_total", "integer", "files this pass hashes"),
-            ("failed", "integer", "files that could not be hashed"),
-            ("bytes_done", "integer", "bytes hashed so far"),
-            ("bytes_total", "integer", "bytes this pass hashes"),
-        ],
-        consumable: true,
-    },
-    ApiEvent {
-        name: "download_started",
-        doc: "A connection started fetching a queued file (a segment, or its TTH leaves).",
-        fields: &ITEM_NICK,
-        consumable: false,
-    },
-    ApiEvent {
-        name: "download_progress",
-        doc: "A running download moved on (at most once a second per file).",
-        fields: &ITEM_FIELDS,
-        consumable: false,
-    },
-    ApiEvent {
-        name: "download_finished",
-        doc: "A file is complete, verified against its TTH, and in place.",
-        fields: &ITEM_FIELDS,
-        consumable: false,
-    },
-    ApiEvent {
-        name: "download_failed",
-        doc: "A source failed for a file (a bad block, slots full, gone, does not have it) or, with `final`, the file itself failed.",
-        fields: &ITEM_FAILED,
-        consumable: false,
-    },
-    ApiEvent {
-        name: "queue_changed",
-        doc: "Items were added to, removed from or finished in the download queue.",
-        fields: &[],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "upload_started",
-        doc: "A user started downloading from us (one event per request: a file, our file list, a partial list, TTH leaves).",
-        fields: &[
-            ("nick", "string", "the user downloading"),
-            ("hub", "string", "the hub the connection came through"),
-            ("cid", "string?", "the user's CID (ADC)"),
-            ("file", "string", "the share path, files.xml.bz2, or the folder of a partial list"),
-            ("start", "integer", "the first byte asked for"),
-            ("bytes", "integer", "bytes asked for"),
-            ("sent", "integer", "0"),
-            ("tls", "boolean", "over TLS"),
-            ("compressed", "boolean", "sent zlib-compressed, as the user asked (ZLIG)"),
-        ],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "upload_finished",
-        doc: "An upload was sent completely.",
-        fields: &[
-            ("nick", "string", "the user downloading"),
-            ("hub", "string", "the hub the connection came through"),
-            ("cid", "string?", "the user's CID (ADC)"),
-            ("file", "string", "the share path, files.xml.bz2, or the folder of a partial list"),
-            ("start", "integer", "the first byte"),
-            ("bytes", "integer", "bytes sent"),
-            ("sent", "integer", "bytes sent"),
-            ("tls", "boolean", "over TLS"),
-            ("compressed", "boolean", "sent zlib-compressed"),
-            ("seconds", "number", "how long it took"),
-        ],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "upload_failed",
-        doc: "A request was refused (not in the share, slots full, a bad range) or an upload ended early (the peer left, too slow, the client stopping); also when a passive user asks us, passive too, for a connection.",
-        fields: &[
-            ("nick", "string?", "the user, when known"),
-            ("hub", "string?", "the hub, when known"),
-            ("cid", "string?", "the user's CID (ADC)"),
-            ("file", "string", "what was asked for (empty before any request)"),
-            ("bytes", "integer", "bytes sent before the end"),
-            ("seconds", "number", "how long it ran"),
-            ("reason", "string", "why"),
-        ],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "share_updated",
-        doc: "A pass over the shared folders is over and our file list is written.",
-        fields: &[
-            ("files", "integer", "files in the share"),
-            ("size", "integer", "bytes in the share"),
-            ("pending", "integer", "files not hashed (yet, or that could not be)"),
-            ("hashed", "integer", "files this pass hashed"),
-            ("failed", "integer", "files this pass could not hash"),
-            ("removed", "integer", "stored files gone from the share"),
-            ("problems", "integer", "entries the walk skipped (unreadable, dangling links)"),
-            ("list", "string?", "our files.xml.bz2"),
-        ],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "hub_connected",
-        doc: "Logged in to a hub, with its initial user list.",
-        fields: &[("hub", "dc.Hub", "the hub"), ("users", "integer", "users listed")],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "hub_disconnected",
-        doc: "A hub connection (or an attempt) ended.",
-        fields: &[("hub", "dc.Hub", "the hub"), ("reason", "string", "why"), ("reconnect_in", "number?", "seconds until the next attempt; nil when the session ended for good")],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "login_failed",
-        doc: "A hub refused the login (wrong password, nick taken, no password set). After a wrong or missing password the session ends.",
-        fields: &[("hub", "dc.Hub", "the hub"), ("reason", "string", "why"), ("raw", "string?", "the line that said so")],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "chat",
-        doc: "A main-chat message (yours too: hubs echo main chat). Shown in the console unless consumed.",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string?", "the sender; nil for hub text"), ("text", "string", "the message"), ("me", "boolean", "an action (/me)"), ("raw", "string", "the line")],
-        consumable: true,
-    },
-    ApiEvent {
-        name: "pm",
-        doc: "A private message to you (not your own: hubs do not echo them). Shown in the console unless consumed.",
-        fields: &[("hub", "dc.Hub", "the hub"), ("from", "string", "the sender"), ("to", "string", "you"), ("nick", "string?", "the nick shown inside the message (a relaying bot may show another)"), ("text", "string", "the message"), ("me", "boolean", "an action (/me)"), ("raw", "string", "the line")],
-        consumable: true,
-    },
-    ApiEvent {
-        name: "user_joined",
-        doc: "A user arrived on a hub (users of the initial list at login are not reported one by one).",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "dc.User", "hub, nick, description, email, connection, client, version, share, slots, free_slots, mode (\"active\"|\"passive\"|\"socks5\"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid and sid (ADC), raw (as `raw` below); methods `user:pm(text)`"), ("raw", "string", "the user's line, rebuilt from what is kept: what the hub sent, in canonical form, not byte for byte (empty for a user known only by nick)")],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "user_updated",
-        doc: "A user's information changed.",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "dc.User", "the user, updated (fields as in `user_joined`)"), ("raw", "string", "the user's line, rebuilt (as in `user_joined`)")],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "user_left",
-        doc: "A user left a hub.",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick")],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "search",
-        doc: "Someone searches on a hub (your own searches are not reported).",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string?", "the searcher, for a passive search"), ("address", "string?", "ip:port where results go, for an active search"), ("passive", "boolean", "results go through the hub"), ("text", "string", "the words (empty for a TTH search)"), ("tth", "string?", "the TTH searched for"), ("type", "string", "any, audio, compressed, document, executable, picture, video, folder, file (ADC: files only) or tth"), ("type_code", "integer", "the NMDC type code of the search (1 any ... 8 folder, 9 TTH), whatever the protocol"), ("min_size", "integer?", "bytes"), ("max_size", "integer?", "bytes"), ("raw", "string", "the line")],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "search_result",
-        doc: "A search result arrived (by UDP or through a hub).",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "who has it"), ("path", "string", "the path in their share, /-separated"), ("name", "string", "the file or folder name"), ("size", "integer?", "bytes; nil for a folder"), ("tth", "string?", "the file's TTH"), ("is_dir", "boolean", "a folder"), ("free_slots", "integer", "their free slots"), ("slots", "integer", "their slots"), ("hub_name", "string", "the hub name the result gives"), ("via", "\"udp\"|\"hub\"", "how it arrived"), ("raw", "string", "the line"), ("user", "dc.User?", "the user who has it, while on the hub (looked up when read)")],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "hub_raw",
-        doc: "A line from a hub, before the client processes it (only while a handler or waiter exists; lines keep their order).",
-        fields: &[("hub", "dc.Hub", "the hub"), ("raw", "string", "the line, without its terminator")],
-        consumable: true,
-    },
-    ApiEvent {
-        name: "hub_redirect",
-        doc: "A hub redirects the client elsewhere; it is followed when `follow` is true and no handler consumes the event (consuming vetoes it).",
-        fields: &[("hub", "dc.Hub", "the hub"), ("url", "string", "the new address"), ("reason", "string", "the hub's reason, if any"), ("follow", "boolean", "whether the hub's policy (follow_redirects) follows it")],
-        consumable: true,
-    },
-    ApiEvent {
-        name: "hub_info",
-        doc: "A hub's name or topic changed.",
-        fields: &[("hub", "dc.Hub", "the hub"), ("name", "string", "the name"), ("topic", "string", "the topic")],
-        consumable: false,
-    },
-    ApiEvent {
-        name: "connection_request",
-        doc: "Someone asks for a client-client connection (transfers).",
-        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string?", "the user, when the request names them"), ("address", "string?", "ip:port to connect to"), ("tls", "boolean", "TLS required"), ("reverse", "boolean", "a passive user asks you to send a connection request"), ("raw", "string", "the line")],
-        consumable: false,
-    },
 ];
+
+/// The events: the core's, then each namespace's.
+const EVENT_PARTS: &[&[ApiEvent]] = &[
+    CORE_EVENTS,
+    super::share_api::EVENTS,
+    super::download_api::EVENTS,
+    super::peer_api::EVENTS,
+    super::hub_api::EVENTS,
+];
+
+/// Every event of the API.
+pub const EVENTS: &[ApiEvent] =
+    &describe::concat::<ApiEvent, { describe::count(EVENT_PARTS) }>(EVENT_PARTS, EVENT_PARTS[0][0]);
 
 fn host(weak: &std::rc::Weak<super::host::HostInner>) -> mlua::Result<LuaHost> {
     weak.upgrade()
@@ -871,13 +402,12 @@ fn join_args(args: &Variadic<mlua::Value>) -> String {
 
 /// Registers the Rust side of the API in a new state: the `dc` table's
 /// native functions and the `native` primitives the prelude builds on.
-pub(crate) fn register(
+fn register(
     lua: &Lua,
     host_: &LuaHost,
     script: ScriptId,
     dc: &Table,
     native: &Table,
-    _trusted: bool,
 ) -> mlua::Result<()> {
     let weak = host_.downgrade();
     let name = move || {
@@ -1093,61 +623,6 @@ pub(crate) fn register(
         )?;
     }
     Ok(())
-}
-
-/// Completes a new state's `dc` table once the script is known.
-pub(crate) fn set_identity(lua: &Lua, name: &str, args: &[String]) -> mlua::Result<()> {
-    let dc: Table = lua.globals().get("dc")?;
-    dc.set("script", name)?;
-    dc.set("args", args.to_vec())?;
-    Ok(())
-}
-
-/// Takes away what an untrusted script must not have: process control and
-/// files in `os`, loading files or bytecode.
-///
-/// Issue 15's rules for what no hook can reach: Lua runs finalizers with
-/// hooks off, so `setmetatable` refuses a metatable with `__gc`; the
-/// string library's pattern functions run in C, so `string.find`, `match`,
-/// `gmatch` and `gsub` (and the string methods, which share the table) are
-/// the step-limited matcher of [`super::pattern`]; `collectgarbage` keeps
-/// only what cannot stop the collector or retune it.
-pub(crate) fn sandbox(lua: &Lua) -> mlua::Result<()> {
-    lua.load(
-        r#"
-        local os_keep = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
-        os = os_keep
-        dofile, loadfile = nil, nil
-        string.dump = nil
-        local raw_load = load
-        function load(chunk, name, mode, env)
-          -- Text only: bytecode is not checked and could crash the interpreter.
-          return raw_load(chunk, name, "t", env)
-        end
-        local raw_setmetatable, rawget, type, error = setmetatable, rawget, type, error
-        function setmetatable(t, mt)
-          if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
-            error("setmetatable: __gc finalizers are not allowed in untrusted scripts " ..
-                  "(a finalizer runs where no time limit reaches)", 2)
-          end
-          return raw_setmetatable(t, mt)
-        end
-        local raw_collect = collectgarbage
-        local allowed = { collect = true, count = true, step = true, isrunning = true }
-        function collectgarbage(opt, ...)
-          opt = opt or "collect"
-          if not allowed[opt] then
-            error("collectgarbage: \"" .. tostring(opt) .. "\" is not allowed in untrusted " ..
-                  "scripts (collect, count, step and isrunning are)", 2)
-          end
-          return raw_collect(opt, ...)
-        end
-        "#,
-    )
-    .set_name("=dclua sandbox")
-    .exec()?;
-    let string: mlua::Table = lua.globals().get("string")?;
-    super::pattern::install(lua, &string, super::pattern::DEFAULT_BUDGET)
 }
 
 /// Every name the console completes: functions and fields of the API.

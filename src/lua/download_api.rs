@@ -25,6 +25,7 @@ use std::rc::Rc;
 use mlua::{Lua, Table};
 
 use super::capability::{self, Capability};
+use super::describe::{ApiEvent, ApiFn};
 use super::host::{Event, LuaHost, ScriptId};
 use super::value::Value;
 use crate::download::{DownloadEvent, Downloads, ItemId, ItemInfo, NewDownload};
@@ -308,7 +309,7 @@ fn resolve(
     nick: Option<&str>,
     cid: Option<&str>,
 ) -> Result<Source, String> {
-    let hubs = host.hubs();
+    let hubs = super::hub_api::hubs(host);
     for id in hubs.ids() {
         let Some(info) = hubs.get(id) else { continue };
         let info = info.borrow();
@@ -762,10 +763,9 @@ pub fn install(host: &LuaHost, service: &Downloads) {
                 // cycle: the service keeps its subscribers).
                 let weak = host.downgrade();
                 let show = move || {
-                    if let Some(d) =
-                        weak.upgrade().map(LuaHost::from_inner).and_then(|h| downloads(&h))
-                    {
-                        console.print(&d.items());
+                    let Some(h) = weak.upgrade().map(LuaHost::from_inner) else { return };
+                    if let Some(line) = downloads(&h).and_then(|d| console.line(&d.items())) {
+                        h.output(&line);
                     }
                 };
                 host.emit(Event {
@@ -800,8 +800,9 @@ pub fn install(host: &LuaHost, service: &Downloads) {
 pub const CONSOLE_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The console line of running downloads (the `download_progress` default
-/// action): at most one every [`CONSOLE_PROGRESS_EVERY`], with the speed
-/// of each since the last line.
+/// action, shown through the host's output as `print` from scripts): at
+/// most one every [`CONSOLE_PROGRESS_EVERY`], with the speed of each since
+/// the last line.
 #[derive(Default)]
 struct ConsoleProgress {
     last: std::cell::Cell<Option<std::time::Instant>>,
@@ -810,17 +811,18 @@ struct ConsoleProgress {
 }
 
 impl ConsoleProgress {
-    fn print(&self, items: &[ItemInfo]) {
+    /// The line to show now, if any.
+    fn line(&self, items: &[ItemInfo]) -> Option<String> {
         let now = std::time::Instant::now();
         let since = self.last.get().map(|t| now.duration_since(t));
         if since.is_some_and(|d| d < CONSOLE_PROGRESS_EVERY) {
-            return;
+            return None;
         }
         self.last.set(Some(now));
         let mut seen = self.seen.borrow_mut();
         let running: Vec<&ItemInfo> = items.iter().filter(|i| i.state == "running").collect();
         if running.is_empty() {
-            return;
+            return None;
         }
         let secs = since.map_or(0.0, |d| d.as_secs_f64());
         let parts: Vec<String> = running
@@ -842,7 +844,7 @@ impl ConsoleProgress {
                 )
             })
             .collect();
-        crate::console::printer().print_line(&format!("downloading: {}", parts.join("; ")));
+        Some(format!("downloading: {}", parts.join("; ")))
     }
 }
 
@@ -861,6 +863,185 @@ fn human(bytes: u64) -> String {
         format!("{v:.1} {}", UNITS[u])
     }
 }
+
+// ----- description ---------------------------------------------------------------
+
+/// The fields of a download event (an item as `dc.queue()` lists it).
+macro_rules! item_fields {
+    ($($extra:expr),*) => {
+        [
+            ("id", "integer", "the item's number"),
+            ("tth", "string", "the file's TTH"),
+            ("size", "integer", "its size"),
+            ("name", "string", "its file name"),
+            ("target", "string", "where it goes"),
+            ("state", "string", "queued, running, done, failed"),
+            ("verified", "integer", "bytes verified"),
+            ("received", "integer", "bytes received (with those verified before a restart)"),
+            ("fetched", "integer", "bytes received since this start"),
+            ("progress", "number", "verified / size"),
+            ("running", "integer", "connections on it"),
+            ("priority", "string", "its priority"),
+            ("error", "string?", "the last error"),
+            ("path", "string?", "where it went, once done"),
+            ("sources", "table[]", "{hub, nick, user, bytes}: bytes sent by each since this start"),
+            $($extra),*
+        ]
+    };
+}
+const ITEM_FIELDS: [(&str, &str, &str); 15] = item_fields!();
+const ITEM_NICK: [(&str, &str, &str); 17] =
+    item_fields!(("nick", "string", "the source"), ("tls", "boolean", "the connection is TLS"));
+const ITEM_FAILED: [(&str, &str, &str); 17] = item_fields!(
+    ("reason", "string", "why"),
+    ("final", "boolean", "the file failed, not only a source")
+);
+
+/// The functions and methods of this namespace (downloads, file lists, magnets), for [`api`](super::api)'s description.
+pub const FUNCTIONS: &[ApiFn] = &[
+    ApiFn {
+        path: "dc.download",
+        params: &[
+            ("file", "{tth: string, size: integer, name?: string, dir?: string, priority?: string, sources?: table[], hub?: dc.Hub|string, nick?: string, cid?: string, source?: table}", "what to download: a search result, a file of a browsed list, or a table with `tth`, `size`, `name` and `sources` (users: tables with `hub` and `nick`, or `cid` on ADC)"),
+            ("opts", "{dir?: string, name?: string, priority?: string}?", "`dir`: a folder below the download folder (an absolute folder needs a trusted script); `name`: another file name; `priority`: paused, lowest, low, normal (default), high, highest"),
+        ],
+        returns: &[("dc.Download", "the queued item's handle (an item already queued with that TTH gains the sources)")],
+        doc: "Queues a file: it is fetched from its sources (several at once for a large file), every block checked against the TTH leaves, and moved into place under a name that never replaces an existing file. The queue survives restarts.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Download:wait",
+        params: &[],
+        returns: &[("string?", "where the verified file is"), ("string?", "why it failed or was cancelled")],
+        doc: "Waits until the download is complete and verified.",
+        waits: true,
+    },
+    ApiFn {
+        path: "dc.Download:progress",
+        params: &[],
+        returns: &[("{id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, fetched: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string, bytes: integer}[]}?", "the item now (as in `dc.queue()`), nil when unknown")],
+        doc: "Where the download stands.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Download:cancel",
+        params: &[],
+        returns: &[("boolean", "whether it was in the queue"), ("string?", "why not")],
+        doc: "Removes the item from the queue with its temporary file; a waiting `wait` returns nil and the reason.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.queue",
+        params: &[],
+        returns: &[("{id: integer, tth: string, size: integer, name: string, target: string, state: string, verified: integer, received: integer, fetched: integer, progress: number, running: integer, priority: string, error: string?, path: string?, sources: {hub: string, nick: string, user: string, bytes: integer}[]}[]", "queued items, then those finished since start; each has `handle`, its dc.Download")],
+        doc: "The download queue.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.magnet",
+        params: &[("uri", "string", "magnet:?xt=urn:tree:tiger:TTH&xl=SIZE&dn=NAME"), ("opts", "{sources?: table[], dir?: string, priority?: string}?", "when given, the file is queued (as `dc.download`)")],
+        returns: &[("table|dc.Download", "without `opts`: {tth, size, name}; with: the queued download")],
+        doc: "Reads a magnet link, and queues it when `opts` are given.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.share.magnet",
+        params: &[("path", "string", "a file of the share, as its path in our list (`/Share/sub/file.ext`)")],
+        returns: &[("string?", "magnet:?xt=urn:tree:tiger:TTH&xl=SIZE&dn=NAME"), ("string?", "why not (not shared, not hashed yet)")],
+        doc: "The magnet link of a shared file, for others to queue.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.browse",
+        params: &[("user", "table", "a user: a search result, a `user_joined` user, or {hub = hub, nick = ...}"), ("opts", "{dir?: string}?", "`dir`: a partial list of that folder only")],
+        returns: &[("dc.FileList", "the list's root folder")],
+        doc: "Downloads and reads a user's file list (bounded: a bomb or a list that is not XML fails with the reason).",
+        waits: true,
+    },
+    ApiFn {
+        path: "dc.FileList:dirs",
+        params: &[],
+        returns: &[("fun(): dc.FileList?", "an iterator over the subfolders")],
+        doc: "The subfolders (`for d in list:dirs() do print(d.name) end`). A folder has the fields `name`, `path`, `size`, `file_count`, `incomplete`, `nick`.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.FileList:files",
+        params: &[("recursive", "boolean?", "false: this folder only (default: everything below)")],
+        returns: &[("fun(): table?", "an iterator over files {name, path, size, tth, source}, each with `:download(opts)`")],
+        doc: "The files in this folder and below.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.FileList:dir",
+        params: &[("path", "string", "a folder path, relative to this folder or absolute (`/share/sub`), case-insensitive")],
+        returns: &[("dc.FileList?", "the folder, or nil")],
+        doc: "A subfolder.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.FileList:find",
+        params: &[("words", "string", "words that must all occur in the path"), ("max", "integer?", "results at most (default 100)")],
+        returns: &[("table[]", "files below this folder, as from `files()`")],
+        doc: "Searches the list as the hub search would.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.FileList:download",
+        params: &[("opts", "{dir?: string, priority?: string}?", "`dir`: where the folder goes (default: its name, in the download folder)")],
+        returns: &[("dc.Download[]", "the queued files")],
+        doc: "Queues every file of this folder and below, keeping the folder structure.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.SearchResult:download",
+        params: &[("opts", "{dir?: string, name?: string, priority?: string}?", "as for `dc.download`")],
+        returns: &[("dc.Download", "the queued file")],
+        doc: "Queues the file of a search result (`dc.download(result, opts)`); a folder result is an error.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.SearchResult:browse",
+        params: &[("opts", "{dir?: string}?", "as for `dc.browse`")],
+        returns: &[("dc.FileList", "the list of the user who has it")],
+        doc: "Browses the share of the user who answered (`dc.browse(result, opts)`).",
+        waits: true,
+    },
+];
+
+/// The events of this namespace.
+pub const EVENTS: &[ApiEvent] = &[
+    ApiEvent {
+        name: "download_started",
+        doc: "A connection started fetching a queued file (a segment, or its TTH leaves).",
+        fields: &ITEM_NICK,
+        consumable: false,
+    },
+    ApiEvent {
+        name: "download_progress",
+        doc: "A running download moved on (at most once a second per file).",
+        fields: &ITEM_FIELDS,
+        consumable: false,
+    },
+    ApiEvent {
+        name: "download_finished",
+        doc: "A file is complete, verified against its TTH, and in place.",
+        fields: &ITEM_FIELDS,
+        consumable: false,
+    },
+    ApiEvent {
+        name: "download_failed",
+        doc: "A source failed for a file (a bad block, slots full, gone, does not have it) or, with `final`, the file itself failed.",
+        fields: &ITEM_FAILED,
+        consumable: false,
+    },
+    ApiEvent {
+        name: "queue_changed",
+        doc: "Items were added to, removed from or finished in the download queue.",
+        fields: &[],
+        consumable: false,
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,8 @@
 //! # Model
 //!
 //! - Each script has its own Lua state ([`Script`]): memory limits,
-//!   sandboxing and unloading are per script. The console has one too.
+//!   sandboxing (a [`Policy`] of [`crate::sandbox`], trusted or not) and
+//!   unloading are per script. The console has one too (trusted).
 //! - Every piece of Lua runs as a coroutine owned by the pool: a script's main
 //!   chunk, each event-handler call, each timer callback, each console chunk,
 //!   each `dc.spawn` function. A coroutine that waits becomes a [`LuaJob`].
@@ -38,13 +39,12 @@ use std::time::Duration;
 
 use mlua::chunk::ChunkMode;
 use mlua::thread::ThreadStatus;
-use mlua::{Function, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Thread};
+use mlua::{Function, IntoLuaMulti, LightUserData, Lua, MultiValue, Table, Thread};
 
 use super::value::Value;
 use super::watchdog::{self, Watch, NOT_A_CHUNK};
-use crate::hub::Hubs;
 use crate::runtime::{Context, Job, JobId, Runtime, Step, TimerId};
-use crate::share::service::ShareService;
+use crate::sandbox::{self, Policy};
 
 /// Identifies one load of a script; never reused.
 pub type ScriptId = u64;
@@ -272,15 +272,36 @@ pub struct HostHooks {
     pub on_quit: Option<Box<dyn Fn(i32)>>,
 }
 
+/// What the layer above the host gives it at construction: the `dc` API of
+/// each new Lua state, and the word that a script is gone. The host knows no
+/// namespace of the API; `api::Api` composes them and implements this.
+pub trait HostApi {
+    /// Registers the Rust side of the API in a new state of `script`: the
+    /// `dc` table's functions and the `native` primitives the prelude and the
+    /// features' Lua sides build on. Runs before the prelude.
+    fn register(
+        &self,
+        host: &LuaHost,
+        lua: &Lua,
+        script: ScriptId,
+        dc: &Table,
+        native: &Table,
+    ) -> mlua::Result<()>;
+
+    /// Runs the features' Lua sides in a new state, after the prelude (and
+    /// before the sandbox closes it).
+    fn extend(&self, lua: &Lua, dc: &Table, native: &Table) -> mlua::Result<()>;
+
+    /// Script `id` is being unloaded: what the API made for it goes with it
+    /// (the hubs it connected).
+    fn script_unloaded(&self, host: &LuaHost, id: ScriptId);
+}
+
 pub(crate) struct HostInner {
     rt: Runtime,
+    /// The API above the host.
+    api: Rc<dyn HostApi>,
     opts: HostOptions,
-    /// The client's hub registry.
-    hubs: Hubs,
-    /// The client's share, once installed.
-    share: RefCell<Option<ShareService>>,
-    /// Each script's share answer filter, in the order they were set.
-    share_filters: RefCell<Vec<(ScriptId, Function)>>,
     /// Scripts to unload at the dispatcher's next pass (out of memory).
     /// Scripts to unload at the dispatcher's next pass, and why (never from
     /// inside their own call).
@@ -297,7 +318,9 @@ pub(crate) struct HostInner {
     timer_ids: RefCell<HashMap<TimerId, u64>>,
     jobs: RefCell<HashMap<JobId, JobRecord>>,
     /// Handlers of `native.await` calls, by name.
-    async_handlers: RefCell<HashMap<String, AsyncHandler>>,
+    async_handlers: RefCell<HashMap<String, AsyncEntry>>,
+    /// What to undo for a waiting async call whose job ends unanswered.
+    abandoned: RefCell<HashMap<JobId, OnAbandon>>,
     /// The Lua timer each waiting timer-callback job serves.
     job_timers: RefCell<HashMap<JobId, u64>>,
     hooks: RefCell<HostHooks>,
@@ -335,25 +358,35 @@ pub struct AsyncCall {
     pub job: JobId,
     /// Its script.
     pub script: ScriptId,
-    /// The arguments, as plain data.
+    /// The arguments, as plain data (empty for a handler registered with
+    /// [`register_async_lua`](LuaHost::register_async_lua), which receives
+    /// them as Lua values).
     pub args: Vec<Value>,
 }
+
+/// Starts the work of an async call whose arguments stay Lua values of the
+/// calling script's state (`dc.search` reads its query table as it is
+/// given); an `Err` fails the call at once.
+pub type AsyncLuaHandler = Rc<dyn Fn(&LuaHost, AsyncCall, &[mlua::Value]) -> Result<(), String>>;
+
+/// A registered async handler.
+#[derive(Clone)]
+enum AsyncEntry {
+    Plain(AsyncHandler),
+    Lua(AsyncLuaHandler),
+}
+
+/// Undoes the work of an async call whose job ended unanswered.
+type OnAbandon = Box<dyn FnOnce(&LuaHost)>;
 
 /// Starts the work of an async call; an `Err` fails the call at once.
 pub type AsyncHandler = Rc<dyn Fn(&LuaHost, AsyncCall) -> Result<(), String>>;
 
 impl LuaHost {
-    /// Creates the host and its dispatcher job.
-    /// A host with a hub registry of its own (a host without a client:
-    /// benchmarks, tests of the Lua side alone).
-    pub fn new(rt: &Runtime, opts: HostOptions) -> LuaHost {
-        LuaHost::with_hubs(rt, opts, Hubs::new())
-    }
-
-    /// A host whose scripts reach the client's hubs through `hubs` (the
-    /// composition root's). The share is given later, by
-    /// [`share_api::install`](super::share_api::install).
-    pub fn with_hubs(rt: &Runtime, opts: HostOptions, hubs: Hubs) -> LuaHost {
+    /// Creates the host and its dispatcher job; every new state gets `api`.
+    /// Users build it with `LuaHost::new` or `LuaHost::with_hubs` (in
+    /// [`api`](super::api), which composes the API).
+    pub(crate) fn build(rt: &Runtime, opts: HostOptions, api: Rc<dyn HostApi>) -> LuaHost {
         // Without its watchdog thread a runaway loop would hang the client:
         // failing to start one thread at start-up is not recoverable.
         let watch = Watch::start(opts.time_budget)
@@ -362,10 +395,8 @@ impl LuaHost {
             ConsoleControl { submitted: Arc::new(AtomicU64::new(0)), watch: watch.shared() };
         let inner = Rc::new(HostInner {
             rt: rt.clone(),
+            api,
             opts,
-            hubs,
-            share: RefCell::new(None),
-            share_filters: RefCell::new(Vec::new()),
             exts: RefCell::new(HashMap::new()),
             doomed: RefCell::new(Vec::new()),
             dispatcher: Cell::new(None),
@@ -379,6 +410,7 @@ impl LuaHost {
             jobs: RefCell::new(HashMap::new()),
             job_timers: RefCell::new(HashMap::new()),
             async_handlers: RefCell::new(HashMap::new()),
+            abandoned: RefCell::new(HashMap::new()),
             hooks: RefCell::new(HostHooks::default()),
             console: RefCell::new(None),
             console_control,
@@ -392,16 +424,6 @@ impl LuaHost {
         let id = rt.spawn(Dispatcher { host: Some(host.inner.clone()), stopped: false });
         host.inner.dispatcher.set(Some(id));
         host
-    }
-
-    /// The hub registry the scripts' hubs are in.
-    pub fn hubs(&self) -> &Hubs {
-        &self.inner.hubs
-    }
-
-    /// The share, once sharing runs.
-    pub fn share(&self) -> Option<ShareService> {
-        self.inner.share.borrow().clone()
     }
 
     /// The state an API module keeps for this host, made on first use: a
@@ -418,16 +440,6 @@ impl LuaHost {
             .clone();
         // The map's key is T's TypeId: the value is a T.
         any.downcast::<T>().unwrap_or_else(|_| unreachable!("an extension slot of another type"))
-    }
-
-    /// The scripts' share answer filters (`dc.share.filter`).
-    pub(crate) fn share_filters(&self) -> &RefCell<Vec<(ScriptId, Function)>> {
-        &self.inner.share_filters
-    }
-
-    /// Gives the scripts the share (done by `share_api::install`).
-    pub(crate) fn set_share(&self, share: &ShareService) {
-        *self.inner.share.borrow_mut() = Some(share.clone());
     }
 
     pub(crate) fn from_inner(inner: Rc<HostInner>) -> LuaHost {
@@ -452,7 +464,20 @@ impl LuaHost {
     /// ...)` hands it an [`AsyncCall`]; the handler starts the work and later
     /// answers with [`complete`](LuaHost::complete).
     pub fn register_async(&self, name: &str, handler: AsyncHandler) {
-        self.inner.async_handlers.borrow_mut().insert(name.to_string(), handler);
+        self.inner.async_handlers.borrow_mut().insert(name.to_string(), AsyncEntry::Plain(handler));
+    }
+
+    /// [`register_async`](LuaHost::register_async) for a handler that reads
+    /// the call's arguments as Lua values.
+    pub fn register_async_lua(&self, name: &str, handler: AsyncLuaHandler) {
+        self.inner.async_handlers.borrow_mut().insert(name.to_string(), AsyncEntry::Lua(handler));
+    }
+
+    /// What to undo if waiting job `job` ends (stopped, its script unloaded)
+    /// before its async call is answered: a handler whose work outlives the
+    /// call's own bookkeeping (a search collecting results) registers it.
+    pub fn on_abandoned(&self, job: JobId, undo: impl FnOnce(&LuaHost) + 'static) {
+        self.inner.abandoned.borrow_mut().insert(job, Box::new(undo));
     }
 
     /// Answers a waiting call: the coroutine resumes with the values, or
@@ -566,8 +591,10 @@ impl LuaHost {
     /// [`unload`](Self::unload), telling the `script_unloaded` handlers why.
     fn unload_because(&self, id: ScriptId, reason: &str) -> bool {
         let Some(script) = self.inner.scripts.borrow_mut().remove(&id) else { return false };
-        // Hubs the script connected to are its own: they leave with it.
-        super::hub_api::script_unloaded(self, id);
+        // What the API made for the script (the hubs it connected) leaves
+        // with it.
+        let api = self.inner.api.clone();
+        api.script_unloaded(self, id);
         if let Some(p) = script.parent.take() {
             self.release(p);
         }
@@ -697,39 +724,29 @@ impl LuaHost {
         console: bool,
     ) -> Result<Rc<Script>, String> {
         let err = |e: mlua::Error| format!("creating the Lua state of script {name}: {e}");
-        let libs = StdLib::COROUTINE
-            | StdLib::TABLE
-            | StdLib::STRING
-            | StdLib::UTF8
-            | StdLib::MATH
-            | StdLib::OS;
-        let libs = if trusted { libs | StdLib::IO | StdLib::PACKAGE } else { libs };
-        let lua = Lua::new_with(libs, LuaOptions::new()).map_err(err)?;
+        let policy = Policy::script(trusted);
+        let lua = sandbox::new_state(policy).map_err(err)?;
         let id = self.next_id();
         let main_state = watchdog::main_state(&lua).map_err(err)?;
         lua.set_memory_limit(self.inner.opts.memory_limit).map_err(err)?;
         let dc = lua.create_table().map_err(err)?;
         let native = lua.create_table().map_err(err)?;
-        super::api::register(&lua, self, id, &dc, &native, trusted).map_err(err)?;
+        let api = self.inner.api.clone();
+        api.register(self, &lua, id, &dc, &native).map_err(err)?;
         lua.globals().set("dc", &dc).map_err(err)?;
         let prelude = lua
             .load(include_str!("prelude.lua"))
             .set_name("=dclua prelude")
             .into_function()
             .map_err(err)?;
-        let runner: Function = prelude.call((REQ, IDLE, &dc, &native)).map_err(err)?;
+        let kinds = Request::table(&lua).map_err(err)?;
+        let runner: Function = prelude.call((REQ, IDLE, kinds, &dc, &native)).map_err(err)?;
         // Features add their Lua side after the prelude (`dc.share`, hubs…).
-        for (ext, source) in super::api::EXTENSIONS {
-            lua.load(*source)
-                .set_name(format!("=dclua {ext}"))
-                .into_function()
-                .and_then(|f| f.call::<()>((&dc, &native)))
-                .map_err(err)?;
-        }
-        if !trusted {
-            super::api::sandbox(&lua).map_err(err)?;
-        }
-        super::api::set_identity(&lua, name, args).map_err(err)?;
+        api.extend(&lua, &dc, &native).map_err(err)?;
+        // Closed last: the prelude's handles have finalizers (`__gc`).
+        sandbox::close(&lua, policy).map_err(err)?;
+        dc.set("script", name).map_err(err)?;
+        dc.set("args", args.to_vec()).map_err(err)?;
         Ok(Rc::new(Script {
             id,
             name: name.to_string(),
@@ -985,12 +1002,6 @@ impl LuaHost {
     /// Events queued and not delivered yet.
     pub fn queue_len(&self) -> usize {
         self.inner.queue.borrow().len()
-    }
-
-    /// Ends a coroutine's wait early (a `dc.search` that has all the results
-    /// it asked for).
-    pub(crate) fn wake_job(&self, job: JobId) {
-        self.inner.rt.send(job, Reply(Vec::new()));
     }
 
     /// Queues an event with no default action.
@@ -1556,6 +1567,49 @@ static IDLE_TAG: u8 = 0;
 const REQ: LightUserData = LightUserData(&REQ_TAG as *const u8 as *mut std::ffi::c_void);
 const IDLE: LightUserData = LightUserData(&IDLE_TAG as *const u8 as *mut std::ffi::c_void);
 
+/// The kinds of host requests, `(REQ, kind, args...)`: the prelude receives
+/// their values (integers cross to Rust without allocating anything) by
+/// their [`lua_name`](Request::lua_name)s.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    /// `dc.sleep(seconds)`.
+    Sleep = 1,
+    /// `dc.wait(event, filter, timeout)` and `dc.wait_any(events, ...)`.
+    Wait = 2,
+    /// `job:wait()`: `(job id)`.
+    Join = 3,
+    /// `native.await(name, args...)`, served by the async handler `name`.
+    Async = 4,
+}
+
+impl Request {
+    const ALL: [Request; 4] = [Request::Sleep, Request::Wait, Request::Join, Request::Async];
+
+    /// Its local's name in the prelude.
+    fn lua_name(self) -> &'static str {
+        match self {
+            Request::Sleep => "SLEEP",
+            Request::Wait => "WAIT",
+            Request::Join => "JOIN",
+            Request::Async => "ASYNC",
+        }
+    }
+
+    fn from_value(k: i64) -> Option<Request> {
+        Request::ALL.into_iter().find(|r| *r as i64 == k)
+    }
+
+    /// The table of kinds given to the prelude: `{SLEEP = 1, ...}`.
+    fn table(lua: &Lua) -> mlua::Result<Table> {
+        let t = lua.create_table_with_capacity(0, Request::ALL.len())?;
+        for r in Request::ALL {
+            t.raw_set(r.lua_name(), r as u8)?;
+        }
+        Ok(t)
+    }
+}
+
 fn classify(_script: &Script, vals: &MultiValue) -> Yielded {
     match vals.front() {
         Some(mlua::Value::LightUserData(p)) if *p == IDLE => Yielded::Idle,
@@ -1762,9 +1816,6 @@ enum JobState {
     Waiting {
         timer: Option<TimerId>,
     },
-    /// `dc.search`: collecting results until the timer (or an early wake
-    /// when enough arrived); `hub_api` holds the results.
-    Searching(TimerId),
     Joining,
     Finished,
 }
@@ -1788,7 +1839,7 @@ struct LuaJob {
 impl LuaJob {
     /// Resumes with `args` and handles what comes back, until the coroutine
     /// waits again or ends.
-    fn run(&mut self, host: &LuaHost, cx: &mut Context<'_>, args: MultiValue) -> Step {
+    fn run(&mut self, host: &LuaHost, cx: &mut Context<'_>, args: impl IntoLuaMulti) -> Step {
         let (thread, chunk) = (&self.thread, self.chunk);
         let out = host.inner.watch.run(thread.state(), chunk, &self.script.budget_msg, || {
             thread.resume::<MultiValue>(args)
@@ -1832,11 +1883,14 @@ impl LuaJob {
                         }
                     };
                 }
-                if self.thread.status() == ThreadStatus::Finished {
-                    return self.finish(host, Ok(vals.into_iter().collect()));
-                }
+                // A request first: it is what nearly every resume ends with,
+                // and no Lua code can return the private REQ tag, so a
+                // finished coroutine never looks like one.
                 match classify(&self.script, &vals) {
                     Yielded::Request => self.request(host, cx, vals),
+                    _ if self.thread.status() == ThreadStatus::Finished => {
+                        self.finish(host, Ok(vals.into_iter().collect()))
+                    }
                     _ => {
                         let msg = "yielded a value that is not a dclua request (use dc.sleep/dc.wait, or your own coroutine)".to_string();
                         log::error!(target: "lua", "script {}: {}: {msg}", self.script.name, self.label);
@@ -1856,12 +1910,23 @@ impl LuaJob {
             _ => None,
         };
         let kind = match vals.get(1) {
-            Some(mlua::Value::Integer(k)) => *k,
+            Some(mlua::Value::Integer(k)) => match Request::from_value(*k) {
+                Some(kind) => kind,
+                None => {
+                    return self.reply_error(host, cx, &format!("unknown host request kind {k}"))
+                }
+            },
             _ => return self.reply_error(host, cx, "malformed host request"),
         };
-        // Kinds as numbered in prelude.lua.
         match kind {
-            1 => match num(0).map(duration) {
+            // The zero sleep (a plain yield to the other jobs) without a
+            // float conversion.
+            Request::Sleep if matches!(arg(0), Some(mlua::Value::Integer(0))) => {
+                self.state = JobState::Yielded;
+                cx.repoll();
+                Step::Pending
+            }
+            Request::Sleep => match num(0).map(duration) {
                 // A zero sleep only yields to the other jobs: no timer needed.
                 Some(Ok(d)) if d.is_zero() => {
                     self.state = JobState::Yielded;
@@ -1874,7 +1939,7 @@ impl LuaJob {
                 }
                 _ => self.reply_error(host, cx, "dc.sleep: invalid duration"),
             },
-            2 => {
+            Request::Wait => {
                 // One name (dc.wait), or a list of names (dc.wait_any, which
                 // is answered with the name first).
                 let (events, named): (Vec<Rc<str>>, bool) = match arg(0) {
@@ -1902,14 +1967,7 @@ impl LuaJob {
                 self.state = JobState::Waiting { timer };
                 Step::Pending
             }
-            5 => match super::hub_api::begin_search(host, cx.id(), arg(0)) {
-                Ok(timeout) => {
-                    self.state = JobState::Searching(cx.after(timeout));
-                    Step::Pending
-                }
-                Err(e) => self.reply_error(host, cx, &e),
-            },
-            3 => {
+            Request::Join => {
                 let target = match arg(0) {
                     Some(mlua::Value::Integer(n)) => JobId(*n as u64),
                     _ => return self.reply_error(host, cx, "job:wait: not a job handle"),
@@ -1921,10 +1979,10 @@ impl LuaJob {
                     self.state = JobState::Joining;
                     Step::Pending
                 } else {
-                    self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
+                    self.reply_ok(host, cx)
                 }
             }
-            4 => {
+            Request::Async => {
                 let name = match arg(0) {
                     Some(mlua::Value::String(s)) => s.to_string_lossy(),
                     _ => return self.reply_error(host, cx, "native.await: expected a name"),
@@ -1937,15 +1995,24 @@ impl LuaJob {
                         &format!("{name}: not available in this dclua"),
                     );
                 };
-                let mut args = Vec::new();
-                for (i, v) in vals.iter().skip(3).enumerate() {
-                    match Value::from_lua(v, &format!("{name} argument {}", i + 1)) {
-                        Ok(v) => args.push(v),
-                        Err(e) => return self.reply_error(host, cx, &e),
+                let (job, script) = (cx.id(), self.script.id);
+                let started = match handler {
+                    AsyncEntry::Plain(handler) => {
+                        let mut args = Vec::new();
+                        for (i, v) in vals.iter().skip(3).enumerate() {
+                            match Value::from_lua(v, &format!("{name} argument {}", i + 1)) {
+                                Ok(v) => args.push(v),
+                                Err(e) => return self.reply_error(host, cx, &e),
+                            }
+                        }
+                        handler(host, AsyncCall { job, script, args })
                     }
-                }
-                let call = AsyncCall { job: cx.id(), script: self.script.id, args };
-                match handler(host, call) {
+                    AsyncEntry::Lua(handler) => {
+                        let args: Vec<mlua::Value> = vals.iter().skip(3).cloned().collect();
+                        handler(host, AsyncCall { job, script, args: Vec::new() }, &args)
+                    }
+                };
+                match started {
                     Ok(()) => {
                         self.state = JobState::Awaiting;
                         Step::Pending
@@ -1953,12 +2020,17 @@ impl LuaJob {
                     Err(e) => self.reply_error(host, cx, &e),
                 }
             }
-            other => self.reply_error(host, cx, &format!("unknown host request kind {other}")),
         }
     }
 
     fn reply(&mut self, host: &LuaHost, cx: &mut Context<'_>, vals: MultiValue) -> Step {
         self.run(host, cx, vals)
+    }
+
+    /// Replies `true` (a sleep, a yield or a join that ended): no table or
+    /// vector is built for it (the path of every `dc.sleep`).
+    fn reply_ok(&mut self, host: &LuaHost, cx: &mut Context<'_>) -> Step {
+        self.run(host, cx, true)
     }
 
     fn reply_error(&mut self, host: &LuaHost, cx: &mut Context<'_>, msg: &str) -> Step {
@@ -1992,7 +2064,10 @@ impl Job for LuaJob {
         let step = self.step(&host, cx);
         if step == Step::Done {
             host.remove_waiter(cx.id());
-            super::hub_api::forget_search(&host, cx.id());
+            let undo = host.inner.abandoned.borrow_mut().remove(&cx.id());
+            if let Some(undo) = undo {
+                undo(&host);
+            }
             let outcome = self.outcome.take().unwrap_or_else(|| {
                 Err(if host.inner.stopping.get() {
                     "stopped: the client is shutting down".into()
@@ -2021,10 +2096,7 @@ impl Job for LuaJob {
 impl LuaJob {
     fn step(&mut self, host: &LuaHost, cx: &mut Context<'_>) -> Step {
         if self.stopped {
-            if let JobState::Sleeping(t)
-            | JobState::Waiting { timer: Some(t) }
-            | JobState::Searching(t) = self.state
-            {
+            if let JobState::Sleeping(t) | JobState::Waiting { timer: Some(t) } = self.state {
                 cx.cancel_timer(t);
             }
             let interrupted =
@@ -2045,12 +2117,10 @@ impl LuaJob {
         let step = match state {
             JobState::Start(Start::Resume(args)) => self.run(host, cx, args),
             JobState::Start(Start::Request(vals)) => self.request(host, cx, vals),
-            JobState::Yielded => {
-                self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
-            }
+            JobState::Yielded => self.reply_ok(host, cx),
             JobState::Sleeping(t) => {
                 if cx.fired(t) {
-                    self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
+                    self.reply_ok(host, cx)
                 } else {
                     self.state = JobState::Sleeping(t);
                     Step::Pending
@@ -2062,6 +2132,10 @@ impl LuaJob {
                     if let Ok(r) = m.downcast::<AsyncReply>() {
                         got = Some(r.0);
                     }
+                }
+                if got.is_some() {
+                    // Answered: nothing left to undo.
+                    host.inner.abandoned.borrow_mut().remove(&cx.id());
                 }
                 match got {
                     Some(Ok(vals)) => {
@@ -2123,29 +2197,13 @@ impl LuaJob {
                     }
                 }
             }
-            JobState::Searching(t) => {
-                let mut early = false;
-                while let Some(m) = cx.recv() {
-                    early |= m.downcast::<Reply>().is_ok();
-                }
-                if early || cx.fired(t) {
-                    cx.cancel_timer(t);
-                    match super::hub_api::end_search(host, cx.id(), &self.script.lua) {
-                        Ok(vals) => self.reply(host, cx, vals),
-                        Err(e) => self.reply_error(host, cx, &format!("dc.search: {e}")),
-                    }
-                } else {
-                    self.state = JobState::Searching(t);
-                    Step::Pending
-                }
-            }
             JobState::Joining => {
                 let mut done = false;
                 while let Some(m) = cx.recv() {
                     done |= m.downcast::<Reply>().is_ok();
                 }
                 if done {
-                    self.reply(host, cx, MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
+                    self.reply_ok(host, cx)
                 } else {
                     self.state = JobState::Joining;
                     Step::Pending

@@ -29,10 +29,12 @@
 //!
 //! # Searches
 //!
-//! `dc.search{...}` sends the search to the online hubs (or one), then
-//! collects for `timeout` seconds the results that match it (NMDC results
-//! carry no token; [`SearchHit::answers`] decides) and returns them; each
-//! is also emitted as `search_result`. `max_results` ends the wait early.
+//! `dc.search{...}` is an async call of the host (`native.await`): it sends
+//! the search to the online hubs (or one), then collects for `timeout`
+//! seconds (a small timer job ends it) the results that match it (NMDC
+//! results carry no token; [`SearchHit::answers`] decides) and returns
+//! them; each is also emitted as `search_result`. `max_results` ends the
+//! wait early.
 //! Each call gets each result once (a user's file is one result however
 //! many times it is answered), and a search equal to one still running on
 //! a hub is not sent there again: the two share the answers, as two bots
@@ -49,6 +51,7 @@ use std::time::Duration;
 use encoding_rs::Encoding;
 use mlua::{Lua, MultiValue, Table};
 
+use super::describe::{ApiEvent, ApiField, ApiFn};
 use super::host::{Event, HostInner, LuaHost, ScriptId};
 use super::value::{class_key, Value, OBJECT_CLASSES, RECORD_CLASSES};
 use crate::address::HubUrl;
@@ -124,6 +127,8 @@ struct Collector {
     seen: HashSet<(HubId, String, String)>,
     max: Option<usize>,
     note: Option<String>,
+    /// The [`SearchTimer`] that ends it.
+    timer: Option<JobId>,
 }
 
 #[derive(Default)]
@@ -138,6 +143,8 @@ struct ApiState {
     configured: Vec<(crate::config::HubConfig, HubId)>,
     sink: Option<Rc<LuaHubSink>>,
     display: Option<ChatDisplay>,
+    /// See [`on_config`].
+    appliers: Vec<ConfigApplier>,
 }
 
 /// The hub API's bookkeeping of `host`.
@@ -178,12 +185,12 @@ pub fn connect(
     owner: Option<ScriptId>,
 ) -> Result<HubId, HubError> {
     let url = params.url.clone();
-    let id = hub::connect(host.runtime(), host.hubs(), params, sink(host))?;
+    let id = hub::connect(host.runtime(), &hubs(host), params, sink(host))?;
     let protocol = HubUrl::parse(&url).map(|a| a.protocol_name()).unwrap_or("nmdc");
     with_state(host, |s| {
         if s.known.len() >= 256 {
             // Forget hubs long gone (a script reconnecting in a loop).
-            let live = host.hubs();
+            let live = hubs(host);
             s.known.retain(|h, _| live.get(*h).is_some());
         }
         s.known.insert(id, (url, protocol));
@@ -199,23 +206,31 @@ pub fn connect(
     Ok(id)
 }
 
+/// What else a configuration sets, beside the hubs' identity (the peers'
+/// and the downloads' options): given by the API's composition
+/// ([`on_config`]), so that this namespace needs none of the others.
+pub(crate) type ConfigApplier = Rc<dyn Fn(&LuaHost, &Config, &Identity)>;
+
+/// Adds `apply` to what [`apply_config`] runs, before it announces the
+/// identity.
+pub(crate) fn on_config(host: &LuaHost, apply: ConfigApplier) {
+    with_state(host, |s| s.appliers.push(apply));
+}
+
 /// Applies a configuration: our identity (announced again where it
-/// changed).
+/// changed), and what [`on_config`] added.
 pub fn apply_config(host: &LuaHost, config: &Config) {
     // The share's figures stay: a configuration does not describe them.
-    let hubs = host.hubs();
+    let hubs = hubs(host);
     let current = hubs.identity();
     let identity = Identity {
         share_size: current.share_size,
         shared_files: current.shared_files,
         ..config.identity()
     };
-    if let Some(peers) = super::peer_api::peers(host) {
-        peers.reconfigure(crate::peer::PeerOptions::from_identity(&identity));
-    }
-    // Download folder, limit, connections and segment size.
-    if let (Some(d), Some(data)) = (super::download_api::downloads(host), hubs.data_dir()) {
-        d.reconfigure(config.download_options(&data));
+    let appliers = with_state(host, |s| s.appliers.clone());
+    for apply in appliers {
+        apply(host, config, &identity);
     }
     hubs.set_identity(host.runtime(), identity);
 }
@@ -576,7 +591,7 @@ fn show(host: &LuaHost, line: String) -> Option<Box<dyn FnOnce()>> {
 impl HubSink for LuaHubSink {
     fn deliver(&self, hub: HubId, events: Vec<HubEvent>) {
         let Some(host) = self.host() else { return };
-        let (cs, label) = match host.hubs().get(hub) {
+        let (cs, label) = match hubs(&host).get(hub) {
             Some(info) => {
                 let info = info.borrow();
                 (info.charset, info.label().to_string())
@@ -599,7 +614,7 @@ impl HubSink for LuaHubSink {
     fn filter_raw(&self, hub: HubId, batch: u64, lines: Vec<Box<[u8]>>) {
         let rt_host = self.host();
         let Some(host) = rt_host else { return };
-        let cs = host.hubs().get(hub).map_or(encoding_rs::WINDOWS_1252, |i| i.borrow().charset);
+        let cs = hubs(&host).get(hub).map_or(encoding_rs::WINDOWS_1252, |i| i.borrow().charset);
         // Consumed unless the default action runs.
         let keep = Rc::new(RefCell::new(vec![false; lines.len()]));
         for (i, line) in lines.iter().enumerate() {
@@ -662,7 +677,7 @@ fn collect_result(host: &LuaHost, hub: HubId, hit: &SearchHit, value: &Value) {
         done
     });
     for job in done {
-        host.wake_job(job);
+        finish_search(host, job, true);
     }
 }
 
@@ -797,18 +812,50 @@ fn parse_search(opts: &Table) -> Result<(Query, Option<HubId>, Duration, Option<
     Ok((q, hub, Duration::from_secs_f64(timeout), max))
 }
 
+/// The hub registry of a host ([`install`]ed with it).
+#[derive(Default)]
+struct Registry(RefCell<Hubs>);
+
+/// The hub registry the scripts' hubs are in.
+pub fn hubs(host: &LuaHost) -> Hubs {
+    host.ext::<Registry>().0.borrow().clone()
+}
+
+/// Gives `host`'s scripts the hub registry `hubs` and registers
+/// `dc.search`'s Rust side: an async call (`native.await("dc.search",
+/// query)`) that reads its query table as given. Done once, when the host
+/// is built.
+pub(crate) fn install(host: &LuaHost, hubs: Hubs) {
+    *host.ext::<Registry>().0.borrow_mut() = hubs;
+    host.register_async_lua(
+        "dc.search",
+        Rc::new(|host, call, args| {
+            let wait = begin_search(host, call.job, args.first())?;
+            let job = call.job;
+            let weak = host.downgrade();
+            let rt = host.runtime();
+            let timer = rt.spawn(SearchTimer { host: weak, job });
+            rt.timer_after(timer, wait);
+            with_state(host, |s| {
+                if let Some(c) = s.searches.iter_mut().find(|c| c.job == job) {
+                    c.timer = Some(timer);
+                }
+            });
+            // A coroutine stopped while collecting takes its search along.
+            host.on_abandoned(job, move |host| forget_search(host, job));
+            Ok(())
+        }),
+    );
+}
+
 /// Starts a `dc.search` for coroutine job `job`: sends the search and
 /// registers the collector. Returns how long to collect.
-pub(crate) fn begin_search(
-    host: &LuaHost,
-    job: JobId,
-    arg: Option<&mlua::Value>,
-) -> Result<Duration, String> {
+fn begin_search(host: &LuaHost, job: JobId, arg: Option<&mlua::Value>) -> Result<Duration, String> {
     let Some(mlua::Value::Table(opts)) = arg else {
         return Err("dc.search: expected a table {text = ..., tth = ..., timeout = ...}".into());
     };
     let (query, hub, timeout, max) = parse_search(opts)?;
-    let hubs = host.hubs().clone();
+    let hubs = hubs(host);
     let targets: Vec<HubId> = match hub {
         Some(id) => hubs.online().into_iter().filter(|h| *h == id).collect(),
         None => hubs.online(),
@@ -843,34 +890,70 @@ pub(crate) fn begin_search(
             seen: HashSet::new(),
             max,
             note,
+            timer: None,
         });
     });
     Ok(wait)
 }
 
-/// Ends job `job`'s search: `true, results[, note]` for the coroutine.
-pub(crate) fn end_search(host: &LuaHost, job: JobId, lua: &Lua) -> mlua::Result<MultiValue> {
+/// Ends job `job`'s search, if it still runs: the coroutine gets `results[,
+/// note]`. `stop_timer`: its [`SearchTimer`] is not the caller.
+fn finish_search(host: &LuaHost, job: JobId, stop_timer: bool) {
     let collector = with_state(host, |s| {
         let i = s.searches.iter().position(|c| c.job == job)?;
         Some(s.searches.remove(i))
     });
-    let Some(c) = collector else {
-        return Err(mlua::Error::runtime("the search was forgotten"));
-    };
-    let list = lua.create_table_with_capacity(c.results.len(), 0)?;
-    for (i, v) in c.results.iter().enumerate() {
-        list.raw_set(i + 1, v.to_lua(lua)?)?;
+    let Some(c) = collector else { return };
+    if let (true, Some(t)) = (stop_timer, c.timer) {
+        host.runtime().stop(t);
     }
-    let mut out = vec![mlua::Value::Boolean(true), mlua::Value::Table(list)];
+    let mut out = vec![Value::List(c.results)];
     if let Some(note) = c.note {
-        out.push(mlua::Value::String(lua.create_string(note)?));
+        out.push(Value::str(note));
     }
-    Ok(MultiValue::from_vec(out))
+    host.complete(job, Ok(out));
 }
 
-/// Drops a finished or stopped job's search, if any.
-pub(crate) fn forget_search(host: &LuaHost, job: JobId) {
-    with_state(host, |s| s.searches.retain(|c| c.job != job));
+/// Drops a stopped coroutine's search, if any.
+fn forget_search(host: &LuaHost, job: JobId) {
+    let timer = with_state(host, |s| {
+        let i = s.searches.iter().position(|c| c.job == job)?;
+        s.searches.remove(i).timer
+    });
+    if let Some(t) = timer {
+        host.runtime().stop(t);
+    }
+}
+
+/// Ends one `dc.search` when its time is up (its one timer fires).
+struct SearchTimer {
+    host: Weak<HostInner>,
+    /// The searching coroutine job.
+    job: JobId,
+}
+
+impl crate::runtime::Job for SearchTimer {
+    fn poll(&mut self, cx: &mut crate::runtime::Context<'_>) -> crate::runtime::Step {
+        use crate::runtime::Step;
+        let Some(host) = self.host.upgrade().map(LuaHost::from_inner) else { return Step::Done };
+        if cx.fired_timers().is_empty() {
+            return Step::Pending;
+        }
+        finish_search(&host, self.job, false);
+        Step::Done
+    }
+
+    fn is_alive(&self) -> bool {
+        self.host.strong_count() > 0
+    }
+
+    fn stop(&mut self) {
+        self.host = Weak::new();
+    }
+
+    fn name(&self) -> String {
+        "lua dc.search timer".into()
+    }
 }
 
 // ----- natives ---------------------------------------------------------------------
@@ -952,7 +1035,7 @@ fn command(
     states: &[HubState],
     cmd: HubCommand,
 ) -> mlua::Result<MultiValue> {
-    let state = host.hubs().get(id).map(|h| h.borrow().state);
+    let state = hubs(host).get(id).map(|h| h.borrow().state);
     let why = match state {
         Some(s) if states.contains(&s) && host.runtime().send(id, cmd) => {
             return Ok(MultiValue::from_vec(vec![mlua::Value::Boolean(true)]))
@@ -968,7 +1051,7 @@ fn command(
 
 /// A field of a hub object (`hub.name`...).
 fn hub_field(lua: &Lua, host: &LuaHost, id: HubId, key: &str) -> mlua::Result<mlua::Value> {
-    let Some(info) = host.hubs().get(id) else {
+    let Some(info) = hubs(host).get(id) else {
         let known = with_state(host, |s| s.known.get(&id).cloned());
         return Ok(match (key, known) {
             ("state", _) => mlua::Value::String(lua.create_string("disconnected")?),
@@ -1034,13 +1117,12 @@ pub(crate) fn register(
         })?,
     )?;
     f!("connect", |_lua, h, (url, opts): (String, Option<Table>)| {
-        let params = connect_params(h.hubs(), &url, opts.as_ref())?;
+        let params = connect_params(&hubs(&h), &url, opts.as_ref())?;
         let id = connect(&h, params, Some(script))
             .map_err(|e| mlua::Error::runtime(format!("dc.connect: {e}")))?;
         Ok(id.0 as i64)
     });
-    f!("hubs", |_lua, h, (): ()| Ok(h
-        .hubs()
+    f!("hubs", |_lua, h, (): ()| Ok(hubs(&h)
         .ids()
         .into_iter()
         .map(|id| id.0 as i64)
@@ -1051,7 +1133,7 @@ pub(crate) fn register(
     });
     f!("hub_pm", |lua, h, (id, to, text, me): (i64, String, String, bool)| {
         // A message to nobody would vanish without a word (issue 13).
-        let known = h.hubs().get(hub_id(id)).map(|i| {
+        let known = hubs(&h).get(hub_id(id)).map(|i| {
             let i = i.borrow();
             i.state != HubState::Online || i.users.contains(&to)
         });
@@ -1079,7 +1161,7 @@ pub(crate) fn register(
         Ok(sent)
     });
     f!("hub_users", |lua, h, id: i64| {
-        let Some(info) = h.hubs().get(hub_id(id)) else {
+        let Some(info) = hubs(&h).get(hub_id(id)) else {
             return lua.create_table().map(mlua::Value::Table);
         };
         let values: Vec<Value> = {
@@ -1095,7 +1177,7 @@ pub(crate) fn register(
         Ok(mlua::Value::Table(t))
     });
     f!("hub_user", |lua, h, (id, nick): (i64, String)| {
-        let Some(info) = h.hubs().get(hub_id(id)) else { return Ok(mlua::Value::Nil) };
+        let Some(info) = hubs(&h).get(hub_id(id)) else { return Ok(mlua::Value::Nil) };
         let v = {
             let info = info.borrow();
             info.users.get(&nick).map(|u| user_value(hub_id(id), u))
@@ -1104,6 +1186,214 @@ pub(crate) fn register(
     });
     Ok(())
 }
+
+// ----- description ---------------------------------------------------------------
+
+/// The functions and methods of this namespace (hub objects, `dc.connect`, `dc.hubs`, `dc.search`), for [`api`](super::api)'s description.
+pub const FUNCTIONS: &[ApiFn] = &[
+    ApiFn {
+        path: "dc.connect",
+        params: &[
+            ("url", "string", "the hub: dchub://host[:port], nmdc://host[:port] or host:port"),
+            ("opts", "{nick?: string, password?: string, charset?: string, follow_redirects?: boolean, reconnect_delay?: number, description?: string, email?: string}?", "`nick`, `description`, `email` (default: the configured ones), `password` for a registered nick, `charset` of the hub's text (default utf-8), `follow_redirects` (default true), `reconnect_delay`: seconds before the first reconnect after a drop, doubled per failed attempt (default 30; 0 = never)"),
+        ],
+        returns: &[("dc.Hub", "the hub, connecting; it belongs to this script (unloading the script disconnects it)")],
+        doc: "Connects to a hub. Watch `hub_connected`, `login_failed` and `hub_disconnected` for how it goes.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.hubs",
+        params: &[],
+        returns: &[("dc.Hub[]", "every hub session, oldest first (configured hubs included)")],
+        doc: "The hubs this client is connected or connecting to.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.search",
+        params: &[("query", "{text?: string, tth?: string, type?: string, size?: integer, min_size?: integer, max_size?: integer, exclude?: string|string[], extensions?: string|string[], hub?: dc.Hub, timeout?: number, max_results?: integer}|string", "`text` (words, all required) or `tth`; `type`: any, audio, compressed, document, executable, picture, video, folder, file (ADC only; NMDC searches any and filters), tth; sizes in bytes; `hub`: one hub (default: every online hub); `timeout`: seconds to collect (default 5); `max_results`: return as soon as this many arrived. A string is `{text = string}`")],
+        returns: &[("table[]", "the results (tables as in the `search_result` event)"), ("string?", "why nothing was searched (no hub online)")],
+        doc: "Searches and collects the matching results until the timeout; each is also emitted as `search_result`.",
+        waits: true,
+    },
+    ApiFn {
+        path: "dc.Hub:say",
+        params: &[("text", "string", "the message"), ("opts", "{me?: boolean}?", "`me`: an action (/me)")],
+        returns: &[("boolean", "whether it was sent (the hub is online)"), ("string?", "why not")],
+        doc: "Says `text` in the hub's main chat.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Hub:pm",
+        params: &[("nick", "string", "the recipient"), ("text", "string", "the message"), ("opts", "{me?: boolean}?", "`me`: an action (/me)")],
+        returns: &[("boolean", "whether it was sent (the hub is online and the nick is on it)"), ("string?", "why not (\"no such user on this hub: NICK\")")],
+        doc: "Sends a private message. The hub does not echo it: no `pm` event fires for your own messages.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Hub:users",
+        params: &[],
+        returns: &[("table[]", "the users, sorted by nick (fields as `user` in `user_joined`)")],
+        doc: "Everyone on the hub, as known now.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Hub:user",
+        params: &[("nick", "string", "the nick")],
+        returns: &[("table?", "the user (fields as `user` in `user_joined`), or nil")],
+        doc: "One user of the hub.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Hub:send_raw",
+        params: &[("line", "string", "a protocol line (NMDC: `$Command ...`; the final `|` is added if missing), encoded in the hub's charset")],
+        returns: &[("boolean", "whether it was sent (the hub is connected)"), ("string?", "why not")],
+        doc: "Sends a line to the hub as it is.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.Hub:wait",
+        params: &[
+            ("event", "dc.EventName|string", "the event name"),
+            ("opts", "{filter?: table|(fun(e: table): boolean), timeout?: number}?", "as for `dc.wait`; only events of this hub pass"),
+        ],
+        returns: &[("table?", "the event table, or nil on timeout")],
+        doc: "Waits for the next event `event` of this hub that passes the filter.",
+        waits: true,
+    },
+    ApiFn {
+        path: "dc.Hub:disconnect",
+        params: &[],
+        returns: &[],
+        doc: "Leaves the hub for good (no reconnect); `hub_disconnected` follows.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.User:pm",
+        params: &[("text", "string", "the message"), ("opts", "{me?: boolean}?", "`me`: an action (/me)")],
+        returns: &[("boolean", "whether it was sent"), ("string?", "why not")],
+        doc: "Sends the user a private message on their hub (`user.hub:pm(user.nick, text)`).",
+        waits: false,
+    },
+];
+
+/// The events of this namespace.
+pub const EVENTS: &[ApiEvent] = &[
+    ApiEvent {
+        name: "hub_connected",
+        doc: "Logged in to a hub, with its initial user list.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("users", "integer", "users listed")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "hub_disconnected",
+        doc: "A hub connection (or an attempt) ended.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("reason", "string", "why"), ("reconnect_in", "number?", "seconds until the next attempt; nil when the session ended for good")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "login_failed",
+        doc: "A hub refused the login (wrong password, nick taken, no password set). After a wrong or missing password the session ends.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("reason", "string", "why"), ("raw", "string?", "the line that said so")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "chat",
+        doc: "A main-chat message (yours too: hubs echo main chat). Shown in the console unless consumed.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string?", "the sender; nil for hub text"), ("text", "string", "the message"), ("me", "boolean", "an action (/me)"), ("raw", "string", "the line")],
+        consumable: true,
+    },
+    ApiEvent {
+        name: "pm",
+        doc: "A private message to you (not your own: hubs do not echo them). Shown in the console unless consumed.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("from", "string", "the sender"), ("to", "string", "you"), ("nick", "string?", "the nick shown inside the message (a relaying bot may show another)"), ("text", "string", "the message"), ("me", "boolean", "an action (/me)"), ("raw", "string", "the line")],
+        consumable: true,
+    },
+    ApiEvent {
+        name: "user_joined",
+        doc: "A user arrived on a hub (users of the initial list at login are not reported one by one).",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "dc.User", "hub, nick, description, email, connection, client, version, share, slots, free_slots, mode (\"active\"|\"passive\"|\"socks5\"|nil), hubs {normal, registered, op}, op, bot, away, ip, cid and sid (ADC), raw (as `raw` below); methods `user:pm(text)`"), ("raw", "string", "the user's line, rebuilt from what is kept: what the hub sent, in canonical form, not byte for byte (empty for a user known only by nick)")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "user_updated",
+        doc: "A user's information changed.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick"), ("user", "dc.User", "the user, updated (fields as in `user_joined`)"), ("raw", "string", "the user's line, rebuilt (as in `user_joined`)")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "user_left",
+        doc: "A user left a hub.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "the nick")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "search",
+        doc: "Someone searches on a hub (your own searches are not reported).",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string?", "the searcher, for a passive search"), ("address", "string?", "ip:port where results go, for an active search"), ("passive", "boolean", "results go through the hub"), ("text", "string", "the words (empty for a TTH search)"), ("tth", "string?", "the TTH searched for"), ("type", "string", "any, audio, compressed, document, executable, picture, video, folder, file (ADC: files only) or tth"), ("type_code", "integer", "the NMDC type code of the search (1 any ... 8 folder, 9 TTH), whatever the protocol"), ("min_size", "integer?", "bytes"), ("max_size", "integer?", "bytes"), ("raw", "string", "the line")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "search_result",
+        doc: "A search result arrived (by UDP or through a hub).",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string", "who has it"), ("path", "string", "the path in their share, /-separated"), ("name", "string", "the file or folder name"), ("size", "integer?", "bytes; nil for a folder"), ("tth", "string?", "the file's TTH"), ("is_dir", "boolean", "a folder"), ("free_slots", "integer", "their free slots"), ("slots", "integer", "their slots"), ("hub_name", "string", "the hub name the result gives"), ("via", "\"udp\"|\"hub\"", "how it arrived"), ("raw", "string", "the line"), ("user", "dc.User?", "the user who has it, while on the hub (looked up when read)")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "hub_raw",
+        doc: "A line from a hub, before the client processes it (only while a handler or waiter exists; lines keep their order).",
+        fields: &[("hub", "dc.Hub", "the hub"), ("raw", "string", "the line, without its terminator")],
+        consumable: true,
+    },
+    ApiEvent {
+        name: "hub_redirect",
+        doc: "A hub redirects the client elsewhere; it is followed when `follow` is true and no handler consumes the event (consuming vetoes it).",
+        fields: &[("hub", "dc.Hub", "the hub"), ("url", "string", "the new address"), ("reason", "string", "the hub's reason, if any"), ("follow", "boolean", "whether the hub's policy (follow_redirects) follows it")],
+        consumable: true,
+    },
+    ApiEvent {
+        name: "hub_info",
+        doc: "A hub's name or topic changed.",
+        fields: &[("hub", "dc.Hub", "the hub"), ("name", "string", "the name"), ("topic", "string", "the topic")],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "connection_request",
+        doc: "Someone asks for a client-client connection (transfers).",
+        fields: &[("hub", "dc.Hub", "the hub"), ("nick", "string?", "the user, when the request names them"), ("address", "string?", "ip:port to connect to"), ("tls", "boolean", "TLS required"), ("reverse", "boolean", "a passive user asks you to send a connection request"), ("raw", "string", "the line")],
+        consumable: false,
+    },
+];
+
+/// Fields of hub objects (`hub.name`), read live.
+pub const CLASS_FIELDS: &[ApiField] = &[
+    ApiField { path: "dc.Hub.id", ty: "integer", doc: "The hub session's id." },
+    ApiField {
+        path: "dc.Hub.url",
+        ty: "string",
+        doc: "The hub's address (after a followed redirect, the new one).",
+    },
+    ApiField { path: "dc.Hub.protocol", ty: "\"nmdc\"|\"adc\"", doc: "The protocol." },
+    ApiField {
+        path: "dc.Hub.state",
+        ty: "\"connecting\"|\"logging_in\"|\"online\"|\"reconnecting\"|\"disconnected\"",
+        doc: "Where the session stands.",
+    },
+    ApiField {
+        path: "dc.Hub.name",
+        ty: "string",
+        doc: "The hub's name (empty until the hub sends it).",
+    },
+    ApiField { path: "dc.Hub.topic", ty: "string", doc: "The hub's topic." },
+    ApiField { path: "dc.Hub.nick", ty: "string", doc: "Your nick on this hub." },
+    ApiField {
+        path: "dc.Hub.keyprint",
+        ty: "string?",
+        doc: "The hub's TLS keyprint (TLS hubs only).",
+    },
+    ApiField { path: "dc.Hub.charset", ty: "string", doc: "The hub's text encoding." },
+    ApiField { path: "dc.Hub.user_count", ty: "integer", doc: "Users listed." },
+    ApiField { path: "dc.Hub.share", ty: "integer", doc: "Bytes shared by all users listed." },
+];
 
 #[cfg(test)]
 mod tests {

@@ -20,6 +20,7 @@ use std::rc::Rc;
 
 use mlua::{Function, Lua, Table};
 
+use super::describe::{ApiEvent, ApiFn};
 use super::host::{LuaHost, ScriptId};
 use super::value::Value;
 use crate::peer::{PeerUser, Peers, SlotAsk, SlotVerdict, UploadEvent, UploadInfo};
@@ -178,3 +179,74 @@ fn run_policies(host: &LuaHost, ask: &SlotAsk) -> SlotVerdict {
     }
     SlotVerdict::Default
 }
+
+// ----- description ---------------------------------------------------------------
+
+/// The functions and methods of this namespace (uploads and the slot policy), for [`api`](super::api)'s description.
+pub const FUNCTIONS: &[ApiFn] = &[
+    ApiFn {
+        path: "dc.share.slot_policy",
+        params: &[("fn", "(fun(ask: {nick: string, hub: string, cid: string?, file: string, size: integer, free: boolean}): boolean?)?", "called for each request that needs a normal upload slot (files over 64 KiB), outside any coroutine (it must not wait); `free` says whether a slot is free; returns true to grant a slot beyond the count, false to refuse (\"slots full\"), nil for the usual rules; nil removes this script's policy")],
+        returns: &[],
+        doc: "Sets this script's upload slot policy; an error in it means the usual rules. The first script whose policy says true or false decides.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.uploads",
+        params: &[],
+        returns: &[("{nick: string, hub: string, cid: string?, file: string, start: integer, bytes: integer, sent: integer, tls: boolean, compressed: boolean, seconds: number}[]", "the uploads running now: the user, the file (share path, files.xml.bz2 or a list folder), the range asked for, bytes sent so far (uncompressed), whether over TLS and zlib-compressed, seconds since the start")],
+        doc: "The uploads running now.",
+        waits: false,
+    },
+];
+
+/// The events of this namespace.
+pub const EVENTS: &[ApiEvent] = &[
+    ApiEvent {
+        name: "upload_started",
+        doc: "A user started downloading from us (one event per request: a file, our file list, a partial list, TTH leaves).",
+        fields: &[
+            ("nick", "string", "the user downloading"),
+            ("hub", "string", "the hub the connection came through"),
+            ("cid", "string?", "the user's CID (ADC)"),
+            ("file", "string", "the share path, files.xml.bz2, or the folder of a partial list"),
+            ("start", "integer", "the first byte asked for"),
+            ("bytes", "integer", "bytes asked for"),
+            ("sent", "integer", "0"),
+            ("tls", "boolean", "over TLS"),
+            ("compressed", "boolean", "sent zlib-compressed, as the user asked (ZLIG)"),
+        ],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "upload_finished",
+        doc: "An upload was sent completely.",
+        fields: &[
+            ("nick", "string", "the user downloading"),
+            ("hub", "string", "the hub the connection came through"),
+            ("cid", "string?", "the user's CID (ADC)"),
+            ("file", "string", "the share path, files.xml.bz2, or the folder of a partial list"),
+            ("start", "integer", "the first byte"),
+            ("bytes", "integer", "bytes sent"),
+            ("sent", "integer", "bytes sent"),
+            ("tls", "boolean", "over TLS"),
+            ("compressed", "boolean", "sent zlib-compressed"),
+            ("seconds", "number", "how long it took"),
+        ],
+        consumable: false,
+    },
+    ApiEvent {
+        name: "upload_failed",
+        doc: "A request was refused (not in the share, slots full, a bad range) or an upload ended early (the peer left, too slow, the client stopping); also when a passive user asks us, passive too, for a connection.",
+        fields: &[
+            ("nick", "string?", "the user, when known"),
+            ("hub", "string?", "the hub, when known"),
+            ("cid", "string?", "the user's CID (ADC)"),
+            ("file", "string", "what was asked for (empty before any request)"),
+            ("bytes", "integer", "bytes sent before the end"),
+            ("seconds", "number", "how long it ran"),
+            ("reason", "string", "why"),
+        ],
+        consumable: false,
+    },
+];

@@ -8,10 +8,11 @@
 -- swallow them.
 --
 -- Arguments: REQ and IDLE sentinels (light userdata: no allocation when they
--- cross to Rust), the `dc` table, and `native`, the Rust
--- primitives the wrappers are built on. Returns the runner function of reused
--- coroutines.
-local REQ, IDLE, dc, native = ...
+-- cross to Rust), KINDS, the request kinds as the host numbers them
+-- ({SLEEP = n, ...}, from the Rust enum `Request`), the `dc` table, and
+-- `native`, the Rust primitives the wrappers are built on. Returns the runner
+-- function of reused coroutines.
+local REQ, IDLE, KINDS, dc, native = ...
 
 local yield, isyieldable = coroutine.yield, coroutine.isyieldable
 -- co_resume records the coroutine it runs as the innermost running state,
@@ -30,8 +31,8 @@ end
 
 -- Request kinds, as the host numbers them (integers cross to Rust without
 -- allocating anything).
-local SLEEP, WAIT, JOIN, ASYNC, SEARCH = 1, 2, 3, 4, 5
-local NAMES = { "dc.sleep", "dc.wait", "job:wait", nil, "dc.search" }
+local SLEEP, WAIT, JOIN, ASYNC = KINDS.SLEEP, KINDS.WAIT, KINDS.JOIN, KINDS.ASYNC
+local NAMES = { [SLEEP] = "dc.sleep", [WAIT] = "dc.wait", [JOIN] = "job:wait" }
 
 local function request(kind, ...)
   if not isyieldable() then
@@ -44,7 +45,9 @@ end
 
 -- The hottest request, written out in full (no varargs, no extra call).
 function dc.sleep(seconds)
-  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+  -- 0 (integer or float) is the one value equal to 0: it needs no type
+  -- check (`type` makes a string), and it is the commonest (a yield).
+  if seconds ~= 0 and (type(seconds) ~= "number" or seconds ~= seconds or seconds < 0) then
     error("dc.sleep: expected a number of seconds >= 0, got " .. tostring(seconds), 2)
   end
   if not isyieldable() then
@@ -514,7 +517,7 @@ function dc.search(q)
   if type(q) ~= "table" then
     error("dc.search: expected a table {text = ..., tth = ..., timeout = ...}", 2)
   end
-  return request(SEARCH, q)
+  return native.await("dc.search", q)
 end
 
 return runner

@@ -24,14 +24,15 @@
 //! (failing closed: a filter usually exists to hide something) and the error
 //! is logged.
 
-use super::capability::{self, Capability};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use mlua::{Function, Lua, Table};
 
+use super::capability::{self, Capability};
+use super::describe::{ApiEvent, ApiFn};
 use super::host::{Event, LuaHost, ScriptId};
 use super::value::Value;
 use crate::proto::tth::Tth;
@@ -104,10 +105,24 @@ function dc.tth(path)
 end
 "#;
 
+/// What this namespace keeps per host (see [`LuaHost::ext`]).
+#[derive(Default)]
+struct ShareState {
+    /// The client's share, once installed.
+    service: RefCell<Option<ShareService>>,
+    /// Each script's share answer filter, in the order they were set.
+    filters: RefCell<Vec<(ScriptId, Function)>>,
+}
+
+/// The share of `host`, once sharing runs.
+fn share(host: &LuaHost) -> Option<ShareService> {
+    host.ext::<ShareState>().service.borrow().clone()
+}
+
 /// The share of the host behind `weak`.
 fn service(weak: &Weak<super::host::HostInner>) -> mlua::Result<ShareService> {
     weak.upgrade()
-        .and_then(|h| LuaHost::from_inner(h).share())
+        .and_then(|h| share(&LuaHost::from_inner(h)))
         .ok_or_else(|| mlua::Error::runtime("sharing is not running"))
 }
 
@@ -194,7 +209,8 @@ pub(crate) fn register(
         "share_filter",
         lua.create_function(move |_, f: Option<Function>| {
             let Some(host) = weak.upgrade().map(LuaHost::from_inner) else { return Ok(()) };
-            let mut fs = host.share_filters().borrow_mut();
+            let state = host.ext::<ShareState>();
+            let mut fs = state.filters.borrow_mut();
             fs.retain(|(s, _)| *s != script);
             if let Some(f) = f {
                 fs.push((script, f));
@@ -208,14 +224,14 @@ pub(crate) fn register(
 /// Connects `host` to `service`: the waiting calls, the events and the
 /// answer filter. Call once, on the worker, after both exist.
 pub fn install(host: &LuaHost, service: &ShareService) {
-    host.set_share(service);
+    *host.ext::<ShareState>().service.borrow_mut() = Some(service.clone());
     host.register_async(
         "share.tth",
         Rc::new(|host, call| {
             let path =
                 call.args.first().and_then(Value::as_str).ok_or("dc.tth: expected a path")?;
             capability::check(host, call.script, Capability::HashFiles, "dc.tth")?;
-            let service = host.share().ok_or("dc.tth: sharing is not running")?;
+            let service = share(host).ok_or("dc.tth: sharing is not running")?;
             let weak = host.downgrade();
             let job = call.job;
             service.hash_file(
@@ -243,7 +259,7 @@ pub fn install(host: &LuaHost, service: &ShareService) {
                 call.args.get(1).and_then(Value::as_str).ok_or("dc.share.add: expected a name")?;
             let hidden = matches!(call.args.get(2), Some(Value::Bool(true)));
             capability::check(host, call.script, Capability::ShareFolders, "dc.share.add")?;
-            let service = host.share().ok_or("dc.share.add: sharing is not running")?;
+            let service = share(host).ok_or("dc.share.add: sharing is not running")?;
             let weak = host.downgrade();
             let job = call.job;
             service.add(
@@ -268,10 +284,18 @@ pub fn install(host: &LuaHost, service: &ShareService) {
             ShareEvent::Progress(p) => {
                 let p = *p;
                 let last_print = last_print.clone();
+                let weak = host.downgrade();
+                let show = move || {
+                    if let (Some(line), Some(h)) =
+                        (progress_to_show(&p, &last_print), weak.upgrade().map(LuaHost::from_inner))
+                    {
+                        h.output(&line);
+                    }
+                };
                 host.emit(Event {
                     name: Rc::from("hash_progress"),
                     data: progress_value(&p),
-                    default_action: Some(Box::new(move || print_progress(&p, &last_print))),
+                    default_action: Some(Box::new(show)),
                 });
             }
             ShareEvent::Updated(s) => host.emit_value("share_updated", summary_value(s)),
@@ -287,16 +311,17 @@ pub fn install(host: &LuaHost, service: &ShareService) {
     })));
 }
 
-/// The `hash_progress` default action: a console line, at most every
+/// The `hash_progress` default action's line for the host's output (the
+/// console, as `print` from scripts): at most one every
 /// [`CONSOLE_PROGRESS_EVERY`] (and always the last of a pass).
-fn print_progress(p: &HashProgress, last: &Cell<Option<Instant>>) {
+fn progress_to_show(p: &HashProgress, last: &Cell<Option<Instant>>) -> Option<String> {
     let now = Instant::now();
     let finished = p.files_done >= p.files_total;
     if !finished && last.get().is_some_and(|t| now.duration_since(t) < CONSOLE_PROGRESS_EVERY) {
-        return;
+        return None;
     }
     last.set(if finished { None } else { Some(now) });
-    crate::console::printer().print_line(&progress_line(p));
+    Some(progress_line(p))
 }
 
 /// The console's progress line.
@@ -462,7 +487,8 @@ fn query_to_lua(lua: &Lua, q: &Query) -> mlua::Result<Table> {
 /// Runs every live script's filter over the hits (see the module docs).
 fn run_filters(host: &LuaHost, query: &Query, mut hits: Vec<SearchHit>) -> Vec<SearchHit> {
     let filters: Vec<(ScriptId, Function)> = {
-        let mut fs = host.share_filters().borrow_mut();
+        let state = host.ext::<ShareState>();
+        let mut fs = state.filters.borrow_mut();
         // Filters of unloaded scripts go with them.
         fs.retain(|(s, _)| host.script(*s).is_some());
         fs.clone()
@@ -506,3 +532,93 @@ fn run_filters(host: &LuaHost, query: &Query, mut hits: Vec<SearchHit>) -> Vec<S
     }
     hits
 }
+
+// ----- description ---------------------------------------------------------------
+
+/// The functions and methods of this namespace (`dc.share` and `dc.tth`), for [`api`](super::api)'s description.
+pub const FUNCTIONS: &[ApiFn] = &[
+    ApiFn {
+        path: "dc.share.add",
+        params: &[
+            ("path", "string", "the folder on disk"),
+            ("name", "string", "the name others see (unique, case-insensitively)"),
+            ("hidden", "boolean?", "share hidden files and folders too (default false)"),
+        ],
+        returns: &[("boolean", "true once the folder is in the share (its files are then scanned and hashed; `share_updated` tells when)")],
+        doc: "Shares a folder for this session (the configuration file keeps the permanent ones). Raises when the folder is missing or the name is taken.",
+        waits: true,
+    },
+    ApiFn {
+        path: "dc.share.remove",
+        params: &[("name", "string", "the share name")],
+        returns: &[("boolean", "whether such a folder was shared")],
+        doc: "Stops sharing a folder: its files are no longer answered at once and leave the file list with the pass that follows.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.share.rescan",
+        params: &[],
+        returns: &[],
+        doc: "Walks the shared folders again in the background: new and changed files are hashed, gone ones leave the share (`share_updated` tells when it is over).",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.share.stats",
+        params: &[],
+        returns: &[("{files: integer, size: integer, pending: integer, hashed: integer, hashed_bytes: integer, hashing: boolean, progress: table, roots: {name: string, path: string, hidden: boolean}[]}", "files and bytes shared, files waiting for their hash, files and bytes hashed since the start, whether hashing runs and its progress, the shared folders")],
+        doc: "The share's totals.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.share.find",
+        params: &[("query", "{text?: string, tth?: string, type?: string|integer, min_size?: integer, max_size?: integer, size?: integer, max?: integer}", "`text`: words that must all occur in the path; `tth`: a TTH (then the rest is ignored); `type`: any, audio, compressed, document, executable, picture, video, folder, file (or an NMDC type 1-8); sizes in bytes, inclusive; `max`: most results (default 100)")],
+        returns: &[("{path: string, size: integer, tth: string?, dir: boolean}[]", "the matching files and folders, in share order")],
+        doc: "Searches our own share, as others' searches are answered (without the answer filter).",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.share.filter",
+        params: &[("fn", "(fun(query: table, hits: table[]): (boolean|table|nil))?", "called with each incoming search that has hits, outside any coroutine (it must not wait); returns false to answer nothing, a list of hits (or paths) to answer only those, anything else to answer all; nil removes this script's filter")],
+        returns: &[],
+        doc: "Sets this script's filter on answers to other users' searches; an error in it answers nothing.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.tth",
+        params: &[("path", "string", "a file")],
+        returns: &[("string", "its TTH (39 base32 characters)")],
+        doc: "Hashes a file on the helper threads and returns its Tiger tree root; raises when it cannot be read.",
+        waits: true,
+    },
+];
+
+/// The events of this namespace.
+pub const EVENTS: &[ApiEvent] = &[
+    ApiEvent {
+        name: "hash_progress",
+        doc: "Hashing progress of the share (at most two a second; the last one of a pass, files_done = files_total, always comes). The default action prints a line in the console every few seconds.",
+        fields: &[
+            ("files_done", "integer", "files hashed (or failed) so far in this pass"),
+            ("files_total", "integer", "files this pass hashes"),
+            ("failed", "integer", "files that could not be hashed"),
+            ("bytes_done", "integer", "bytes hashed so far"),
+            ("bytes_total", "integer", "bytes this pass hashes"),
+        ],
+        consumable: true,
+    },
+    ApiEvent {
+        name: "share_updated",
+        doc: "A pass over the shared folders is over and our file list is written.",
+        fields: &[
+            ("files", "integer", "files in the share"),
+            ("size", "integer", "bytes in the share"),
+            ("pending", "integer", "files not hashed (yet, or that could not be)"),
+            ("hashed", "integer", "files this pass hashed"),
+            ("failed", "integer", "files this pass could not hash"),
+            ("removed", "integer", "stored files gone from the share"),
+            ("problems", "integer", "entries the walk skipped (unreadable, dangling links)"),
+            ("list", "string?", "our files.xml.bz2"),
+        ],
+        consumable: false,
+    },
+];

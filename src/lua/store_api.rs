@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use mlua::{Lua, Table};
 
 use super::capability::{self, Capability};
+use super::describe::ApiFn;
 use super::host::{LuaHost, ScriptId};
 use super::value::Value;
 
@@ -206,7 +207,7 @@ pub(crate) fn register(
                 .upgrade()
                 .map(LuaHost::from_inner)
                 .ok_or_else(|| mlua::Error::runtime(format!("{api}: the client is stopping")))?;
-            let data = host.hubs().data_dir().ok_or_else(|| {
+            let data = super::hub_api::hubs(&host).data_dir().ok_or_else(|| {
                 mlua::Error::runtime(format!("{api}: this client has no data folder"))
             })?;
             let name = host
@@ -318,7 +319,7 @@ pub(crate) fn register(
                 .ok_or_else(|| mlua::Error::runtime("dc.data_dir: the client is stopping"))?;
             capability::check(&host, script, Capability::ReadDataFolder, "dc.data_dir")
                 .map_err(mlua::Error::runtime)?;
-            Ok(host.hubs().data_dir().map(|d| d.display().to_string()))
+            Ok(super::hub_api::hubs(&host).data_dir().map(|d| d.display().to_string()))
         })?,
     )?;
     Ok(())
@@ -334,6 +335,40 @@ fn count(dir: &Path) -> usize {
         })
         .unwrap_or(0)
 }
+
+// ----- description ---------------------------------------------------------------
+
+/// The functions and methods of this namespace (`dc.store` and `dc.data_dir`), for [`api`](super::api)'s description.
+pub const FUNCTIONS: &[ApiFn] = &[
+    ApiFn {
+        path: "dc.store.save",
+        params: &[("name", "string", "1 to 64 letters, digits, `_`, `-`, `.`"), ("value", "table|string|number|boolean|nil", "plain data; nil removes the name")],
+        returns: &[("true", "saved (an error says why not)")],
+        doc: "Saves a value of this script under `name`, atomically, in the data folder (`store/<script>/<name>.lua`); it survives restarts.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.store.load",
+        params: &[("name", "string", "the name saved under")],
+        returns: &[("any", "the value saved, or nil when there is none")],
+        doc: "Reads back a value this script saved.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.store.list",
+        params: &[],
+        returns: &[("string[]", "the names this script has saved, sorted")],
+        doc: "The names in this script's store.",
+        waits: false,
+    },
+    ApiFn {
+        path: "dc.data_dir",
+        params: &[],
+        returns: &[("string?", "the data folder, nil when the client has none")],
+        doc: "The client's data folder (trusted scripts and the console).",
+        waits: false,
+    },
+];
 
 #[cfg(test)]
 mod tests {

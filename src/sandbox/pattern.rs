@@ -25,9 +25,10 @@
 //! # What it owns, what it must not do
 //!
 //! It owns the matcher and the four Lua functions; [`install`] puts them on a
-//! table the caller chooses. It must not decide which scripts get them (the
-//! sandbox does), and it must not change the behaviour of a pattern that ends
-//! within the budget: the tests compare it with Lua's own `string` library.
+//! table the caller chooses. It must not decide which states get them (the
+//! sandbox's policies do), and it must not change the behaviour of a pattern
+//! that ends within the budget: the tests compare it with Lua's own `string`
+//! library.
 //!
 //! Errors reach Lua as plain strings with the caller's position, as the C
 //! functions raise them (a small Lua wrapper raises them at the right level),
