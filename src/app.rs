@@ -32,10 +32,16 @@ use crate::runtime::helpers::HelperPool;
 use crate::runtime::{Worker, WorkerConfig, WorkerHandle};
 use crate::share::hasher::{HashBatch, HashError};
 use crate::share::service::SharedFolder;
+use crate::testkit;
 
 /// Runs dclua as the command line asks; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    logging::init(cli.log_level.map_or(log::LevelFilter::Info, Into::into));
+    // Tests print a report: the log says only what went wrong around it.
+    let default_level = match cli.command {
+        Some(Command::Test { .. }) => log::LevelFilter::Warn,
+        _ => log::LevelFilter::Info,
+    };
+    logging::init(cli.log_level.map_or(default_level, Into::into));
     match &cli.command {
         Some(Command::Init) => init(&cli),
         Some(Command::Hash { files }) => hash(files),
@@ -62,12 +68,46 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             client(&cli, config, config_path, Mode::Daemon)
         }
         Some(Command::Attach { eval }) => attach(&cli, eval.as_deref()),
+        Some(Command::Test { paths, filter, verbose }) => test(&cli, paths, filter, *verbose),
         None => {
             let (config, config_path) = load_config(&cli)?;
             let mode = if std::io::stdin().is_terminal() { Mode::Console } else { Mode::Piped };
             client(&cli, config, config_path, mode)
         }
     }
+}
+
+/// `dclua test`: the bot tests under `paths` (default: `tests/` and
+/// `scripts/` beside the configuration file); exit status 1 on a failure.
+fn test(
+    cli: &Cli,
+    paths: &[PathBuf],
+    filter: &Option<String>,
+    verbose: bool,
+) -> anyhow::Result<ExitCode> {
+    let paths = if paths.is_empty() {
+        let config = paths::config_file(cli.config.as_deref())?;
+        let dir = config.parent().map(Path::to_path_buf).unwrap_or_default();
+        let found: Vec<PathBuf> =
+            ["tests", "scripts"].iter().map(|d| dir.join(d)).filter(|d| d.is_dir()).collect();
+        if found.is_empty() {
+            anyhow::bail!(
+                "no test folder: neither tests/ nor scripts/ beside {}; name test files or folders",
+                config.display()
+            );
+        }
+        found
+    } else {
+        paths.to_vec()
+    };
+    let opts = testkit::RunOptions {
+        paths,
+        filter: filter.clone(),
+        verbose,
+        ..testkit::RunOptions::default()
+    };
+    let summary = testkit::run(&opts, &mut std::io::stdout()).map_err(anyhow::Error::msg)?;
+    Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// `dclua attach`: a console on the daemon of the same data folder; with

@@ -55,6 +55,19 @@ pub enum Command {
         #[arg(short = 'e', long = "eval", value_name = "CHUNK")]
         eval: Option<String>,
     },
+    /// Run bot tests: the `test_*` functions of `*_test.lua` files, each in
+    /// a fresh client against scripted hubs on a virtual clock.
+    Test {
+        /// Test files or folders (default: `tests/` and `scripts/` beside
+        /// the configuration file).
+        paths: Vec<PathBuf>,
+        /// Only the tests whose `file::name` contains this text.
+        #[arg(long, value_name = "TEXT")]
+        filter: Option<String>,
+        /// Also print the output and hub transcripts of passing tests.
+        #[arg(short, long)]
+        verbose: bool,
+    },
     /// Write a commented default config.lua (never overwrites an existing one).
     Init,
     /// Print the Tiger Tree Hash of each file.

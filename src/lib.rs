@@ -57,6 +57,7 @@ pub mod sandbox;
 pub mod search;
 pub mod share;
 pub mod sqlite;
+pub mod testkit;
 pub mod text;
 pub mod tls;
 pub mod transfer;

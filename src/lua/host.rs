@@ -104,6 +104,9 @@ impl ConsoleControl {
     }
 }
 
+/// The registry key of a state's `native.await` ([`LuaHost::awaiter`]).
+const AWAIT_KEY: &str = "dclua.await";
+
 /// Idle coroutines kept per script for reuse.
 const IDLE_KEEP: usize = 64;
 
@@ -140,6 +143,8 @@ pub struct Script {
     console: bool,
     main_done: Cell<bool>,
     main_failed: Cell<bool>,
+    /// Why the main chunk failed, when it did.
+    main_error: RefCell<Option<String>>,
     handlers: Cell<usize>,
     timers: Cell<usize>,
     jobs: Cell<usize>,
@@ -172,6 +177,16 @@ impl Script {
     /// Whether the main chunk ended with an error.
     pub fn main_failed(&self) -> bool {
         self.main_failed.get()
+    }
+
+    /// The main chunk's error, when it failed.
+    pub fn main_error(&self) -> Option<String> {
+        self.main_error.borrow().clone()
+    }
+
+    /// Whether the main chunk has ended (returned or failed).
+    pub fn main_done(&self) -> bool {
+        self.main_done.get()
     }
 
     /// The lifetime rule: a script has finished when its main chunk has
@@ -486,6 +501,14 @@ impl LuaHost {
         self.inner.rt.send(job, AsyncReply(result));
     }
 
+    /// The `native.await` function of script `id`'s state: a Lua function
+    /// `(name, args...)` that yields to the async handler `name` (see
+    /// [`register_async`](LuaHost::register_async)), for code that adds
+    /// waiting functions to a state after it was made.
+    pub(crate) fn awaiter(&self, id: ScriptId) -> Option<Function> {
+        self.script(id)?.lua.named_registry_value(AWAIT_KEY).ok()
+    }
+
     /// Coroutine job records kept (for tests: none should outlive its job and
     /// handle).
     pub fn job_records(&self) -> usize {
@@ -743,6 +766,15 @@ impl LuaHost {
         let runner: Function = prelude.call((REQ, IDLE, kinds, &dc, &native)).map_err(err)?;
         // Features add their Lua side after the prelude (`dc.share`, hubs…).
         api.extend(&lua, &dc, &native).map_err(err)?;
+        // Kept for Rust code that adds waiting functions to one state after
+        // it is made (the bot test kit's `dctest`), where `native` is gone.
+        let await_fn: Function = native.get("await").map_err(err)?;
+        lua.set_named_registry_value(AWAIT_KEY, await_fn).map_err(err)?;
+        // On a virtual clock (the bot test kit), `os.time()` follows it.
+        if let crate::runtime::Clock::Virtual(clock) = self.inner.rt.clock() {
+            let clock = clock.clone();
+            sandbox::follow_clock(&lua, move || clock.unix_time()).map_err(err)?;
+        }
         // Closed last: the prelude's handles have finalizers (`__gc`).
         sandbox::close(&lua, policy).map_err(err)?;
         dc.set("script", name).map_err(err)?;
@@ -760,6 +792,7 @@ impl LuaHost {
             console,
             main_done: Cell::new(false),
             main_failed: Cell::new(false),
+            main_error: RefCell::new(None),
             handlers: Cell::new(0),
             timers: Cell::new(0),
             jobs: Cell::new(0),
@@ -882,6 +915,22 @@ impl LuaHost {
             self.script(script).ok_or_else(|| mlua::Error::runtime("the script is unloaded"))?;
         let thread = script.lua.create_thread(func)?;
         Ok(self.spawn_job(&script, thread, "dc.spawn function", false, Start::Resume(args), None))
+    }
+
+    /// Starts a bot test's function as a coroutine job of `script`;
+    /// `done` gets its outcome (the test runner reports an error: the host
+    /// does not log it).
+    pub(crate) fn spawn_test(
+        &self,
+        script: ScriptId,
+        func: Function,
+        done: impl FnOnce(Result<Vec<String>, String>) + 'static,
+    ) -> mlua::Result<JobId> {
+        let script =
+            self.script(script).ok_or_else(|| mlua::Error::runtime("the script is unloaded"))?;
+        let thread = script.lua.create_thread(func)?;
+        let args = Start::Resume(MultiValue::new());
+        Ok(self.spawn_job(&script, thread, "test function", false, args, Some(Box::new(done))))
     }
 
     pub(crate) fn job_alive(&self, id: JobId) -> bool {
@@ -1857,8 +1906,10 @@ impl LuaJob {
             Err(e) => {
                 let msg = e.to_string();
                 host.call_failed(&self.script, &e);
-                // The console prints its own errors.
-                if self.label != "console" && !script_is_doomed(host, self.script.id) {
+                // The console and the test runner report their own errors.
+                if !matches!(&*self.label, "console" | "test function")
+                    && !script_is_doomed(host, self.script.id)
+                {
                     log::error!(target: "lua", "script {}: error in {}: {msg}", self.script.name, self.label);
                 }
                 self.finish(host, Err(msg))
@@ -2045,6 +2096,9 @@ impl LuaJob {
         if self.label == "main chunk" {
             self.script.main_done.set(true);
             self.script.main_failed.set(outcome.is_err());
+            if let Err(e) = &outcome {
+                *self.script.main_error.borrow_mut() = Some(e.clone());
+            }
         }
         if let Some(f) = self.on_finish.take() {
             f(match &outcome {

@@ -61,6 +61,9 @@ pub struct VirtualClock {
 
 struct VirtualInner {
     start: Instant,
+    /// The wall-clock time when the clock was made (seconds since the Unix
+    /// epoch), so that virtual wall time can be told ([`VirtualClock::unix_time`]).
+    wall_start: f64,
     now: Cell<Instant>,
 }
 
@@ -68,7 +71,10 @@ impl VirtualClock {
     /// A clock that starts at the current real instant and then stands still.
     pub fn new() -> VirtualClock {
         let start = Instant::now();
-        VirtualClock { inner: Rc::new(VirtualInner { start, now: Cell::new(start) }) }
+        let wall_start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        VirtualClock { inner: Rc::new(VirtualInner { start, wall_start, now: Cell::new(start) }) }
     }
 
     /// The clock's current instant.
@@ -87,6 +93,12 @@ impl VirtualClock {
         if to > self.inner.now.get() {
             self.inner.now.set(to);
         }
+    }
+
+    /// The virtual wall-clock time: seconds since the Unix epoch, moving
+    /// with the clock (what `os.time()` says in a state of a virtual pool).
+    pub fn unix_time(&self) -> f64 {
+        self.inner.wall_start + self.elapsed().as_secs_f64()
     }
 
     /// How far the clock was advanced since it was made.

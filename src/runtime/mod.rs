@@ -11,7 +11,8 @@
 //! | [`Job`], [`Step`] | the contract (`poll`, `is_alive`, `stop`) | block |
 //! | [`JobPool`], [`Context`], [`Runtime`] | jobs, wake reasons, timers, tokens | do I/O |
 //! | [`Clock`], [`VirtualClock`] | the one "now" of timers and timeouts | sleep |
-//! | [`Worker`], [`WorkerHandle`] | the thread, `mio::Poll`, the inbox | know any protocol |
+//! | [`Reactor`] | one turn: `mio::Poll`, the inbox, one pass | loop, or know any protocol |
+//! | [`Worker`], [`WorkerHandle`] | the thread that runs turns; the way in from other threads | know any protocol |
 //! | [`helpers::HelperPool`] | CPU-heavy work off the worker | touch jobs |
 //!
 //! A job is polled when one of its wake reasons occurs — readiness of a source
@@ -20,18 +21,22 @@
 //! Read `docs/RUNTIME.md` for the invariants in one place.
 //!
 //! This file only declares the modules and re-exports. Imports run one way:
-//! `worker` → `pool` (the job contract, the pool, the runtime handle and the
+//! `worker` → `reactor` → `handle` → `pool` (the job contract, the pool, the runtime handle and the
 //! context, which name each other) → `helpers`, `timer` → `ids`, `clock`.
 
 mod clock;
+mod handle;
 pub mod helpers;
 mod ids;
 mod pool;
+mod reactor;
 mod timer;
 mod worker;
 
 pub use clock::{Clock, VirtualClock};
+pub use handle::{WorkerGone, WorkerHandle};
 pub use ids::{JobId, TaskId};
 pub use pool::{Context, FnJob, IoEvent, Job, JobPool, Message, Runtime, Step, TaskDone};
+pub use reactor::{Reactor, Turn};
 pub use timer::TimerId;
-pub use worker::{Worker, WorkerConfig, WorkerGone, WorkerHandle};
+pub use worker::{Worker, WorkerConfig};

@@ -37,6 +37,7 @@ use std::fmt;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -294,6 +295,10 @@ impl State {
 struct Inner {
     state: RefCell<State>,
     clock: Clock,
+    /// Helper tasks submitted whose result is not yet in the worker's inbox
+    /// (decremented by the helper thread after it sent the result), so that
+    /// "nothing in flight" can be checked (the bot test kit's settling).
+    tasks_in_flight: Arc<AtomicUsize>,
     registry: Option<mio::Registry>,
     helpers: Option<Arc<HelperPool>>,
     remote: Option<RemoteLink>,
@@ -528,9 +533,13 @@ impl Runtime {
         match (&self.inner.helpers, &self.inner.remote) {
             (Some(helpers), Some(remote)) => {
                 let remote = remote.clone();
+                let in_flight = Arc::clone(&self.inner.tasks_in_flight);
+                in_flight.fetch_add(1, Ordering::SeqCst);
                 helpers.submit(move || {
                     let result: Box<dyn Any + Send> = Box::new(task());
                     remote.send(Remote::Deliver(owner, Box::new(TaskDone { task: id, result })));
+                    // After the send: at zero, every result is in the inbox.
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
                 });
             }
             _ => {
@@ -539,6 +548,12 @@ impl Runtime {
             }
         }
         id
+    }
+
+    /// Helper tasks running or queued whose result has not reached the
+    /// worker's inbox yet.
+    pub fn tasks_in_flight(&self) -> usize {
+        self.inner.tasks_in_flight.load(Ordering::SeqCst)
     }
 
     /// Number of helper threads (0 for a bare pool).
@@ -714,7 +729,14 @@ impl JobPool {
             free_tokens: Vec::new(),
             next_task: 0,
         };
-        let inner = Inner { state: RefCell::new(state), clock, registry, helpers, remote };
+        let inner = Inner {
+            state: RefCell::new(state),
+            clock,
+            tasks_in_flight: Arc::new(AtomicUsize::new(0)),
+            registry,
+            helpers,
+            remote,
+        };
         JobPool {
             rt: Runtime { inner: Rc::new(inner) },
             slots: Vec::new(),
@@ -807,6 +829,17 @@ impl JobPool {
             return Some(Duration::ZERO);
         }
         st.timers.next_deadline().map(|d| d.saturating_duration_since(now))
+    }
+
+    /// The earliest armed timer's deadline, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.rt.state().timers.next_deadline()
+    }
+
+    /// Whether a pass would poll a job now: one is ready, or requests
+    /// (additions, stops, mail, wakes) wait to be applied. Timers aside.
+    pub fn is_busy(&self) -> bool {
+        !self.ready.is_empty() || self.rt.state().has_requests()
     }
 
     /// Routes an I/O event to the job that owns its token.

@@ -106,6 +106,27 @@ pub fn new_state(policy: Policy) -> mlua::Result<Lua> {
     Lua::new_with(policy.libraries(), LuaOptions::new())
 }
 
+/// Makes `os.time()` and `os.date(format)` (without a time argument) tell
+/// the time `now` gives, in seconds since the Unix epoch, instead of the
+/// system's: states of a pool on a virtual clock see its time (the bot
+/// test kit). Call it before [`close`], which copies `os`'s functions.
+pub fn follow_clock(lua: &Lua, now: impl Fn() -> f64 + 'static) -> mlua::Result<()> {
+    let now = lua.create_function(move |_, ()| Ok(now().floor() as i64))?;
+    lua.load(
+        r#"local os, now = ...
+        local raw_time, raw_date = os.time, os.date
+        function os.time(t)
+          if t == nil then return now() end
+          return raw_time(t)
+        end
+        function os.date(format, t)
+          return raw_date(format, t == nil and now() or t)
+        end"#,
+    )
+    .set_name("=dclua clock")
+    .call::<()>((lua.globals().raw_get::<Table>("os")?, now))
+}
+
 /// Takes away from `lua` what `policy` refuses (nothing for a trusted
 /// script). Call it once, after the owner's setup code: that code may use
 /// what scripts may not (the prelude's handles have `__gc`).
