@@ -68,6 +68,9 @@ pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 pub const KEEPALIVE_CHECK: Duration = Duration::from_secs(30);
 /// A keep-alive goes out after this long without sending anything.
 pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(120);
+/// Chat and PMs held at most before a hub is online ([`Session::emit`]).
+const MAX_EARLY: usize = 256;
+
 /// How long a batch of raw lines waits for the sink's verdict.
 pub const RAW_VERDICT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a redirect waits for the sink's verdict.
@@ -196,6 +199,9 @@ pub(crate) struct Session<P> {
     events: Vec<HubEvent>,
     /// Index in `events` of this batch's join/update event of each nick.
     coalesce: HashMap<Box<str>, usize>,
+    /// Chat and PMs that came before the hub was online, delivered right
+    /// after [`HubEvent::Connected`] (see [`Session::emit`]).
+    early: Vec<HubEvent>,
     /// Failed attempts since the last stable session.
     attempts: u32,
     /// When the hub last went online (the initial list was in).
@@ -260,6 +266,7 @@ impl<P: Dialect> Driver<P> {
             out: Vec::new(),
             events: Vec::new(),
             coalesce: HashMap::new(),
+            early: Vec::new(),
             attempts: 0,
             online_at: None,
             announced: false,
@@ -314,6 +321,7 @@ impl<P: Dialect> Driver<P> {
             out: s.out,
             events: s.events,
             coalesce: s.coalesce,
+            early: s.early,
             attempts: s.attempts,
             online_at: s.online_at,
             announced: s.announced,
@@ -704,7 +712,20 @@ pub(crate) fn backoff(base: Duration, attempts: u32, jitter: f64) -> Duration {
 
 impl<P: Dialect> Session<P> {
     /// Adds an event to this poll's batch.
+    ///
+    /// Chat and PMs that come before the hub is online (an NMDC hub's list
+    /// has no end marker: the session waits for a quiet moment, during
+    /// which users may already talk) are held and delivered right after
+    /// [`HubEvent::Connected`]: a script hears a hub only once it may
+    /// answer there. At most [`MAX_EARLY`] are held; older ones are dropped.
     pub(crate) fn emit(&mut self, e: HubEvent) {
+        if !self.announced && matches!(e, HubEvent::Chat { .. } | HubEvent::Pm { .. }) {
+            if self.early.len() >= MAX_EARLY {
+                self.early.remove(0);
+            }
+            self.early.push(e);
+            return;
+        }
         self.events.push(e);
     }
 
@@ -770,6 +791,8 @@ impl<P: Dialect> Session<P> {
         };
         log::info!(target: "hub", "hub {}: logged in as {}; online, {users} users", self.params.url, self.my_nick());
         self.emit(HubEvent::Connected { users });
+        let early = std::mem::take(&mut self.early);
+        self.events.extend(early);
     }
 
     /// Reports a join or an update (after the initial list), coalescing
@@ -851,6 +874,7 @@ impl<P: Dialect> Session<P> {
         self.announced = false;
         self.online_at = None;
         self.raw_pending = None;
+        self.early.clear();
         for t in [self.login_timer.take(), self.raw_timer.take(), self.congestion_timer.take()]
             .into_iter()
             .flatten()
