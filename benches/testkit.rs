@@ -29,7 +29,7 @@ function test_an_hour_of_hub_life()
   for step = 1, 1200 do              -- 1200 x 3 s = one hour
     local speaker = online[(step % #online) + 1]
     if step % 10 == 0 then
-      speaker:say("!ping")
+      speaker:say("ping")
     elseif step % 30 == 15 then
       speaker:say("!seen " .. users[(step % 30) + 1])
     else

@@ -1,4 +1,4 @@
--- pinger.lua: answers "!ping" in main chat with "pong, NICK", at most three
+-- pinger.lua: answers "ping" in main chat with "pong, NICK", at most three
 -- times in any ten seconds, however many ask: a flood of pings cannot make
 -- the bot flood the hub.
 --
@@ -8,7 +8,10 @@
 -- main chat). Its tests, with the bot test kit: pinger_test.lua.
 --
 --   scripts = { "pinger.lua" }        -- in the configuration
---   !ping                             -- in a hub's main chat
+--   ping                              -- in a hub's main chat
+--
+-- A plain word, not "!ping": hubs such as uhub take "!" lines as their own
+-- commands and never pass them on.
 
 local LIMIT = 3    -- answers at most...
 local WINDOW = 10  -- ...in this many seconds
@@ -25,7 +28,7 @@ local function may_answer(now)
 end
 
 dc.on("chat", function(e)
-  if e.text ~= "!ping" or not e.hub or not e.nick then return end
+  if e.text ~= "ping" or not e.hub or not e.nick then return end
   if e.nick == e.hub.nick then return end -- our own line, echoed by the hub
   if may_answer(os.time()) then
     e.hub:say(("pong, %s"):format(e.nick))

@@ -410,6 +410,55 @@ fn the_greeter_works_unchanged_on_an_adc_and_an_nmdc_hub() -> Result<()> {
     Ok(())
 }
 
+/// The rate-limited bot: the file that passes its kit tests
+/// (`scripts/pinger_test.lua`, scripted hubs on a virtual clock) works
+/// unchanged on uhub and on the Verlihub core, the limit included.
+#[test]
+fn the_pinger_passes_its_kit_tests_and_works_unchanged_on_real_hubs() -> Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let home = tempfile::tempdir()?;
+    let kit = support::bin::dclua(home.path())
+        .current_dir(root)
+        .args(["test", "scripts/pinger_test.lua"])
+        .output()?;
+    let report = String::from_utf8_lossy(&kit.stdout);
+    ensure!(kit.status.success() && report.contains("6 passed; 0 failed"), "{report}");
+
+    let adc = Uhub::start(UhubOptions::default())?;
+    let nmdc = NmdcHub::start(NmdcHubOptions::default())?;
+    let bot = Client::passive("pingbot");
+    let script = root.join("scripts/pinger.lua");
+    bot.on_worker(move || services().host().load_file(&script, false, &[]).map(|_| ()))
+        .map_err(anyhow::Error::msg)?;
+    bot.run(&format!(
+        r#"expect("a", "hub_connected") dc.connect("{}") expect_done("a")
+           expect("n", "hub_connected") dc.connect("{}") expect_done("n")"#,
+        adc.url(),
+        nmdc.url()
+    ))?;
+    for url in [adc.url(), nmdc.url()] {
+        let erin = Client::passive("erin");
+        erin.connect(&url, "{}")?;
+        // Five pings at once: three answers, the rest dropped.
+        let pongs = erin.value(
+            r#"eventually("pingbot on the hub", function() return hub:user("pingbot") ~= nil end, 30)
+               local n = 0
+               local h = dc.on("chat", function(e)
+                 if e.nick == "pingbot" and e.text == "pong, erin" then n = n + 1 end
+               end)
+               for _ = 1, 5 do hub:say("ping") end
+               dc.sleep(3)
+               h:remove()
+               return n"#,
+        )?;
+        ensure!(pongs == "3", "{url}: {pongs} answers to five pings at once");
+        erin.run("hub:disconnect()")?;
+        // The window is ten seconds: wait it out for the next hub.
+        std::thread::sleep(Duration::from_secs(8));
+    }
+    Ok(())
+}
+
 // ----- hostile input from a fake hub ------------------------------------------------------
 
 /// Reads lines from the client until one starts with `prefix` (≤ 10 s).

@@ -60,7 +60,7 @@ fn a_failing_test_shows_the_expectation_the_actual_value_and_the_transcript() ->
             r#"function test_wrong_answer()
   local hub = dctest.hub{{ protocol = "adc" }}
   dctest.load({pinger:?})
-  hub:join{{ nick = "alice" }}:say("!ping")
+  hub:join{{ nick = "alice" }}:say("ping")
   local said = hub:expect_chat("^pong")
   expect(said.text).to_equal("pong, bob")
 end
@@ -93,7 +93,7 @@ end
     );
     // The transcript of the hub traffic, both ways.
     ensure!(text.contains("transcript of the adc hub adc://127.0.0.1:"), "{text}");
-    ensure!(text.contains("hub >> BMSG AAAD !ping"), "{text}");
+    ensure!(text.contains("hub >> BMSG AAAD ping"), "{text}");
     ensure!(text.contains("hub << BMSG AAAC pong,\\\\salice"), "{text}");
     ensure!(text.contains("hub >> <carol> !pong"), "{text}");
     ensure!(text.contains("test result: FAILED. 1 passed; 2 failed"), "{text}");
