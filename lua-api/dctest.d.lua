@@ -83,6 +83,13 @@ function Hub:search_result(r) end
 ---@return dctest.Sent[]
 function Hub:sent(kind) end
 
+---Drops the client's connection; it reconnects after its reconnect delay.
+function Hub:drop() end
+
+---Client connections the hub accepted so far (reconnects count).
+---@return integer
+function Hub:connections() end
+
 ---The hub traffic so far, one line per message.
 ---@return string
 function Hub:transcript() end
@@ -126,9 +133,11 @@ local User = {}
 ---@param opts? {me?: boolean}
 function User:say(text, opts) end
 
----The user sends the client a private message.
+---The user sends the client a private message (`user:pm(text)`, or
+---`user:pm(client_nick, text)`).
 ---@param text string
 ---@param opts? {me?: boolean}
+---@overload fun(self: dctest.User, to: string, text: string, opts?: {me?: boolean})
 function User:pm(text, opts) end
 
 ---The user leaves the hub.

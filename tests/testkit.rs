@@ -50,6 +50,17 @@ fn the_example_bots_pass_their_kit_tests_on_both_protocols() -> Result<()> {
     Ok(())
 }
 
+/// The kit's own features (users at login, PMs both ways, searches and
+/// results, reconnects and `os.time` on the virtual clock, the bot's
+/// sandbox, matchers), on both protocols: `tests/kit/kit_test.lua`.
+#[test]
+fn the_kits_own_tests_pass() -> Result<()> {
+    let (out, text) = dclua_test(root(), &["tests/kit"])?;
+    ensure!(out.status.success(), "{text}");
+    ensure!(text.contains("15 passed; 0 failed"), "{text}");
+    Ok(())
+}
+
 #[test]
 fn a_failing_test_shows_the_expectation_the_actual_value_and_the_transcript() -> Result<()> {
     let dir = tempfile::tempdir()?;

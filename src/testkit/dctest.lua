@@ -240,8 +240,18 @@ function User:say(text, opts)
   N.say(self.hub.idx, self.nick, tostring(text), opts.me == true)
 end
 
---- The user sends the client a private message.
-function User:pm(text, opts)
+--- The user sends the client a private message: `user:pm(text)`, or
+--- `user:pm(nick, text)` naming the client.
+function User:pm(a, b, c)
+  local text, opts = a, b
+  if type(b) == "string" then
+    local client = N.client_nick(self.hub.idx)
+    if a ~= client then
+      error(("user:pm: the scripted hub's only other real user is the client, %s, not %s")
+        :format(repr(client), repr(a)), 2)
+    end
+    text, opts = b, c
+  end
   opts = check_opts("user:pm", opts, { me = true })
   N.pm(self.hub.idx, self.nick, tostring(text), opts.me == true)
 end
@@ -275,6 +285,13 @@ function Hub:sent(kind)
   end
   return out
 end
+
+--- Drops the client's connection (a kick, a crash); the client reconnects
+--- after its reconnect delay, on the virtual clock.
+function Hub:drop() N.drop(self.idx) end
+
+--- Client connections the hub accepted so far (reconnects count).
+function Hub:connections() return N.connections(self.idx) end
 
 --- The hub traffic so far, one line per message.
 function Hub:transcript() return N.transcript(self.idx) end

@@ -135,6 +135,8 @@ struct State {
     /// The token of the client's last search (ADC results carry it).
     last_token: Option<String>,
     connections: usize,
+    /// The test asked to drop the client's connection.
+    drop_client: bool,
     /// Called after each new record (the `dctest` bindings wake waiters).
     on_record: Option<Rc<dyn Fn()>>,
 }
@@ -428,6 +430,7 @@ impl ScriptedHub {
             next_sid: 1,
             last_token: None,
             connections: 0,
+            drop_client: false,
             on_record: None,
         }));
         let mut err = None;
@@ -726,6 +729,13 @@ impl ScriptedHub {
         out
     }
 
+    /// Drops the client's connection, as a hub that kicks or crashes would
+    /// (the listener stays: the client may reconnect).
+    pub fn drop_client(&self) {
+        self.state.borrow_mut().drop_client = true;
+        self.wake();
+    }
+
     /// Stops the hub (its connection closes).
     pub fn stop(&self) {
         self.state.borrow().rt.stop(self.job);
@@ -786,6 +796,13 @@ impl Job for HubJob {
             return Step::Done;
         }
         self.accept(cx);
+        if std::mem::take(&mut self.state.borrow_mut().drop_client) {
+            if let Some(mut c) = self.conn.take() {
+                self.state.borrow_mut().log(Dir::ToClient, b"(the hub drops the connection)");
+                c.abort();
+            }
+            self.state.borrow_mut().client = ClientSide::default();
+        }
         let Some(conn) = self.conn.as_mut() else { return Step::Pending };
         conn.absorb(cx);
         let mut frames = Vec::new();

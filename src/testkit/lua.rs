@@ -306,6 +306,24 @@ impl Kit {
         )?;
         let g = get.clone();
         n.set(
+            "drop",
+            lua.create_function(move |_, idx: usize| {
+                g()?.hub(idx)?.drop_client();
+                Ok(())
+            })?,
+        )?;
+        let g = get.clone();
+        n.set(
+            "connections",
+            lua.create_function(move |_, idx: usize| Ok(g()?.hub(idx)?.connections()))?,
+        )?;
+        let g = get.clone();
+        n.set(
+            "client_nick",
+            lua.create_function(move |_, idx: usize| Ok(g()?.hub(idx)?.client_nick()))?,
+        )?;
+        let g = get.clone();
+        n.set(
             "listed",
             lua.create_function(move |_, idx: usize| Ok(g()?.hub(idx)?.client_listed()))?,
         )?;
