@@ -8,14 +8,14 @@
 //! one networking thread that waits in `mio::Poll` and runs the pool. CPU-heavy
 //! work (hashing, file lists) goes to [`runtime::helpers::HelperPool`].
 //!
-//! Layers, from the bottom (dependencies run downward; `docs/ARCHITECTURE.md`
-//! lists the circles still to remove):
+//! Layers, from the bottom (dependencies run downward, with no import circle
+//! anywhere: `tests/layers.rs` checks it):
 //!
 //! | module | owns | must not |
 //! |---|---|---|
 //! | [`proto`] | pure codecs: NMDC, ADC, TTH | do I/O or read clocks |
 //! | [`tls`] | certificates, keyprints, trust on first use | touch sockets |
-//! | [`runtime`] | jobs, the pool, timers, the clock, the worker, helper threads | know any protocol or socket type |
+//! | [`runtime`] | jobs, the pool, timers, the clock, one loop turn ([`runtime::Reactor`]), the worker, helper threads | know any protocol or socket type |
 //! | [`net`] | the connection lifecycle: resolve, connect/accept, TLS, framing, close | interpret frames |
 //! | [`identity`], [`address`], [`search`] | our PID/CID/certificate; the hub address; the search model | do I/O (but the PID file) |
 //! | [`share`] | hashing, the hash store, the share tree, file lists, the index, the share service | know hubs |
@@ -28,6 +28,7 @@
 //! | [`config`] | the configuration script and its typed, validated result | start anything |
 //! | [`sandbox`] | what each Lua state may reach: the configuration's, untrusted and trusted scripts' policies, the step-limited patterns | depend on anything but mlua |
 //! | [`console`] | the interactive and piped consoles | run Lua itself |
+//! | [`testkit`] | `dclua test`: scripted hubs, `dctest`/`expect`, a runner that settles a client and moves its virtual clock | be used by the client itself |
 //! | [`control`] | the control socket: consoles attached to a `dclua daemon` (`dclua attach`), owner-only | run Lua itself, touch the terminal |
 //! | [`cli`], [`app`], [`logging`], [`instance`], [`text`] | the process: command line, signals, logs, the data-folder lock, neutralised text | hold protocol state |
 //!
