@@ -1,6 +1,6 @@
 //! The form of the `dc` API's description: what a function, an event and a
 //! field are described by. Each namespace describes its own part next to its
-//! implementation; [`api`](super::api) composes them (with [`concat`]) into
+//! implementation; [`api`](super::api) composes them (with `concat`) into
 //! the one description that generates the LuaLS stubs, completion and help.
 //! Plain data: it depends on nothing.
 

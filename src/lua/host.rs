@@ -7,13 +7,13 @@
 //!   unloading are per script. The console has one too (trusted).
 //! - Every piece of Lua runs as a coroutine owned by the pool: a script's main
 //!   chunk, each event-handler call, each timer callback, each console chunk,
-//!   each `dc.spawn` function. A coroutine that waits becomes a [`LuaJob`].
+//!   each `dc.spawn` function. A coroutine that waits becomes a `LuaJob`.
 //! - Handler calls and timer callbacks run on *reused* coroutines (the
 //!   prelude's runner): dispatching an event to a handler that does not wait
 //!   costs one resume and no job; a handler that waits keeps its coroutine,
 //!   which becomes a job and returns to its script's idle list when the call
 //!   completes.
-//! - Events are queued and delivered by one [`Dispatcher`] job, never from
+//! - Events are queued and delivered by one `Dispatcher` job, never from
 //!   inside the API call that produced them (no re-entrancy): a hub job or
 //!   `dc.emit` queues, the dispatcher delivers on its next poll, in batches.
 //!
@@ -26,7 +26,7 @@
 //!   runs synchronously, or its `LuaJob` once it has waited.
 //! - The time budget counts from each resume; a coroutine that runs past it
 //!   fails with an error naming its script. No instruction hook is set
-//!   normally: the [`watchdog`](super::watchdog) arms one only then, or on
+//!   normally: the `watchdog` arms one only then, or on
 //!   Ctrl-C.
 
 use std::cell::{Cell, RefCell};

@@ -218,7 +218,7 @@ pub(crate) fn on_config(host: &LuaHost, apply: ConfigApplier) {
 }
 
 /// Applies a configuration: our identity (announced again where it
-/// changed), and what [`on_config`] added.
+/// changed), and what `on_config` added.
 pub fn apply_config(host: &LuaHost, config: &Config) {
     // The share's figures stay: a configuration does not describe them.
     let hubs = hubs(host);

@@ -5,7 +5,7 @@
 //! owns no share state of its own except the scripts' answer filters, and it
 //! must not touch the index, the store or the disk (the service does).
 //!
-//! - Per Lua state, [`register`] adds `native.share_*` primitives, and the
+//! - Per Lua state, `register` adds `native.share_*` primitives, and the
 //!   extension chunk [`LUA`] builds `dc.share` and `dc.tth` on them (waiting
 //!   ones on `native.await`).
 //! - Once per host, [`install`] connects the host to the service: the

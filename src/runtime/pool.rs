@@ -105,7 +105,7 @@ pub trait Job: 'static {
 /// A job made of a closure, handy for small tasks and tests.
 ///
 /// The closure is called on every poll; `stop` sets a flag the closure can
-/// read through [`FnJob::stopped`]-style logic of its own, so this type simply
+/// read through `stopped`-style logic of its own, so this type simply
 /// finishes at the next poll after `stop`.
 pub struct FnJob<F> {
     name: &'static str,

@@ -4,8 +4,8 @@
 //!
 //! It owns *when* things happen (passes, batches, list writes, events) and
 //! composes [`scan`](super::scan), [`hasher`](super::hasher),
-//! [`store`](super::store), [`index`](super::index) and
-//! [`filelist`](super::filelist), which own *how*. It must never block the
+//! `store`, `index` and
+//! `filelist`, which own *how*. It must never block the
 //! worker thread on disk or on heavy CPU work, and it knows nothing of Lua or
 //! of the protocols: the Lua side (`lua::share_api`) subscribes to its
 //! [`ShareEvent`]s and installs the answer filter; hub sessions call

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | [`hub`] | a scripted NMDC or ADC hub: the wire both ways, records, transcript | know Lua |
 //! | [`lua`] | `dctest` and `expect` in a test file's state; waits of one test | run the pool |
-//! | [`run`] | discovery, a fresh client per test, settling, the clock, the report | know a protocol |
+//! | [`run`](mod@run) | discovery, a fresh client per test, settling, the clock, the report | know a protocol |
 //!
 //! The client under test is the real one, built by the composition root
 //! ([`crate::client::Client::start`]) and connected over loopback TCP to the

@@ -452,3 +452,32 @@ fn details(o: &Outcome) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_finds_test_files_in_folders_and_takes_named_files() {
+        let dir = std::env::temp_dir().join(format!("dclua-discover-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub/.hidden")).unwrap();
+        for f in ["a_test.lua", "b.lua", "sub/c_test.lua", "sub/.hidden/d_test.lua", "plain.lua"] {
+            std::fs::write(dir.join(f), "").unwrap();
+        }
+        let found = discover(&[dir.clone(), dir.join("plain.lua")]).unwrap();
+        let names: Vec<String> =
+            found.iter().map(|p| p.strip_prefix(&dir).unwrap().display().to_string()).collect();
+        assert_eq!(names, ["a_test.lua", "plain.lua", "sub/c_test.lua"]);
+        assert!(discover(&[dir.join("missing")]).unwrap_err().contains("no such file or folder"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_lua_error_is_reported_without_mlua_prefix_or_traceback_unless_verbose() {
+        let e = "runtime error: t.lua:3: expected 1\nstack traceback:\n\t[C]: in ?";
+        assert_eq!(tidy_error(e, false), "t.lua:3: expected 1");
+        assert_eq!(tidy_error(e, true), "t.lua:3: expected 1\nstack traceback:\n\t[C]: in ?");
+        assert_eq!(tidy_error("plain", false), "plain");
+    }
+}

@@ -9,7 +9,7 @@
 //! ([`piece_roots`]). Batches come back in any order and from any thread; a
 //! [`BlockAssembler`] gathers the roots of each block's pieces and, when a
 //! block has all of them, folds them into the block's root
-//! ([`fold_level`](crate::proto::tth::fold_level): the roots of aligned
+//! (`proto::tth::fold_level`: the roots of aligned
 //! pieces are the tree's nodes at the pieces' level) and compares it with
 //! its leaf. So two helpers can hash two halves of one block at once, and
 //! nothing holds a whole block in memory.
