@@ -125,9 +125,4 @@ impl Reactor {
         turn.polled = self.pool.run_pass(now);
         Ok(turn)
     }
-
-    /// Asks every job to stop, before a pass ([`JobPool::stop_all`]).
-    pub fn stop_all(&mut self) {
-        self.pool.stop_all();
-    }
 }

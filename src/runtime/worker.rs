@@ -124,7 +124,7 @@ fn run(reactor: &mut Reactor, config: &WorkerConfig) -> io::Result<()> {
         }
         if let Some(d) = deadline {
             // Every turn: also catches jobs spawned after the shutdown request.
-            reactor.stop_all();
+            reactor.pool().stop_all();
             if reactor.pool().is_empty() {
                 return Ok(());
             }

@@ -240,7 +240,7 @@ impl Bench {
         self.host.shutdown();
         Client::stop();
         drop(self.client);
-        self.reactor.stop_all();
+        self.reactor.pool().stop_all();
         for _ in 0..10_000 {
             if self.reactor.pool().is_empty() {
                 break;
@@ -248,7 +248,7 @@ impl Bench {
             if self.reactor.turn(Some(Duration::ZERO)).is_err() {
                 break;
             }
-            self.reactor.stop_all();
+            self.reactor.pool().stop_all();
         }
         self.reactor.pool().abort_all();
         let _ = std::fs::remove_dir_all(&self.data);
