@@ -7,9 +7,10 @@
 ---@class dctest
 dctest = {}
 
----Starts a scripted hub and returns once the client is online on it.
+---Starts a scripted hub and returns once the client is online on it (with
+---`stall`, a hub that never answers, at once).
 ---@async
----@param opts? {protocol?: "nmdc"|"adc", name?: string, nick?: string, description?: string, users?: (dctest.UserSpec|string)[]}
+---@param opts? {protocol?: "nmdc"|"adc", name?: string, nick?: string, description?: string, users?: (dctest.UserSpec|string)[], stall?: boolean}
 ---@return dctest.Hub
 function dctest.hub(opts) end
 
@@ -47,7 +48,7 @@ function dctest.repr(v) end
 ---@field op? boolean an operator
 
 ---@class dctest.Sent
----@field kind "chat"|"pm"|"search"|"info"|"raw"
+---@field kind "chat"|"pm"|"search"|"info"|"keepalive"|"raw"
 ---@field to? string the recipient of a PM
 ---@field text string the message, the search's words (or TTH:...), or the line
 ---@field me boolean an action (/me)
@@ -79,7 +80,7 @@ function Hub:send_raw(line) end
 function Hub:search_result(r) end
 
 ---What the client sent, oldest first; `kind` filters.
----@param kind? "chat"|"pm"|"search"|"info"|"raw"
+---@param kind? "chat"|"pm"|"search"|"info"|"keepalive"|"raw"
 ---@return dctest.Sent[]
 function Hub:sent(kind) end
 

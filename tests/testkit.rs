@@ -51,13 +51,14 @@ fn the_example_bots_pass_their_kit_tests_on_both_protocols() -> Result<()> {
 }
 
 /// The kit's own features (users at login, PMs both ways, searches and
-/// results, reconnects and `os.time` on the virtual clock, the bot's
-/// sandbox, matchers), on both protocols: `tests/kit/kit_test.lua`.
+/// results; reconnects, keep-alives, the login timeout and `os.time` on
+/// the virtual clock; the bot's sandbox, matchers), on both protocols:
+/// `tests/kit/kit_test.lua`.
 #[test]
 fn the_kits_own_tests_pass() -> Result<()> {
     let (out, text) = dclua_test(root(), &["tests/kit"])?;
     ensure!(out.status.success(), "{text}");
-    ensure!(text.contains("15 passed; 0 failed"), "{text}");
+    ensure!(text.contains("19 passed; 0 failed"), "{text}");
     Ok(())
 }
 

@@ -205,17 +205,20 @@ local function user_spec(fname, spec)
   return spec
 end
 
---- A scripted hub with the client logged in to it.
+--- A scripted hub with the client logged in to it (with `stall = true`,
+--- one that accepts the client and never answers: it returns at once).
 function dctest.hub(opts)
-  opts = check_opts("dctest.hub", opts, { protocol = true, name = true, nick = true, users = true, description = true })
+  opts = check_opts("dctest.hub", opts,
+    { protocol = true, name = true, nick = true, users = true, description = true, stall = true })
   local protocol = opts.protocol or "nmdc"
-  local idx, url = N.hub_start(protocol, opts.name or "dctest")
+  local idx, url = N.hub_start(protocol, opts.name or "dctest", opts.stall == true)
   local h = setmetatable({ idx = idx, url = url, protocol = protocol }, Hub)
   for _, spec in ipairs(opts.users or {}) do
     spec = user_spec("dctest.hub", spec)
     N.join(idx, spec.nick, spec.description or "", spec.email or "", spec.share or 0, spec.op == true)
   end
   h.dc = dc.connect(url, { nick = opts.nick, description = opts.description })
+  if opts.stall then return h end -- it never logs the client in
   -- Online as the client sees it: logged in and the initial user list in
   -- (on NMDC that takes a short quiet window, which the clock jumps over).
   local id = h.dc.id
@@ -275,7 +278,7 @@ function Hub:search_result(r)
 end
 
 --- What the client sent, oldest first: tables {kind, to, text, me, raw,
---- at}; `kind` ("chat", "pm", "search", "info", "raw") filters.
+--- at}; `kind` ("chat", "pm", "search", "info", "keepalive", "raw") filters.
 function Hub:sent(kind)
   local out = {}
   for _, r in ipairs(N.records(self.idx)) do
@@ -299,7 +302,7 @@ function Hub:transcript() return N.transcript(self.idx) end
 local function describe_sent(h)
   local lines = {}
   for _, r in ipairs(N.records(h.idx)) do
-    if r.kind ~= "info" then
+    if r.kind ~= "info" and r.kind ~= "keepalive" then
       lines[#lines + 1] = fmt("    %s%s %s%s", r.kind, r.to and (" to " .. r.to) or "", repr(r.text),
         r.taken and " (matched before)" or "")
     end

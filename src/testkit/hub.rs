@@ -61,8 +61,8 @@ impl Protocol {
 /// One thing the client sent to the hub, parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sent {
-    /// `chat`, `pm`, `search`, `info` (the client's own user info) or `raw`
-    /// (anything else after login).
+    /// `chat`, `pm`, `search`, `info` (the client's own user info),
+    /// `keepalive` (an empty line) or `raw` (anything else).
     pub kind: &'static str,
     /// The recipient's nick, for a PM.
     pub to: Option<String>,
@@ -137,6 +137,8 @@ struct State {
     connections: usize,
     /// The test asked to drop the client's connection.
     drop_client: bool,
+    /// Accept connections but never answer (a hub that hangs at login).
+    stall: bool,
     /// Called after each new record (the `dctest` bindings wake waiters).
     on_record: Option<Rc<dyn Fn()>>,
 }
@@ -195,7 +197,7 @@ impl State {
 
     fn greet(&mut self) {
         self.client = ClientSide::default();
-        if self.protocol == Protocol::Nmdc {
+        if self.protocol == Protocol::Nmdc && !self.stall {
             self.send_line(b"$Lock EXTENDEDPROTOCOL_dctest Pk=dcluatest");
             let name = format!("$HubName {}", self.name);
             self.send_line(name.as_bytes());
@@ -269,9 +271,14 @@ impl State {
 
     fn heard(&mut self, frame: &[u8]) {
         if frame.is_empty() {
-            return; // a keep-alive
+            self.log(Dir::FromClient, b"(keep-alive)");
+            self.record("keepalive", None, String::new(), false, frame);
+            return;
         }
         self.log(Dir::FromClient, frame);
+        if self.stall {
+            return; // never answers: the client's login timeout runs
+        }
         match self.protocol {
             Protocol::Nmdc => self.nmdc_frame(frame),
             Protocol::Adc => self.adc_frame(frame),
@@ -431,6 +438,7 @@ impl ScriptedHub {
             last_token: None,
             connections: 0,
             drop_client: false,
+            stall: false,
             on_record: None,
         }));
         let mut err = None;
@@ -483,6 +491,12 @@ impl ScriptedHub {
     /// Client connections accepted so far.
     pub fn connections(&self) -> usize {
         self.state.borrow().connections
+    }
+
+    /// From now on, accepts connections but never answers (a hub that
+    /// hangs at login; the client's login timeout runs).
+    pub fn stall(&self) {
+        self.state.borrow_mut().stall = true;
     }
 
     /// Calls `f` after each new record.

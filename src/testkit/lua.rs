@@ -173,7 +173,7 @@ impl Kit {
         let weak = host.downgrade();
         n.set(
             "hub_start",
-            lua.create_function(move |_, (protocol, name): (String, String)| {
+            lua.create_function(move |_, (protocol, name, stall): (String, String, bool)| {
                 let kit = g()?;
                 let p = Protocol::from_name(&protocol).ok_or_else(|| {
                     mlua::Error::runtime(format!(
@@ -182,6 +182,9 @@ impl Kit {
                 })?;
                 let hub = ScriptedHub::start(&kit.rt, p, &name)
                     .map_err(|e| mlua::Error::runtime(format!("dctest.hub: starting: {e}")))?;
+                if stall {
+                    hub.stall();
+                }
                 let url = hub.url();
                 let idx = {
                     let mut hubs = kit.hubs.borrow_mut();

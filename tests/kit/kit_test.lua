@@ -68,6 +68,26 @@ for _, protocol in ipairs({ "nmdc", "adc" }) do
     expect(dctest.now() - t).to_be_at_most(120)
   end)
 
+  test("keep_alives_go_out_when_the_line_is_idle", function()
+    local hub = dctest.hub{ protocol = protocol }
+    expect(#hub:sent("keepalive")).to_equal(0)
+    dctest.advance(600)
+    -- One after each two idle minutes (checked every 30 s).
+    local n = #hub:sent("keepalive")
+    expect(n).to_be_at_least(3)
+    expect(n).to_be_at_most(5)
+  end)
+
+  test("a_hub_that_never_answers_times_the_login_out", function()
+    local hub = dctest.hub{ protocol = protocol, stall = true }
+    local t = dctest.now()
+    local e = dc.wait("hub_disconnected", { timeout = 600 })
+    expect(e).to_be_truthy()
+    expect(e.reason).to_match("not logged in after 60 s")
+    expect(dctest.now() - t).to_equal(60)
+    expect(hub:connections()).to_equal(1)
+  end)
+
   test("os_time_follows_the_virtual_clock", function()
     local t0 = os.time()
     dctest.advance(7200)
