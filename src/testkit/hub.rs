@@ -837,7 +837,9 @@ impl Job for HubJob {
         }
         let out = std::mem::take(&mut self.state.borrow_mut().out);
         if !out.is_empty() && !closed {
-            if let Err(e) = conn.send(out).and_then(|()| conn.flush().map(|_| ())) {
+            // `send` writes what the socket takes now; the rest waits for
+            // writability, which wakes this job.
+            if let Err(e) = conn.send(out) {
                 log::debug!(target: "dctest", "scripted hub: writing to the client: {e}");
             }
         }
