@@ -33,6 +33,6 @@ dc.on("chat", function(e)
   if may_answer(os.time()) then
     e.hub:say(("pong, %s"):format(e.nick))
   else
-    dc.log(("pinger: not answering %s (%d answers in %d s)"):format(e.nick, LIMIT, WINDOW))
+    dc.log.info(("pinger: not answering %s (%d answers in %d s)"):format(e.nick, LIMIT, WINDOW))
   end
 end)

@@ -84,6 +84,16 @@ function test_never_answered()
   hub:expect_chat("^pong", {{ timeout = 30 }})
 end
 
+function test_a_bot_that_raises()
+  local hub = dctest.hub{{ protocol = "nmdc" }}
+  local f = assert(io.open(dc.data_dir() .. "/buggy.lua", "w"))
+  f:write('dc.on("chat", function(e) if e.text == "boom" then local x = nil; return x.field end end)')
+  f:close()
+  dctest.load(dc.data_dir() .. "/buggy.lua")
+  hub:join{{ nick = "dave" }}:say("boom")
+  dctest.advance(1)
+end
+
 function test_passes()
   expect({{ 1, {{ a = "x" }} }}).to_equal({{ 1, {{ a = "x" }} }})
 end
@@ -108,11 +118,17 @@ end
     ensure!(text.contains("hub >> BMSG AAAD ping"), "{text}");
     ensure!(text.contains("hub << BMSG AAAC pong,\\\\salice"), "{text}");
     ensure!(text.contains("hub >> <carol> !pong"), "{text}");
-    ensure!(text.contains("test result: FAILED. 1 passed; 2 failed"), "{text}");
+    // An error a bot raises in a handler fails the test that provoked it.
+    ensure!(
+        text.contains("a script raised an error during the test:\n  script buggy: error in handler for 'chat': ")
+            && text.contains("buggy.lua:1: attempt to index a nil value (local 'x')"),
+        "{text}"
+    );
+    ensure!(text.contains("test result: FAILED. 1 passed; 3 failed"), "{text}");
     // A filter runs only what it names.
     let (out, text) = dclua_test(dir.path(), &["--filter", "passes", "wrong_test.lua"])?;
     ensure!(out.status.success(), "{text}");
-    ensure!(text.contains("1 passed; 0 failed; 2 filtered out"), "{text}");
+    ensure!(text.contains("1 passed; 0 failed; 3 filtered out"), "{text}");
     Ok(())
 }
 

@@ -24,12 +24,13 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::lua::Kit;
 use crate::client::{Client, ClientOptions};
 use crate::hub::Identity;
+use crate::logging;
 use crate::lua::{HostHooks, HostOptions, LuaHost, ScriptId};
 use crate::runtime::helpers::HelperPool;
 use crate::runtime::{Clock, Reactor, VirtualClock};
@@ -116,10 +117,50 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// One test's result.
+#[derive(Default)]
 struct Outcome {
     error: Option<String>,
     output: String,
     transcripts: Vec<(String, String)>,
+    /// The log lines (warnings and errors) written during the test.
+    log: Vec<String>,
+}
+
+/// The log lines written while tests run, taken per test: they belong in
+/// that test's report, not between the report's lines.
+#[derive(Clone, Default)]
+struct LogTap {
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl LogTap {
+    /// Routes the log here until [`LogTap::release`].
+    fn install(&self) {
+        let lines = Arc::clone(&self.lines);
+        logging::set_sink(Some(Box::new(move |line| {
+            lines.lock().unwrap_or_else(|p| p.into_inner()).push(line.to_string());
+        })));
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.lines.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Gives the log back to standard error, with what was left untaken.
+    fn release(&self) {
+        logging::set_sink(None);
+        for line in self.take() {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// Whether a log line (as [`logging::format_at`] writes it) is an error a
+/// script raised: a handler, timer or coroutine that failed. Such an error
+/// fails the test, as an uncaught exception would.
+fn is_script_error(line: &str) -> bool {
+    let mut fields = line.split_whitespace().skip(1);
+    fields.next() == Some("ERROR") && fields.next() == Some("lua:")
 }
 
 /// A client on a virtual clock, run by this thread.
@@ -291,6 +332,7 @@ fn test_names(host: &LuaHost, id: ScriptId) -> Result<Vec<String>, String> {
 }
 
 fn run_one(
+    tap: &LogTap,
     helpers: &Arc<HelperPool>,
     n: usize,
     file: &Path,
@@ -299,9 +341,7 @@ fn run_one(
 ) -> Outcome {
     let mut bench = match Bench::new(helpers, n) {
         Ok(b) => b,
-        Err(e) => {
-            return Outcome { error: Some(e), output: String::new(), transcripts: Vec::new() }
-        }
+        Err(e) => return Outcome { error: Some(e), log: tap.take(), ..Outcome::default() },
     };
     let base = file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let kit = Kit::new(&bench.host, &base);
@@ -329,14 +369,48 @@ fn run_one(
         .collect();
     let output = bench.output.borrow().clone();
     bench.finish();
-    let error = result.err().map(|e| tidy_error(&e, opts.verbose));
-    Outcome { error, output, transcripts }
+    let log = tap.take();
+    let mut error = result.err().map(|e| tidy_error(&e, opts.verbose));
+    if error.is_none() {
+        let raised: Vec<String> = log
+            .iter()
+            .filter(|l| is_script_error(l))
+            .map(|l| {
+                let m = l.split_once(" lua: ").map_or(l.as_str(), |(_, m)| m);
+                // The log line shows newlines as `\n`: the traceback is in
+                // the log section below.
+                let m = m.split("\\nstack traceback:").next().unwrap_or(m);
+                m.replacen("runtime error: ", "", 1)
+            })
+            .collect();
+        if !raised.is_empty() {
+            error = Some(format!(
+                "a script raised an error during the test:\n  {}",
+                raised.join("\n  ")
+            ));
+        }
+    }
+    Outcome { error, output, transcripts, log }
 }
 
 /// Runs the tests and prints the report on `out`.
 pub fn run(opts: &RunOptions, out: &mut dyn std::io::Write) -> Result<Summary, String> {
     let files = discover(&opts.paths)?;
     let helpers = Arc::new(HelperPool::new(2));
+    let tap = LogTap::default();
+    tap.install();
+    let summary = run_files(opts, &files, &helpers, &tap, out);
+    tap.release();
+    Ok(summary)
+}
+
+fn run_files(
+    opts: &RunOptions,
+    files: &[PathBuf],
+    helpers: &Arc<HelperPool>,
+    tap: &LogTap,
+    out: &mut dyn std::io::Write,
+) -> Summary {
     let started = Instant::now();
     let mut summary = Summary::default();
     let mut failures: Vec<(String, Outcome)> = Vec::new();
@@ -345,11 +419,11 @@ pub fn run(opts: &RunOptions, out: &mut dyn std::io::Write) -> Result<Summary, S
         let _ = out.write_all(s.as_bytes());
         let _ = out.flush();
     };
-    for file in &files {
+    for file in files {
         let shown = file.display().to_string();
         // Discovery: the file's main chunk in a client of its own.
         n += 1;
-        let names = match Bench::new(&helpers, n) {
+        let names = match Bench::new(helpers, n) {
             Ok(mut bench) => {
                 let base = file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
                 let kit = Kit::new(&bench.host, &base);
@@ -357,6 +431,10 @@ pub fn run(opts: &RunOptions, out: &mut dyn std::io::Write) -> Result<Summary, S
                     load_test_file(&mut bench, &kit, file, (opts.virtual_limit, opts.real_limit))
                         .and_then(|id| test_names(&bench.host, id));
                 bench.finish();
+                // A file that loads is reported by its tests.
+                if r.is_ok() {
+                    tap.take();
+                }
                 r
             }
             Err(e) => Err(e),
@@ -368,7 +446,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn std::io::Write) -> Result<Summary, S
                 summary.failed += 1;
                 failures.push((
                     shown.clone(),
-                    Outcome { error: Some(e), output: String::new(), transcripts: Vec::new() },
+                    Outcome { error: Some(e), log: tap.take(), ..Outcome::default() },
                 ));
                 continue;
             }
@@ -381,7 +459,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn std::io::Write) -> Result<Summary, S
             }
             n += 1;
             let t = Instant::now();
-            let outcome = run_one(&helpers, n, file, &name, opts);
+            let outcome = run_one(tap, helpers, n, file, &name, opts);
             let took = t.elapsed();
             match &outcome.error {
                 None => {
@@ -424,7 +502,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn std::io::Write) -> Result<Summary, S
             started.elapsed().as_secs_f64()
         ),
     );
-    Ok(summary)
+    summary
 }
 
 /// A Lua error as a test report shows it: without mlua's "runtime error: "
@@ -443,6 +521,12 @@ fn details(o: &Outcome) -> String {
     if !o.output.is_empty() {
         s.push_str("output:\n");
         for line in o.output.lines() {
+            let _ = writeln!(s, "  {line}");
+        }
+    }
+    if !o.log.is_empty() {
+        s.push_str("log:\n");
+        for line in &o.log {
             let _ = writeln!(s, "  {line}");
         }
     }
@@ -471,6 +555,16 @@ mod tests {
         assert_eq!(names, ["a_test.lua", "plain.lua", "sub/c_test.lua"]);
         assert!(discover(&[dir.join("missing")]).unwrap_err().contains("no such file or folder"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_errors_of_the_lua_target_are_a_scripts() {
+        let line = |level, target| {
+            logging::format_at(Duration::from_secs(1), level, target, "script x: error in y: z")
+        };
+        assert!(is_script_error(&line(log::Level::Error, "lua")));
+        assert!(!is_script_error(&line(log::Level::Warn, "lua")));
+        assert!(!is_script_error(&line(log::Level::Error, "hub")));
     }
 
     #[test]
