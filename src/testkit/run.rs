@@ -163,8 +163,8 @@ fn is_script_error(line: &str) -> bool {
     fields.next() == Some("ERROR") && fields.next() == Some("lua:")
 }
 
-/// A client on a virtual clock, run by this thread.
-struct Bench {
+/// One test's client on a virtual clock, run by this thread.
+struct TestClient {
     reactor: Reactor,
     clock: VirtualClock,
     client: Client,
@@ -173,8 +173,8 @@ struct Bench {
     output: Rc<std::cell::RefCell<String>>,
 }
 
-impl Bench {
-    fn new(helpers: &Arc<HelperPool>, n: usize) -> Result<Bench, String> {
+impl TestClient {
+    fn new(helpers: &Arc<HelperPool>, n: usize) -> Result<TestClient, String> {
         let clock = VirtualClock::new();
         let mut reactor = Reactor::new(Clock::Virtual(clock.clone()), Arc::clone(helpers), 256)
             .map_err(|e| format!("starting a test client's event loop: {e}"))?;
@@ -204,7 +204,7 @@ impl Bench {
             })),
             ..HostHooks::default()
         });
-        Ok(Bench { reactor, clock, client, host, data, output })
+        Ok(TestClient { reactor, clock, client, host, data, output })
     }
 
     /// Turns until the client is settled (see the module docs).
@@ -248,6 +248,9 @@ impl Bench {
         let started = Instant::now();
         let virtual_start = self.clock.now();
         loop {
+            if started.elapsed() > real_limit {
+                return Err(format!("the test ran for more than {real_limit:?} of real time"));
+            }
             self.settle()?;
             if done(&self.host) {
                 return Ok(());
@@ -258,9 +261,6 @@ impl Bench {
                     self.host.complete(job, Ok(vec![crate::lua::Value::Bool(true)]));
                 }
                 continue;
-            }
-            if started.elapsed() > real_limit {
-                return Err(format!("the test ran for more than {real_limit:?} of real time"));
             }
             let Some(next) = self.reactor.pool().next_deadline() else {
                 return Err("the test waits for something that cannot happen: nothing is in \
@@ -298,15 +298,15 @@ impl Bench {
 
 /// Loads `file` as a trusted script with `dctest`, and runs its main chunk.
 fn load_test_file(
-    bench: &mut Bench,
+    tc: &mut TestClient,
     kit: &Rc<Kit>,
     file: &Path,
     limits: (Duration, Duration),
 ) -> Result<ScriptId, String> {
-    let id = bench.host.load_file(file, true, &[])?;
-    kit.install(&bench.host, id)?;
-    bench.drive(kit, limits, |host| host.script(id).is_none_or(|s| s.main_done()))?;
-    let script = bench.host.script(id).ok_or("the test file was unloaded")?;
+    let id = tc.host.load_file(file, true, &[])?;
+    kit.install(&tc.host, id)?;
+    tc.drive(kit, limits, |host| host.script(id).is_none_or(|s| s.main_done()))?;
+    let script = tc.host.script(id).ok_or("the test file was unloaded")?;
     if let Some(e) = script.main_error() {
         return Err(e);
     }
@@ -339,26 +339,25 @@ fn run_one(
     name: &str,
     opts: &RunOptions,
 ) -> Outcome {
-    let mut bench = match Bench::new(helpers, n) {
-        Ok(b) => b,
+    let mut tc = match TestClient::new(helpers, n) {
+        Ok(tc) => tc,
         Err(e) => return Outcome { error: Some(e), log: tap.take(), ..Outcome::default() },
     };
     let base = file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let kit = Kit::new(&bench.host, &base);
+    let kit = Kit::new(&tc.host, &base);
     let limits = (opts.virtual_limit, opts.real_limit);
     let result = (|| -> Result<(), String> {
-        let id = load_test_file(&mut bench, &kit, file, limits)?;
+        let id = load_test_file(&mut tc, &kit, file, limits)?;
         let func: mlua::Function = {
-            let script = bench.host.script(id).ok_or("the test file was unloaded")?;
+            let script = tc.host.script(id).ok_or("the test file was unloaded")?;
             script.lua().globals().get(name).map_err(|e| format!("{name}: {e}"))?
         };
         let outcome: Rc<std::cell::RefCell<Option<Result<(), String>>>> = Rc::default();
         let slot = outcome.clone();
-        bench
-            .host
+        tc.host
             .spawn_test(id, func, move |r| *slot.borrow_mut() = Some(r.map(drop)))
             .map_err(|e| format!("starting {name}: {e}"))?;
-        bench.drive(&kit, limits, |_| outcome.borrow().is_some())?;
+        tc.drive(&kit, limits, |_| outcome.borrow().is_some())?;
         let result = outcome.borrow_mut().take();
         result.unwrap_or_else(|| Err("the test ended without an outcome".into()))
     })();
@@ -367,8 +366,8 @@ fn run_one(
         .iter()
         .map(|h| (format!("{} hub {}", h.protocol().name(), h.url()), h.transcript()))
         .collect();
-    let output = bench.output.borrow().clone();
-    bench.finish();
+    let output = tc.output.borrow().clone();
+    tc.finish();
     let log = tap.take();
     let mut error = result.err().map(|e| tidy_error(&e, opts.verbose));
     if error.is_none() {
@@ -423,14 +422,13 @@ fn run_files(
         let shown = file.display().to_string();
         // Discovery: the file's main chunk in a client of its own.
         n += 1;
-        let names = match Bench::new(helpers, n) {
-            Ok(mut bench) => {
+        let names = match TestClient::new(helpers, n) {
+            Ok(mut tc) => {
                 let base = file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-                let kit = Kit::new(&bench.host, &base);
-                let r =
-                    load_test_file(&mut bench, &kit, file, (opts.virtual_limit, opts.real_limit))
-                        .and_then(|id| test_names(&bench.host, id));
-                bench.finish();
+                let kit = Kit::new(&tc.host, &base);
+                let r = load_test_file(&mut tc, &kit, file, (opts.virtual_limit, opts.real_limit))
+                    .and_then(|id| test_names(&tc.host, id));
+                tc.finish();
                 // A file that loads is reported by its tests.
                 if r.is_ok() {
                     tap.take();
