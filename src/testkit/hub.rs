@@ -22,6 +22,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::hub::Protocol;
 use crate::net::{Connection, Framing, Listener};
 use crate::proto::adc::{self, CommandName, Header, Sid};
 use crate::proto::nmdc::{self, Chat, PrivateMessage};
@@ -29,34 +30,6 @@ use crate::runtime::{Context, Job, JobId, Runtime, Step};
 
 /// The longest line the scripted hub reads from the client.
 const MAX_FRAME: usize = 64 * 1024;
-
-/// The hub's protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// NMDC (`dchub://`).
-    Nmdc,
-    /// ADC (`adc://`).
-    Adc,
-}
-
-impl Protocol {
-    /// `"nmdc"` or `"adc"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Nmdc => "nmdc",
-            Protocol::Adc => "adc",
-        }
-    }
-
-    /// The protocol named `name` (`nmdc` or `adc`).
-    pub fn from_name(name: &str) -> Option<Protocol> {
-        match name {
-            "nmdc" => Some(Protocol::Nmdc),
-            "adc" => Some(Protocol::Adc),
-            _ => None,
-        }
-    }
-}
 
 /// One thing the client sent to the hub, parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -478,11 +451,6 @@ impl ScriptedHub {
         self.state.borrow().protocol
     }
 
-    /// Whether the client is logged in: its user list was sent.
-    pub fn client_listed(&self) -> bool {
-        self.state.borrow().client.listed
-    }
-
     /// The client's nick, once it gave one.
     pub fn client_nick(&self) -> Option<String> {
         self.state.borrow().client.nick.clone()
@@ -708,12 +676,6 @@ impl ScriptedHub {
         self.wake();
     }
 
-    /// Everything the client sent, of `kind` (every kind when `None`).
-    pub fn sent(&self, kind: Option<&str>) -> Vec<Sent> {
-        let s = self.state.borrow();
-        s.sent.iter().filter(|r| kind.is_none_or(|k| r.kind == k)).cloned().collect()
-    }
-
     /// Every record with whether an `expect_*` matched it already.
     pub fn records(&self) -> Vec<(Sent, bool)> {
         let s = self.state.borrow();
@@ -748,11 +710,6 @@ impl ScriptedHub {
     pub fn drop_client(&self) {
         self.state.borrow_mut().drop_client = true;
         self.wake();
-    }
-
-    /// Stops the hub (its connection closes).
-    pub fn stop(&self) {
-        self.state.borrow().rt.stop(self.job);
     }
 }
 
@@ -866,6 +823,6 @@ impl Job for HubJob {
     }
 
     fn name(&self) -> String {
-        format!("scripted {} hub", self.state.borrow().protocol.name())
+        format!("scripted {} hub", self.state.borrow().protocol.as_str())
     }
 }

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use mlua::{Lua, Table};
 
-use super::hub::{Protocol, ScriptedHub, UserSpec};
+use super::hub::{ScriptedHub, UserSpec};
+use crate::hub::Protocol;
 use crate::lua::{LuaHost, ScriptId, Value};
 use crate::runtime::{FnJob, JobId, Runtime, Step};
 
@@ -175,11 +176,15 @@ impl Kit {
             "hub_start",
             lua.create_function(move |_, (protocol, name, stall): (String, String, bool)| {
                 let kit = g()?;
-                let p = Protocol::from_name(&protocol).ok_or_else(|| {
-                    mlua::Error::runtime(format!(
-                        "dctest.hub: protocol \"nmdc\" or \"adc\", not {protocol:?}"
-                    ))
-                })?;
+                let p = match protocol.as_str() {
+                    "nmdc" => Protocol::Nmdc,
+                    "adc" => Protocol::Adc,
+                    _ => {
+                        return Err(mlua::Error::runtime(format!(
+                            "dctest.hub: protocol \"nmdc\" or \"adc\", not {protocol:?}"
+                        )))
+                    }
+                };
                 let hub = ScriptedHub::start(&kit.rt, p, &name)
                     .map_err(|e| mlua::Error::runtime(format!("dctest.hub: starting: {e}")))?;
                 if stall {
@@ -324,11 +329,6 @@ impl Kit {
         n.set(
             "client_nick",
             lua.create_function(move |_, idx: usize| Ok(g()?.hub(idx)?.client_nick()))?,
-        )?;
-        let g = get.clone();
-        n.set(
-            "listed",
-            lua.create_function(move |_, idx: usize| Ok(g()?.hub(idx)?.client_listed()))?,
         )?;
         let g = get.clone();
         let weak = host.downgrade();

@@ -21,5 +21,5 @@ pub mod hub;
 pub mod lua;
 pub mod run;
 
-pub use hub::{Protocol, ScriptedHub, Sent, UserSpec};
+pub use hub::{ScriptedHub, Sent, UserSpec};
 pub use run::{discover, run, RunOptions, Summary};

@@ -364,7 +364,7 @@ fn run_one(
     let transcripts = kit
         .hubs()
         .iter()
-        .map(|h| (format!("{} hub {}", h.protocol().name(), h.url()), h.transcript()))
+        .map(|h| (format!("{} hub {}", h.protocol().as_str(), h.url()), h.transcript()))
         .collect();
     let output = tc.output.borrow().clone();
     tc.finish();
