@@ -9,8 +9,9 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -1410,9 +1411,30 @@ fn the_tutorials_first_script_shows_chat_and_answers_ping() -> Result<()> {
            hub:say("ping")
            return expect_done("pong").text"#,
     );
+    // Dave may hear the hub's echo of the pong before the bot's own
+    // process prints it: read its output until then (<= 10 s), then stop it.
+    let mut reader = std::io::BufReader::new(child.stdout.take().context("the bot's stdout")?);
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if tx.send(std::mem::take(&mut line)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdout = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stdout.contains("<mybot> pong\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => stdout.push_str(&line),
+            Err(_) => break,
+        }
+    }
     child.kill()?;
     let out = child.wait_with_output()?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout.extend(rx.try_iter());
     let stderr = String::from_utf8_lossy(&out.stderr);
     ensure!(answer.as_ref().is_ok_and(|a| a == "pong"), "{answer:?}\n{stdout}\n{stderr}");
     ensure!(stdout.contains(&format!("connected to {url}, ")), "{stdout}\n{stderr}");
